@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit and integration tests against
+# a real PostgreSQL 15 server and SQLite files. Works on a fresh Debian
+# machine as root (CI) or as a normal user. See README "Tests".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "==> cargo fmt --check"
+cargo fmt --all --check
+
+echo "==> cargo clippy"
+cargo clippy --all-targets --workspace -- -D warnings
+
+echo "==> PostgreSQL"
+ECOMIND_TEST_DATABASE_URL="$(scripts/pg-up.sh)"
+export ECOMIND_TEST_DATABASE_URL
+export PATH="/usr/lib/postgresql/15/bin:$PATH"
+
+echo "==> tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast "$@"
+else
+    cargo test --workspace --no-fail-fast "$@"
+fi

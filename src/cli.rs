@@ -1,0 +1,121 @@
+//! The command line: clap derive types only, no database work.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::commands;
+
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success; check passed
+  1  a check found something (pending migrations under `migrate current --check`, drift, findings)
+  2  usage error
+  3  cannot reach or use the database (bad URL, refused, auth failed, missing database,
+     permission denied, read-only, TLS, connection lost)
+  4  refused precondition (not confirmed without --yes, lock wait timed out, unknown
+     Alembic revision, database not baselined)
+  5  internal error (a bug)";
+
+/// Operator CLI for the EcoMind API database.
+///
+/// Runs the API's schema migrations (mirroring its Alembic revisions) on PostgreSQL or
+/// SQLite, safely under concurrent pipelines and crashes.
+#[derive(Debug, Parser)]
+#[command(name = "ecomind-admin", version, about, long_about, after_long_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand accepts.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full],
+    /// or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then
+    /// sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL.
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<String>,
+
+    /// How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m).
+    #[arg(long, global = true, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+
+    /// Output format of the result on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// When to use colors on stderr and in tables (NO_COLOR is honoured).
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// Print only the result and errors: no notes or progress.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Log every SQL statement to stderr (-vv: also the driver's debug logs).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable tables.
+    Table,
+    /// One JSON document (stable, documented in the README).
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply, revert and inspect the schema migrations.
+    #[command(subcommand)]
+    Migrate(commands::migrate::MigrateCommand),
+
+    /// Print shell completions to stdout.
+    Completions(commands::completions::CompletionsArgs),
+}
+
+/// Parse a duration: `10s`, `500ms`, `2m`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} (expected e.g. 10s, 500ms, 2m)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_debug_assert() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("soon").is_err());
+    }
+}

@@ -1,0 +1,634 @@
+//! `migrate up | down | current | status`.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use crate::Outcome;
+use crate::cli::{GlobalArgs, parse_duration};
+use crate::config::DatabaseConfig;
+use crate::db::{self, Db};
+use crate::error::{Error, Result};
+use crate::migrations::{
+    self, Alembic, Direction, Drop, PlannedStep, RunOptions, State, Step, known,
+};
+use crate::output::{Output, Report, or_dash};
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Apply pending migrations (all, up to --to, or the next -n).
+    Up(UpArgs),
+    /// Revert applied migrations (destructive: asks, or needs --yes).
+    Down(DownArgs),
+    /// Show the current version (SeaORM and Alembic); --check exits 1 when migrations are pending.
+    Current(CurrentArgs),
+    /// List every migration with its Alembic revision, applied or pending, and when.
+    Status,
+}
+
+/// How long to wait for locks.
+#[derive(Debug, Clone, Args)]
+pub struct LockArgs {
+    /// How long to wait for another ecomind-admin's migration lock before giving up (exit 4).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub lock_wait: Duration,
+
+    /// lock_timeout for the migration's statements: a migration queued behind a long
+    /// transaction fails cleanly (exit 4, nothing changed) instead of blocking the table.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub ddl_lock_timeout: Duration,
+}
+
+impl LockArgs {
+    fn options(&self) -> RunOptions {
+        RunOptions {
+            lock_wait: self.lock_wait,
+            ddl_lock_timeout: self.ddl_lock_timeout,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Apply up to and including VERSION (migration name or Alembic revision, e.g. 001).
+    #[arg(long, value_name = "VERSION", value_parser = parse_version, conflicts_with = "steps")]
+    pub to: Option<usize>,
+
+    /// Apply only the next N pending migrations.
+    #[arg(short = 'n', long = "steps", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub steps: Option<u32>,
+
+    /// Print the SQL that would run (DDL and bookkeeping) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Revert the newest N applied migrations.
+    #[arg(short = 'n', long = "steps", value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..), conflicts_with_all = ["to", "all"])]
+    pub steps: u32,
+
+    /// Revert everything newer than VERSION (which stays applied).
+    #[arg(long, value_name = "VERSION", value_parser = parse_version, conflicts_with = "all")]
+    pub to: Option<usize>,
+
+    /// Revert every applied migration: drops all the API's tables and enum types.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Print the SQL that would run and what it would drop; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CurrentArgs {
+    /// Exit 1 when migrations are pending (for pipelines).
+    #[arg(long)]
+    pub check: bool,
+}
+
+fn parse_version(s: &str) -> std::result::Result<usize, String> {
+    migrations::resolve_version(s)
+}
+
+pub async fn run(cmd: &MigrateCommand, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
+    let config = DatabaseConfig::resolve(global.database_url.as_deref())?;
+    let db = db::connect(&config, global.connect_timeout, ui).await?;
+    let outcome = match cmd {
+        MigrateCommand::Up(args) => up(&db, args, ui).await,
+        MigrateCommand::Down(args) => down(&db, args, ui).await,
+        MigrateCommand::Current(args) => current(&db, args, ui).await,
+        MigrateCommand::Status => status(&db, ui).await,
+    };
+    db.conn.close().await.ok();
+    outcome
+}
+
+/// A version as reports show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionRef {
+    pub version: String,
+    pub alembic_revision: &'static str,
+}
+
+fn version_ref(index: Option<usize>) -> Option<VersionRef> {
+    index.map(|i| {
+        let k = &known()[i];
+        VersionRef {
+            version: k.version.clone(),
+            alembic_revision: k.alembic_revision,
+        }
+    })
+}
+
+// ---------------------------------------------------------------- up / down
+
+/// The result of `migrate up` and `migrate down`.
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub database: String,
+    pub direction: Direction,
+    pub dry_run: bool,
+    /// Steps taken (empty on a dry run).
+    pub steps: Vec<Step>,
+    /// Steps a dry run would take, with their SQL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Vec<PlannedStep>>,
+    /// What a revert drops (down only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drops: Vec<Drop>,
+    /// The version before the run.
+    pub from: Option<VersionRef>,
+    /// The version after the run (a dry run: the version it would reach).
+    pub to: Option<VersionRef>,
+    /// alembic_version after the run, when the database has that table.
+    pub alembic_version: Option<Alembic>,
+}
+
+impl Report for RunReport {
+    fn render(&self, out: &mut String, ui: &Output) {
+        let verb = match self.direction {
+            Direction::Up => "apply",
+            Direction::Down => "revert",
+        };
+        if let Some(plan) = &self.plan {
+            if plan.is_empty() {
+                let _ = writeln!(out, "-- dry run: nothing to {verb}");
+                return;
+            }
+            let _ = writeln!(out, "-- dry run on {}: nothing was changed", self.database);
+            for d in &self.drops {
+                let _ = writeln!(
+                    out,
+                    "-- drops {} {}{} (~{} rows)",
+                    d.kind,
+                    d.table
+                        .as_ref()
+                        .filter(|_| d.kind == "column")
+                        .map(|t| format!("{t}."))
+                        .unwrap_or_default(),
+                    d.name,
+                    or_dash(d.estimated_rows)
+                );
+            }
+            for step in plan {
+                let _ = writeln!(
+                    out,
+                    "\n-- {verb} {} (alembic {})",
+                    step.version, step.alembic_revision
+                );
+                for s in &step.sql {
+                    let _ = writeln!(out, "{s};");
+                }
+            }
+            return;
+        }
+        if self.steps.is_empty() {
+            let _ = writeln!(
+                out,
+                "Nothing to {verb}: the database is at {}.",
+                self.from
+                    .as_ref()
+                    .map(|v| format!("{} ({})", v.alembic_revision, v.version))
+                    .unwrap_or_else(|| "no version (empty)".into())
+            );
+            return;
+        }
+        let mut t = ui.table(&["migration", "alembic", "action", "time"]);
+        for s in &self.steps {
+            t.add_row(vec![
+                s.version.clone(),
+                s.alembic_revision.to_owned(),
+                match s.direction {
+                    Direction::Up => "applied".to_owned(),
+                    Direction::Down => "reverted".to_owned(),
+                },
+                format!("{} ms", s.duration_ms),
+            ]);
+        }
+        let _ = writeln!(out, "{t}");
+        let _ = writeln!(
+            out,
+            "Database {} is now at {}.",
+            self.database,
+            self.to
+                .as_ref()
+                .map(|v| format!("{} ({})", v.alembic_revision, v.version))
+                .unwrap_or_else(|| "no version (everything reverted)".into())
+        );
+    }
+}
+
+async fn up(db: &Db, args: &UpArgs, ui: &Output) -> Result<Outcome> {
+    let state = migrations::read_state(&db.conn).await?;
+    state.check_writable()?;
+    let pending = state.pending();
+    let last = known().len() - 1;
+    let target = match (args.to, args.steps) {
+        (Some(to), _) => to,
+        (None, Some(n)) => pending.get(n as usize - 1).copied().unwrap_or(last),
+        (None, None) => last,
+    };
+    let to_apply: Vec<usize> = pending.iter().copied().filter(|i| *i <= target).collect();
+    if let Some(to) = args.to
+        && state.is_applied(to)
+        && to_apply.is_empty()
+    {
+        ui.note(format!("{} is already applied", known()[to].version));
+    }
+    let from = version_ref(state.current());
+    if args.dry_run {
+        let plan = migrations::plan_sql(
+            db.backend,
+            &state,
+            Direction::Up,
+            &to_apply,
+            args.lock.options(),
+        )
+        .await?;
+        let reach = to_apply.last().copied().or(state.current());
+        return emit_run(
+            ui,
+            db,
+            Direction::Up,
+            Vec::new(),
+            Some(plan),
+            Vec::new(),
+            from,
+            version_ref(reach),
+            &state,
+        );
+    }
+    let steps = if to_apply.is_empty() {
+        Vec::new()
+    } else {
+        migrations::run_up(db, target, args.lock.options(), ui).await?
+    };
+    let after = migrations::read_state(&db.conn).await?;
+    emit_run(
+        ui,
+        db,
+        Direction::Up,
+        steps,
+        None,
+        Vec::new(),
+        from,
+        version_ref(after.current()),
+        &after,
+    )
+}
+
+async fn down(db: &Db, args: &DownArgs, ui: &Output) -> Result<Outcome> {
+    let state = migrations::read_state(&db.conn).await?;
+    state.check_writable()?;
+    let mut applied: Vec<usize> = state.applied.iter().map(|(i, _)| *i).collect();
+    applied.sort_unstable();
+    // `keep`: the newest migration that stays applied (None: revert everything).
+    let keep: Option<usize> = if args.all {
+        None
+    } else if let Some(to) = args.to {
+        if !state.is_applied(to) {
+            return Err(Error::refused(
+                format!(
+                    "{} is not applied, so the database cannot be reverted to it",
+                    known()[to].version
+                ),
+                "see `ecomind-admin migrate status`; use --all to revert everything",
+            ));
+        }
+        Some(to)
+    } else {
+        let n = args.steps as usize;
+        if n >= applied.len() {
+            None
+        } else {
+            Some(applied[applied.len() - n - 1])
+        }
+    };
+    let to_revert: Vec<usize> = applied
+        .iter()
+        .rev()
+        .copied()
+        .filter(|i| keep.is_none_or(|k| *i > k))
+        .collect();
+    let from = version_ref(state.current());
+    let reach = version_ref(keep);
+    let plan = migrations::plan_sql(
+        db.backend,
+        &state,
+        Direction::Down,
+        &to_revert,
+        args.lock.options(),
+    )
+    .await?;
+    let sql: Vec<String> = plan.iter().flat_map(|p| p.sql.clone()).collect();
+    let mut drops = migrations::drops_in(&sql);
+    if !drops.is_empty() {
+        migrations::estimate_rows(db, &mut drops).await?;
+    }
+    if args.dry_run {
+        return emit_run(
+            ui,
+            db,
+            Direction::Down,
+            Vec::new(),
+            Some(plan),
+            drops,
+            from,
+            reach,
+            &state,
+        );
+    }
+    if to_revert.is_empty() {
+        return emit_run(
+            ui,
+            db,
+            Direction::Down,
+            Vec::new(),
+            None,
+            Vec::new(),
+            from.clone(),
+            from,
+            &state,
+        );
+    }
+    confirm_down(db, args, ui, &to_revert, &drops)?;
+    let steps = migrations::run_down(db, keep, args.lock.options(), ui).await?;
+    let after = migrations::read_state(&db.conn).await?;
+    emit_run(
+        ui,
+        db,
+        Direction::Down,
+        steps,
+        None,
+        drops,
+        from,
+        version_ref(after.current()),
+        &after,
+    )
+}
+
+fn confirm_down(
+    db: &Db,
+    args: &DownArgs,
+    ui: &Output,
+    to_revert: &[usize],
+    drops: &[Drop],
+) -> Result<()> {
+    if args.yes {
+        return Ok(());
+    }
+    let names: Vec<String> = to_revert
+        .iter()
+        .map(|i| format!("{} ({})", known()[*i].alembic_revision, known()[*i].version))
+        .collect();
+    let mut summary = format!("revert {} on {}", names.join(", "), db.url);
+    if !ui.interactive() {
+        return Err(Error::refused(
+            format!("refusing to {summary} without confirmation"),
+            "this drops data; rerun with --yes to confirm, or --dry-run to see what it would do",
+        ));
+    }
+    let _ = write!(summary, "\nThis drops:");
+    for d in drops {
+        let what = match (d.kind, &d.table) {
+            ("column", Some(t)) => format!("column {t}.{}", d.name),
+            (kind, _) => format!("{kind} {}", d.name),
+        };
+        let rows = match d.kind {
+            "type" => String::new(),
+            _ => format!(" (~{} rows)", or_dash(d.estimated_rows)),
+        };
+        let _ = write!(summary, "\n  - {what}{rows}");
+    }
+    eprintln!("{summary}");
+    if ui.confirm("Revert these migrations?")? {
+        Ok(())
+    } else {
+        Err(Error::refused(
+            "not confirmed; nothing was changed",
+            "answer yes, or pass --yes",
+        ))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn emit_run(
+    ui: &Output,
+    db: &Db,
+    direction: Direction,
+    steps: Vec<Step>,
+    plan: Option<Vec<PlannedStep>>,
+    drops: Vec<Drop>,
+    from: Option<VersionRef>,
+    to: Option<VersionRef>,
+    state: &State,
+) -> Result<Outcome> {
+    ui.emit(&RunReport {
+        database: db.url.clone(),
+        direction,
+        dry_run: plan.is_some(),
+        steps,
+        plan,
+        drops,
+        from,
+        to,
+        alembic_version: (state.alembic != Alembic::Absent).then(|| state.alembic.clone()),
+    })?;
+    Ok(Outcome::Success)
+}
+
+// ---------------------------------------------------------------- current / status
+
+/// The result of `migrate current`.
+#[derive(Debug, Serialize)]
+pub struct CurrentReport {
+    pub database: String,
+    /// The newest migration recorded in seaql_migrations.
+    pub current: Option<VersionRef>,
+    /// alembic_version's state, when the database has that table.
+    pub alembic_version: Option<Alembic>,
+    /// Does alembic_version agree with seaql_migrations? (null without alembic_version)
+    pub alembic_in_step: Option<bool>,
+    pub latest: VersionRef,
+    pub pending: Vec<VersionRef>,
+    pub up_to_date: bool,
+}
+
+impl Report for CurrentReport {
+    fn render(&self, out: &mut String, _ui: &Output) {
+        let _ = writeln!(out, "database:  {}", self.database);
+        let _ = writeln!(
+            out,
+            "current:   {}",
+            self.current
+                .as_ref()
+                .map(|v| format!("{} ({})", v.alembic_revision, v.version))
+                .unwrap_or_else(|| "none (no migration recorded)".into())
+        );
+        if let Some(a) = &self.alembic_version {
+            let text = match a {
+                Alembic::Revision(r) => r.clone(),
+                Alembic::Empty => "table present, no revision".into(),
+                Alembic::Absent => "absent".into(),
+            };
+            let step = match self.alembic_in_step {
+                Some(false) => "  (disagrees with seaql_migrations)",
+                _ => "",
+            };
+            let _ = writeln!(out, "alembic:   {text}{step}");
+        }
+        let _ = writeln!(
+            out,
+            "latest:    {} ({})",
+            self.latest.alembic_revision, self.latest.version
+        );
+        if self.up_to_date {
+            let _ = writeln!(out, "status:    up to date");
+        } else {
+            let names: Vec<&str> = self.pending.iter().map(|p| p.version.as_str()).collect();
+            let _ = writeln!(
+                out,
+                "status:    {} pending: {}",
+                self.pending.len(),
+                names.join(", ")
+            );
+        }
+    }
+}
+
+async fn current(db: &Db, args: &CurrentArgs, ui: &Output) -> Result<Outcome> {
+    let state = migrations::read_state(&db.conn).await?;
+    note_state(&state, ui);
+    let pending: Vec<VersionRef> = state
+        .pending()
+        .into_iter()
+        .filter_map(|i| version_ref(Some(i)))
+        .collect();
+    let up_to_date = pending.is_empty();
+    let report = CurrentReport {
+        database: db.url.clone(),
+        current: version_ref(state.current()),
+        alembic_in_step: (state.alembic != Alembic::Absent)
+            .then(|| state.alembic.revision() == state.expected_alembic()),
+        alembic_version: (state.alembic != Alembic::Absent).then(|| state.alembic.clone()),
+        latest: version_ref(Some(known().len() - 1)).expect("at least one migration"),
+        pending,
+        up_to_date,
+    };
+    ui.emit(&report)?;
+    Ok(if args.check && !up_to_date {
+        Outcome::CheckFailed
+    } else {
+        Outcome::Success
+    })
+}
+
+fn note_state(state: &State, ui: &Output) {
+    if !state.unknown.is_empty() {
+        ui.warn(format!(
+            "seaql_migrations records migrations this build does not know: {}; upgrade ecomind-admin",
+            state.unknown.join(", ")
+        ));
+    }
+    if let Some(rev) = state.alembic_unknown() {
+        ui.warn(format!("alembic_version is at revision '{rev}', which this build does not know; upgrade ecomind-admin"));
+    } else if state.alembic != Alembic::Absent
+        && state.alembic.revision() != state.expected_alembic()
+    {
+        ui.warn("alembic_version and seaql_migrations disagree; see `migrate status`");
+    }
+}
+
+/// One row of `migrate status`.
+#[derive(Debug, Serialize)]
+pub struct StatusRow {
+    pub version: String,
+    pub alembic_revision: &'static str,
+    /// `applied` or `pending`.
+    pub status: &'static str,
+    /// ISO-8601 UTC, when applied.
+    pub applied_at: Option<String>,
+}
+
+/// The result of `migrate status`.
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    pub database: String,
+    pub migrations: Vec<StatusRow>,
+    pub alembic_version: Option<Alembic>,
+    /// Versions in seaql_migrations this build does not know.
+    pub unknown_applied: Vec<String>,
+}
+
+impl Report for StatusReport {
+    fn render(&self, out: &mut String, ui: &Output) {
+        let mut t = ui.table(&["migration", "alembic", "status", "applied at (UTC)"]);
+        for r in &self.migrations {
+            t.add_row(vec![
+                r.version.clone(),
+                r.alembic_revision.to_owned(),
+                r.status.to_owned(),
+                or_dash(r.applied_at.as_deref()),
+            ]);
+        }
+        for u in &self.unknown_applied {
+            t.add_row(vec![
+                u.clone(),
+                "?".into(),
+                "applied (unknown to this build)".into(),
+                "-".into(),
+            ]);
+        }
+        let _ = writeln!(out, "{t}");
+        if let Some(a) = &self.alembic_version {
+            let text = match a {
+                Alembic::Revision(r) => r.clone(),
+                Alembic::Empty => "table present, no revision".into(),
+                Alembic::Absent => "absent".into(),
+            };
+            let _ = writeln!(out, "alembic_version: {text}");
+        }
+    }
+}
+
+async fn status(db: &Db, ui: &Output) -> Result<Outcome> {
+    let state = migrations::read_state(&db.conn).await?;
+    note_state(&state, ui);
+    let migrations = known()
+        .into_iter()
+        .map(|k| {
+            let at = state.applied_at(k.index);
+            StatusRow {
+                status: if at.is_some() { "applied" } else { "pending" },
+                applied_at: at
+                    .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                    .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+                version: k.version,
+                alembic_revision: k.alembic_revision,
+            }
+        })
+        .collect();
+    ui.emit(&StatusReport {
+        database: db.url.clone(),
+        migrations,
+        alembic_version: (state.alembic != Alembic::Absent).then(|| state.alembic.clone()),
+        unknown_applied: state.unknown.clone(),
+    })?;
+    Ok(Outcome::Success)
+}

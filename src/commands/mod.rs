@@ -1,0 +1,4 @@
+//! One module per subcommand, each owning its `Args` and `run`.
+
+pub mod completions;
+pub mod migrate;

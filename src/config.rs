@@ -1,0 +1,300 @@
+//! Database URL resolution (flag > `DATABASE_URL` > `.env` > embedded default)
+//! and redaction of secrets in everything we print.
+
+use std::path::Path;
+
+use sea_orm::DbBackend;
+use url::Url;
+
+use crate::error::Error;
+
+/// The embedded default: a SQLite file in the current directory, created on demand.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://ecomind.db?mode=rwc";
+
+/// Where the database URL came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UrlSource {
+    /// `--database-url` or the `DATABASE_URL` environment variable (clap cannot tell them apart
+    /// once parsed, and both are explicit).
+    FlagOrEnv,
+    /// `DATABASE_URL` in `./.env`.
+    DotEnv,
+    /// [`DEFAULT_DATABASE_URL`].
+    Default,
+}
+
+/// A checked database URL.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    url: String,
+    pub backend: DbBackend,
+    pub source: UrlSource,
+}
+
+impl DatabaseConfig {
+    /// Resolve the URL: the flag/env value clap gave us, else `DATABASE_URL` from `./.env`,
+    /// else the embedded default.
+    pub fn resolve(explicit: Option<&str>) -> Result<Self, Error> {
+        let (url, source) = match explicit {
+            Some(url) => (url.to_owned(), UrlSource::FlagOrEnv),
+            None => match dotenv_database_url(Path::new(".env"))? {
+                Some(url) => (url, UrlSource::DotEnv),
+                None => (DEFAULT_DATABASE_URL.to_owned(), UrlSource::Default),
+            },
+        };
+        Self::parse(&url, source)
+    }
+
+    pub fn parse(url: &str, source: UrlSource) -> Result<Self, Error> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err(Error::database(
+                "the database URL is empty",
+                "pass --database-url postgres://USER@HOST/DB or sqlite://FILE?mode=rwc",
+            ));
+        }
+        let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+        let backend = match scheme.as_deref() {
+            Some("postgres") | Some("postgresql") => {
+                // Validate the shape now, so that a typo is one clear line, not a driver error.
+                Url::parse(url).map_err(|e| {
+                    Error::database(
+                        format!("invalid database URL: {e}"),
+                        "expected postgres://USER@HOST[:PORT]/DATABASE[?sslmode=require]",
+                    )
+                })?;
+                DbBackend::Postgres
+            }
+            Some("sqlite") => DbBackend::Sqlite,
+            Some(other)
+                if !other.is_empty()
+                    && other
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+            {
+                return Err(Error::database(
+                    format!("unsupported database URL scheme '{other}'"),
+                    "ecomind-admin speaks postgres://, postgresql:// and sqlite: URLs",
+                ));
+            }
+            _ => {
+                return Err(Error::database(
+                    "invalid database URL: it has no scheme",
+                    "expected postgres://USER@HOST[:PORT]/DATABASE or sqlite://FILE?mode=rwc",
+                ));
+            }
+        };
+        Ok(Self {
+            url: url.to_owned(),
+            backend,
+            source,
+        })
+    }
+
+    /// The URL with secrets in it, for the driver only. Never print it.
+    pub fn secret_url(&self) -> &str {
+        &self.url
+    }
+
+    /// The URL as it may be printed.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.url)
+    }
+}
+
+/// Read `DATABASE_URL` from a `.env` file without touching the process environment.
+fn dotenv_database_url(path: &Path) -> Result<Option<String>, Error> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let iter = dotenvy::from_path_iter(path).map_err(|e| {
+        Error::database(
+            format!(
+                "cannot read {}: {}",
+                path.display(),
+                redact_text(&e.to_string())
+            ),
+            "fix or remove the .env file, or pass --database-url",
+        )
+    })?;
+    for item in iter {
+        let (key, value) = item.map_err(|e| {
+            Error::database(
+                format!(
+                    "cannot parse {}: {}",
+                    path.display(),
+                    redact_text(&e.to_string())
+                ),
+                "fix the .env file, or pass --database-url",
+            )
+        })?;
+        if key == "DATABASE_URL" {
+            return Ok(Some(value));
+        }
+    }
+    Ok(None)
+}
+
+const MASK: &str = "***";
+
+/// Redact a database URL: the password in the userinfo and any `password`-like
+/// query parameter. Something that does not parse as a URL is redacted as text.
+pub fn redact_url(raw: &str) -> String {
+    match Url::parse(raw) {
+        Ok(mut url) if url.has_authority() || url.query().is_some() => {
+            if url.password().is_some() {
+                // set_password only fails for URLs that cannot have one.
+                let _ = url.set_password(Some(MASK));
+            }
+            if url.query().is_some() {
+                let pairs: Vec<(String, String)> = url
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        if is_secret_key(&k) {
+                            (k.into_owned(), MASK.to_owned())
+                        } else {
+                            (k.into_owned(), v.into_owned())
+                        }
+                    })
+                    .collect();
+                url.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+            // `query_pairs_mut` percent-encodes the mask; show it plainly.
+            url.to_string().replace("%2A%2A%2A", MASK)
+        }
+        _ => redact_text(raw),
+    }
+}
+
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key.contains("password") || key == "pass" || key == "pwd" || key.contains("secret")
+}
+
+/// Redact anything URL-like inside free text (driver error messages, unparsable URLs):
+/// `scheme://user:secret@` becomes `scheme://user:***@`, and `password=secret` becomes
+/// `password=***`.
+pub fn redact_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    // userinfo passwords
+    while let Some(pos) = rest.find("://") {
+        let (head, tail) = rest.split_at(pos + 3);
+        out.push_str(head);
+        // The authority ends at the first '/', '?', '#' or whitespace; the password
+        // is between the first ':' and the last '@' inside it.
+        let end = tail
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace())
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        if let Some(at) = authority.rfind('@') {
+            let userinfo = &authority[..at];
+            if let Some(colon) = userinfo.find(':') {
+                out.push_str(&userinfo[..colon]);
+                out.push(':');
+                out.push_str(MASK);
+                out.push_str(&authority[at..]);
+            } else {
+                out.push_str(authority);
+            }
+        } else {
+            out.push_str(authority);
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    redact_query_secrets(&out)
+}
+
+fn redact_query_secrets(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let lower = text.to_ascii_lowercase();
+    while i < text.len() {
+        let found = ["password=", "pwd=", "pass=", "secret="]
+            .iter()
+            .filter_map(|k| lower[i..].find(k).map(|p| (p + i, k.len())))
+            .min();
+        match found {
+            Some((start, klen)) => {
+                let value_start = start + klen;
+                let value_end = text[value_start..]
+                    .find(|c: char| {
+                        c == '&' || c == '#' || c.is_whitespace() || c == '\'' || c == '"'
+                    })
+                    .map(|p| p + value_start)
+                    .unwrap_or(text.len());
+                out.push_str(&text[i..value_start]);
+                out.push_str(MASK);
+                i = value_end;
+            }
+            None => {
+                out.push_str(&text[i..]);
+                break;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_userinfo_password() {
+        assert_eq!(
+            redact_url("postgres://admin:s3cr3t@db:5432/eco"),
+            "postgres://admin:***@db:5432/eco"
+        );
+    }
+
+    #[test]
+    fn redacts_query_password() {
+        let r = redact_url("postgres://db/eco?user=a&password=s3cr3t&sslmode=require");
+        assert!(!r.contains("s3cr3t"), "{r}");
+        assert!(r.contains("password=***"), "{r}");
+        assert!(r.contains("sslmode=require"), "{r}");
+    }
+
+    #[test]
+    fn redacts_percent_encoded_password() {
+        let r = redact_url("postgres://a:p%40ss%3Aword@db/eco");
+        assert!(!r.contains("p%40ss"), "{r}");
+        assert!(!r.contains("word"), "{r}");
+    }
+
+    #[test]
+    fn redacts_unparsable_url_text() {
+        let r = redact_text("postgres://a:sec ret@[bad/eco and password=hunter2 more");
+        assert!(!r.contains("hunter2"), "{r}");
+        assert!(!r.contains("sec"), "{r}");
+    }
+
+    #[test]
+    fn sqlite_urls_are_unchanged() {
+        assert_eq!(
+            redact_url("sqlite://ecomind.db?mode=rwc"),
+            "sqlite://ecomind.db?mode=rwc"
+        );
+    }
+
+    #[test]
+    fn scheme_detection() {
+        assert!(DatabaseConfig::parse("mysql://x@y/z", UrlSource::FlagOrEnv).is_err());
+        assert!(DatabaseConfig::parse("not a url", UrlSource::FlagOrEnv).is_err());
+        assert_eq!(
+            DatabaseConfig::parse("postgresql://u@h/d", UrlSource::FlagOrEnv)
+                .unwrap()
+                .backend,
+            DbBackend::Postgres
+        );
+        assert_eq!(
+            DatabaseConfig::parse("sqlite::memory:", UrlSource::FlagOrEnv)
+                .unwrap()
+                .backend,
+            DbBackend::Sqlite
+        );
+    }
+}

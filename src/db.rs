@@ -1,0 +1,193 @@
+//! Connecting (timeout + bounded retry), backend detection, and the migration lock.
+
+use std::time::{Duration, Instant};
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+};
+
+use crate::config::{DatabaseConfig, UrlSource};
+use crate::error::{Error, Result, is_retryable_connect};
+use crate::output::Output;
+
+/// The key of the PostgreSQL advisory lock that serializes schema changes
+/// ("ecomind" in ASCII). Transaction-scoped, so it also holds behind PgBouncer in
+/// transaction pooling mode and is released by a crash.
+pub const MIGRATION_LOCK_KEY: i64 = 0x0065_636f_6d69_6e64;
+
+/// An open database and what we know about it.
+pub struct Db {
+    pub conn: DatabaseConnection,
+    pub backend: DbBackend,
+    /// The URL as it may be printed.
+    pub url: String,
+}
+
+/// Connect, retrying refused connections until `timeout` has passed (like `dbmate --wait`).
+pub async fn connect(config: &DatabaseConfig, timeout: Duration, ui: &Output) -> Result<Db> {
+    if config.source == UrlSource::Default {
+        ui.note(format!(
+            "no --database-url, DATABASE_URL or .env: using the embedded default {}",
+            config.redacted()
+        ));
+    }
+    let deadline = Instant::now() + timeout;
+    let mut opts = ConnectOptions::new(config.secret_url().to_owned());
+    opts.max_connections(1)
+        .min_connections(1)
+        .sqlx_logging(ui.verbose > 0)
+        .sqlx_logging_level(tracing::log::LevelFilter::Info)
+        .set_application_name("ecomind-admin")
+        // Idle connections are never reaped mid-command.
+        .idle_timeout(None::<Duration>)
+        .max_lifetime(None::<Duration>)
+        .test_before_acquire(false);
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let per_try = remaining.max(Duration::from_millis(200));
+        opts.connect_timeout(per_try).acquire_timeout(per_try);
+        match tokio::time::timeout(
+            per_try + Duration::from_millis(200),
+            Database::connect(opts.clone()),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => {
+                return Ok(Db {
+                    backend: conn.get_database_backend(),
+                    conn,
+                    url: config.redacted(),
+                });
+            }
+            Ok(Err(err)) => {
+                if is_retryable_connect(&err)
+                    && Instant::now() + Duration::from_millis(250) < deadline
+                {
+                    if attempt == 1 {
+                        ui.note(format!(
+                            "waiting up to {} for the database to accept connections",
+                            humantime::format_duration(timeout)
+                        ));
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    continue;
+                }
+                return Err(Error::from_db(
+                    err,
+                    &format!("cannot connect to {}", config.redacted()),
+                ));
+            }
+            Err(_elapsed) => {
+                return Err(Error::database(
+                    format!(
+                        "cannot connect to {}: no answer within {}",
+                        config.redacted(),
+                        humantime::format_duration(timeout)
+                    ),
+                    "check host, port and firewall; raise --connect-timeout if the server is slow to start",
+                ));
+            }
+        }
+    }
+}
+
+impl Db {
+    pub fn is_postgres(&self) -> bool {
+        self.backend == DbBackend::Postgres
+    }
+
+    /// Begin a transaction that holds the migration lock, waiting up to `lock_wait` for it.
+    ///
+    /// PostgreSQL: `pg_try_advisory_xact_lock`, polled, released at commit, rollback or crash.
+    /// SQLite: `BEGIN IMMEDIATE`, which takes the database's write lock, retried.
+    pub async fn begin_locked(
+        &self,
+        lock_wait: Duration,
+        ui: &Output,
+    ) -> Result<DatabaseTransaction> {
+        let started = Instant::now();
+        let mut told = false;
+        match self.backend {
+            DbBackend::Postgres => {
+                let txn = self
+                    .conn
+                    .begin()
+                    .await
+                    .map_err(|e| Error::from_db(e, "beginning a transaction"))?;
+                let sql =
+                    format!("SELECT pg_try_advisory_xact_lock({MIGRATION_LOCK_KEY}) AS locked");
+                loop {
+                    let row = txn
+                        .query_one_raw(Statement::from_string(DbBackend::Postgres, sql.clone()))
+                        .await
+                        .map_err(|e| Error::from_db(e, "taking the migration lock"))?;
+                    let locked: bool = row
+                        .map(|r| r.try_get("", "locked"))
+                        .transpose()
+                        .map_err(|e| Error::internal(format!("reading the lock result: {e}")))?
+                        .unwrap_or(false);
+                    if locked {
+                        return Ok(txn);
+                    }
+                    if started.elapsed() >= lock_wait {
+                        let _ = txn.rollback().await;
+                        return Err(lock_timeout_error(lock_wait));
+                    }
+                    if !told {
+                        ui.note("another ecomind-admin holds the migration lock; waiting for it");
+                        told = true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            _ => loop {
+                let opts = TransactionOptions {
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                    ..Default::default()
+                };
+                match self.conn.begin_with_options(opts).await {
+                    Ok(txn) => return Ok(txn),
+                    Err(e) => {
+                        let err = Error::from_db(e, "taking the database write lock");
+                        if err.kind != crate::error::Kind::Refused {
+                            return Err(err);
+                        }
+                        if started.elapsed() >= lock_wait {
+                            return Err(lock_timeout_error(lock_wait));
+                        }
+                        if !told {
+                            ui.note("another process is writing to the database; waiting for it");
+                            told = true;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            },
+        }
+    }
+}
+
+fn lock_timeout_error(waited: Duration) -> Error {
+    Error::refused(
+        format!(
+            "timed out after {} waiting for the migration lock",
+            humantime::format_duration(waited)
+        ),
+        "another ecomind-admin (or migration) is running against this database; retry when it is done, or raise --lock-wait",
+    )
+}
+
+/// `SET LOCAL lock_timeout` for the rest of the transaction (PostgreSQL only).
+pub async fn set_lock_timeout(txn: &DatabaseTransaction, timeout: Duration) -> Result<()> {
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let ms = timeout.as_millis().max(1);
+    txn.execute_unprepared(&format!("SET LOCAL lock_timeout = '{ms}ms'"))
+        .await
+        .map_err(|e| Error::from_db(e, "setting lock_timeout"))?;
+    Ok(())
+}

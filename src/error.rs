@@ -1,0 +1,278 @@
+//! Error kinds and their exit codes, in one place (see README "Exit codes").
+
+use std::fmt;
+
+use sea_orm::DbErr;
+
+use crate::config::redact_text;
+
+/// Exit codes are a contract with scripts; never renumber them.
+pub mod exit {
+    pub const SUCCESS: u8 = 0;
+    pub const CHECK_FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const DATABASE: u8 = 3;
+    pub const REFUSED: u8 = 4;
+    pub const INTERNAL: u8 = 5;
+}
+
+/// The classes of failure an operator or a script must tell apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A check found something (exit 1).
+    CheckFailed,
+    /// Bad command-line usage (exit 2).
+    Usage,
+    /// Cannot reach or use the database (exit 3).
+    Database,
+    /// A precondition refused the action (exit 4).
+    Refused,
+    /// A bug (exit 5).
+    Internal,
+}
+
+impl Kind {
+    pub fn code(self) -> u8 {
+        match self {
+            Kind::CheckFailed => exit::CHECK_FAILED,
+            Kind::Usage => exit::USAGE,
+            Kind::Database => exit::DATABASE,
+            Kind::Refused => exit::REFUSED,
+            Kind::Internal => exit::INTERNAL,
+        }
+    }
+}
+
+/// One error: a one-line message, an optional hint, and its kind.
+#[derive(Debug, thiserror::Error)]
+pub struct Error {
+    pub kind: Kind,
+    message: String,
+    hint: Option<String>,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl Error {
+    pub fn new(kind: Kind, message: impl Into<String>, hint: Option<String>) -> Self {
+        // Messages may quote driver errors; never let a secret through.
+        let message = one_line(&redact_text(&message.into()));
+        Self {
+            kind,
+            message,
+            hint: hint.map(|h| redact_text(&h)),
+        }
+    }
+    pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self::new(Kind::Usage, message, Some(hint.into()))
+    }
+    pub fn database(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self::new(Kind::Database, message, Some(hint.into()))
+    }
+    pub fn refused(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self::new(Kind::Refused, message, Some(hint.into()))
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(
+            Kind::Internal,
+            message,
+            Some(
+                "this is a bug in ecomind-admin; please report it with the command you ran".into(),
+            ),
+        )
+    }
+    pub fn code(&self) -> u8 {
+        self.kind.code()
+    }
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+    /// Prefix the message with what we were doing.
+    pub fn context(mut self, what: impl fmt::Display) -> Self {
+        self.message = format!("{what}: {}", self.message);
+        self
+    }
+
+    /// Classify a database error. `doing` says what we were doing ("connecting", "applying
+    /// m2025..."), for the message.
+    pub fn from_db(err: DbErr, doing: &str) -> Self {
+        classify(&err, doing)
+    }
+}
+
+impl From<color_eyre::Report> for Error {
+    fn from(report: color_eyre::Report) -> Self {
+        Error::internal(format!("{report:#}"))
+    }
+}
+
+fn one_line(s: &str) -> String {
+    let mut out: String = s
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    if out.len() > 2000 {
+        let mut cut = 2000;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
+}
+
+/// The SQLSTATE of a database error, when the server sent one.
+pub fn sqlstate(err: &DbErr) -> Option<String> {
+    sqlx_error(err).and_then(|e| match e {
+        sea_orm::sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    })
+}
+
+fn sqlx_error(err: &DbErr) -> Option<&sea_orm::sqlx::Error> {
+    let runtime = match err {
+        DbErr::Conn(r) | DbErr::Exec(r) | DbErr::Query(r) => r,
+        _ => return None,
+    };
+    match runtime {
+        sea_orm::RuntimeErr::SqlxError(e) => Some(e.as_ref()),
+        _ => None,
+    }
+}
+
+/// Is this a transient connection failure worth retrying until the connect deadline
+/// (refused, reset, DNS not yet up, pool timeout)?
+pub fn is_retryable_connect(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as E;
+    match sqlx_error(err) {
+        Some(E::Io(io)) => matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionRefused
+                | std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::NotConnected
+                | std::io::ErrorKind::TimedOut
+        ),
+        Some(E::PoolTimedOut) => true,
+        // The server is starting up or shutting down (57P03 cannot_connect_now).
+        Some(E::Database(db)) => db.code().as_deref() == Some("57P03"),
+        _ => matches!(err, DbErr::ConnectionAcquire(_)),
+    }
+}
+
+fn classify(err: &DbErr, doing: &str) -> Error {
+    use sea_orm::sqlx::Error as E;
+    let detail = redact_text(&match sqlx_error(err) {
+        Some(E::Database(db)) => db.message().to_owned(),
+        Some(other) => other.to_string(),
+        None => err.to_string(),
+    });
+    let msg = |what: &str| format!("{doing}: {what}");
+    if let Some(code) = sqlstate(err) {
+        let code = code.as_str();
+        return match code {
+            "28P01" | "28000" => Error::database(
+                msg(&format!("authentication failed ({detail})")),
+                "check the user and password in the database URL (or PGPASSWORD / .pgpass)",
+            ),
+            "3D000" => Error::database(
+                msg(&format!("database does not exist ({detail})")),
+                "create it first (createdb), or fix the database name in the URL",
+            ),
+            "25006" => Error::database(
+                msg(&format!("the database is read-only ({detail})")),
+                "this command writes; run it against the primary with a role that may write",
+            ),
+            "42501" => Error::database(
+                msg(&format!("permission denied ({detail})")),
+                "grant the role the privileges this command needs, or use the schema owner",
+            ),
+            "55P03" => Error::refused(
+                msg(&format!("lock wait timed out ({detail})")),
+                "another session holds a lock on the table; nothing was changed. Retry when it is done, or raise --ddl-lock-timeout",
+            ),
+            "57P01" | "57P02" | "57P03" | "08006" | "08003" | "08000" => Error::database(
+                msg(&format!("the connection to the server was lost ({detail})")),
+                "the transaction was rolled back; nothing of it was applied. Rerun the command",
+            ),
+            "57014" => Error::database(
+                msg(&format!("the statement was cancelled ({detail})")),
+                "the transaction was rolled back; nothing of it was applied",
+            ),
+            "53300" => Error::database(
+                msg(&format!("too many connections ({detail})")),
+                "the server has no free connection slot; retry later or raise max_connections",
+            ),
+            _ if code.starts_with("08") => Error::database(
+                msg(&format!("connection failure ({detail})")),
+                "check that the server is reachable and accepting connections",
+            ),
+            _ => Error::database(
+                msg(&format!("{detail} (SQLSTATE {code})")),
+                "the transaction was rolled back; nothing of it was applied",
+            ),
+        };
+    }
+    match sqlx_error(err) {
+        Some(E::Io(io)) => Error::database(
+            msg(&format!("cannot reach the server ({io})")),
+            "check host and port, and that the server is running; --connect-timeout waits for it",
+        ),
+        Some(E::Tls(tls)) => Error::database(
+            msg(&format!("TLS error ({})", redact_text(&tls.to_string()))),
+            "check sslmode / sslrootcert in the URL and the server certificate",
+        ),
+        Some(E::PoolTimedOut) => Error::database(
+            msg("timed out connecting to the server"),
+            "check host and port, and that the server is running; raise --connect-timeout",
+        ),
+        Some(E::Configuration(c)) => Error::database(
+            msg(&format!(
+                "invalid database URL ({})",
+                redact_text(&c.to_string())
+            )),
+            "expected postgres://USER@HOST[:PORT]/DATABASE or sqlite://FILE?mode=rwc",
+        ),
+        Some(E::Database(db)) => {
+            // SQLite errors carry an extended result code rather than a SQLSTATE.
+            let lower = detail.to_ascii_lowercase();
+            if lower.contains("readonly") || lower.contains("read-only") {
+                Error::database(
+                    msg(&format!("the database is read-only ({detail})")),
+                    "this command writes; check the file's permissions",
+                )
+            } else if lower.contains("unable to open database file") {
+                Error::database(
+                    msg(&format!("cannot open the database file ({detail})")),
+                    "check the path; add ?mode=rwc to the sqlite URL to create it",
+                )
+            } else if lower.contains("database is locked") || lower.contains("busy") {
+                Error::refused(
+                    msg(&format!(
+                        "the database is locked by another process ({detail})"
+                    )),
+                    "retry when the other writer is done, or raise --lock-wait",
+                )
+            } else {
+                let _ = db;
+                Error::database(
+                    msg(&detail),
+                    "the transaction was rolled back; nothing of it was applied",
+                )
+            }
+        }
+        _ => Error::database(msg(&detail), "check the database URL and the server"),
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

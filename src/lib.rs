@@ -1,0 +1,53 @@
+//! ecomind-admin: the operator CLI for the EcoMind API database.
+//!
+//! `main.rs` only parses, runs [`run`], prints the error once and exits with its code.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod entities;
+pub mod error;
+pub mod migrations;
+pub mod output;
+
+use cli::{Cli, Command};
+use error::Result;
+use output::Output;
+
+/// What a successful run tells the shell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Success,
+    /// Exit 1: a check found something (the report was printed).
+    CheckFailed,
+}
+
+/// Run a parsed command line.
+pub async fn run(cli: Cli) -> Result<Outcome> {
+    let ui = Output::new(&cli.global);
+    init_logging(&ui);
+    match &cli.command {
+        Command::Migrate(cmd) => commands::migrate::run(cmd, &cli.global, &ui).await,
+        Command::Completions(args) => commands::completions::run(args).map(|_| Outcome::Success),
+    }
+}
+
+/// `-v` logs SQL statements (sqlx's statement log), `-vv` the driver's debug logs; to stderr.
+fn init_logging(ui: &Output) {
+    if ui.verbose == 0 {
+        return;
+    }
+    let filter = if ui.verbose == 1 {
+        "sqlx::query=info,sea_orm=info"
+    } else {
+        "debug"
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
