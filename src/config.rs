@@ -182,24 +182,30 @@ pub fn redact_text(text: &str) -> String {
     while let Some(pos) = rest.find("://") {
         let (head, tail) = rest.split_at(pos + 3);
         out.push_str(head);
-        // The authority ends at the first '/', '?', '#' or whitespace; the password
-        // is between the first ':' and the last '@' inside it.
-        let end = tail
-            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace())
-            .unwrap_or(tail.len());
+        // The authority ends at the first '/', '?' or '#'; the password is between the
+        // first ':' and the last '@' inside it. Without an '@' there, stop at whitespace.
+        let hard_end = tail.find(['/', '?', '#']).unwrap_or(tail.len());
+        let end = match tail[..hard_end].rfind('@') {
+            Some(_) => hard_end,
+            None => tail[..hard_end]
+                .find(char::is_whitespace)
+                .unwrap_or(hard_end),
+        };
         let authority = &tail[..end];
-        if let Some(at) = authority.rfind('@') {
-            let userinfo = &authority[..at];
-            if let Some(colon) = userinfo.find(':') {
-                out.push_str(&userinfo[..colon]);
-                out.push(':');
-                out.push_str(MASK);
-                out.push_str(&authority[at..]);
-            } else {
-                out.push_str(authority);
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                match userinfo.find(':') {
+                    Some(colon) => {
+                        out.push_str(&userinfo[..colon]);
+                        out.push(':');
+                        out.push_str(MASK);
+                        out.push_str(&authority[at..]);
+                    }
+                    None => out.push_str(authority),
+                }
             }
-        } else {
-            out.push_str(authority);
+            None => out.push_str(authority),
         }
         rest = &tail[end..];
     }

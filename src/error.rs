@@ -178,7 +178,8 @@ fn classify(err: &DbErr, doing: &str) -> Error {
         None => err.to_string(),
     });
     let msg = |what: &str| format!("{doing}: {what}");
-    if let Some(code) = sqlstate(err) {
+    // PostgreSQL SQLSTATEs are five characters; SQLite reports numeric result codes.
+    if let Some(code) = sqlstate(err).filter(|c| c.len() == 5) {
         let code = code.as_str();
         return match code {
             "28P01" | "28000" => Error::database(

@@ -1,0 +1,149 @@
+//! Bad input: each case gets its documented exit code, one clear line, no panic,
+//! and no password in the output.
+
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+fn run_with_url(url: &str, args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    Run::from(
+        bin(dir.path())
+            .env("DATABASE_URL", url)
+            .args(args)
+            .output()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn malformed_url_is_exit_3() {
+    let r = run_with_url("postgres://user:hunter2@[::1/eco", &["migrate", "status"]);
+    r.expect_clean_error(3);
+    assert!(r.stderr.contains("invalid database URL"), "{}", r.stderr);
+    assert!(!r.all().contains("hunter2"), "{}", r.all());
+
+    let r = run_with_url("not a url at all", &["migrate", "status"]);
+    r.expect_clean_error(3);
+}
+
+#[test]
+fn mysql_url_is_exit_3() {
+    let r = run_with_url("mysql://root:hunter2@localhost/eco", &["migrate", "up"]);
+    r.expect_clean_error(3);
+    assert!(
+        r.stderr.contains("unsupported database URL scheme 'mysql'"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.all().contains("hunter2"));
+}
+
+#[test]
+fn unreachable_port_gives_up_within_connect_timeout() {
+    // A port nothing listens on.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let started = Instant::now();
+    let r = run_with_url(
+        &format!("postgres://postgres:hunter2@127.0.0.1:{port}/eco"),
+        &["migrate", "status", "--connect-timeout", "2s"],
+    );
+    let elapsed = started.elapsed();
+    r.expect_clean_error(3);
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "took {elapsed:?} for a 2s connect timeout"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(1500),
+        "did not retry until the deadline: {elapsed:?}"
+    );
+    assert!(r.stderr.contains("postgres:***@127.0.0.1"), "{}", r.stderr);
+    assert!(!r.all().contains("hunter2"));
+}
+
+#[test]
+fn wrong_password_is_exit_3() {
+    let db = PgDb::new();
+    let url = db.url_as("postgres", "definitely-wrong-pw");
+    let r = Run::from(
+        db.cmd()
+            .env("DATABASE_URL", &url)
+            .args(["migrate", "up"])
+            .output()
+            .unwrap(),
+    );
+    r.expect_clean_error(3);
+    assert!(r.stderr.contains("authentication failed"), "{}", r.stderr);
+    assert!(!r.all().contains("definitely-wrong-pw"));
+    assert!(!r.all().contains(&db.password()));
+}
+
+#[test]
+fn missing_database_is_exit_3() {
+    let db = PgDb::new();
+    let url = db.url().replace(&db.name, "no_such_database_here");
+    let r = Run::from(
+        db.cmd()
+            .env("DATABASE_URL", &url)
+            .args(["migrate", "up"])
+            .output()
+            .unwrap(),
+    );
+    r.expect_clean_error(3);
+    assert!(r.stderr.contains("does not exist"), "{}", r.stderr);
+    assert!(!r.all().contains(&db.password()));
+}
+
+#[test]
+fn unknown_to_version_is_a_usage_error() {
+    let db = SqliteDb::new();
+    let r = db.run(&["migrate", "up", "--to", "007"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("unknown version '007'"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("001 (m20251007_000001_initial_schema)"),
+        "{}",
+        r.stderr
+    );
+    assert!(!db.path().exists(), "nothing may be created");
+}
+
+#[test]
+fn sqlite_file_that_does_not_exist_without_mode_rwc_is_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/missing.db", dir.path().display());
+    let r = run_with_url(&url, &["migrate", "up"]);
+    r.expect_clean_error(3);
+    assert!(r.stderr.contains("mode=rwc"), "{}", r.stderr);
+}
+
+#[test]
+fn dotenv_is_used_when_no_flag_or_env() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "DATABASE_URL=sqlite://fromdotenv.db?mode=rwc\n",
+    )
+    .unwrap();
+    let r = Run::from(bin(dir.path()).args(["migrate", "up"]).output().unwrap());
+    r.expect_code(0);
+    assert!(dir.path().join("fromdotenv.db").exists());
+    assert!(!dir.path().join("ecomind.db").exists());
+    // The flag wins over .env.
+    let r = Run::from(
+        bin(dir.path())
+            .args([
+                "--database-url",
+                "sqlite://flag.db?mode=rwc",
+                "migrate",
+                "up",
+            ])
+            .output()
+            .unwrap(),
+    );
+    r.expect_code(0);
+    assert!(dir.path().join("flag.db").exists());
+}

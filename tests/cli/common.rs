@@ -1,0 +1,389 @@
+//! Test fixtures: a command builder for the real binary, a throwaway PostgreSQL
+//! database per test (from ECOMIND_TEST_DATABASE_URL), and SQLite files.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command as StdCommand, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use assert_cmd::Command;
+
+pub const REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference");
+
+/// The password the test cluster's superuser has (scripts/pg-up.sh).
+pub fn admin_url() -> String {
+    std::env::var("ECOMIND_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "ECOMIND_TEST_DATABASE_URL is not set: the PostgreSQL tests need a server. \
+             Run scripts/test.sh, which starts one and sets it."
+        )
+    })
+}
+
+pub fn reference(name: &str) -> PathBuf {
+    Path::new(REFERENCE).join(name)
+}
+
+/// The binary, with a clean environment: no DATABASE_URL from the caller, no colors,
+/// run in `dir` (so no stray .env is read).
+pub fn bin(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("ecomind-admin").expect("binary built");
+    cmd.current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("ECOMIND_ADMIN_PASSWORD")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// The same, as a std::process::Command (for concurrent runs and kill -9).
+pub fn std_bin(dir: &Path) -> StdCommand {
+    let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("ecomind-admin"));
+    cmd.current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("RUST_BACKTRACE")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn from(out: Output) -> Self {
+        Self {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "exit code {} (expected {code})\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+    /// A refusal or failure: one `error:` line, an optional hint line, nothing else
+    /// alarming.
+    #[track_caller]
+    pub fn expect_clean_error(&self, code: i32) -> &Self {
+        self.expect_code(code);
+        let lines: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| !l.starts_with("note:"))
+            .collect();
+        assert!(
+            !lines.is_empty() && lines[0].starts_with("error: "),
+            "stderr does not start with one error line:\n{}",
+            self.stderr
+        );
+        assert!(
+            lines.len() <= 2,
+            "more than an error and a hint line:\n{}",
+            self.stderr
+        );
+        if lines.len() == 2 {
+            assert!(
+                lines[1].trim_start().starts_with("hint:"),
+                "second line is not a hint:\n{}",
+                self.stderr
+            );
+        }
+        for bad in ["panicked", "RUST_BACKTRACE", "stack backtrace"] {
+            assert!(
+                !self.all().contains(bad),
+                "{bad} in output:\n{}",
+                self.all()
+            );
+        }
+        self
+    }
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A PostgreSQL database of our own, dropped at the end of the test.
+pub struct PgDb {
+    pub name: String,
+    admin: url::Url,
+    pub dir: tempfile::TempDir,
+}
+
+impl PgDb {
+    pub fn new() -> Self {
+        let admin = url::Url::parse(&admin_url()).expect("ECOMIND_TEST_DATABASE_URL is a URL");
+        let name = format!(
+            "ecomind_t_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst),
+            rand::random::<u32>()
+        );
+        let db = Self {
+            name,
+            admin,
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        db.admin_psql(&format!("CREATE DATABASE {}", db.name));
+        db
+    }
+
+    /// The URL of this database (with the superuser's password: keep it out of argv).
+    pub fn url(&self) -> String {
+        let mut u = self.admin.clone();
+        u.set_path(&self.name);
+        u.to_string()
+    }
+
+    /// The URL of this database for another role.
+    pub fn url_as(&self, user: &str, password: &str) -> String {
+        let mut u = self.admin.clone();
+        u.set_path(&self.name);
+        u.set_username(user).unwrap();
+        u.set_password(Some(password)).unwrap();
+        u.to_string()
+    }
+
+    pub fn password(&self) -> String {
+        self.admin.password().unwrap_or_default().to_owned()
+    }
+
+    /// The binary, pointed at this database through DATABASE_URL (never argv).
+    pub fn cmd(&self) -> Command {
+        let mut c = bin(self.dir.path());
+        c.env("DATABASE_URL", self.url());
+        c
+    }
+
+    pub fn std_cmd(&self) -> StdCommand {
+        let mut c = std_bin(self.dir.path());
+        c.env("DATABASE_URL", self.url());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.cmd().args(args).output().expect("run binary"))
+    }
+
+    fn admin_psql(&self, sql: &str) -> String {
+        psql(self.admin.as_str(), sql)
+    }
+
+    /// Run SQL in this database; returns unaligned tuples-only output.
+    pub fn psql(&self, sql: &str) -> String {
+        psql(&self.url(), sql)
+    }
+
+    pub fn load(&self, file: &Path) {
+        let out = StdCommand::new("psql")
+            .arg("-X")
+            .arg("-q")
+            .arg("-v")
+            .arg("ON_ERROR_STOP=1")
+            .arg("-f")
+            .arg(file)
+            .arg(self.url())
+            .output()
+            .expect("psql runs");
+        assert!(
+            out.status.success(),
+            "loading {}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `pg_dump --schema-only`, normalized (no version lines, no \restrict keys).
+    pub fn dump_schema(&self, exclude: &[&str]) -> String {
+        let mut cmd = StdCommand::new("pg_dump");
+        cmd.arg("--schema-only")
+            .arg("--no-owner")
+            .arg("--no-privileges");
+        for t in exclude {
+            cmd.arg(format!("--exclude-table={t}"));
+        }
+        let out = cmd.arg(self.url()).output().expect("pg_dump runs");
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        normalize_dump(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// The whole database, schema and data, normalized.
+    pub fn dump_all(&self) -> String {
+        let out = StdCommand::new("pg_dump")
+            .arg("--no-owner")
+            .arg("--no-privileges")
+            .arg(self.url())
+            .output()
+            .expect("pg_dump runs");
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        normalize_dump(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    pub fn tables(&self) -> Vec<String> {
+        lines(&self.psql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"))
+    }
+
+    pub fn enum_types(&self) -> Vec<String> {
+        lines(&self.psql(
+            "SELECT typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+             WHERE n.nspname = 'public' AND t.typtype = 'e' ORDER BY 1",
+        ))
+    }
+
+    pub fn versions(&self) -> Vec<String> {
+        lines(&self.psql("SELECT version FROM seaql_migrations ORDER BY version"))
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let _ = StdCommand::new("psql")
+            .arg("-X")
+            .arg("-q")
+            .arg("-c")
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .arg(self.admin.as_str())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+pub fn psql(url: &str, sql: &str) -> String {
+    let out = StdCommand::new("psql")
+        .arg("-X")
+        .arg("-q")
+        .arg("-tA")
+        .arg("-v")
+        .arg("ON_ERROR_STOP=1")
+        .arg("-c")
+        .arg(sql)
+        .arg(url)
+        .output()
+        .expect("psql runs (is PostgreSQL's client installed? run scripts/test.sh)");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+pub fn lines(s: &str) -> Vec<String> {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Drop what differs between pg_dump runs and versions but says nothing about the schema.
+pub fn normalize_dump(dump: &str) -> String {
+    dump.lines()
+        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .filter(|l| !l.starts_with("-- Dumped "))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_owned()
+}
+
+/// A SQLite database file in its own directory.
+pub struct SqliteDb {
+    pub dir: tempfile::TempDir,
+    pub file: &'static str,
+}
+
+impl SqliteDb {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            file: "test.db",
+        }
+    }
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join(self.file)
+    }
+    pub fn url(&self) -> String {
+        format!("sqlite://{}?mode=rwc", self.path().display())
+    }
+    pub fn cmd(&self) -> Command {
+        let mut c = bin(self.dir.path());
+        c.env("DATABASE_URL", self.url());
+        c
+    }
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.cmd().args(args).output().expect("run binary"))
+    }
+    pub fn sql(&self, sql: &str) -> Run {
+        Run::from(
+            StdCommand::new("sqlite3")
+                .arg("-bail")
+                .arg(self.path())
+                .arg(sql)
+                .output()
+                .expect("sqlite3 runs (scripts/test.sh installs it)"),
+        )
+    }
+    pub fn query(&self, sql: &str) -> String {
+        let r = self.sql(sql);
+        assert_eq!(r.code, 0, "sqlite3 {sql}: {}", r.stderr);
+        r.stdout.trim().to_owned()
+    }
+    pub fn tables(&self) -> Vec<String> {
+        lines(&self.query(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY 1",
+        ))
+    }
+    pub fn columns(&self, table: &str) -> Vec<String> {
+        lines(&self.query(&format!(
+            "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
+        )))
+    }
+    pub fn versions(&self) -> Vec<String> {
+        lines(&self.query("SELECT version FROM seaql_migrations ORDER BY version"))
+    }
+}
+
+pub const API_TABLES: [&str; 8] = [
+    "audit_logs",
+    "daily_model_agg",
+    "daily_org_agg",
+    "daily_provider_agg",
+    "daily_user_agg",
+    "events_enriched",
+    "orgs",
+    "users",
+];
+
+pub const V1: &str = "m20251007_000001_initial_schema";
+pub const V2: &str = "m20251008_000002_add_user_password";

@@ -1,0 +1,8 @@
+//! Integration tests: the real binary against real PostgreSQL and SQLite.
+
+mod bad_input;
+mod cli_meta;
+mod common;
+mod migrate_pg;
+mod migrate_safety_pg;
+mod migrate_sqlite;
