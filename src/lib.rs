@@ -48,6 +48,7 @@ fn init_logging(ui: &Output) {
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(ui.color_stderr())
         .without_time()
         .try_init();
 }

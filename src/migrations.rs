@@ -256,6 +256,32 @@ pub async fn has_table<C: ConnectionTrait>(conn: &C, table: &str) -> Result<bool
     Ok(n > 0)
 }
 
+/// Which of the API's tables exist (one catalog query).
+pub async fn api_tables_present<C: ConnectionTrait>(conn: &C) -> Result<Vec<String>> {
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "SELECT tablename AS name FROM pg_catalog.pg_tables WHERE schemaname = current_schema()"
+        }
+        _ => "SELECT name FROM sqlite_master WHERE type = 'table'",
+    };
+    let rows = conn
+        .query_all_raw(Statement::from_string(backend, sql.to_owned()))
+        .await
+        .map_err(|e| Error::from_db(e, "reading the catalog"))?;
+    let mut present = Vec::new();
+    for row in rows {
+        let name: String = row
+            .try_get("", "name")
+            .map_err(|e| Error::from_db(e, "reading the catalog"))?;
+        if crate::entities::API_TABLES.contains(&name.as_str()) {
+            present.push(name);
+        }
+    }
+    present.sort();
+    Ok(present)
+}
+
 /// Set `alembic_version` to `revision`, or remove its row when `None` (everything reverted).
 async fn set_alembic(txn: &DatabaseTransaction, revision: Option<&str>) -> Result<()> {
     for sql in alembic_sql(revision) {

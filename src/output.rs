@@ -102,18 +102,26 @@ impl Output {
     pub fn table(&self, header: &[&str]) -> Table {
         let mut t = Table::new();
         t.load_preset(UTF8_FULL_CONDENSED)
-            .set_content_arrangement(ContentArrangement::Dynamic)
             .set_header(header.iter().copied());
         if self.color_stdout {
             t.enforce_styling();
         } else {
             t.force_no_tty();
         }
+        // Wrap to the terminal only when it reports a usable width (a pty made by
+        // `script` or a CI runner may report 0 columns).
+        if t.width().is_some_and(|w| w >= 60) {
+            t.set_content_arrangement(ContentArrangement::Dynamic);
+        }
         t
     }
 
     pub fn color_stdout(&self) -> bool {
         self.color_stdout
+    }
+
+    pub fn color_stderr(&self) -> bool {
+        self.color_stderr
     }
 
     /// Print a command's result on stdout.

@@ -173,18 +173,7 @@ impl Report for RunReport {
             }
             let _ = writeln!(out, "-- dry run on {}: nothing was changed", self.database);
             for d in &self.drops {
-                let _ = writeln!(
-                    out,
-                    "-- drops {} {}{} (~{} rows)",
-                    d.kind,
-                    d.table
-                        .as_ref()
-                        .filter(|_| d.kind == "column")
-                        .map(|t| format!("{t}."))
-                        .unwrap_or_default(),
-                    d.name,
-                    or_dash(d.estimated_rows)
-                );
+                let _ = writeln!(out, "-- drops {}", describe_drop(d));
             }
             for step in plan {
                 let _ = writeln!(
@@ -208,6 +197,12 @@ impl Report for RunReport {
                     .unwrap_or_else(|| "no version (empty)".into())
             );
             return;
+        }
+        if !self.drops.is_empty() {
+            let _ = writeln!(out, "Dropped:");
+            for d in &self.drops {
+                let _ = writeln!(out, "  - {}", describe_drop(d));
+            }
         }
         let mut t = ui.table(&["migration", "alembic", "action", "time"]);
         for s in &self.steps {
@@ -250,6 +245,18 @@ async fn up(db: &Db, args: &UpArgs, ui: &Output) -> Result<Outcome> {
         && to_apply.is_empty()
     {
         ui.note(format!("{} is already applied", known()[to].version));
+    }
+    if state.current().is_none() && !to_apply.is_empty() {
+        let present = migrations::api_tables_present(&db.conn).await?;
+        if !present.is_empty() {
+            return Err(Error::refused(
+                format!(
+                    "the database already has the API's tables ({}) but no migration is recorded",
+                    present.join(", ")
+                ),
+                "adopt it with `ecomind-admin baseline`, which proves its version and records it",
+            ));
+        }
     }
     let from = version_ref(state.current());
     if args.dry_run {
@@ -406,15 +413,7 @@ fn confirm_down(
     }
     let _ = write!(summary, "\nThis drops:");
     for d in drops {
-        let what = match (d.kind, &d.table) {
-            ("column", Some(t)) => format!("column {t}.{}", d.name),
-            (kind, _) => format!("{kind} {}", d.name),
-        };
-        let rows = match d.kind {
-            "type" => String::new(),
-            _ => format!(" (~{} rows)", or_dash(d.estimated_rows)),
-        };
-        let _ = write!(summary, "\n  - {what}{rows}");
+        let _ = write!(summary, "\n  - {}", describe_drop(d));
     }
     eprintln!("{summary}");
     if ui.confirm("Revert these migrations?")? {
@@ -424,6 +423,18 @@ fn confirm_down(
             "not confirmed; nothing was changed",
             "answer yes, or pass --yes",
         ))
+    }
+}
+
+/// `column users.password_hash (~12 rows)`, `table orgs (~3 rows)`, `type role`.
+fn describe_drop(d: &Drop) -> String {
+    let what = match (d.kind, &d.table) {
+        ("column", Some(t)) => format!("column {t}.{}", d.name),
+        (kind, _) => format!("{kind} {}", d.name),
+    };
+    match d.kind {
+        "type" => what,
+        _ => format!("{what} (~{} rows)", or_dash(d.estimated_rows)),
     }
 }
 

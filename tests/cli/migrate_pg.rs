@@ -261,3 +261,14 @@ fn tls_sslmode_require_connects() {
     r.expect_code(0);
     assert_eq!(db.versions(), vec![V1, V2]);
 }
+
+#[test]
+fn hand_made_database_without_bookkeeping_is_refused_by_up() {
+    let db = PgDb::new();
+    db.load(&reference("ecomind-api-schema.sql"));
+    let before = db.dump_all();
+    let r = db.run(&["migrate", "up"]);
+    r.expect_clean_error(4);
+    assert!(r.stderr.contains("baseline"), "{}", r.stderr);
+    assert_eq!(db.dump_all(), before);
+}

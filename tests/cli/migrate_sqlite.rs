@@ -120,3 +120,86 @@ fn json_output_is_one_document() {
     let j = db.run(&["migrate", "up", "--format", "json"]).json();
     assert!(j["steps"].as_array().unwrap().is_empty());
 }
+
+/// Run the binary on a pseudo-terminal (util-linux `script`), answering `answer`.
+fn on_tty(db: &SqliteDb, args: &str, answer: &str) -> Run {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let bin = assert_cmd::cargo::cargo_bin("ecomind-admin");
+    let mut child = Command::new("script")
+        .arg("-qec")
+        .arg(format!("{} {args}", bin.display()))
+        .arg("/dev/null")
+        .current_dir(db.dir.path())
+        .env("DATABASE_URL", db.url())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(answer.as_bytes())
+        .unwrap();
+    Run::from(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn down_on_a_tty_asks_and_defaults_to_no() {
+    let db = SqliteDb::new();
+    db.run(&["migrate", "up"]).expect_code(0);
+    db.query("INSERT INTO orgs (id, name) VALUES ('org_000000000001', 'a')");
+
+    let r = on_tty(&db, "migrate down --all", "\n");
+    assert_eq!(r.code, 4, "{}", r.all());
+    assert!(r.stdout.contains("table orgs (~1 rows)"), "{}", r.stdout);
+    assert!(r.stdout.contains("[y/N]"), "{}", r.stdout);
+    assert!(r.stdout.contains("not confirmed"), "{}", r.stdout);
+    assert_eq!(db.versions(), vec![V1, V2]);
+
+    let r = on_tty(&db, "migrate down", "y\n");
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains("column users.password_hash"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(db.versions(), vec![V1]);
+}
+
+#[test]
+fn concurrent_ups_on_one_sqlite_file() {
+    let db = SqliteDb::new();
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            let mut c = std_bin(db.dir.path());
+            c.env("DATABASE_URL", db.url())
+                .args(["migrate", "up", "--format", "json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut steps = 0;
+    for c in children {
+        let r = Run::from(c.wait_with_output().unwrap());
+        r.expect_code(0);
+        steps += r.json()["steps"].as_array().unwrap().len();
+    }
+    assert_eq!(steps, 2);
+    assert_eq!(db.versions(), vec![V1, V2]);
+}
+
+#[test]
+fn verbose_logs_sql_on_stderr_and_keeps_stdout_clean() {
+    let db = SqliteDb::new();
+    let r = db.run(&["-v", "migrate", "up", "--format", "json"]);
+    r.expect_code(0);
+    assert!(r.stderr.contains("CREATE TABLE"), "{}", r.stderr);
+    assert!(!r.stderr.contains('\u{1b}'), "colors on a pipe");
+    r.json();
+}
