@@ -5,6 +5,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Tools the integration tests call: sqlite3 (to inspect SQLite files), script
+# (util-linux, a pseudo-terminal for the prompt tests). PostgreSQL comes below.
+need=()
+command -v sqlite3 >/dev/null || need+=(sqlite3)
+command -v script >/dev/null || need+=(bsdutils)
+if ((${#need[@]})); then
+    if [[ $(id -u) -eq 0 ]]; then
+        echo "==> apt-get install ${need[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq && apt-get install -y -qq "${need[@]}"
+    else
+        echo "missing: ${need[*]} (install them, or run as root)" >&2
+        exit 1
+    fi
+fi
+
 echo "==> cargo fmt --check"
 cargo fmt --all --check
 

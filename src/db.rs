@@ -3,8 +3,9 @@
 use std::time::{Duration, Instant};
 
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+    AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction,
+    DbBackend, IsolationLevel, SqliteTransactionMode, Statement, TransactionOptions,
+    TransactionTrait,
 };
 
 use crate::config::{DatabaseConfig, UrlSource};
@@ -97,6 +98,23 @@ pub async fn connect(config: &DatabaseConfig, timeout: Duration, ui: &Output) ->
 impl Db {
     pub fn is_postgres(&self) -> bool {
         self.backend == DbBackend::Postgres
+    }
+
+    /// Begin a read-only transaction that sees one consistent snapshot (REPEATABLE READ
+    /// on PostgreSQL, which also works on a hot standby; a deferred transaction on SQLite).
+    pub async fn snapshot(&self) -> Result<DatabaseTransaction> {
+        let txn = match self.backend {
+            DbBackend::Postgres => {
+                self.conn
+                    .begin_with_config(
+                        Some(IsolationLevel::RepeatableRead),
+                        Some(AccessMode::ReadOnly),
+                    )
+                    .await
+            }
+            _ => self.conn.begin().await,
+        };
+        txn.map_err(|e| Error::from_db(e, "beginning a read-only transaction"))
     }
 
     /// Begin a transaction that holds the migration lock, waiting up to `lock_wait` for it.

@@ -92,6 +92,9 @@ pub struct State {
     /// Versions recorded in `seaql_migrations` that this build does not know.
     pub unknown: Vec<String>,
     pub alembic: Alembic,
+    /// The API's tables that exist although no migration is recorded (hand-made or
+    /// Alembic-only databases); empty when something is recorded.
+    pub unrecorded_tables: Vec<String>,
 }
 
 impl State {
@@ -169,6 +172,15 @@ impl State {
                 "the two bookkeeping tables disagree; check the schema with `ecomind-admin verify-schema` and fix the one that is wrong",
             ));
         }
+        if !self.unrecorded_tables.is_empty() {
+            return Err(Error::refused(
+                format!(
+                    "the database already has the API's tables ({}) but no migration is recorded",
+                    self.unrecorded_tables.join(", ")
+                ),
+                "adopt it with `ecomind-admin baseline`, which proves its version and records it",
+            ));
+        }
         Ok(())
     }
 }
@@ -225,12 +237,27 @@ pub async fn read_state<C: ConnectionTrait>(conn: &C) -> Result<State> {
     } else {
         Alembic::Absent
     };
+    let unrecorded_tables = if applied.is_empty() && unknown.is_empty() {
+        api_tables_present(conn).await?
+    } else {
+        Vec::new()
+    };
     Ok(State {
         tracking_table,
         applied,
         unknown,
         alembic,
+        unrecorded_tables,
     })
+}
+
+/// Read the state from one consistent snapshot (a read-only transaction), so that a
+/// concurrent run's commit is seen entirely or not at all. Writes nothing.
+pub async fn snapshot_state(db: &Db) -> Result<State> {
+    let txn = db.snapshot().await?;
+    let state = read_state(&txn).await;
+    let _ = txn.rollback().await;
+    state
 }
 
 /// Does a table exist in the current schema? A catalog read only.

@@ -230,7 +230,7 @@ impl Report for RunReport {
 }
 
 async fn up(db: &Db, args: &UpArgs, ui: &Output) -> Result<Outcome> {
-    let state = migrations::read_state(&db.conn).await?;
+    let state = migrations::snapshot_state(db).await?;
     state.check_writable()?;
     let pending = state.pending();
     let last = known().len() - 1;
@@ -245,18 +245,6 @@ async fn up(db: &Db, args: &UpArgs, ui: &Output) -> Result<Outcome> {
         && to_apply.is_empty()
     {
         ui.note(format!("{} is already applied", known()[to].version));
-    }
-    if state.current().is_none() && !to_apply.is_empty() {
-        let present = migrations::api_tables_present(&db.conn).await?;
-        if !present.is_empty() {
-            return Err(Error::refused(
-                format!(
-                    "the database already has the API's tables ({}) but no migration is recorded",
-                    present.join(", ")
-                ),
-                "adopt it with `ecomind-admin baseline`, which proves its version and records it",
-            ));
-        }
     }
     let from = version_ref(state.current());
     if args.dry_run {
@@ -286,7 +274,7 @@ async fn up(db: &Db, args: &UpArgs, ui: &Output) -> Result<Outcome> {
     } else {
         migrations::run_up(db, target, args.lock.options(), ui).await?
     };
-    let after = migrations::read_state(&db.conn).await?;
+    let after = migrations::snapshot_state(db).await?;
     emit_run(
         ui,
         db,
@@ -301,7 +289,7 @@ async fn up(db: &Db, args: &UpArgs, ui: &Output) -> Result<Outcome> {
 }
 
 async fn down(db: &Db, args: &DownArgs, ui: &Output) -> Result<Outcome> {
-    let state = migrations::read_state(&db.conn).await?;
+    let state = migrations::snapshot_state(db).await?;
     state.check_writable()?;
     let mut applied: Vec<usize> = state.applied.iter().map(|(i, _)| *i).collect();
     applied.sort_unstable();
@@ -376,7 +364,7 @@ async fn down(db: &Db, args: &DownArgs, ui: &Output) -> Result<Outcome> {
     }
     confirm_down(db, args, ui, &to_revert, &drops)?;
     let steps = migrations::run_down(db, keep, args.lock.options(), ui).await?;
-    let after = migrations::read_state(&db.conn).await?;
+    let after = migrations::snapshot_state(db).await?;
     emit_run(
         ui,
         db,
@@ -524,7 +512,7 @@ impl Report for CurrentReport {
 }
 
 async fn current(db: &Db, args: &CurrentArgs, ui: &Output) -> Result<Outcome> {
-    let state = migrations::read_state(&db.conn).await?;
+    let state = migrations::snapshot_state(db).await?;
     note_state(&state, ui);
     let pending: Vec<VersionRef> = state
         .pending()
@@ -619,7 +607,7 @@ impl Report for StatusReport {
 }
 
 async fn status(db: &Db, ui: &Output) -> Result<Outcome> {
-    let state = migrations::read_state(&db.conn).await?;
+    let state = migrations::snapshot_state(db).await?;
     note_state(&state, ui);
     let migrations = known()
         .into_iter()
