@@ -14,7 +14,7 @@ ADMIN_URL="${ECOMIND_TEST_DATABASE_URL:-$(scripts/pg-up.sh)}"
 export PATH="/usr/lib/postgresql/15/bin:$PATH"
 cargo build --release -q
 BIN="$PWD/target/release/ecomind-admin"
-SCHEMA="$PWD/../shared/reference/ecomind-api-schema.sql"
+SCHEMA="$PWD/tests/fixtures/ecomind-api-schema.sql"
 
 base="${ADMIN_URL%/*}"
 db_url() { echo "$base/$1"; }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use assert_cmd::Command;
 
-pub const REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference");
+pub const REFERENCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 /// The password the test cluster's superuser has (scripts/pg-up.sh).
 pub fn admin_url() -> String {
