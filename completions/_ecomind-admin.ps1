@@ -34,6 +34,7 @@ Register-ArgumentCompleter -Native -CommandName 'ecomind-admin' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Apply, revert and inspect the schema migrations')
+            [CompletionResult]::new('verify-schema', 'verify-schema', [CompletionResultType]::ParameterValue, 'Compare the live schema with the expected schema of its version (exit 1 on drift)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions to stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -147,6 +148,22 @@ Register-ArgumentCompleter -Native -CommandName 'ecomind-admin' -ScriptBlock {
         'ecomind-admin;migrate;help;help' {
             break
         }
+        'ecomind-admin;verify-schema' {
+            [CompletionResult]::new('--against', '--against', [CompletionResultType]::ParameterName, 'Compare against VERSION (migration name or Alembic revision, e.g. 001) or `head`, instead of the version the database records')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format of the result on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colors on stderr and in tables (NO_COLOR is honoured)')
+            [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Count warnings (extra tables, columns, indexes, enum types) as errors')
+            [CompletionResult]::new('--show-fix', '--show-fix', [CompletionResultType]::ParameterName, 'Show the SQL that fixes each finding (always present in --format json)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the result and errors: no notes or progress')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the result and errors: no notes or progress')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'ecomind-admin;completions' {
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL')
             [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)')
@@ -162,6 +179,7 @@ Register-ArgumentCompleter -Native -CommandName 'ecomind-admin' -ScriptBlock {
         }
         'ecomind-admin;help' {
             [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Apply, revert and inspect the schema migrations')
+            [CompletionResult]::new('verify-schema', 'verify-schema', [CompletionResultType]::ParameterValue, 'Compare the live schema with the expected schema of its version (exit 1 on drift)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions to stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -183,6 +201,9 @@ Register-ArgumentCompleter -Native -CommandName 'ecomind-admin' -ScriptBlock {
             break
         }
         'ecomind-admin;help;migrate;status' {
+            break
+        }
+        'ecomind-admin;help;verify-schema' {
             break
         }
         'ecomind-admin;help;completions' {

@@ -25,6 +25,9 @@ _ecomind__admin() {
             ecomind__admin,migrate)
                 cmd="ecomind__admin__subcmd__migrate"
                 ;;
+            ecomind__admin,verify-schema)
+                cmd="ecomind__admin__subcmd__verify__subcmd__schema"
+                ;;
             ecomind__admin__subcmd__help,completions)
                 cmd="ecomind__admin__subcmd__help__subcmd__completions"
                 ;;
@@ -33,6 +36,9 @@ _ecomind__admin() {
                 ;;
             ecomind__admin__subcmd__help,migrate)
                 cmd="ecomind__admin__subcmd__help__subcmd__migrate"
+                ;;
+            ecomind__admin__subcmd__help,verify-schema)
+                cmd="ecomind__admin__subcmd__help__subcmd__verify__subcmd__schema"
                 ;;
             ecomind__admin__subcmd__help__subcmd__migrate,current)
                 cmd="ecomind__admin__subcmd__help__subcmd__migrate__subcmd__current"
@@ -83,7 +89,7 @@ _ecomind__admin() {
 
     case "${cmd}" in
         ecomind__admin)
-            opts="-q -v -h -V --database-url --connect-timeout --format --color --quiet --verbose --help --version migrate completions help"
+            opts="-q -v -h -V --database-url --connect-timeout --format --color --quiet --verbose --help --version migrate verify-schema completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -143,7 +149,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__help)
-            opts="migrate completions help"
+            opts="migrate verify-schema completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -243,6 +249,20 @@ _ecomind__admin() {
         ecomind__subcmd__admin__subcmd__help__subcmd__migrate__subcmd__up)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__help__subcmd__verify__subcmd__schema)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -502,6 +522,40 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --ddl-lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__verify__subcmd__schema)
+            opts="-q -v -h --against --strict --show-fix --database-url --connect-timeout --format --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --against)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

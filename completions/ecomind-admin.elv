@@ -31,6 +31,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand migrate 'Apply, revert and inspect the schema migrations'
+            cand verify-schema 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
             cand completions 'Print shell completions to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -132,6 +133,21 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         }
         &'ecomind-admin;migrate;help;help'= {
         }
+        &'ecomind-admin;verify-schema'= {
+            cand --against 'Compare against VERSION (migration name or Alembic revision, e.g. 001) or `head`, instead of the version the database records'
+            cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
+            cand --format 'Output format of the result on stdout'
+            cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
+            cand --strict 'Count warnings (extra tables, columns, indexes, enum types) as errors'
+            cand --show-fix 'Show the SQL that fixes each finding (always present in --format json)'
+            cand -q 'Print only the result and errors: no notes or progress'
+            cand --quiet 'Print only the result and errors: no notes or progress'
+            cand -v 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand --verbose 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'ecomind-admin;completions'= {
             cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
             cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
@@ -146,6 +162,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         }
         &'ecomind-admin;help'= {
             cand migrate 'Apply, revert and inspect the schema migrations'
+            cand verify-schema 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
             cand completions 'Print shell completions to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -162,6 +179,8 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         &'ecomind-admin;help;migrate;current'= {
         }
         &'ecomind-admin;help;migrate;status'= {
+        }
+        &'ecomind-admin;help;verify-schema'= {
         }
         &'ecomind-admin;help;completions'= {
         }

@@ -9,7 +9,8 @@ use crate::commands;
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success; check passed
-  1  a check found something (pending migrations under `migrate current --check`, drift, findings)
+  1  a check found something (pending migrations under `migrate current --check`,
+     schema drift errors under verify-schema)
   2  usage error
   3  cannot reach or use the database (bad URL, refused, auth failed, missing database,
      permission denied, read-only, TLS, connection lost)
@@ -87,6 +88,9 @@ pub enum Command {
     /// Apply, revert and inspect the schema migrations.
     #[command(subcommand)]
     Migrate(commands::migrate::MigrateCommand),
+
+    /// Compare the live schema with the expected schema of its version (exit 1 on drift).
+    VerifySchema(commands::verify_schema::VerifySchemaArgs),
 
     /// Print shell completions to stdout.
     Completions(commands::completions::CompletionsArgs),

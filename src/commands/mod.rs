@@ -2,3 +2,4 @@
 
 pub mod completions;
 pub mod migrate;
+pub mod verify_schema;

@@ -6,3 +6,5 @@ mod common;
 mod migrate_pg;
 mod migrate_safety_pg;
 mod migrate_sqlite;
+mod verify_pg;
+mod verify_sqlite;
