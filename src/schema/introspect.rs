@@ -1,11 +1,14 @@
-//! Read the live schema from the catalog: four queries on PostgreSQL (pg_catalog) and
-//! four on SQLite (table-valued pragmas joined to sqlite_master), however many tables
-//! the database has. Read-only.
+//! Read the live schema from the catalog: five queries on PostgreSQL (pg_catalog) and
+//! three on SQLite (table-valued pragmas joined to sqlite_master), however many tables
+//! the database has. Every table is listed by name; columns, constraints and indexes are
+//! read only for the tables of interest, so thousands of unrelated tables cost little.
+//! Read-only.
 
 use std::collections::BTreeMap;
 
 use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement};
 
+use super::diff::quote_literal;
 use super::model::{Column, Constraint, ForeignKey, Index, Schema, Table};
 use crate::error::{Error, Result};
 
@@ -15,20 +18,29 @@ pub struct Introspection {
     pub queries: usize,
 }
 
-pub async fn introspect<C: ConnectionTrait>(conn: &C) -> Result<Introspection> {
+/// Introspect the current schema; `tables` are the tables read in detail.
+pub async fn introspect<C: ConnectionTrait>(conn: &C, tables: &[String]) -> Result<Introspection> {
+    // The names are ours (the expected schema's); quoted as literals all the same.
+    let list = if tables.is_empty() {
+        "NULL".to_owned()
+    } else {
+        tables
+            .iter()
+            .map(|t| quote_literal(t))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     match conn.get_database_backend() {
-        DbBackend::Postgres => postgres(conn).await,
-        _ => sqlite(conn).await,
+        DbBackend::Postgres => postgres(conn, &list).await,
+        _ => sqlite(conn, &list).await,
     }
 }
 
-async fn query<C: ConnectionTrait>(conn: &C, sql: &str) -> Result<Vec<QueryResult>> {
-    conn.query_all_raw(Statement::from_string(
-        conn.get_database_backend(),
-        sql.to_owned(),
-    ))
-    .await
-    .map_err(|e| Error::from_db(e, "reading the catalog"))
+async fn query<C: ConnectionTrait>(conn: &C, sql: &str, tables: &str) -> Result<Vec<QueryResult>> {
+    let sql = sql.replace("{TABLES}", tables);
+    conn.query_all_raw(Statement::from_string(conn.get_database_backend(), sql))
+        .await
+        .map_err(|e| Error::from_db(e, "reading the catalog"))
 }
 
 fn get<T: sea_orm::TryGetable>(row: &QueryResult, col: &str) -> Result<T> {
@@ -46,6 +58,7 @@ fn table<'a>(schema: &'a mut Schema, name: &str) -> &'a mut Table {
         })
 }
 
+/// Columns of the tables of interest.
 const PG_COLUMNS: &str = "\
 SELECT c.relname::text AS table_name, a.attname::text AS column_name, \
        format_type(a.atttypid, a.atttypmod) AS data_type, \
@@ -54,8 +67,15 @@ FROM pg_catalog.pg_class c \
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
 LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum \
-WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') \
+WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND c.relname IN ({TABLES}) \
 ORDER BY c.relname, a.attnum";
+
+/// The names of every other table, as one array (one row, however many tables).
+const PG_OTHER_TABLES: &str = "\
+SELECT COALESCE(array_agg(c.relname::text ORDER BY c.relname), '{}') AS names \
+FROM pg_catalog.pg_class c \
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND c.relname NOT IN ({TABLES})";
 
 const PG_CONSTRAINTS: &str = "\
 SELECT c.relname::text AS table_name, con.conname::text AS name, con.contype::text AS kind, \
@@ -70,7 +90,7 @@ FROM pg_catalog.pg_constraint con \
 JOIN pg_catalog.pg_class c ON c.oid = con.conrelid \
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
 LEFT JOIN pg_catalog.pg_class fc ON fc.oid = con.confrelid \
-WHERE n.nspname = current_schema() AND con.contype IN ('p', 'u', 'f') \
+WHERE n.nspname = current_schema() AND con.contype IN ('p', 'u', 'f') AND c.relname IN ({TABLES}) \
 ORDER BY c.relname, con.conname";
 
 /// Indexes that do not back a constraint (those are reported as constraints).
@@ -82,9 +102,10 @@ FROM pg_catalog.pg_index ix \
 JOIN pg_catalog.pg_class i ON i.oid = ix.indexrelid \
 JOIN pg_catalog.pg_class t ON t.oid = ix.indrelid \
 JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace \
-WHERE n.nspname = current_schema() \
+WHERE n.nspname = current_schema() AND t.relname IN ({TABLES}) \
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint con \
-                  WHERE con.conindid = ix.indexrelid AND con.contype IN ('p', 'u', 'x')) \
+                  WHERE con.conrelid = ix.indrelid AND con.conindid = ix.indexrelid \
+                    AND con.contype IN ('p', 'u', 'x')) \
 ORDER BY t.relname, i.relname";
 
 const PG_ENUMS: &str = "\
@@ -95,9 +116,9 @@ JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
 WHERE n.nspname = current_schema() \
 ORDER BY t.typname, e.enumsortorder";
 
-async fn postgres<C: ConnectionTrait>(conn: &C) -> Result<Introspection> {
+async fn postgres<C: ConnectionTrait>(conn: &C, tables: &str) -> Result<Introspection> {
     let mut schema = Schema::default();
-    for row in query(conn, PG_COLUMNS).await? {
+    for row in query(conn, PG_COLUMNS, tables).await? {
         let t: String = get(&row, "table_name")?;
         let column: Option<String> = get(&row, "column_name")?;
         let entry = table(&mut schema, &t);
@@ -110,7 +131,13 @@ async fn postgres<C: ConnectionTrait>(conn: &C) -> Result<Introspection> {
             });
         }
     }
-    for row in query(conn, PG_CONSTRAINTS).await? {
+    for row in query(conn, PG_OTHER_TABLES, tables).await? {
+        let names: Vec<String> = get(&row, "names")?;
+        for name in names {
+            table(&mut schema, &name);
+        }
+    }
+    for row in query(conn, PG_CONSTRAINTS, tables).await? {
         let t: String = get(&row, "table_name")?;
         let name: String = get(&row, "name")?;
         let kind: String = get(&row, "kind")?;
@@ -135,7 +162,7 @@ async fn postgres<C: ConnectionTrait>(conn: &C) -> Result<Introspection> {
             }),
         }
     }
-    for row in query(conn, PG_INDEXES).await? {
+    for row in query(conn, PG_INDEXES, tables).await? {
         let t: String = get(&row, "table_name")?;
         let index = Index {
             name: get(&row, "name")?,
@@ -144,18 +171,18 @@ async fn postgres<C: ConnectionTrait>(conn: &C) -> Result<Introspection> {
         };
         table(&mut schema, &t).indexes.push(index);
     }
-    for row in query(conn, PG_ENUMS).await? {
+    for row in query(conn, PG_ENUMS, tables).await? {
         let name: String = get(&row, "name")?;
         let label: String = get(&row, "label")?;
         schema.enums.entry(name).or_default().push(label);
     }
-    Ok(Introspection { schema, queries: 4 })
+    Ok(Introspection { schema, queries: 5 })
 }
 
 const SQLITE_COLUMNS: &str = "\
 SELECT m.name AS table_name, m.sql AS table_sql, p.name AS column_name, p.type AS data_type, \
        p.\"notnull\" AS not_null, p.dflt_value AS default_expr, p.pk AS pk \
-FROM sqlite_master m LEFT JOIN pragma_table_info(m.name) p \
+FROM sqlite_master m LEFT JOIN pragma_table_info(m.name) p ON m.name IN ({TABLES}) \
 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
 ORDER BY m.name, p.cid";
 
@@ -165,25 +192,25 @@ SELECT m.name AS table_name, il.name AS name, il.\"unique\" AS is_unique, il.ori
 FROM sqlite_master m \
 JOIN pragma_index_list(m.name) il \
 JOIN pragma_index_info(il.name) ii \
-WHERE m.type = 'table' \
+WHERE m.type = 'table' AND m.name IN ({TABLES}) \
 ORDER BY m.name, il.name, ii.seqno";
 
 const SQLITE_FKS: &str = "\
 SELECT m.name AS table_name, f.id AS id, f.\"table\" AS ref_table, f.\"from\" AS column_name, \
        f.\"to\" AS ref_column \
 FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) f \
-WHERE m.type = 'table' \
+WHERE m.type = 'table' AND m.name IN ({TABLES}) \
 ORDER BY m.name, f.id, f.seq";
 
-async fn sqlite<C: ConnectionTrait>(conn: &C) -> Result<Introspection> {
+async fn sqlite<C: ConnectionTrait>(conn: &C, tables: &str) -> Result<Introspection> {
     let mut schema = Schema::default();
     let mut pks: BTreeMap<String, Vec<(i64, String)>> = BTreeMap::new();
-    for row in query(conn, SQLITE_COLUMNS).await? {
+    for row in query(conn, SQLITE_COLUMNS, tables).await? {
         let t: String = get(&row, "table_name")?;
         let sql: Option<String> = get(&row, "table_sql")?;
         let column: Option<String> = get(&row, "column_name")?;
         let entry = table(&mut schema, &t);
-        if entry.columns.is_empty() {
+        if entry.columns.is_empty() && column.is_some() {
             entry.checks = parse_in_checks(sql.as_deref().unwrap_or(""));
         }
         if let Some(name) = column {
@@ -231,7 +258,7 @@ async fn sqlite<C: ConnectionTrait>(conn: &C) -> Result<Introspection> {
             }
         }
     };
-    for row in query(conn, SQLITE_INDEXES).await? {
+    for row in query(conn, SQLITE_INDEXES, tables).await? {
         let t: String = get(&row, "table_name")?;
         let name: String = get(&row, "name")?;
         let col: Option<String> = get(&row, "column_name")?;
@@ -249,7 +276,7 @@ async fn sqlite<C: ConnectionTrait>(conn: &C) -> Result<Introspection> {
     flush(&mut schema, current.take());
     let mut fk: Option<(String, i64, ForeignKey)> = None;
     let mut fks: Vec<(String, ForeignKey)> = Vec::new();
-    for row in query(conn, SQLITE_FKS).await? {
+    for row in query(conn, SQLITE_FKS, tables).await? {
         let t: String = get(&row, "table_name")?;
         let id: i64 = get(&row, "id")?;
         let col: String = get(&row, "column_name")?;
