@@ -16,6 +16,9 @@ _ecomind__admin() {
             ",$1")
                 cmd="ecomind__admin"
                 ;;
+            ecomind__admin,baseline)
+                cmd="ecomind__admin__subcmd__baseline"
+                ;;
             ecomind__admin,completions)
                 cmd="ecomind__admin__subcmd__completions"
                 ;;
@@ -27,6 +30,9 @@ _ecomind__admin() {
                 ;;
             ecomind__admin,verify-schema)
                 cmd="ecomind__admin__subcmd__verify__subcmd__schema"
+                ;;
+            ecomind__admin__subcmd__help,baseline)
+                cmd="ecomind__admin__subcmd__help__subcmd__baseline"
                 ;;
             ecomind__admin__subcmd__help,completions)
                 cmd="ecomind__admin__subcmd__help__subcmd__completions"
@@ -89,12 +95,54 @@ _ecomind__admin() {
 
     case "${cmd}" in
         ecomind__admin)
-            opts="-q -v -h -V --database-url --connect-timeout --format --color --quiet --verbose --help --version migrate verify-schema completions help"
+            opts="-q -v -h -V --database-url --connect-timeout --format --color --quiet --verbose --help --version migrate baseline verify-schema completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__baseline)
+            opts="-y -q -v -h --to --dry-run --yes --undo --lock-wait --ddl-lock-timeout --database-url --connect-timeout --format --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ddl-lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -149,8 +197,22 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__help)
-            opts="migrate verify-schema completions help"
+            opts="migrate baseline verify-schema completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__help__subcmd__baseline)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -31,6 +31,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand migrate 'Apply, revert and inspect the schema migrations'
+            cand baseline 'Adopt an existing database (hand-made or Alembic-managed) after proving which version its schema is; --undo removes the baseline'
             cand verify-schema 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
             cand completions 'Print shell completions to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -133,6 +134,25 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         }
         &'ecomind-admin;migrate;help;help'= {
         }
+        &'ecomind-admin;baseline'= {
+            cand --to 'Adopt the database at VERSION (migration name or Alembic revision) instead of the detected one; its schema must still match VERSION'
+            cand --lock-wait 'How long to wait for another ecomind-admin''s migration lock before giving up (exit 4)'
+            cand --ddl-lock-timeout 'lock_timeout for the migration''s statements: a migration queued behind a long transaction fails cleanly (exit 4, nothing changed) instead of blocking the table'
+            cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
+            cand --format 'Output format of the result on stdout'
+            cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
+            cand --dry-run 'Print the plan (version, tables, warnings, statements) and write nothing at all'
+            cand -y 'Do not ask for confirmation (required when stdin is not a terminal)'
+            cand --yes 'Do not ask for confirmation (required when stdin is not a terminal)'
+            cand --undo 'Remove the baseline: drop seaql_migrations. Never touches the API''s tables or alembic_version'
+            cand -q 'Print only the result and errors: no notes or progress'
+            cand --quiet 'Print only the result and errors: no notes or progress'
+            cand -v 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand --verbose 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'ecomind-admin;verify-schema'= {
             cand --against 'Compare against VERSION (migration name or Alembic revision, e.g. 001) or `head`, instead of the version the database records'
             cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
@@ -162,6 +182,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         }
         &'ecomind-admin;help'= {
             cand migrate 'Apply, revert and inspect the schema migrations'
+            cand baseline 'Adopt an existing database (hand-made or Alembic-managed) after proving which version its schema is; --undo removes the baseline'
             cand verify-schema 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
             cand completions 'Print shell completions to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -179,6 +200,8 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         &'ecomind-admin;help;migrate;current'= {
         }
         &'ecomind-admin;help;migrate;status'= {
+        }
+        &'ecomind-admin;help;baseline'= {
         }
         &'ecomind-admin;help;verify-schema'= {
         }

@@ -36,6 +36,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -s v -l verbos
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -s V -l version -d 'Print version'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "migrate" -d 'Apply, revert and inspect the schema migrations'
+complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "baseline" -d 'Adopt an existing database (hand-made or Alembic-managed) after proving which version its schema is; --undo removes the baseline'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "verify-schema" -d 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "completions" -d 'Print shell completions to stdout'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -112,6 +113,22 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from help" -f -a "current" -d 'Show the current version (SeaORM and Alembic); --check exits 1 when migrations are pending'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from help" -f -a "status" -d 'List every migration with its Alembic revision, applied or pending, and when'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l to -d 'Adopt the database at VERSION (migration name or Alembic revision) instead of the detected one; its schema must still match VERSION' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l lock-wait -d 'How long to wait for another ecomind-admin\'s migration lock before giving up (exit 4)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l ddl-lock-timeout -d 'lock_timeout for the migration\'s statements: a migration queued behind a long transaction fails cleanly (exit 4, nothing changed) instead of blocking the table' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document (stable, documented in the README)'"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l dry-run -d 'Print the plan (version, tables, warnings, statements) and write nothing at all'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -s y -l yes -d 'Do not ask for confirmation (required when stdin is not a terminal)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l undo -d 'Remove the baseline: drop seaql_migrations. Never touches the API\'s tables or alembic_version'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l against -d 'Compare against VERSION (migration name or Alembic revision, e.g. 001) or `head`, instead of the version the database records' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
@@ -135,10 +152,11 @@ never\t''"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate verify-schema completions help" -f -a "migrate" -d 'Apply, revert and inspect the schema migrations'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate verify-schema completions help" -f -a "verify-schema" -d 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate verify-schema completions help" -f -a "completions" -d 'Print shell completions to stdout'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate verify-schema completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline verify-schema completions help" -f -a "migrate" -d 'Apply, revert and inspect the schema migrations'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline verify-schema completions help" -f -a "baseline" -d 'Adopt an existing database (hand-made or Alembic-managed) after proving which version its schema is; --undo removes the baseline'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline verify-schema completions help" -f -a "verify-schema" -d 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline verify-schema completions help" -f -a "completions" -d 'Print shell completions to stdout'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline verify-schema completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __fish_seen_subcommand_from migrate" -f -a "up" -d 'Apply pending migrations (all, up to --to, or the next -n)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __fish_seen_subcommand_from migrate" -f -a "down" -d 'Revert applied migrations (destructive: asks, or needs --yes)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __fish_seen_subcommand_from migrate" -f -a "current" -d 'Show the current version (SeaORM and Alembic); --check exits 1 when migrations are pending'

@@ -10,12 +10,13 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success; check passed
   1  a check found something (pending migrations under `migrate current --check`,
-     schema drift errors under verify-schema)
+     schema drift errors under verify-schema, baseline refused because the schema
+     matches no version)
   2  usage error
   3  cannot reach or use the database (bad URL, refused, auth failed, missing database,
      permission denied, read-only, TLS, connection lost)
   4  refused precondition (not confirmed without --yes, lock wait timed out, unknown
-     Alembic revision, database not baselined)
+     Alembic revision, database not baselined, already baselined)
   5  internal error (a bug)";
 
 /// Operator CLI for the EcoMind API database.
@@ -88,6 +89,10 @@ pub enum Command {
     /// Apply, revert and inspect the schema migrations.
     #[command(subcommand)]
     Migrate(commands::migrate::MigrateCommand),
+
+    /// Adopt an existing database (hand-made or Alembic-managed) after proving which
+    /// version its schema is; --undo removes the baseline.
+    Baseline(commands::baseline::BaselineArgs),
 
     /// Compare the live schema with the expected schema of its version (exit 1 on drift).
     VerifySchema(commands::verify_schema::VerifySchemaArgs),

@@ -31,6 +31,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     init_logging(&ui);
     match &cli.command {
         Command::Migrate(cmd) => commands::migrate::run(cmd, &cli.global, &ui).await,
+        Command::Baseline(args) => commands::baseline::run(args, &cli.global, &ui).await,
         Command::VerifySchema(args) => commands::verify_schema::run(args, &cli.global, &ui).await,
         Command::Completions(args) => commands::completions::run(args).map(|_| Outcome::Success),
     }

@@ -3,6 +3,7 @@
 //! migration lock, with the bookkeeping row and `alembic_version` in the same
 //! transaction.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use migration::{Migrator, MigratorTrait};
@@ -16,6 +17,7 @@ use serde::Serialize;
 use crate::db::{self, Db, MIGRATION_LOCK_KEY};
 use crate::error::{Error, Result};
 use crate::output::Output;
+use crate::schema::diff::quote_literal;
 
 pub const TRACKING_TABLE: &str = "seaql_migrations";
 pub const ALEMBIC_TABLE: &str = "alembic_version";
@@ -607,7 +609,8 @@ fn render_err(e: sea_orm::DbErr) -> Error {
     Error::internal(format!("rendering the migration SQL: {e}"))
 }
 
-async fn capture_install(backend: DbBackend) -> Result<Vec<String>> {
+/// The statement that creates `seaql_migrations` (IF NOT EXISTS), as SeaORM builds it.
+pub async fn capture_install(backend: DbBackend) -> Result<Vec<String>> {
     let conn = recorder(backend);
     Migrator::install(&conn).await.map_err(render_err)?;
     Ok(recorded(conn))
@@ -684,25 +687,42 @@ pub fn drops_in(sql: &[String]) -> Vec<Drop> {
     out
 }
 
-/// Estimated row counts of the tables in `drops`: planner statistics on PostgreSQL
-/// (never a full COUNT(*) on a production table), an exact count on SQLite.
+/// Estimated row counts of the tables in `drops`.
 pub async fn estimate_rows(db: &Db, drops: &mut [Drop]) -> Result<()> {
-    let mut tables: Vec<String> = drops.iter().filter_map(|d| d.table.clone()).collect();
-    tables.sort();
-    tables.dedup();
-    let mut counts = std::collections::HashMap::new();
+    let tables: Vec<String> = drops.iter().filter_map(|d| d.table.clone()).collect();
+    let counts = row_estimates(db, &tables).await?;
+    for d in drops.iter_mut() {
+        if let Some(t) = &d.table {
+            d.estimated_rows = counts.get(t).copied();
+        }
+    }
+    Ok(())
+}
+
+/// Row counts of `tables`: planner statistics on PostgreSQL (pg_class.reltuples, or the
+/// statistics collector's live-tuple count for a never-analyzed table; one catalog
+/// query, never a full COUNT(*) on a production table), exact counts on SQLite.
+pub async fn row_estimates(db: &Db, tables: &[String]) -> Result<HashMap<String, i64>> {
+    let mut counts = HashMap::new();
+    if tables.is_empty() {
+        return Ok(counts);
+    }
     if db.is_postgres() {
+        let list: Vec<String> = tables.iter().map(|t| quote_literal(t)).collect();
         let rows = db
             .conn
             .query_all_raw(Statement::from_string(
                 DbBackend::Postgres,
-                "SELECT c.relname AS name, \
-                        (CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint \
-                              ELSE COALESCE(s.n_live_tup, 0) END)::bigint AS rows \
-                 FROM pg_class c \
-                 LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid \
-                 WHERE c.relkind IN ('r', 'p') AND c.relnamespace = current_schema()::regnamespace"
-                    .to_owned(),
+                format!(
+                    "SELECT c.relname::text AS name, \
+                            (CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint \
+                                  ELSE COALESCE(s.n_live_tup, 0) END)::bigint AS rows \
+                     FROM pg_class c \
+                     LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid \
+                     WHERE c.relkind IN ('r', 'p') AND c.relnamespace = current_schema()::regnamespace \
+                       AND c.relname IN ({})",
+                    list.join(", ")
+                ),
             ))
             .await
             .map_err(|e| Error::from_db(e, "estimating row counts"))?;
@@ -716,8 +736,10 @@ pub async fn estimate_rows(db: &Db, drops: &mut [Drop]) -> Result<()> {
             counts.insert(name, n);
         }
     } else {
-        for t in &tables {
-            // Table names come from our own migrations' SQL.
+        let mut unique: Vec<&String> = tables.iter().collect();
+        unique.sort();
+        unique.dedup();
+        for t in unique {
             let row = db
                 .conn
                 .query_one_raw(Statement::from_string(
@@ -737,10 +759,5 @@ pub async fn estimate_rows(db: &Db, drops: &mut [Drop]) -> Result<()> {
             }
         }
     }
-    for d in drops.iter_mut() {
-        if let Some(t) = &d.table {
-            d.estimated_rows = counts.get(t).copied();
-        }
-    }
-    Ok(())
+    Ok(counts)
 }

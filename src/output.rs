@@ -146,6 +146,36 @@ impl Output {
         Ok(())
     }
 
+    /// The confirmation rule of destructive commands: `--yes` proceeds; without a
+    /// terminal, refuse (exit 4); on a terminal, show `details` and ask (default No).
+    /// `action` completes "refusing to ..." (e.g. "revert 002 on postgres://...").
+    pub fn confirm_destructive(
+        &self,
+        yes: bool,
+        action: &str,
+        details: &str,
+        question: &str,
+    ) -> Result<()> {
+        if yes {
+            return Ok(());
+        }
+        if !self.interactive() {
+            return Err(Error::refused(
+                format!("refusing to {action} without confirmation"),
+                "rerun with --yes to confirm, or --dry-run to see what it would do",
+            ));
+        }
+        eprintln!("{action}\n{details}");
+        if self.confirm(question)? {
+            Ok(())
+        } else {
+            Err(Error::refused(
+                "not confirmed; nothing was changed",
+                "answer yes, or pass --yes",
+            ))
+        }
+    }
+
     /// Ask a yes/no question on the TTY, default No.
     pub fn confirm(&self, question: &str) -> Result<bool> {
         dialoguer::Confirm::new()

@@ -385,33 +385,20 @@ fn confirm_down(
     to_revert: &[usize],
     drops: &[Drop],
 ) -> Result<()> {
-    if args.yes {
-        return Ok(());
-    }
     let names: Vec<String> = to_revert
         .iter()
         .map(|i| format!("{} ({})", known()[*i].alembic_revision, known()[*i].version))
         .collect();
-    let mut summary = format!("revert {} on {}", names.join(", "), db.url);
-    if !ui.interactive() {
-        return Err(Error::refused(
-            format!("refusing to {summary} without confirmation"),
-            "this drops data; rerun with --yes to confirm, or --dry-run to see what it would do",
-        ));
-    }
-    let _ = write!(summary, "\nThis drops:");
+    let mut details = String::from("This drops:");
     for d in drops {
-        let _ = write!(summary, "\n  - {}", describe_drop(d));
+        let _ = write!(details, "\n  - {}", describe_drop(d));
     }
-    eprintln!("{summary}");
-    if ui.confirm("Revert these migrations?")? {
-        Ok(())
-    } else {
-        Err(Error::refused(
-            "not confirmed; nothing was changed",
-            "answer yes, or pass --yes",
-        ))
-    }
+    ui.confirm_destructive(
+        args.yes,
+        &format!("revert {} on {}", names.join(", "), db.url),
+        &details,
+        "Revert these migrations?",
+    )
 }
 
 /// `column users.password_hash (~12 rows)`, `table orgs (~3 rows)`, `type role`.

@@ -15,7 +15,8 @@ use crate::error::{Error, Result};
 use crate::migrations::{self, Alembic, State, known};
 use crate::output::{Output, Report};
 use crate::schema::diff::{BOOKKEEPING_TABLES, Check};
-use crate::schema::{Finding, Severity, diff, expected::expected, introspect::introspect};
+use crate::schema::introspect::{Introspection, introspect};
+use crate::schema::{Finding, Severity, diff, expected::expected};
 
 #[derive(Debug, Args)]
 pub struct VerifySchemaArgs {
@@ -322,22 +323,30 @@ impl Report for VerifyReport {
     }
 }
 
-/// Introspect and diff, in one read-only snapshot. Shared with `baseline`.
-pub async fn check(db: &Db, against: Option<usize>, strict: bool) -> Result<(State, VerifyReport)> {
+/// The bookkeeping state and the live schema, from one read-only snapshot.
+pub async fn read_live(db: &Db) -> Result<(State, Introspection)> {
     let txn = db.snapshot().await?;
     let result = async {
         let state = migrations::read_state(&txn).await?;
-        // Every version's tables are a subset of head's.
-        let tables: Vec<String> = expected(known().len() - 1, db.backend)
-            .tables
-            .into_keys()
-            .collect();
-        let intro = introspect(&txn, &tables).await?;
+        let intro = introspect(&txn, &api_tables(db)).await?;
         Ok::<_, Error>((state, intro))
     }
     .await;
     let _ = txn.rollback().await;
-    let (state, intro) = result?;
+    result
+}
+
+/// The tables read in detail: every version's tables are a subset of head's.
+pub fn api_tables(db: &Db) -> Vec<String> {
+    expected(known().len() - 1, db.backend)
+        .tables
+        .into_keys()
+        .collect()
+}
+
+/// Introspect and diff against the version the database records (or `against`).
+pub async fn check(db: &Db, against: Option<usize>, strict: bool) -> Result<(State, VerifyReport)> {
+    let (state, intro) = read_live(db).await?;
     let against = choose_version(&state, against)?;
     let report = build_report(db, against, &intro.schema, intro.queries, strict);
     Ok((state, report))

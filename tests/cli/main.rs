@@ -1,6 +1,8 @@
 //! Integration tests: the real binary against real PostgreSQL and SQLite.
 
 mod bad_input;
+mod baseline_pg;
+mod baseline_sqlite;
 mod cli_meta;
 mod common;
 mod migrate_pg;

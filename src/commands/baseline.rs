@@ -1,0 +1,522 @@
+//! `baseline`: adopt an existing database (hand-made or Alembic-managed) by recording
+//! the migrations its schema already has, only after proving which version that is.
+//! `--undo` forgets the baseline again (drops seaql_migrations, nothing else).
+
+use std::fmt::Write as _;
+
+use clap::Args;
+use sea_orm::{ConnectionTrait, DbBackend, sea_query::Query};
+use sea_orm_migration::seaql_migrations;
+use serde::Serialize;
+
+use migration::MigratorTrait;
+
+use crate::Outcome;
+use crate::cli::GlobalArgs;
+use crate::commands::migrate::LockArgs;
+use crate::commands::verify_schema::{api_tables, read_live};
+use crate::config::DatabaseConfig;
+use crate::db::{self, Db, MIGRATION_LOCK_KEY};
+use crate::error::{Error, Result};
+use crate::migrations::{self, Alembic, State, TRACKING_TABLE, known};
+use crate::output::{Output, Report, or_dash};
+use crate::schema::expected::expected;
+use crate::schema::introspect::introspect;
+use crate::schema::{Finding, Schema, Severity, diff};
+
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    /// Adopt the database at VERSION (migration name or Alembic revision) instead of the
+    /// detected one; its schema must still match VERSION.
+    #[arg(long, value_name = "VERSION", value_parser = parse_version, conflicts_with = "undo")]
+    pub to: Option<usize>,
+
+    /// Print the plan (version, tables, warnings, statements) and write nothing at all.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Remove the baseline: drop seaql_migrations. Never touches the API's tables or
+    /// alembic_version.
+    #[arg(long)]
+    pub undo: bool,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+fn parse_version(s: &str) -> std::result::Result<usize, String> {
+    migrations::resolve_version(s)
+}
+
+/// The version a baseline records, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Detected {
+    pub version: String,
+    pub alembic_revision: &'static str,
+    pub reason: String,
+    #[serde(skip)]
+    pub index: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableRows {
+    pub table: String,
+    /// PostgreSQL: planner statistics (pg_class.reltuples); SQLite: exact.
+    pub estimated_rows: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BaselineReport {
+    pub database: String,
+    /// `baseline` or `undo`.
+    pub action: &'static str,
+    pub dry_run: bool,
+    /// Refused: why (the findings say what does not match).
+    pub refused: Option<String>,
+    pub detected: Option<Detected>,
+    pub alembic_version: Option<Alembic>,
+    pub tables: Vec<TableRows>,
+    /// Error findings against the version (a refusal), with their fix SQL.
+    pub errors: Vec<Finding>,
+    /// Warnings against the version: allowed, and listed.
+    pub warnings: Vec<Finding>,
+    /// The exact statements the baseline runs (or ran).
+    pub statements: Vec<String>,
+    /// Versions recorded (baseline) or forgotten (undo); empty on a dry run or refusal.
+    pub recorded: Vec<String>,
+}
+
+impl Report for BaselineReport {
+    fn render(&self, out: &mut String, ui: &Output) {
+        let _ = writeln!(out, "database: {}", self.database);
+        if let Some(d) = &self.detected {
+            let _ = writeln!(
+                out,
+                "version:  {} ({}): {}",
+                d.alembic_revision, d.version, d.reason
+            );
+        }
+        if let Some(Alembic::Revision(r)) = &self.alembic_version {
+            let _ = writeln!(out, "alembic_version: {r} (left as it is)");
+        }
+        if !self.tables.is_empty() {
+            let mut t = ui.table(&["table", "estimated rows"]);
+            for r in &self.tables {
+                t.add_row(vec![r.table.clone(), or_dash(r.estimated_rows)]);
+            }
+            let _ = writeln!(out, "{t}");
+        }
+        for (title, list) in [("errors", &self.errors), ("warnings", &self.warnings)] {
+            if list.is_empty() {
+                continue;
+            }
+            let _ = writeln!(out, "{title}:");
+            for f in list.iter() {
+                let _ = writeln!(
+                    out,
+                    "  - {} {}: expected {}, found {}",
+                    f.kind,
+                    f.object,
+                    f.expected.as_deref().unwrap_or("nothing"),
+                    f.actual.as_deref().unwrap_or("nothing")
+                );
+                if f.severity == Severity::Error {
+                    let _ = writeln!(
+                        out,
+                        "    fix: {}",
+                        f.fix_sql.as_deref().unwrap_or("(no safe automatic fix)")
+                    );
+                }
+            }
+        }
+        if !self.statements.is_empty() && self.refused.is_none() {
+            let _ = writeln!(out, "statements:");
+            for s in &self.statements {
+                let _ = writeln!(out, "  {s};");
+            }
+        }
+        let verdict = match (&self.refused, self.dry_run, self.action) {
+            (Some(why), _, _) => format!("REFUSED: {why}"),
+            (None, true, _) => "dry run: nothing was changed".to_owned(),
+            (None, false, _) if self.recorded.is_empty() => {
+                "plan: the statements above will run once confirmed".to_owned()
+            }
+            (None, false, "undo") => format!(
+                "Baseline removed: {TRACKING_TABLE} dropped ({} versions forgotten); the API's tables are untouched.",
+                self.recorded.len()
+            ),
+            (None, false, _) => format!(
+                "Baselined: recorded {} versions: {}.",
+                self.recorded.len(),
+                self.recorded.join(", ")
+            ),
+        };
+        let _ = writeln!(out, "{verdict}");
+    }
+}
+
+pub async fn run(args: &BaselineArgs, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
+    let config = DatabaseConfig::resolve(global.database_url.as_deref())?;
+    let db = db::connect(&config, global.connect_timeout, ui).await?;
+    let outcome = if args.undo {
+        undo(&db, args, ui).await
+    } else {
+        baseline(&db, args, ui).await
+    };
+    db.conn.close().await.ok();
+    outcome
+}
+
+fn already_managed(state: &State) -> Option<Error> {
+    if state.applied.is_empty() && state.unknown.is_empty() {
+        return None;
+    }
+    let recorded = state
+        .current()
+        .map(|i| format!("{} ({})", known()[i].alembic_revision, known()[i].version))
+        .unwrap_or_else(|| state.unknown.join(", "));
+    Some(Error::refused(
+        format!("the database is already managed: {TRACKING_TABLE} records {recorded}"),
+        "nothing to adopt; `ecomind-admin baseline --undo` removes the baseline if it is wrong",
+    ))
+}
+
+/// Findings of the live schema against every version, newest first.
+fn findings_per_version(db: &Db, live: &Schema) -> Vec<(usize, Vec<Finding>)> {
+    (0..known().len())
+        .rev()
+        .map(|v| (v, diff(&expected(v, db.backend), live, db.is_postgres())))
+        .collect()
+}
+
+fn errors_of(f: &[Finding]) -> usize {
+    f.iter().filter(|f| f.severity == Severity::Error).count()
+}
+
+fn detected(index: usize, reason: String) -> Detected {
+    let k = &known()[index];
+    Detected {
+        version: k.version.clone(),
+        alembic_revision: k.alembic_revision,
+        reason,
+        index,
+    }
+}
+
+fn label(index: usize) -> String {
+    let k = &known()[index];
+    format!("{} ({})", k.alembic_revision, k.version)
+}
+
+/// The INSERT that records migrations 0..=target, as it will run.
+fn insert_statement(backend: DbBackend, target: usize) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let mut q = Query::insert();
+    q.into_table(seaql_migrations::Entity).columns([
+        seaql_migrations::Column::Version,
+        seaql_migrations::Column::AppliedAt,
+    ]);
+    for k in &known()[..=target] {
+        q.values_panic([k.version.clone().into(), now.into()]);
+    }
+    match backend {
+        DbBackend::Postgres => q.to_string(sea_orm::sea_query::PostgresQueryBuilder),
+        _ => q.to_string(sea_orm::sea_query::SqliteQueryBuilder),
+    }
+}
+
+async fn baseline(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> {
+    let (state, intro) = read_live(db).await?;
+    if let Some(e) = already_managed(&state) {
+        return Err(e);
+    }
+    let alembic_index = match &state.alembic {
+        Alembic::Revision(rev) => Some(migrations::resolve_version(rev).map_err(|_| {
+            Error::refused(
+                format!("alembic_version is at revision '{rev}', which this build of ecomind-admin does not know"),
+                "upgrade ecomind-admin to a version that ships that revision",
+            )
+        })?),
+        _ => None,
+    };
+    let per_version = findings_per_version(db, &intro.schema);
+    let findings_for = |v: usize| {
+        per_version
+            .iter()
+            .find(|(i, _)| *i == v)
+            .map(|(_, f)| f.clone())
+            .unwrap_or_default()
+    };
+    let matching: Vec<usize> = per_version
+        .iter()
+        .filter(|(_, f)| errors_of(f) == 0)
+        .map(|(v, _)| *v)
+        .collect();
+    let matches_text = || match matching.first() {
+        Some(v) => format!("the schema matches {}", label(*v)),
+        None => "the schema matches no known version".to_owned(),
+    };
+
+    // Which version, and why.
+    let (target, refusal): (Detected, Option<String>) = if let Some(to) = args.to {
+        if let Some(a) = alembic_index
+            && a != to
+        {
+            return Err(Error::refused(
+                format!(
+                    "--to {} disagrees with alembic_version, which is at {}",
+                    label(to),
+                    label(a)
+                ),
+                "baseline at the Alembic revision, or fix alembic_version first",
+            ));
+        }
+        let d = detected(to, "chosen with --to".into());
+        let refusal = (errors_of(&findings_for(to)) > 0).then(|| {
+            format!(
+                "the schema does not match {} ({})",
+                label(to),
+                matches_text()
+            )
+        });
+        (d, refusal)
+    } else if let Some(a) = alembic_index {
+        let d = detected(
+            a,
+            format!(
+                "alembic_version is at revision {}",
+                known()[a].alembic_revision
+            ),
+        );
+        let refusal = (errors_of(&findings_for(a)) > 0).then(|| {
+            format!(
+                "alembic_version says {} but the schema does not match it ({})",
+                known()[a].alembic_revision,
+                matches_text()
+            )
+        });
+        (d, refusal)
+    } else if let Some(&v) = matching.first() {
+        (
+            detected(
+                v,
+                "the schema matches it (the newest matching version)".to_owned(),
+            ),
+            None,
+        )
+    } else {
+        // The closest version: fewest errors, the newest on a tie.
+        let (v, _) = per_version
+            .iter()
+            .min_by_key(|(v, f)| (errors_of(f), std::cmp::Reverse(*v)))
+            .expect("at least one version");
+        (
+            detected(*v, format!("closest version: {}", label(*v))),
+            Some("the schema matches no known version".to_owned()),
+        )
+    };
+    let findings = findings_for(target.index);
+    let (errors, warnings): (Vec<Finding>, Vec<Finding>) = findings
+        .into_iter()
+        .partition(|f| f.severity == Severity::Error);
+
+    let tables: Vec<String> = expected(target.index, db.backend)
+        .tables
+        .into_keys()
+        .filter(|t| intro.schema.tables.contains_key(t))
+        .collect();
+    let estimates = migrations::row_estimates(db, &tables).await?;
+    let table_rows = tables
+        .iter()
+        .map(|t| TableRows {
+            table: t.clone(),
+            estimated_rows: estimates.get(t).copied(),
+        })
+        .collect();
+
+    let mut statements = Vec::new();
+    if db.is_postgres() {
+        statements.push("BEGIN".to_owned());
+        statements.push(format!(
+            "SELECT pg_try_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+        ));
+    } else {
+        statements.push("BEGIN IMMEDIATE".to_owned());
+    }
+    statements.extend(migrations::capture_install(db.backend).await?);
+    statements.push(insert_statement(db.backend, target.index));
+    statements.push("COMMIT".to_owned());
+
+    let mut report = BaselineReport {
+        database: db.url.clone(),
+        action: "baseline",
+        dry_run: args.dry_run,
+        refused: refusal.clone(),
+        detected: Some(target.clone()),
+        alembic_version: (state.alembic != Alembic::Absent).then(|| state.alembic.clone()),
+        tables: table_rows,
+        errors,
+        warnings,
+        statements,
+        recorded: Vec::new(),
+    };
+    if let Some(why) = refusal {
+        ui.emit(&report)?;
+        ui.error(&Error::new(
+            crate::error::Kind::CheckFailed,
+            format!("baseline refused: {why}; nothing was written"),
+            Some("apply the fix SQL above (or see `verify-schema --show-fix`), then run baseline again".into()),
+        ));
+        return Ok(Outcome::CheckFailed);
+    }
+    if args.dry_run {
+        ui.emit(&report)?;
+        return Ok(Outcome::Success);
+    }
+    if !ui.quiet && ui.interactive() && !args.yes {
+        // Show the plan before asking.
+        let mut plan = String::new();
+        report.render(&mut plan, ui);
+        eprint!("{plan}");
+    }
+    ui.confirm_destructive(
+        args.yes,
+        &format!("baseline {} at {}", db.url, label(target.index)),
+        &format!(
+            "This records {} in {TRACKING_TABLE}.",
+            known()[..=target.index]
+                .iter()
+                .map(|k| k.version.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        "Record these versions?",
+    )?;
+    report.recorded = record(db, &target, args, ui).await?;
+    ui.emit(&report)?;
+    Ok(Outcome::Success)
+}
+
+/// Record versions 0..=target in one transaction under the migration lock, after
+/// re-checking, under the lock, that nothing recorded them and the schema still matches.
+async fn record(
+    db: &Db,
+    target: &Detected,
+    args: &BaselineArgs,
+    ui: &Output,
+) -> Result<Vec<String>> {
+    let txn = db.begin_locked(args.lock.lock_wait, ui).await?;
+    let result = async {
+        db::set_lock_timeout(&txn, args.lock.ddl_lock_timeout).await?;
+        let state = migrations::read_state(&txn).await?;
+        if let Some(e) = already_managed(&state) {
+            return Err(e);
+        }
+        let live = introspect(&txn, &api_tables(db)).await?;
+        let drift = diff(
+            &expected(target.index, db.backend),
+            &live.schema,
+            db.is_postgres(),
+        );
+        if errors_of(&drift) > 0 {
+            return Err(Error::refused(
+                "the schema changed while baseline was running; nothing was written",
+                "run baseline again",
+            ));
+        }
+        migration::Migrator::install(&txn)
+            .await
+            .map_err(|e| Error::from_db(e, &format!("creating {TRACKING_TABLE}")))?;
+        txn.execute_unprepared(&insert_statement(db.backend, target.index))
+            .await
+            .map_err(|e| Error::from_db(e, &format!("recording versions in {TRACKING_TABLE}")))?;
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            txn.commit()
+                .await
+                .map_err(|e| Error::from_db(e, "committing the baseline"))?;
+            Ok(known()[..=target.index]
+                .iter()
+                .map(|k| k.version.clone())
+                .collect())
+        }
+        Err(e) => {
+            let _ = txn.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+async fn undo(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> {
+    let state = migrations::snapshot_state(db).await?;
+    let mut report = BaselineReport {
+        database: db.url.clone(),
+        action: "undo",
+        dry_run: args.dry_run,
+        refused: None,
+        detected: None,
+        alembic_version: (state.alembic != Alembic::Absent).then(|| state.alembic.clone()),
+        tables: Vec::new(),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        statements: vec![format!("DROP TABLE \"{TRACKING_TABLE}\"")],
+        recorded: Vec::new(),
+    };
+    if !state.tracking_table {
+        ui.note(format!(
+            "{TRACKING_TABLE} does not exist: there is no baseline to remove"
+        ));
+        report.statements.clear();
+        ui.emit(&report)?;
+        return Ok(Outcome::Success);
+    }
+    let forgotten: Vec<String> = state
+        .applied
+        .iter()
+        .map(|(i, _)| known()[*i].version.clone())
+        .chain(state.unknown.iter().cloned())
+        .collect();
+    if args.dry_run {
+        report.recorded = forgotten;
+        ui.emit(&report)?;
+        return Ok(Outcome::Success);
+    }
+    ui.confirm_destructive(
+        args.yes,
+        &format!("remove the baseline of {} (drop {TRACKING_TABLE})", db.url),
+        &format!(
+            "It forgets the recorded versions ({}); the API's tables and alembic_version stay as they are.",
+            if forgotten.is_empty() { "none".to_owned() } else { forgotten.join(", ") }
+        ),
+        "Drop seaql_migrations?",
+    )?;
+    let txn = db.begin_locked(args.lock.lock_wait, ui).await?;
+    let result = async {
+        db::set_lock_timeout(&txn, args.lock.ddl_lock_timeout).await?;
+        txn.execute_unprepared(&report.statements[0])
+            .await
+            .map_err(|e| Error::from_db(e, &format!("dropping {TRACKING_TABLE}")))?;
+        Ok::<_, Error>(())
+    }
+    .await;
+    match result {
+        Ok(()) => txn
+            .commit()
+            .await
+            .map_err(|e| Error::from_db(e, "committing the undo"))?,
+        Err(e) => {
+            let _ = txn.rollback().await;
+            return Err(e);
+        }
+    }
+    report.recorded = forgotten;
+    ui.emit(&report)?;
+    Ok(Outcome::Success)
+}
