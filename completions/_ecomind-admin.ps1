@@ -35,6 +35,8 @@ Register-ArgumentCompleter -Native -CommandName 'ecomind-admin' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Apply, revert and inspect the schema migrations')
             [CompletionResult]::new('baseline', 'baseline', [CompletionResultType]::ParameterValue, 'Adopt an existing database (hand-made or Alembic-managed) after proving which version its schema is; --undo removes the baseline')
+            [CompletionResult]::new('create-org', 'create-org', [CompletionResultType]::ParameterValue, 'Create an organization (with an audit_logs row)')
+            [CompletionResult]::new('create-admin', 'create-admin', [CompletionResultType]::ParameterValue, 'Create an owner or admin who can log in to the API (with an audit_logs row)')
             [CompletionResult]::new('verify-schema', 'verify-schema', [CompletionResultType]::ParameterValue, 'Compare the live schema with the expected schema of its version (exit 1 on drift)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions to stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -169,6 +171,43 @@ Register-ArgumentCompleter -Native -CommandName 'ecomind-admin' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'ecomind-admin;create-org' {
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'The organization''s name (stored exactly as given; 1 to 255 characters)')
+            [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'The id (lowercase letters, digits and underscore, 1 to 64 characters). Default: `org_` + 12 random lowercase hex digits')
+            [CompletionResult]::new('--plan', '--plan', [CompletionResultType]::ParameterName, 'The plan')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format of the result on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colors on stderr and in tables (NO_COLOR is honoured)')
+            [CompletionResult]::new('--if-not-exists', '--if-not-exists', [CompletionResultType]::ParameterName, 'When the id exists already: say so, print it, change nothing, exit 0')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the result and errors: no notes or progress')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the result and errors: no notes or progress')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'ecomind-admin;create-admin' {
+            [CompletionResult]::new('--org', '--org', [CompletionResultType]::ParameterName, 'The organization the user belongs to (it must exist)')
+            [CompletionResult]::new('--email', '--email', [CompletionResultType]::ParameterName, 'The user''s email (unique among all users, compared case-insensitively)')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'The user''s display name')
+            [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'The role')
+            [CompletionResult]::new('--bcrypt-cost', '--bcrypt-cost', [CompletionResultType]::ParameterName, 'bcrypt cost factor, 4 to 31 (below 10 only for tests)')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format of the result on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colors on stderr and in tables (NO_COLOR is honoured)')
+            [CompletionResult]::new('--password-stdin', '--password-stdin', [CompletionResultType]::ParameterName, 'Read the password from the first line of stdin (trailing CR/LF stripped). Otherwise ECOMIND_ADMIN_PASSWORD, otherwise a hidden prompt. There is no password flag: argv is visible to every user of the machine')
+            [CompletionResult]::new('--if-not-exists', '--if-not-exists', [CompletionResultType]::ParameterName, 'When a user with that email exists: say so, change nothing (never the password), exit 0')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the result and errors: no notes or progress')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the result and errors: no notes or progress')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'ecomind-admin;verify-schema' {
             [CompletionResult]::new('--against', '--against', [CompletionResultType]::ParameterName, 'Compare against VERSION (migration name or Alembic revision, e.g. 001) or `head`, instead of the version the database records')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL')
@@ -201,6 +240,8 @@ Register-ArgumentCompleter -Native -CommandName 'ecomind-admin' -ScriptBlock {
         'ecomind-admin;help' {
             [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Apply, revert and inspect the schema migrations')
             [CompletionResult]::new('baseline', 'baseline', [CompletionResultType]::ParameterValue, 'Adopt an existing database (hand-made or Alembic-managed) after proving which version its schema is; --undo removes the baseline')
+            [CompletionResult]::new('create-org', 'create-org', [CompletionResultType]::ParameterValue, 'Create an organization (with an audit_logs row)')
+            [CompletionResult]::new('create-admin', 'create-admin', [CompletionResultType]::ParameterValue, 'Create an owner or admin who can log in to the API (with an audit_logs row)')
             [CompletionResult]::new('verify-schema', 'verify-schema', [CompletionResultType]::ParameterValue, 'Compare the live schema with the expected schema of its version (exit 1 on drift)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions to stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -226,6 +267,12 @@ Register-ArgumentCompleter -Native -CommandName 'ecomind-admin' -ScriptBlock {
             break
         }
         'ecomind-admin;help;baseline' {
+            break
+        }
+        'ecomind-admin;help;create-org' {
+            break
+        }
+        'ecomind-admin;help;create-admin' {
             break
         }
         'ecomind-admin;help;verify-schema' {

@@ -32,6 +32,8 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand --version 'Print version'
             cand migrate 'Apply, revert and inspect the schema migrations'
             cand baseline 'Adopt an existing database (hand-made or Alembic-managed) after proving which version its schema is; --undo removes the baseline'
+            cand create-org 'Create an organization (with an audit_logs row)'
+            cand create-admin 'Create an owner or admin who can log in to the API (with an audit_logs row)'
             cand verify-schema 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
             cand completions 'Print shell completions to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -153,6 +155,41 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'ecomind-admin;create-org'= {
+            cand --name 'The organization''s name (stored exactly as given; 1 to 255 characters)'
+            cand --id 'The id (lowercase letters, digits and underscore, 1 to 64 characters). Default: `org_` + 12 random lowercase hex digits'
+            cand --plan 'The plan'
+            cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
+            cand --format 'Output format of the result on stdout'
+            cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
+            cand --if-not-exists 'When the id exists already: say so, print it, change nothing, exit 0'
+            cand -q 'Print only the result and errors: no notes or progress'
+            cand --quiet 'Print only the result and errors: no notes or progress'
+            cand -v 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand --verbose 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ecomind-admin;create-admin'= {
+            cand --org 'The organization the user belongs to (it must exist)'
+            cand --email 'The user''s email (unique among all users, compared case-insensitively)'
+            cand --name 'The user''s display name'
+            cand --role 'The role'
+            cand --bcrypt-cost 'bcrypt cost factor, 4 to 31 (below 10 only for tests)'
+            cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
+            cand --format 'Output format of the result on stdout'
+            cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
+            cand --password-stdin 'Read the password from the first line of stdin (trailing CR/LF stripped). Otherwise ECOMIND_ADMIN_PASSWORD, otherwise a hidden prompt. There is no password flag: argv is visible to every user of the machine'
+            cand --if-not-exists 'When a user with that email exists: say so, change nothing (never the password), exit 0'
+            cand -q 'Print only the result and errors: no notes or progress'
+            cand --quiet 'Print only the result and errors: no notes or progress'
+            cand -v 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand --verbose 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'ecomind-admin;verify-schema'= {
             cand --against 'Compare against VERSION (migration name or Alembic revision, e.g. 001) or `head`, instead of the version the database records'
             cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
@@ -183,6 +220,8 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         &'ecomind-admin;help'= {
             cand migrate 'Apply, revert and inspect the schema migrations'
             cand baseline 'Adopt an existing database (hand-made or Alembic-managed) after proving which version its schema is; --undo removes the baseline'
+            cand create-org 'Create an organization (with an audit_logs row)'
+            cand create-admin 'Create an owner or admin who can log in to the API (with an audit_logs row)'
             cand verify-schema 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
             cand completions 'Print shell completions to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -202,6 +241,10 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         &'ecomind-admin;help;migrate;status'= {
         }
         &'ecomind-admin;help;baseline'= {
+        }
+        &'ecomind-admin;help;create-org'= {
+        }
+        &'ecomind-admin;help;create-admin'= {
         }
         &'ecomind-admin;help;verify-schema'= {
         }

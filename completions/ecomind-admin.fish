@@ -37,6 +37,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -s h -l help -
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -s V -l version -d 'Print version'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "migrate" -d 'Apply, revert and inspect the schema migrations'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "baseline" -d 'Adopt an existing database (hand-made or Alembic-managed) after proving which version its schema is; --undo removes the baseline'
+complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "create-org" -d 'Create an organization (with an audit_logs row)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "create-admin" -d 'Create an owner or admin who can log in to the API (with an audit_logs row)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "verify-schema" -d 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "completions" -d 'Print shell completions to stdout'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -129,6 +131,40 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l name -d 'The organization\'s name (stored exactly as given; 1 to 255 characters)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l id -d 'The id (lowercase letters, digits and underscore, 1 to 64 characters). Default: `org_` + 12 random lowercase hex digits' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l plan -d 'The plan' -r -f -a "free\t''
+pro\t''
+enterprise\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document (stable, documented in the README)'"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l if-not-exists -d 'When the id exists already: say so, print it, change nothing, exit 0'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l org -d 'The organization the user belongs to (it must exist)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l email -d 'The user\'s email (unique among all users, compared case-insensitively)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l name -d 'The user\'s display name' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l role -d 'The role' -r -f -a "admin\t''
+owner\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l bcrypt-cost -d 'bcrypt cost factor, 4 to 31 (below 10 only for tests)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document (stable, documented in the README)'"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l password-stdin -d 'Read the password from the first line of stdin (trailing CR/LF stripped). Otherwise ECOMIND_ADMIN_PASSWORD, otherwise a hidden prompt. There is no password flag: argv is visible to every user of the machine'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l if-not-exists -d 'When a user with that email exists: say so, change nothing (never the password), exit 0'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l against -d 'Compare against VERSION (migration name or Alembic revision, e.g. 001) or `head`, instead of the version the database records' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
@@ -152,11 +188,13 @@ never\t''"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline verify-schema completions help" -f -a "migrate" -d 'Apply, revert and inspect the schema migrations'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline verify-schema completions help" -f -a "baseline" -d 'Adopt an existing database (hand-made or Alembic-managed) after proving which version its schema is; --undo removes the baseline'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline verify-schema completions help" -f -a "verify-schema" -d 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline verify-schema completions help" -f -a "completions" -d 'Print shell completions to stdout'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline verify-schema completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin verify-schema completions help" -f -a "migrate" -d 'Apply, revert and inspect the schema migrations'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin verify-schema completions help" -f -a "baseline" -d 'Adopt an existing database (hand-made or Alembic-managed) after proving which version its schema is; --undo removes the baseline'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin verify-schema completions help" -f -a "create-org" -d 'Create an organization (with an audit_logs row)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin verify-schema completions help" -f -a "create-admin" -d 'Create an owner or admin who can log in to the API (with an audit_logs row)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin verify-schema completions help" -f -a "verify-schema" -d 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin verify-schema completions help" -f -a "completions" -d 'Print shell completions to stdout'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin verify-schema completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __fish_seen_subcommand_from migrate" -f -a "up" -d 'Apply pending migrations (all, up to --to, or the next -n)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __fish_seen_subcommand_from migrate" -f -a "down" -d 'Revert applied migrations (destructive: asks, or needs --yes)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __fish_seen_subcommand_from migrate" -f -a "current" -d 'Show the current version (SeaORM and Alembic); --check exits 1 when migrations are pending'

@@ -32,6 +32,15 @@ ECOMIND_TEST_DATABASE_URL="$(scripts/pg-up.sh)"
 export ECOMIND_TEST_DATABASE_URL
 export PATH="/usr/lib/postgresql/15/bin:$PATH"
 
+echo "==> Python venv with passlib (the API's password context) for the interop test"
+VENV="target/pyvenv"
+if ! "$VENV/bin/python" -c 'import passlib, bcrypt' >/dev/null 2>&1; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check passlib==1.7.4 bcrypt==4.0.1
+fi
+ECOMIND_TEST_PYTHON="$PWD/$VENV/bin/python"
+export ECOMIND_TEST_PYTHON
+
 echo "==> tests"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast "$@"

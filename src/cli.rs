@@ -94,6 +94,12 @@ pub enum Command {
     /// version its schema is; --undo removes the baseline.
     Baseline(commands::baseline::BaselineArgs),
 
+    /// Create an organization (with an audit_logs row).
+    CreateOrg(commands::create_org::CreateOrgArgs),
+
+    /// Create an owner or admin who can log in to the API (with an audit_logs row).
+    CreateAdmin(commands::create_admin::CreateAdminArgs),
+
     /// Compare the live schema with the expected schema of its version (exit 1 on drift).
     VerifySchema(commands::verify_schema::VerifySchemaArgs),
 

@@ -2,6 +2,7 @@
 //!
 //! `main.rs` only parses, runs [`run`], prints the error once and exits with its code.
 
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -31,6 +32,8 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     init_logging(&ui);
     match &cli.command {
         Command::Migrate(cmd) => commands::migrate::run(cmd, &cli.global, &ui).await,
+        Command::CreateOrg(args) => commands::create_org::run(args, &cli.global, &ui).await,
+        Command::CreateAdmin(args) => commands::create_admin::run(args, &cli.global, &ui).await,
         Command::Baseline(args) => commands::baseline::run(args, &cli.global, &ui).await,
         Command::VerifySchema(args) => commands::verify_schema::run(args, &cli.global, &ui).await,
         Command::Completions(args) => commands::completions::run(args).map(|_| Outcome::Success),

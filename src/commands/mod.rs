@@ -2,5 +2,7 @@
 
 pub mod baseline;
 pub mod completions;
+pub mod create_admin;
+pub mod create_org;
 pub mod migrate;
 pub mod verify_schema;

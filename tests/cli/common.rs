@@ -89,7 +89,7 @@ impl Run {
         let lines: Vec<&str> = self
             .stderr
             .lines()
-            .filter(|l| !l.starts_with("note:"))
+            .filter(|l| !l.starts_with("note:") && !l.starts_with("warning:"))
             .collect();
         assert!(
             !lines.is_empty() && lines[0].starts_with("error: "),

@@ -3,6 +3,7 @@
 mod bad_input;
 mod baseline_pg;
 mod baseline_sqlite;
+mod bootstrap;
 mod cli_meta;
 mod common;
 mod migrate_pg;

@@ -1,0 +1,127 @@
+//! The API's conventions for what the CLI writes: ids, naive-UTC timestamps, and
+//! audit_logs rows shaped like the API's own (see tests/fixtures/API-AUDIT-EVENTS.md).
+
+use chrono::NaiveDateTime;
+use rand::Rng;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait};
+use serde_json::{Map, Value, json};
+
+use crate::entities::audit_logs;
+use crate::error::{Error, Result};
+
+/// What the CLI puts in `created_by`.
+pub const CREATED_BY: &str = "ecomind-admin";
+
+/// `prefix` + `hex_len` lowercase hex digits from the OS-seeded thread RNG.
+pub fn new_id(prefix: &str, hex_len: usize) -> String {
+    let mut rng = rand::rng();
+    let mut id = String::with_capacity(prefix.len() + hex_len);
+    id.push_str(prefix);
+    for _ in 0..hex_len {
+        let d: u32 = rng.random_range(0..16);
+        id.push(char::from_digit(d, 16).expect("a hex digit"));
+    }
+    id
+}
+
+/// Now, naive UTC with microseconds, as the API (Python's datetime) writes timestamps.
+pub fn now() -> NaiveDateTime {
+    use chrono::SubsecRound;
+    chrono::Utc::now().naive_utc().trunc_subsecs(6)
+}
+
+/// ISO-8601 naive UTC with microseconds, as in the API's `details.timestamp`.
+pub fn iso(ts: NaiveDateTime) -> String {
+    ts.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+}
+
+/// The operating-system user and host that ran the command.
+pub fn os_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(user_from_passwd)
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The name of this process's uid in /etc/passwd (cron and CI often set no USER).
+#[cfg(unix)]
+fn user_from_passwd() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid().to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut f = line.split(':');
+        let name = f.next()?;
+        let _pw = f.next()?;
+        (f.next()? == uid).then(|| name.to_owned())
+    })
+}
+
+#[cfg(not(unix))]
+fn user_from_passwd() -> Option<String> {
+    None
+}
+
+pub fn host() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+/// `details` of a row the CLI writes: the per-action keys, then created_by, os_user, host,
+/// success and timestamp.
+pub fn details(fields: &[(&str, Value)], ts: NaiveDateTime) -> Value {
+    let mut map = Map::new();
+    for (k, v) in fields {
+        map.insert((*k).to_owned(), v.clone());
+    }
+    map.insert("created_by".into(), json!(CREATED_BY));
+    map.insert("os_user".into(), json!(os_user()));
+    map.insert("host".into(), json!(host()));
+    map.insert("success".into(), json!(true));
+    map.insert("timestamp".into(), json!(iso(ts)));
+    Value::Object(map)
+}
+
+/// Insert one audit_logs row.
+pub async fn record<C: ConnectionTrait>(
+    conn: &C,
+    org_id: &str,
+    user_id: Option<&str>,
+    action: &str,
+    resource: &str,
+    details: Value,
+    ts: NaiveDateTime,
+) -> Result<String> {
+    let id = new_id("audit_", 16);
+    audit_logs::ActiveModel {
+        id: Set(id.clone()),
+        org_id: Set(org_id.to_owned()),
+        user_id: Set(user_id.map(str::to_owned)),
+        action: Set(action.to_owned()),
+        resource: Set(resource.to_owned()),
+        details: Set(Some(details)),
+        ts: Set(Some(ts)),
+    }
+    .insert(conn)
+    .await
+    .map_err(|e| Error::from_db(e, "writing the audit_logs row"))?;
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_have_the_api_shape() {
+        let id = new_id("audit_", 16);
+        assert_eq!(id.len(), 22);
+        assert!(
+            id[6..]
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+        assert_ne!(new_id("org_", 12), new_id("org_", 12));
+    }
+}

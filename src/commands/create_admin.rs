@@ -1,0 +1,448 @@
+//! `create-admin`: bootstrap an owner or admin the API can log in, with a bcrypt hash
+//! passlib accepts and an audit row like the API's own registration event.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, Read};
+
+use clap::{Args, ValueEnum};
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, QueryFilter, TransactionTrait};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::Outcome;
+use crate::audit;
+use crate::cli::GlobalArgs;
+use crate::commands::create_org::{check_org_id, printable};
+use crate::config::DatabaseConfig;
+use crate::db::{self, Db};
+use crate::entities::{Role, orgs, users};
+use crate::error::{Error, Result};
+use crate::output::{Output, Report, or_dash};
+
+/// The environment variable a CI job can put the password in.
+pub const PASSWORD_ENV: &str = "ECOMIND_ADMIN_PASSWORD";
+
+#[derive(Debug, Args)]
+pub struct CreateAdminArgs {
+    /// The organization the user belongs to (it must exist).
+    #[arg(long, value_name = "ORG_ID")]
+    pub org: String,
+
+    /// The user's email (unique among all users, compared case-insensitively).
+    #[arg(long)]
+    pub email: String,
+
+    /// The user's display name.
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// The role.
+    #[arg(long, value_enum, default_value_t = AdminRole::Admin)]
+    pub role: AdminRole,
+
+    /// Read the password from the first line of stdin (trailing CR/LF stripped).
+    /// Otherwise ECOMIND_ADMIN_PASSWORD, otherwise a hidden prompt. There is no
+    /// password flag: argv is visible to every user of the machine.
+    #[arg(long)]
+    pub password_stdin: bool,
+
+    /// bcrypt cost factor, 4 to 31 (below 10 only for tests).
+    #[arg(long, value_name = "N", default_value_t = 12, value_parser = clap::value_parser!(u32).range(4..=31))]
+    pub bcrypt_cost: u32,
+
+    /// When a user with that email exists: say so, change nothing (never the
+    /// password), exit 0.
+    #[arg(long)]
+    pub if_not_exists: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AdminRole {
+    Admin,
+    Owner,
+}
+
+impl From<AdminRole> for Role {
+    fn from(r: AdminRole) -> Self {
+        match r {
+            AdminRole::Admin => Role::Admin,
+            AdminRole::Owner => Role::Owner,
+        }
+    }
+}
+
+/// A syntactically valid email address the API would accept.
+pub fn check_email(email: &str) -> Result<()> {
+    let invalid = |why: &str| {
+        Error::refused(
+            format!("invalid email '{}': {why}", printable(email, 80)),
+            "pass --email with an address like admin@example.com",
+        )
+    };
+    if email.len() > 254 {
+        return Err(invalid("longer than 254 bytes"));
+    }
+    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid("it contains whitespace or control characters"));
+    }
+    if !email_address::EmailAddress::is_valid(email) {
+        return Err(invalid("not an email address"));
+    }
+    let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+    if !domain.contains('.') || domain.starts_with('.') || domain.ends_with('.') {
+        return Err(invalid("the domain has no dot"));
+    }
+    Ok(())
+}
+
+/// The password policy, in every mode. The message never contains the password.
+pub fn check_password(password: &str, email: &str) -> std::result::Result<(), String> {
+    if password.contains('\0') {
+        return Err("the password contains a NUL byte".into());
+    }
+    let chars = password.chars().count();
+    if chars < 12 {
+        return Err(format!(
+            "the password has {chars} characters; at least 12 are required"
+        ));
+    }
+    if password.len() > 72 {
+        return Err(format!(
+            "the password is {} bytes; bcrypt uses at most 72 and ecomind-admin refuses to truncate it",
+            password.len()
+        ));
+    }
+    if password.eq_ignore_ascii_case(email) || password.to_lowercase() == email.to_lowercase() {
+        return Err("the password must not be the email address".into());
+    }
+    Ok(())
+}
+
+fn policy_error(msg: String) -> Error {
+    Error::refused(
+        msg,
+        "choose a password of 12 or more characters and at most 72 bytes",
+    )
+}
+
+/// The password, from stdin, the environment, or a prompt, in that order.
+fn read_password(args: &CreateAdminArgs, ui: &Output) -> Result<String> {
+    if args.password_stdin {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .lock()
+            .take(64 * 1024)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| {
+                Error::refused(
+                    format!("cannot read the password from stdin: {e}"),
+                    "pipe the password into --password-stdin",
+                )
+            })?;
+        if buf.is_empty() {
+            return Err(Error::refused(
+                "--password-stdin: stdin is empty",
+                "pipe the password into it, e.g. `printf '%s\\n' \"$PW\" | ecomind-admin create-admin --password-stdin ...`",
+            ));
+        }
+        while matches!(buf.last(), Some(b'\n' | b'\r')) {
+            buf.pop();
+        }
+        let pw = String::from_utf8(buf).map_err(|_| {
+            Error::refused(
+                "--password-stdin: the password is not valid UTF-8",
+                "pass the password as UTF-8 text",
+            )
+        })?;
+        check_password(&pw, &args.email).map_err(policy_error)?;
+        return Ok(pw);
+    }
+    if let Ok(pw) = std::env::var(PASSWORD_ENV) {
+        ui.note(format!(
+            "using the password from the {PASSWORD_ENV} environment variable"
+        ));
+        check_password(&pw, &args.email).map_err(policy_error)?;
+        return Ok(pw);
+    }
+    if !ui.interactive() {
+        return Err(Error::refused(
+            "no password: stdin is not a terminal and no password source was given",
+            format!("pipe it with --password-stdin, or set {PASSWORD_ENV}"),
+        ));
+    }
+    let email = args.email.clone();
+    dialoguer::Password::new()
+        .with_prompt(format!("Password for {}", args.email))
+        .with_confirmation(
+            "Repeat the password",
+            "The passwords do not match; try again.",
+        )
+        .validate_with(move |pw: &String| check_password(pw, &email))
+        .interact()
+        .map_err(|e| {
+            Error::refused(
+                format!("cannot read the password: {e}"),
+                "use --password-stdin",
+            )
+        })
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserReport {
+    pub id: String,
+    pub org_id: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub role: Option<Role>,
+    /// Naive UTC, ISO-8601.
+    pub created_at: Option<String>,
+    /// false when --if-not-exists found the email taken.
+    pub created: bool,
+}
+
+impl UserReport {
+    fn from_model(m: &users::Model, created: bool) -> Self {
+        Self {
+            id: m.id.clone(),
+            org_id: m.org_id.clone(),
+            email: m.email.clone(),
+            name: m.name.clone(),
+            role: m.role,
+            created_at: m.created_at.map(audit::iso),
+            created,
+        }
+    }
+}
+
+impl Report for UserReport {
+    fn render(&self, out: &mut String, ui: &Output) {
+        let mut t = ui.table(&["id", "org_id", "email", "name", "role", "created_at (UTC)"]);
+        t.add_row(vec![
+            self.id.clone(),
+            self.org_id.clone(),
+            self.email.clone(),
+            or_dash(self.name.as_deref()),
+            self.role
+                .map(|r| {
+                    serde_json::to_value(r)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                })
+                .unwrap_or_else(|| "-".into()),
+            or_dash(self.created_at.as_deref()),
+        ]);
+        let _ = writeln!(out, "{t}");
+    }
+}
+
+pub async fn run(args: &CreateAdminArgs, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
+    check_org_id(&args.org)?;
+    check_email(&args.email)?;
+    if args.bcrypt_cost < 10 {
+        ui.warn(format!(
+            "bcrypt cost {} is weak; use it for tests only (default 12)",
+            args.bcrypt_cost
+        ));
+    }
+    let config = DatabaseConfig::resolve(global.database_url.as_deref())?;
+    let db = db::connect(&config, global.connect_timeout, ui).await?;
+    let result = async {
+        // Check the org and the email before asking for a password; the transaction
+        // checks them again.
+        if let Some(existing) = preconditions(&db.conn, args).await? {
+            ui.note(format!(
+                "a user with email '{}' exists already ({}); nothing changed",
+                existing.email, existing.id
+            ));
+            return Ok(UserReport::from_model(&existing, false));
+        }
+        let password = read_password(args, ui)?;
+        let pb = ui.spinner(format!(
+            "hashing the password (bcrypt cost {})",
+            args.bcrypt_cost
+        ));
+        // check_password guarantees at most 72 bytes, so nothing is truncated. (The
+        // crate's non_truncating_hash counts bcrypt's NUL terminator and would refuse a
+        // 72-byte password that passlib and the API accept.)
+        let hash = bcrypt::hash(password.as_bytes(), args.bcrypt_cost)
+            .map_err(|e| Error::internal(format!("bcrypt failed: {e}")))?;
+        drop(password);
+        pb.finish_and_clear();
+        create(&db, args, hash, ui).await
+    }
+    .await;
+    db.conn.close().await.ok();
+    let report = result?;
+    ui.emit(&report)?;
+    Ok(Outcome::Success)
+}
+
+/// The org must exist and the email must be free (compared case-insensitively).
+/// `Ok(Some(user))`: the email is taken and --if-not-exists accepts that user.
+async fn preconditions<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    args: &CreateAdminArgs,
+) -> Result<Option<users::Model>> {
+    let org = orgs::Entity::find_by_id(args.org.clone())
+        .one(conn)
+        .await
+        .map_err(|e| Error::from_db(e, "looking up the organization"))?;
+    if org.is_none() {
+        return Err(Error::refused(
+            format!("organization '{}' not found", args.org),
+            "create it first with `ecomind-admin create-org`",
+        ));
+    }
+    let taken = users::Entity::find()
+        .filter(
+            Expr::expr(Func::lower(Expr::col(users::Column::Email)))
+                .eq(Func::lower(Expr::val(&args.email))),
+        )
+        .one(conn)
+        .await
+        .map_err(|e| Error::from_db(e, "looking up the email"))?;
+    match taken {
+        Some(user) if args.if_not_exists => Ok(Some(user)),
+        Some(user) => Err(Error::refused(
+            format!(
+                "the email '{}' is taken (by {} as '{}')",
+                args.email, user.id, user.email
+            ),
+            "emails are unique, compared case-insensitively; pass --if-not-exists to accept the existing user",
+        )),
+        None => Ok(None),
+    }
+}
+
+async fn create(db: &Db, args: &CreateAdminArgs, hash: String, ui: &Output) -> Result<UserReport> {
+    let txn = db
+        .conn
+        .begin()
+        .await
+        .map_err(|e| Error::from_db(e, "beginning a transaction"))?;
+    let result = async {
+        if let Some(user) = preconditions(&txn, args).await? {
+            ui.note(format!(
+                "a user with email '{}' exists already ({}); nothing changed",
+                user.email, user.id
+            ));
+            return Ok(UserReport::from_model(&user, false));
+        }
+        let ts = audit::now();
+        let role: Role = args.role.into();
+        let id = audit::new_id("user_", 12);
+        let user = users::ActiveModel {
+            id: Set(id.clone()),
+            org_id: Set(args.org.clone()),
+            email: Set(args.email.clone()),
+            name: Set(args.name.clone()),
+            role: Set(Some(role)),
+            created_at: Set(Some(ts)),
+            password_hash: Set(Some(hash)),
+        }
+        .insert(&txn)
+        .await
+        .map_err(|e| {
+            if matches!(
+                e.sql_err(),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+            ) {
+                Error::refused(
+                    format!("the email '{}' is taken", args.email),
+                    "a concurrent run created it first",
+                )
+            } else {
+                Error::from_db(e, "inserting the user")
+            }
+        })?;
+        let details = audit::details(&[("email", json!(args.email)), ("role", json!(role))], ts);
+        audit::record(
+            &txn,
+            &args.org,
+            Some(&id),
+            "user_registered",
+            "authentication",
+            details,
+            ts,
+        )
+        .await?;
+        Ok(UserReport::from_model(&user, true))
+    }
+    .await;
+    match result {
+        Ok(report) if report.created => {
+            txn.commit()
+                .await
+                .map_err(|e| Error::from_db(e, "committing the user"))?;
+            Ok(report)
+        }
+        Ok(report) => {
+            let _ = txn.rollback().await;
+            Ok(report)
+        }
+        Err(e) => {
+            let _ = txn.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_policy() {
+        assert!(check_password("twelve chars", "a@b.co").is_ok());
+        assert!(
+            check_password("eleven char", "a@b.co")
+                .unwrap_err()
+                .contains("11 characters")
+        );
+        assert!(check_password(&"a".repeat(72), "a@b.co").is_ok());
+        assert!(
+            check_password(&"a".repeat(73), "a@b.co")
+                .unwrap_err()
+                .contains("73 bytes")
+        );
+        assert!(
+            check_password("with a \0 nul inside", "a@b.co")
+                .unwrap_err()
+                .contains("NUL")
+        );
+        assert!(check_password("Admin@Example.com", "admin@example.com").is_err());
+        // 12 characters, more bytes: characters count for the minimum.
+        assert!(check_password("ééééééééééé€", "a@b.co").is_ok());
+    }
+
+    #[test]
+    fn emails() {
+        assert!(check_email("admin@example.com").is_ok());
+        for bad in [
+            "",
+            "admin",
+            "admin@",
+            "@example.com",
+            "a b@example.com",
+            "admin@localhost",
+            "admin@example.com\n",
+        ] {
+            assert!(check_email(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn passlib_vectors_verify() {
+        let tsv = include_str!("../../tests/fixtures/passlib-bcrypt-vectors.tsv");
+        let mut n = 0;
+        for line in tsv.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+            let (pw, hash) = line.rsplit_once('\t').expect("password<TAB>hash");
+            let pw = pw.replace("\\t", "\t");
+            assert!(bcrypt::verify(pw.as_bytes(), hash).unwrap(), "{hash}");
+            n += 1;
+        }
+        assert_eq!(n, 7);
+    }
+}

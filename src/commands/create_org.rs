@@ -1,0 +1,228 @@
+//! `create-org`: bootstrap an organization the way the API expects, with an audit row.
+
+use std::fmt::Write as _;
+
+use clap::{Args, ValueEnum};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, TransactionTrait};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::Outcome;
+use crate::audit;
+use crate::cli::GlobalArgs;
+use crate::config::DatabaseConfig;
+use crate::db::{self, Db};
+use crate::entities::{PlanType, orgs};
+use crate::error::{Error, Result};
+use crate::output::{Output, Report, or_dash};
+
+#[derive(Debug, Args)]
+pub struct CreateOrgArgs {
+    /// The organization's name (stored exactly as given; 1 to 255 characters).
+    #[arg(long)]
+    pub name: String,
+
+    /// The id (lowercase letters, digits and underscore, 1 to 64 characters).
+    /// Default: `org_` + 12 random lowercase hex digits.
+    #[arg(long)]
+    pub id: Option<String>,
+
+    /// The plan.
+    #[arg(long, value_enum, default_value_t = Plan::Free)]
+    pub plan: Plan,
+
+    /// When the id exists already: say so, print it, change nothing, exit 0.
+    #[arg(long)]
+    pub if_not_exists: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Plan {
+    Free,
+    Pro,
+    Enterprise,
+}
+
+impl From<Plan> for PlanType {
+    fn from(p: Plan) -> Self {
+        match p {
+            Plan::Free => PlanType::Free,
+            Plan::Pro => PlanType::Pro,
+            Plan::Enterprise => PlanType::Enterprise,
+        }
+    }
+}
+
+/// Check an org id: lowercase letters, digits and underscore, 1 to 64 characters.
+pub fn check_org_id(id: &str) -> Result<()> {
+    if !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        Ok(())
+    } else {
+        Err(Error::refused(
+            format!("invalid organization id '{}'", printable(id, 80)),
+            "an id is 1 to 64 lowercase letters, digits and underscores, e.g. org_0123456789ab",
+        ))
+    }
+}
+
+fn check_name(name: &str) -> Result<()> {
+    if name.trim().is_empty() {
+        return Err(Error::refused(
+            "the organization name is empty",
+            "pass --name with a non-empty name",
+        ));
+    }
+    let n = name.chars().count();
+    if n > 255 {
+        return Err(Error::refused(
+            format!("the organization name is {n} characters long"),
+            "a name has at most 255 characters",
+        ));
+    }
+    if name.chars().any(|c| c == '\0') {
+        return Err(Error::refused(
+            "the organization name contains a NUL character",
+            "remove it",
+        ));
+    }
+    Ok(())
+}
+
+/// A user-supplied value, shortened and escaped for an error line.
+pub fn printable(s: &str, max: usize) -> String {
+    let escaped: String = s.chars().flat_map(char::escape_default).collect();
+    if escaped.chars().count() > max {
+        let cut: String = escaped.chars().take(max).collect();
+        format!("{cut}…")
+    } else {
+        escaped
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct OrgReport {
+    pub id: String,
+    pub name: String,
+    pub plan: Option<PlanType>,
+    /// Naive UTC, ISO-8601.
+    pub created_at: Option<String>,
+    /// false when --if-not-exists found it already there.
+    pub created: bool,
+}
+
+impl OrgReport {
+    fn from_model(m: &orgs::Model, created: bool) -> Self {
+        Self {
+            id: m.id.clone(),
+            name: m.name.clone(),
+            plan: m.plan,
+            created_at: m.created_at.map(audit::iso),
+            created,
+        }
+    }
+}
+
+impl Report for OrgReport {
+    fn render(&self, out: &mut String, ui: &Output) {
+        let mut t = ui.table(&["id", "name", "plan", "created_at (UTC)"]);
+        t.add_row(vec![
+            self.id.clone(),
+            self.name.clone(),
+            self.plan
+                .map(|p| {
+                    serde_json::to_value(p)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                })
+                .unwrap_or_else(|| "-".into()),
+            or_dash(self.created_at.as_deref()),
+        ]);
+        let _ = writeln!(out, "{t}");
+    }
+}
+
+pub async fn run(args: &CreateOrgArgs, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
+    check_name(&args.name)?;
+    let id = match &args.id {
+        Some(id) => {
+            check_org_id(id)?;
+            id.clone()
+        }
+        None => audit::new_id("org_", 12),
+    };
+    let config = DatabaseConfig::resolve(global.database_url.as_deref())?;
+    let db = db::connect(&config, global.connect_timeout, ui).await?;
+    let result = create(&db, args, &id, ui).await;
+    db.conn.close().await.ok();
+    let report = result?;
+    ui.emit(&report)?;
+    Ok(Outcome::Success)
+}
+
+async fn create(db: &Db, args: &CreateOrgArgs, id: &str, ui: &Output) -> Result<OrgReport> {
+    let txn = db
+        .conn
+        .begin()
+        .await
+        .map_err(|e| Error::from_db(e, "beginning a transaction"))?;
+    let existing = orgs::Entity::find_by_id(id.to_owned())
+        .one(&txn)
+        .await
+        .map_err(|e| Error::from_db(e, "looking up the organization"))?;
+    if let Some(org) = existing {
+        let _ = txn.rollback().await;
+        if args.if_not_exists {
+            ui.note(format!(
+                "organization '{id}' exists already; nothing changed"
+            ));
+            return Ok(OrgReport::from_model(&org, false));
+        }
+        return Err(exists_error(id));
+    }
+    let ts = audit::now();
+    let plan: PlanType = args.plan.into();
+    let inserted = orgs::ActiveModel {
+        id: Set(id.to_owned()),
+        name: Set(args.name.clone()),
+        plan: Set(Some(plan)),
+        created_at: Set(Some(ts)),
+    }
+    .insert(&txn)
+    .await;
+    let org = match inserted {
+        Ok(org) => org,
+        Err(e) => {
+            let _ = txn.rollback().await;
+            // A concurrent create of the same id loses here.
+            if matches!(
+                e.sql_err(),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+            ) {
+                return Err(exists_error(id));
+            }
+            return Err(Error::from_db(e, "inserting the organization"));
+        }
+    };
+    let details = audit::details(&[("name", json!(args.name)), ("plan", json!(plan))], ts);
+    if let Err(e) = audit::record(&txn, id, None, "org_created", "orgs", details, ts).await {
+        let _ = txn.rollback().await;
+        return Err(e);
+    }
+    txn.commit()
+        .await
+        .map_err(|e| Error::from_db(e, "committing the organization"))?;
+    Ok(OrgReport::from_model(&org, true))
+}
+
+fn exists_error(id: &str) -> Error {
+    Error::refused(
+        format!("organization '{id}' exists already"),
+        "choose another --id, or pass --if-not-exists to accept the existing one",
+    )
+}
