@@ -37,6 +37,7 @@ Register-ArgumentCompleter -Native -CommandName 'ecomind-admin' -ScriptBlock {
             [CompletionResult]::new('baseline', 'baseline', [CompletionResultType]::ParameterValue, 'Adopt an existing database (hand-made or Alembic-managed) after proving which version its schema is; --undo removes the baseline')
             [CompletionResult]::new('create-org', 'create-org', [CompletionResultType]::ParameterValue, 'Create an organization (with an audit_logs row)')
             [CompletionResult]::new('create-admin', 'create-admin', [CompletionResultType]::ParameterValue, 'Create an owner or admin who can log in to the API (with an audit_logs row)')
+            [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Security audits (read-only)')
             [CompletionResult]::new('verify-schema', 'verify-schema', [CompletionResultType]::ParameterValue, 'Compare the live schema with the expected schema of its version (exit 1 on drift)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions to stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -208,6 +209,52 @@ Register-ArgumentCompleter -Native -CommandName 'ecomind-admin' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'ecomind-admin;audit' {
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format of the result on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colors on stderr and in tables (NO_COLOR is honoured)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the result and errors: no notes or progress')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the result and errors: no notes or progress')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('suspicious-accounts', 'suspicious-accounts', [CompletionResultType]::ParameterValue, 'Find accounts that abused the fixed registration hole, and accounts under attack')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'ecomind-admin;audit;suspicious-accounts' {
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'The window for event rules: a duration back from now (7d, 24h, 90m) or a timestamp (2026-11-01, 2026-11-01T12:00:00, naive UTC)')
+            [CompletionResult]::new('--fixed-at', '--fixed-at', [CompletionResultType]::ParameterName, 'When the registration fix was deployed (naive UTC): enables registered-before-fix')
+            [CompletionResult]::new('--org', '--org', [CompletionResultType]::ParameterName, 'Only this organization')
+            [CompletionResult]::new('--rule', '--rule', [CompletionResultType]::ParameterName, 'Run only these rules (repeatable). Default: all')
+            [CompletionResult]::new('--failed-threshold', '--failed-threshold', [CompletionResultType]::ParameterName, 'Failed logins for one email within 60 seconds that make a brute-force finding')
+            [CompletionResult]::new('--fail-on', '--fail-on', [CompletionResultType]::ParameterName, 'Exit 1 when a finding is at or above this severity')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format of the result on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colors on stderr and in tables (NO_COLOR is honoured)')
+            [CompletionResult]::new('--show-sql', '--show-sql', [CompletionResultType]::ParameterName, 'Print each rule''s SQL instead of running it')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the result and errors: no notes or progress')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the result and errors: no notes or progress')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'ecomind-admin;audit;help' {
+            [CompletionResult]::new('suspicious-accounts', 'suspicious-accounts', [CompletionResultType]::ParameterValue, 'Find accounts that abused the fixed registration hole, and accounts under attack')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'ecomind-admin;audit;help;suspicious-accounts' {
+            break
+        }
+        'ecomind-admin;audit;help;help' {
+            break
+        }
         'ecomind-admin;verify-schema' {
             [CompletionResult]::new('--against', '--against', [CompletionResultType]::ParameterName, 'Compare against VERSION (migration name or Alembic revision, e.g. 001) or `head`, instead of the version the database records')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL')
@@ -242,6 +289,7 @@ Register-ArgumentCompleter -Native -CommandName 'ecomind-admin' -ScriptBlock {
             [CompletionResult]::new('baseline', 'baseline', [CompletionResultType]::ParameterValue, 'Adopt an existing database (hand-made or Alembic-managed) after proving which version its schema is; --undo removes the baseline')
             [CompletionResult]::new('create-org', 'create-org', [CompletionResultType]::ParameterValue, 'Create an organization (with an audit_logs row)')
             [CompletionResult]::new('create-admin', 'create-admin', [CompletionResultType]::ParameterValue, 'Create an owner or admin who can log in to the API (with an audit_logs row)')
+            [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Security audits (read-only)')
             [CompletionResult]::new('verify-schema', 'verify-schema', [CompletionResultType]::ParameterValue, 'Compare the live schema with the expected schema of its version (exit 1 on drift)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions to stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -273,6 +321,13 @@ Register-ArgumentCompleter -Native -CommandName 'ecomind-admin' -ScriptBlock {
             break
         }
         'ecomind-admin;help;create-admin' {
+            break
+        }
+        'ecomind-admin;help;audit' {
+            [CompletionResult]::new('suspicious-accounts', 'suspicious-accounts', [CompletionResultType]::ParameterValue, 'Find accounts that abused the fixed registration hole, and accounts under attack')
+            break
+        }
+        'ecomind-admin;help;audit;suspicious-accounts' {
             break
         }
         'ecomind-admin;help;verify-schema' {

@@ -16,6 +16,9 @@ _ecomind__admin() {
             ",$1")
                 cmd="ecomind__admin"
                 ;;
+            ecomind__admin,audit)
+                cmd="ecomind__admin__subcmd__audit"
+                ;;
             ecomind__admin,baseline)
                 cmd="ecomind__admin__subcmd__baseline"
                 ;;
@@ -37,6 +40,21 @@ _ecomind__admin() {
             ecomind__admin,verify-schema)
                 cmd="ecomind__admin__subcmd__verify__subcmd__schema"
                 ;;
+            ecomind__admin__subcmd__audit,help)
+                cmd="ecomind__admin__subcmd__audit__subcmd__help"
+                ;;
+            ecomind__admin__subcmd__audit,suspicious-accounts)
+                cmd="ecomind__admin__subcmd__audit__subcmd__suspicious__subcmd__accounts"
+                ;;
+            ecomind__admin__subcmd__audit__subcmd__help,help)
+                cmd="ecomind__admin__subcmd__audit__subcmd__help__subcmd__help"
+                ;;
+            ecomind__admin__subcmd__audit__subcmd__help,suspicious-accounts)
+                cmd="ecomind__admin__subcmd__audit__subcmd__help__subcmd__suspicious__subcmd__accounts"
+                ;;
+            ecomind__admin__subcmd__help,audit)
+                cmd="ecomind__admin__subcmd__help__subcmd__audit"
+                ;;
             ecomind__admin__subcmd__help,baseline)
                 cmd="ecomind__admin__subcmd__help__subcmd__baseline"
                 ;;
@@ -57,6 +75,9 @@ _ecomind__admin() {
                 ;;
             ecomind__admin__subcmd__help,verify-schema)
                 cmd="ecomind__admin__subcmd__help__subcmd__verify__subcmd__schema"
+                ;;
+            ecomind__admin__subcmd__help__subcmd__audit,suspicious-accounts)
+                cmd="ecomind__admin__subcmd__help__subcmd__audit__subcmd__suspicious__subcmd__accounts"
                 ;;
             ecomind__admin__subcmd__help__subcmd__migrate,current)
                 cmd="ecomind__admin__subcmd__help__subcmd__migrate__subcmd__current"
@@ -107,7 +128,7 @@ _ecomind__admin() {
 
     case "${cmd}" in
         ecomind__admin)
-            opts="-q -v -h -V --database-url --connect-timeout --format --color --quiet --verbose --help --version migrate baseline create-org create-admin verify-schema completions help"
+            opts="-q -v -h -V --database-url --connect-timeout --format --color --quiet --verbose --help --version migrate baseline create-org create-admin audit verify-schema completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -122,7 +143,133 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__audit)
+            opts="-q -v -h --database-url --connect-timeout --format --color --quiet --verbose --help suspicious-accounts help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__audit__subcmd__help)
+            opts="suspicious-accounts help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__audit__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__audit__subcmd__help__subcmd__suspicious__subcmd__accounts)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__audit__subcmd__suspicious__subcmd__accounts)
+            opts="-q -v -h --since --fixed-at --org --rule --failed-threshold --fail-on --show-sql --database-url --connect-timeout --format --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fixed-at)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --org)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rule)
+                    COMPREPLY=($(compgen -W "privileged-without-provenance elevated-role-at-registration registered-by-unauthorized registered-before-fix privileged-created-recently brute-force success-after-failures case-variant-email multiple-owners privileged-without-password no-telemetry" -- "${cur}"))
+                    return 0
+                    ;;
+                --failed-threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fail-on)
+                    COMPREPLY=($(compgen -W "critical warning info never" -- "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -164,7 +311,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -194,7 +341,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -244,7 +391,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -286,7 +433,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -301,8 +448,36 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__help)
-            opts="migrate baseline create-org create-admin verify-schema completions help"
+            opts="migrate baseline create-org create-admin audit verify-schema completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__help__subcmd__audit)
+            opts="suspicious-accounts"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__help__subcmd__audit__subcmd__suspicious__subcmd__accounts)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -484,7 +659,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -514,7 +689,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -564,7 +739,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -678,7 +853,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -728,7 +903,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -762,7 +937,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
                     ;;
                 --color)

@@ -34,6 +34,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand baseline 'Adopt an existing database (hand-made or Alembic-managed) after proving which version its schema is; --undo removes the baseline'
             cand create-org 'Create an organization (with an audit_logs row)'
             cand create-admin 'Create an owner or admin who can log in to the API (with an audit_logs row)'
+            cand audit 'Security audits (read-only)'
             cand verify-schema 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
             cand completions 'Print shell completions to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -190,6 +191,47 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'ecomind-admin;audit'= {
+            cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
+            cand --format 'Output format of the result on stdout'
+            cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
+            cand -q 'Print only the result and errors: no notes or progress'
+            cand --quiet 'Print only the result and errors: no notes or progress'
+            cand -v 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand --verbose 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand suspicious-accounts 'Find accounts that abused the fixed registration hole, and accounts under attack'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ecomind-admin;audit;suspicious-accounts'= {
+            cand --since 'The window for event rules: a duration back from now (7d, 24h, 90m) or a timestamp (2026-11-01, 2026-11-01T12:00:00, naive UTC)'
+            cand --fixed-at 'When the registration fix was deployed (naive UTC): enables registered-before-fix'
+            cand --org 'Only this organization'
+            cand --rule 'Run only these rules (repeatable). Default: all'
+            cand --failed-threshold 'Failed logins for one email within 60 seconds that make a brute-force finding'
+            cand --fail-on 'Exit 1 when a finding is at or above this severity'
+            cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
+            cand --format 'Output format of the result on stdout'
+            cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
+            cand --show-sql 'Print each rule''s SQL instead of running it'
+            cand -q 'Print only the result and errors: no notes or progress'
+            cand --quiet 'Print only the result and errors: no notes or progress'
+            cand -v 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand --verbose 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ecomind-admin;audit;help'= {
+            cand suspicious-accounts 'Find accounts that abused the fixed registration hole, and accounts under attack'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ecomind-admin;audit;help;suspicious-accounts'= {
+        }
+        &'ecomind-admin;audit;help;help'= {
+        }
         &'ecomind-admin;verify-schema'= {
             cand --against 'Compare against VERSION (migration name or Alembic revision, e.g. 001) or `head`, instead of the version the database records'
             cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
@@ -222,6 +264,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand baseline 'Adopt an existing database (hand-made or Alembic-managed) after proving which version its schema is; --undo removes the baseline'
             cand create-org 'Create an organization (with an audit_logs row)'
             cand create-admin 'Create an owner or admin who can log in to the API (with an audit_logs row)'
+            cand audit 'Security audits (read-only)'
             cand verify-schema 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
             cand completions 'Print shell completions to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -245,6 +288,11 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         &'ecomind-admin;help;create-org'= {
         }
         &'ecomind-admin;help;create-admin'= {
+        }
+        &'ecomind-admin;help;audit'= {
+            cand suspicious-accounts 'Find accounts that abused the fixed registration hole, and accounts under attack'
+        }
+        &'ecomind-admin;help;audit;suspicious-accounts'= {
         }
         &'ecomind-admin;help;verify-schema'= {
         }

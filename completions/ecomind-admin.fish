@@ -27,7 +27,8 @@ end
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'"
+json\t'One JSON document (stable, documented in the README)'
+csv\t'CSV with a header row (audit suspicious-accounts only)'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -39,13 +40,15 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "migrate
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "baseline" -d 'Adopt an existing database (hand-made or Alembic-managed) after proving which version its schema is; --undo removes the baseline'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "create-org" -d 'Create an organization (with an audit_logs row)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "create-admin" -d 'Create an owner or admin who can log in to the API (with an audit_logs row)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "audit" -d 'Security audits (read-only)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "verify-schema" -d 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "completions" -d 'Print shell completions to stdout'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'"
+json\t'One JSON document (stable, documented in the README)'
+csv\t'CSV with a header row (audit suspicious-accounts only)'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -64,7 +67,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'"
+json\t'One JSON document (stable, documented in the README)'
+csv\t'CSV with a header row (audit suspicious-accounts only)'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -79,7 +83,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'"
+json\t'One JSON document (stable, documented in the README)'
+csv\t'CSV with a header row (audit suspicious-accounts only)'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -92,7 +97,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'"
+json\t'One JSON document (stable, documented in the README)'
+csv\t'CSV with a header row (audit suspicious-accounts only)'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -103,7 +109,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'"
+json\t'One JSON document (stable, documented in the README)'
+csv\t'CSV with a header row (audit suspicious-accounts only)'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -121,7 +128,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'"
+json\t'One JSON document (stable, documented in the README)'
+csv\t'CSV with a header row (audit suspicious-accounts only)'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -139,7 +147,8 @@ enterprise\t''"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'"
+json\t'One JSON document (stable, documented in the README)'
+csv\t'CSV with a header row (audit suspicious-accounts only)'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -156,7 +165,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'"
+json\t'One JSON document (stable, documented in the README)'
+csv\t'CSV with a header row (audit suspicious-accounts only)'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -165,11 +175,58 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document (stable, documented in the README)'
+csv\t'CSV with a header row (audit suspicious-accounts only)'"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -f -a "suspicious-accounts" -d 'Find accounts that abused the fixed registration hole, and accounts under attack'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l since -d 'The window for event rules: a duration back from now (7d, 24h, 90m) or a timestamp (2026-11-01, 2026-11-01T12:00:00, naive UTC)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l fixed-at -d 'When the registration fix was deployed (naive UTC): enables registered-before-fix' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l org -d 'Only this organization' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l rule -d 'Run only these rules (repeatable). Default: all' -r -f -a "privileged-without-provenance\t''
+elevated-role-at-registration\t''
+registered-by-unauthorized\t''
+registered-before-fix\t''
+privileged-created-recently\t''
+brute-force\t''
+success-after-failures\t''
+case-variant-email\t''
+multiple-owners\t''
+privileged-without-password\t''
+no-telemetry\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l failed-threshold -d 'Failed logins for one email within 60 seconds that make a brute-force finding' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l fail-on -d 'Exit 1 when a finding is at or above this severity' -r -f -a "critical\t''
+warning\t''
+info\t''
+never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document (stable, documented in the README)'
+csv\t'CSV with a header row (audit suspicious-accounts only)'"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l show-sql -d 'Print each rule\'s SQL instead of running it'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "suspicious-accounts" -d 'Find accounts that abused the fixed registration hole, and accounts under attack'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l against -d 'Compare against VERSION (migration name or Alembic revision, e.g. 001) or `head`, instead of the version the database records' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'"
+json\t'One JSON document (stable, documented in the README)'
+csv\t'CSV with a header row (audit suspicious-accounts only)'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -181,21 +238,24 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schem
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'"
+json\t'One JSON document (stable, documented in the README)'
+csv\t'CSV with a header row (audit suspicious-accounts only)'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin verify-schema completions help" -f -a "migrate" -d 'Apply, revert and inspect the schema migrations'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin verify-schema completions help" -f -a "baseline" -d 'Adopt an existing database (hand-made or Alembic-managed) after proving which version its schema is; --undo removes the baseline'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin verify-schema completions help" -f -a "create-org" -d 'Create an organization (with an audit_logs row)'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin verify-schema completions help" -f -a "create-admin" -d 'Create an owner or admin who can log in to the API (with an audit_logs row)'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin verify-schema completions help" -f -a "verify-schema" -d 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin verify-schema completions help" -f -a "completions" -d 'Print shell completions to stdout'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin verify-schema completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin audit verify-schema completions help" -f -a "migrate" -d 'Apply, revert and inspect the schema migrations'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin audit verify-schema completions help" -f -a "baseline" -d 'Adopt an existing database (hand-made or Alembic-managed) after proving which version its schema is; --undo removes the baseline'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin audit verify-schema completions help" -f -a "create-org" -d 'Create an organization (with an audit_logs row)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin audit verify-schema completions help" -f -a "create-admin" -d 'Create an owner or admin who can log in to the API (with an audit_logs row)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin audit verify-schema completions help" -f -a "audit" -d 'Security audits (read-only)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin audit verify-schema completions help" -f -a "verify-schema" -d 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin audit verify-schema completions help" -f -a "completions" -d 'Print shell completions to stdout'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin audit verify-schema completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __fish_seen_subcommand_from migrate" -f -a "up" -d 'Apply pending migrations (all, up to --to, or the next -n)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __fish_seen_subcommand_from migrate" -f -a "down" -d 'Revert applied migrations (destructive: asks, or needs --yes)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __fish_seen_subcommand_from migrate" -f -a "current" -d 'Show the current version (SeaORM and Alembic); --check exits 1 when migrations are pending'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __fish_seen_subcommand_from migrate" -f -a "status" -d 'List every migration with its Alembic revision, applied or pending, and when'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "suspicious-accounts" -d 'Find accounts that abused the fixed registration hole, and accounts under attack'

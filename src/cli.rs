@@ -75,6 +75,8 @@ pub enum Format {
     Table,
     /// One JSON document (stable, documented in the README).
     Json,
+    /// CSV with a header row (audit suspicious-accounts only).
+    Csv,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -99,6 +101,10 @@ pub enum Command {
 
     /// Create an owner or admin who can log in to the API (with an audit_logs row).
     CreateAdmin(commands::create_admin::CreateAdminArgs),
+
+    /// Security audits (read-only).
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCommand),
 
     /// Compare the live schema with the expected schema of its version (exit 1 on drift).
     VerifySchema(commands::verify_schema::VerifySchemaArgs),

@@ -2,7 +2,6 @@
 //!
 //! `main.rs` only parses, runs [`run`], prints the error once and exits with its code.
 
-pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -11,6 +10,7 @@ pub mod entities;
 pub mod error;
 pub mod migrations;
 pub mod output;
+pub mod records;
 pub mod schema;
 
 use cli::{Cli, Command};
@@ -29,9 +29,16 @@ pub enum Outcome {
 /// Run a parsed command line.
 pub async fn run(cli: Cli) -> Result<Outcome> {
     let ui = Output::new(&cli.global);
+    if ui.format == cli::Format::Csv && !matches!(cli.command, Command::Audit(_)) {
+        return Err(error::Error::usage(
+            "--format csv is only supported by `audit suspicious-accounts`",
+            "use --format table or --format json",
+        ));
+    }
     init_logging(&ui);
     match &cli.command {
         Command::Migrate(cmd) => commands::migrate::run(cmd, &cli.global, &ui).await,
+        Command::Audit(cmd) => commands::audit::run(cmd, &cli.global, &ui).await,
         Command::CreateOrg(args) => commands::create_org::run(args, &cli.global, &ui).await,
         Command::CreateAdmin(args) => commands::create_admin::run(args, &cli.global, &ui).await,
         Command::Baseline(args) => commands::baseline::run(args, &cli.global, &ui).await,

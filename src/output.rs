@@ -127,7 +127,7 @@ impl Output {
     /// Print a command's result on stdout.
     pub fn emit<R: Report>(&self, report: &R) -> Result<()> {
         let text = match self.format {
-            Format::Json => {
+            Format::Json | Format::Csv => {
                 let mut s = serde_json::to_string_pretty(report)
                     .map_err(|e| Error::internal(format!("cannot serialize the report: {e}")))?;
                 s.push('\n');

@@ -11,7 +11,6 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::Outcome;
-use crate::audit;
 use crate::cli::GlobalArgs;
 use crate::commands::create_org::{check_org_id, printable};
 use crate::config::DatabaseConfig;
@@ -19,6 +18,7 @@ use crate::db::{self, Db};
 use crate::entities::{Role, orgs, users};
 use crate::error::{Error, Result};
 use crate::output::{Output, Report, or_dash};
+use crate::records;
 
 /// The environment variable a CI job can put the password in.
 pub const PASSWORD_ENV: &str = "ECOMIND_ADMIN_PASSWORD";
@@ -209,7 +209,7 @@ impl UserReport {
             email: m.email.clone(),
             name: m.name.clone(),
             role: m.role,
-            created_at: m.created_at.map(audit::iso),
+            created_at: m.created_at.map(records::iso),
             created,
         }
     }
@@ -330,9 +330,9 @@ async fn create(db: &Db, args: &CreateAdminArgs, hash: String, ui: &Output) -> R
             ));
             return Ok(UserReport::from_model(&user, false));
         }
-        let ts = audit::now();
+        let ts = records::now();
         let role: Role = args.role.into();
-        let id = audit::new_id("user_", 12);
+        let id = records::new_id("user_", 12);
         let user = users::ActiveModel {
             id: Set(id.clone()),
             org_id: Set(args.org.clone()),
@@ -357,8 +357,8 @@ async fn create(db: &Db, args: &CreateAdminArgs, hash: String, ui: &Output) -> R
                 Error::from_db(e, "inserting the user")
             }
         })?;
-        let details = audit::details(&[("email", json!(args.email)), ("role", json!(role))], ts);
-        audit::record(
+        let details = records::details(&[("email", json!(args.email)), ("role", json!(role))], ts);
+        records::record(
             &txn,
             &args.org,
             Some(&id),

@@ -8,13 +8,13 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::Outcome;
-use crate::audit;
 use crate::cli::GlobalArgs;
 use crate::config::DatabaseConfig;
 use crate::db::{self, Db};
 use crate::entities::{PlanType, orgs};
 use crate::error::{Error, Result};
 use crate::output::{Output, Report, or_dash};
+use crate::records;
 
 #[derive(Debug, Args)]
 pub struct CreateOrgArgs {
@@ -121,7 +121,7 @@ impl OrgReport {
             id: m.id.clone(),
             name: m.name.clone(),
             plan: m.plan,
-            created_at: m.created_at.map(audit::iso),
+            created_at: m.created_at.map(records::iso),
             created,
         }
     }
@@ -154,7 +154,7 @@ pub async fn run(args: &CreateOrgArgs, global: &GlobalArgs, ui: &Output) -> Resu
             check_org_id(id)?;
             id.clone()
         }
-        None => audit::new_id("org_", 12),
+        None => records::new_id("org_", 12),
     };
     let config = DatabaseConfig::resolve(global.database_url.as_deref())?;
     let db = db::connect(&config, global.connect_timeout, ui).await?;
@@ -185,7 +185,7 @@ async fn create(db: &Db, args: &CreateOrgArgs, id: &str, ui: &Output) -> Result<
         }
         return Err(exists_error(id));
     }
-    let ts = audit::now();
+    let ts = records::now();
     let plan: PlanType = args.plan.into();
     let inserted = orgs::ActiveModel {
         id: Set(id.to_owned()),
@@ -209,8 +209,8 @@ async fn create(db: &Db, args: &CreateOrgArgs, id: &str, ui: &Output) -> Result<
             return Err(Error::from_db(e, "inserting the organization"));
         }
     };
-    let details = audit::details(&[("name", json!(args.name)), ("plan", json!(plan))], ts);
-    if let Err(e) = audit::record(&txn, id, None, "org_created", "orgs", details, ts).await {
+    let details = records::details(&[("name", json!(args.name)), ("plan", json!(plan))], ts);
+    if let Err(e) = records::record(&txn, id, None, "org_created", "orgs", details, ts).await {
         let _ = txn.rollback().await;
         return Err(e);
     }

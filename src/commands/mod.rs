@@ -1,5 +1,6 @@
 //! One module per subcommand, each owning its `Args` and `run`.
 
+pub mod audit;
 pub mod baseline;
 pub mod completions;
 pub mod create_admin;

@@ -344,15 +344,20 @@ impl SqliteDb {
     pub fn run(&self, args: &[&str]) -> Run {
         Run::from(self.cmd().args(args).output().expect("run binary"))
     }
+    /// Run SQL with the sqlite3 shell (given on stdin: a leading `--` comment would read
+    /// as an option).
     pub fn sql(&self, sql: &str) -> Run {
-        Run::from(
-            StdCommand::new("sqlite3")
-                .arg("-bail")
-                .arg(self.path())
-                .arg(sql)
-                .output()
-                .expect("sqlite3 runs (scripts/test.sh installs it)"),
-        )
+        use std::io::Write;
+        let mut child = StdCommand::new("sqlite3")
+            .arg("-bail")
+            .arg(self.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sqlite3 runs (scripts/test.sh installs it)");
+        child.stdin.take().unwrap().write_all(sql.as_bytes()).unwrap();
+        Run::from(child.wait_with_output().unwrap())
     }
     pub fn query(&self, sql: &str) -> String {
         let r = self.sql(sql);

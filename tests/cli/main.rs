@@ -1,5 +1,6 @@
 //! Integration tests: the real binary against real PostgreSQL and SQLite.
 
+mod audit;
 mod bad_input;
 mod baseline_pg;
 mod baseline_sqlite;

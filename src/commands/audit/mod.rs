@@ -1,0 +1,402 @@
+//! `audit suspicious-accounts`: the post-deploy security audit. Each rule is SQL that
+//! runs in the database (PostgreSQL `->>`, SQLite `json_extract`) inside one read-only
+//! snapshot; rows stream back and become findings with evidence.
+
+pub mod rules;
+pub mod sql;
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use clap::{Args, Subcommand, ValueEnum};
+use futures_util::StreamExt;
+use sea_orm::{Statement, StreamTrait};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::Outcome;
+use crate::cli::{Format, GlobalArgs};
+use crate::commands::create_org::check_org_id;
+use crate::config::DatabaseConfig;
+use crate::db;
+use crate::error::{Error, Result};
+use crate::output::{Output, Report};
+use crate::records;
+use rules::{Params, Rule};
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Find accounts that abused the fixed registration hole, and accounts under attack.
+    SuspiciousAccounts(SuspiciousArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SuspiciousArgs {
+    /// The window for event rules: a duration back from now (7d, 24h, 90m) or a
+    /// timestamp (2026-11-01, 2026-11-01T12:00:00, naive UTC).
+    #[arg(long, value_name = "DURATION|TIMESTAMP", default_value = "7d", value_parser = parse_since)]
+    pub since: Since,
+
+    /// When the registration fix was deployed (naive UTC): enables registered-before-fix.
+    #[arg(long, value_name = "TIMESTAMP", value_parser = parse_timestamp)]
+    pub fixed_at: Option<NaiveDateTime>,
+
+    /// Only this organization.
+    #[arg(long, value_name = "ORG_ID")]
+    pub org: Option<String>,
+
+    /// Run only these rules (repeatable). Default: all.
+    #[arg(long = "rule", value_enum, value_name = "NAME")]
+    pub rules: Vec<Rule>,
+
+    /// Failed logins for one email within 60 seconds that make a brute-force finding.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub failed_threshold: u32,
+
+    /// Exit 1 when a finding is at or above this severity.
+    #[arg(long, value_enum, default_value_t = FailOn::Critical)]
+    pub fail_on: FailOn,
+
+    /// Print each rule's SQL instead of running it.
+    #[arg(long)]
+    pub show_sql: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Since {
+    Ago(Duration),
+    At(NaiveDateTime),
+}
+
+impl Since {
+    fn resolve(self, now: NaiveDateTime) -> NaiveDateTime {
+        match self {
+            Since::At(t) => t,
+            Since::Ago(d) => now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX),
+        }
+    }
+}
+
+fn parse_since(s: &str) -> std::result::Result<Since, String> {
+    if let Ok(t) = parse_timestamp(s) {
+        return Ok(Since::At(t));
+    }
+    let d = humantime::parse_duration(s.trim()).map_err(|_| {
+        format!("'{s}' is neither a duration (7d, 24h) nor a timestamp (2026-11-01T12:00:00)")
+    })?;
+    if d > Duration::from_secs(100 * 365 * 86400) {
+        return Err(format!("'{s}' is more than 100 years"));
+    }
+    Ok(Since::Ago(d))
+}
+
+/// A naive-UTC timestamp: `2026-11-01`, `2026-11-01T12:00:00[.ffffff]`, space or `T`,
+/// an optional trailing `Z`.
+pub fn parse_timestamp(s: &str) -> std::result::Result<NaiveDateTime, String> {
+    let t = s.trim().trim_end_matches('Z');
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(ts) = NaiveDateTime::parse_from_str(t, fmt) {
+            return Ok(ts);
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight"));
+    }
+    Err(format!(
+        "'{s}' is not a timestamp (expected 2026-11-01 or 2026-11-01T12:00:00, naive UTC)"
+    ))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Critical,
+    Warning,
+    Info,
+    Never,
+}
+
+impl FailOn {
+    fn threshold(self) -> Option<Severity> {
+        match self {
+            FailOn::Critical => Some(Severity::Critical),
+            FailOn::Warning => Some(Severity::Warning),
+            FailOn::Info => Some(Severity::Info),
+            FailOn::Never => None,
+        }
+    }
+}
+
+/// One finding: who, what, and the facts that triggered it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub severity: Severity,
+    pub rule: Rule,
+    pub org_id: Option<String>,
+    pub user_id: Option<String>,
+    pub email: Option<String>,
+    pub role: Option<String>,
+    /// The account's created_at (naive UTC ISO-8601).
+    pub created_at: Option<String>,
+    /// When it happened: the event's time, else the account's creation.
+    pub at: Option<String>,
+    /// One line for humans.
+    pub message: String,
+    pub evidence: Value,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RuleCount {
+    pub rule: Rule,
+    pub findings: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub critical: usize,
+    pub warning: usize,
+    pub info: usize,
+    pub by_rule: Vec<RuleCount>,
+    /// audit_logs rows of the actions the rules read whose details are not a JSON
+    /// object or lack a key the rules need (email; role for registrations).
+    pub unparseable_rows: i64,
+    /// The window of the event rules.
+    pub since: String,
+    pub fixed_at: Option<String>,
+    pub rules_run: Vec<Rule>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuditReport {
+    pub database: String,
+    pub findings: Vec<Finding>,
+    pub summary: Summary,
+}
+
+impl Report for AuditReport {
+    fn render(&self, out: &mut String, ui: &Output) {
+        let _ = writeln!(
+            out,
+            "database: {}   since: {}",
+            self.database, self.summary.since
+        );
+        if self.findings.is_empty() {
+            let _ = writeln!(out, "No findings.");
+        } else {
+            let mut t = ui.table(&[
+                "severity", "rule", "org", "user", "email", "role", "when", "evidence",
+            ]);
+            for f in &self.findings {
+                t.add_row(vec![
+                    format!("{:?}", f.severity).to_uppercase(),
+                    f.rule.name().to_owned(),
+                    f.org_id.clone().unwrap_or_default(),
+                    f.user_id.clone().unwrap_or_default(),
+                    f.email.clone().unwrap_or_default(),
+                    f.role.clone().unwrap_or_default(),
+                    f.at.clone().unwrap_or_default(),
+                    f.message.clone(),
+                ]);
+            }
+            let _ = writeln!(out, "{t}");
+        }
+        let s = &self.summary;
+        let _ = writeln!(
+            out,
+            "summary: {} critical, {} warning, {} info",
+            s.critical, s.warning, s.info
+        );
+        let per_rule: Vec<String> = s
+            .by_rule
+            .iter()
+            .filter(|r| r.findings > 0)
+            .map(|r| format!("{}: {}", r.rule.name(), r.findings))
+            .collect();
+        if !per_rule.is_empty() {
+            let _ = writeln!(out, "by rule: {}", per_rule.join(", "));
+        }
+        if s.unparseable_rows > 0 {
+            let _ = writeln!(
+                out,
+                "unparseable audit rows (details not an object, or missing email/role): {}",
+                s.unparseable_rows
+            );
+        }
+    }
+}
+
+impl AuditReport {
+    fn csv(&self) -> Result<String> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let err = |e: csv::Error| Error::internal(format!("writing CSV: {e}"));
+        w.write_record([
+            "severity",
+            "rule",
+            "org_id",
+            "user_id",
+            "email",
+            "role",
+            "created_at",
+            "at",
+            "message",
+            "evidence",
+        ])
+        .map_err(err)?;
+        for f in &self.findings {
+            w.write_record([
+                format!("{:?}", f.severity).to_lowercase(),
+                f.rule.name().to_owned(),
+                f.org_id.clone().unwrap_or_default(),
+                f.user_id.clone().unwrap_or_default(),
+                f.email.clone().unwrap_or_default(),
+                f.role.clone().unwrap_or_default(),
+                f.created_at.clone().unwrap_or_default(),
+                f.at.clone().unwrap_or_default(),
+                f.message.clone(),
+                f.evidence.to_string(),
+            ])
+            .map_err(err)?;
+        }
+        let bytes = w
+            .into_inner()
+            .map_err(|e| Error::internal(format!("writing CSV: {e}")))?;
+        String::from_utf8(bytes).map_err(|e| Error::internal(format!("writing CSV: {e}")))
+    }
+}
+
+pub async fn run(cmd: &AuditCommand, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
+    match cmd {
+        AuditCommand::SuspiciousAccounts(args) => suspicious(args, global, ui).await,
+    }
+}
+
+async fn suspicious(args: &SuspiciousArgs, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
+    if let Some(org) = &args.org {
+        check_org_id(org)?;
+    }
+    let now = records::now();
+    let since = args.since.resolve(now);
+    let selected: Vec<Rule> = if args.rules.is_empty() {
+        Rule::ALL.to_vec()
+    } else {
+        Rule::ALL
+            .iter()
+            .copied()
+            .filter(|r| args.rules.contains(r))
+            .collect()
+    };
+    let params = Params {
+        since,
+        fixed_at: args.fixed_at,
+        org: args.org.clone(),
+        failed_threshold: args.failed_threshold,
+    };
+    let config = DatabaseConfig::resolve(global.database_url.as_deref())?;
+    if args.show_sql {
+        let mut out = String::new();
+        for rule in &selected {
+            if let Some(sql) = rules::sql_for(*rule, config.backend, &params) {
+                let _ = writeln!(out, "-- {}\n{sql};\n", rule.name());
+            }
+        }
+        let _ = writeln!(
+            out,
+            "-- unparseable rows\n{};",
+            rules::unparseable_sql(config.backend, &params)
+        );
+        print!("{out}");
+        return Ok(Outcome::Success);
+    }
+    let db = db::connect(&config, global.connect_timeout, ui).await?;
+    let txn = db.snapshot().await?;
+    let result = async {
+        let mut findings = Vec::new();
+        let mut by_rule = Vec::new();
+        for rule in &selected {
+            let Some(sql) = rules::sql_for(*rule, db.backend, &params) else {
+                by_rule.push(RuleCount {
+                    rule: *rule,
+                    findings: 0,
+                });
+                continue;
+            };
+            let pb = ui.spinner(format!("rule {}", rule.name()));
+            let before = findings.len();
+            let mut stream = txn
+                .stream_raw(Statement::from_string(db.backend, sql))
+                .await
+                .map_err(|e| Error::from_db(e, &format!("running rule {}", rule.name())))?;
+            while let Some(row) = stream.next().await {
+                let row =
+                    row.map_err(|e| Error::from_db(e, &format!("reading rule {}", rule.name())))?;
+                let f = rules::finding(*rule, &row, &params)?;
+                if rules::keep(&f) {
+                    findings.push(f);
+                }
+            }
+            drop(stream);
+            pb.finish_and_clear();
+            by_rule.push(RuleCount {
+                rule: *rule,
+                findings: findings.len() - before,
+            });
+        }
+        let unparseable = rules::count_unparseable(&txn, db.backend, &params).await?;
+        Ok::<_, Error>((findings, by_rule, unparseable))
+    }
+    .await;
+    let _ = txn.rollback().await;
+    db.conn.close().await.ok();
+    let (mut findings, by_rule, unparseable_rows) = result?;
+    // Severity first (critical first), then time.
+    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.at.cmp(&b.at)));
+    let count = |s| findings.iter().filter(|f| f.severity == s).count();
+    let summary = Summary {
+        critical: count(Severity::Critical),
+        warning: count(Severity::Warning),
+        info: count(Severity::Info),
+        by_rule,
+        unparseable_rows,
+        since: records::iso(since),
+        fixed_at: args.fixed_at.map(records::iso),
+        rules_run: selected,
+    };
+    let failed = args
+        .fail_on
+        .threshold()
+        .is_some_and(|t| findings.iter().any(|f| f.severity >= t));
+    let report = AuditReport {
+        database: db.url.clone(),
+        findings,
+        summary,
+    };
+    if ui.format == Format::Csv {
+        print!("{}", report.csv()?);
+    } else {
+        ui.emit(&report)?;
+    }
+    if report.summary.unparseable_rows > 0 {
+        ui.warn(format!(
+            "{} audit_logs rows have details the rules cannot read; they are counted in the summary",
+            report.summary.unparseable_rows
+        ));
+    }
+    Ok(if failed {
+        Outcome::CheckFailed
+    } else {
+        Outcome::Success
+    })
+}

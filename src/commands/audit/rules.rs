@@ -1,0 +1,579 @@
+//! The rules: their SQL (one statement each, run in the database) and how a row
+//! becomes a finding.
+
+use chrono::NaiveDateTime;
+use clap::ValueEnum;
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::sql::Dialect;
+use super::{Finding, Severity};
+use crate::error::{Error, Result};
+use crate::records::CREATED_BY;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rule {
+    PrivilegedWithoutProvenance,
+    ElevatedRoleAtRegistration,
+    RegisteredByUnauthorized,
+    RegisteredBeforeFix,
+    PrivilegedCreatedRecently,
+    BruteForce,
+    SuccessAfterFailures,
+    CaseVariantEmail,
+    MultipleOwners,
+    PrivilegedWithoutPassword,
+    NoTelemetry,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 11] = [
+        Rule::PrivilegedWithoutProvenance,
+        Rule::ElevatedRoleAtRegistration,
+        Rule::RegisteredByUnauthorized,
+        Rule::RegisteredBeforeFix,
+        Rule::PrivilegedCreatedRecently,
+        Rule::BruteForce,
+        Rule::SuccessAfterFailures,
+        Rule::CaseVariantEmail,
+        Rule::MultipleOwners,
+        Rule::PrivilegedWithoutPassword,
+        Rule::NoTelemetry,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::PrivilegedWithoutProvenance => "privileged-without-provenance",
+            Rule::ElevatedRoleAtRegistration => "elevated-role-at-registration",
+            Rule::RegisteredByUnauthorized => "registered-by-unauthorized",
+            Rule::RegisteredBeforeFix => "registered-before-fix",
+            Rule::PrivilegedCreatedRecently => "privileged-created-recently",
+            Rule::BruteForce => "brute-force",
+            Rule::SuccessAfterFailures => "success-after-failures",
+            Rule::CaseVariantEmail => "case-variant-email",
+            Rule::MultipleOwners => "multiple-owners",
+            Rule::PrivilegedWithoutPassword => "privileged-without-password",
+            Rule::NoTelemetry => "no-telemetry",
+        }
+    }
+}
+
+/// What the rules are asked.
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub since: NaiveDateTime,
+    pub fixed_at: Option<NaiveDateTime>,
+    pub org: Option<String>,
+    pub failed_threshold: u32,
+}
+
+/// Brute force becomes critical at this many failures for one email within an hour.
+const CRITICAL_PER_HOUR: i64 = 100;
+/// Failures within the hour before a success that make success-after-failures.
+const FAILURES_BEFORE_SUCCESS: i64 = 5;
+
+/// The registrations the API logged, with the keys the rules read.
+fn reg_cte(d: &Dialect) -> String {
+    format!(
+        "reg AS (SELECT a.id AS audit_id, a.org_id, a.user_id, a.ts, \
+                {email} AS email, lower({email}) AS email_l, {role} AS reg_role, {by} AS created_by \
+         FROM audit_logs a WHERE a.action = 'user_registered' AND {obj})",
+        email = d.j("a.details", "email"),
+        role = d.j("a.details", "role"),
+        by = d.j("a.details", "created_by"),
+        obj = d.is_obj("a.details"),
+    )
+}
+
+/// `r` was created by an owner or admin of its org, or by ecomind-admin.
+fn authorized(r: &str) -> String {
+    format!(
+        "({r}.created_by = '{CREATED_BY}' OR EXISTS (SELECT 1 FROM users c WHERE c.id = {r}.created_by \
+         AND c.org_id = {r}.org_id AND CAST(c.role AS TEXT) IN ('owner', 'admin')))"
+    )
+}
+
+/// Registration row `r` is about user `u`.
+fn about(r: &str, u: &str) -> String {
+    format!("({r}.user_id = {u}.id OR {r}.email_l = lower({u}.email))")
+}
+
+/// The common columns of a user-based finding.
+fn user_cols(d: &Dialect, u: &str) -> String {
+    format!(
+        "{u}.org_id AS org_id, {u}.id AS user_id, {u}.email AS email, CAST({u}.role AS TEXT) AS role, \
+         {created} AS created_at",
+        created = d.ts_text(&format!("{u}.created_at"))
+    )
+}
+
+const PRIVILEGED: &str = "CAST(u.role AS TEXT) IN ('owner', 'admin')";
+
+/// The SQL of a rule, or None when it does not apply (registered-before-fix without
+/// --fixed-at).
+pub fn sql_for(rule: Rule, backend: DbBackend, p: &Params) -> Option<String> {
+    let d = Dialect::new(backend);
+    let org_u = d.org_filter("u.org_id", p.org.as_deref());
+    let org_a = d.org_filter("org_id", p.org.as_deref());
+    let sql = match rule {
+        Rule::PrivilegedWithoutProvenance => format!(
+            "WITH {reg} \
+             SELECT {cols}, {created} AS at, {ev} AS evidence \
+             FROM users u WHERE {PRIVILEGED}{org_u} \
+             AND NOT EXISTS (SELECT 1 FROM reg r WHERE {about} AND {auth}) \
+             ORDER BY u.created_at",
+            reg = reg_cte(&d),
+            cols = user_cols(&d, "u"),
+            created = d.ts_text("u.created_at"),
+            about = about("r", "u"),
+            auth = authorized("r"),
+            ev = d.obj(&[
+                ("registrations", format!("(SELECT COUNT(*) FROM reg r WHERE {})", about("r", "u"))),
+                (
+                    "created_by",
+                    format!(
+                        "(SELECT {} FROM reg r WHERE {})",
+                        d.agg("COALESCE(r.created_by, '<none>')"),
+                        about("r", "u")
+                    ),
+                ),
+            ]),
+        ),
+        Rule::ElevatedRoleAtRegistration => format!(
+            "WITH {reg} \
+             SELECT r.org_id AS org_id, COALESCE(u.id, r.user_id) AS user_id, COALESCE(u.email, r.email) AS email, \
+                    CAST(u.role AS TEXT) AS role, {created} AS created_at, {at} AS at, {ev} AS evidence \
+             FROM reg r LEFT JOIN users u ON u.id = r.user_id OR lower(u.email) = r.email_l \
+             WHERE r.reg_role IS NOT NULL AND r.reg_role <> 'viewer' \
+               AND COALESCE(r.created_by, '') <> '{CREATED_BY}'{org} \
+             ORDER BY r.ts",
+            reg = reg_cte(&d),
+            created = d.ts_text("u.created_at"),
+            at = d.ts_text("r.ts"),
+            org = d.org_filter("r.org_id", p.org.as_deref()),
+            ev = d.obj(&[
+                ("audit_id", "r.audit_id".into()),
+                ("registered_role", "r.reg_role".into()),
+                ("created_by", "r.created_by".into()),
+                ("registered_at", d.ts_text("r.ts")),
+            ]),
+        ),
+        Rule::RegisteredByUnauthorized => format!(
+            "WITH {reg} \
+             SELECT r.org_id AS org_id, COALESCE(u.id, r.user_id) AS user_id, COALESCE(u.email, r.email) AS email, \
+                    CAST(u.role AS TEXT) AS role, {created} AS created_at, {at} AS at, {ev} AS evidence \
+             FROM reg r LEFT JOIN users u ON u.id = r.user_id OR lower(u.email) = r.email_l \
+             LEFT JOIN users c ON c.id = r.created_by \
+             WHERE NOT {auth}{org} \
+             ORDER BY r.ts",
+            reg = reg_cte(&d),
+            created = d.ts_text("u.created_at"),
+            at = d.ts_text("r.ts"),
+            auth = authorized("r"),
+            org = d.org_filter("r.org_id", p.org.as_deref()),
+            ev = d.obj(&[
+                ("audit_id", "r.audit_id".into()),
+                ("created_by", "r.created_by".into()),
+                ("creator_org", "c.org_id".into()),
+                ("creator_role", "CAST(c.role AS TEXT)".into()),
+                ("registered_at", d.ts_text("r.ts")),
+            ]),
+        ),
+        Rule::RegisteredBeforeFix => {
+            let fixed = p.fixed_at?;
+            format!(
+                "WITH {reg} \
+                 SELECT {cols}, {created} AS at, {ev} AS evidence \
+                 FROM users u WHERE {before}{org_u} \
+                 AND NOT EXISTS (SELECT 1 FROM reg r WHERE {about} AND {auth} \
+                                 AND (r.reg_role = 'viewer' OR r.created_by = '{CREATED_BY}')) \
+                 ORDER BY u.created_at",
+                reg = reg_cte(&d),
+                cols = user_cols(&d, "u"),
+                created = d.ts_text("u.created_at"),
+                before = d.ts_cmp("u.created_at", "<", fixed),
+                about = about("r", "u"),
+                auth = authorized("r"),
+                ev = d.obj(&[
+                    ("fixed_at", format!("'{}'", crate::records::iso(fixed))),
+                    (
+                        "created_by",
+                        format!(
+                            "(SELECT {} FROM reg r WHERE {})",
+                            d.agg("COALESCE(r.created_by, '<none>')"),
+                            about("r", "u")
+                        ),
+                    ),
+                ]),
+            )
+        }
+        Rule::PrivilegedCreatedRecently => format!(
+            "WITH {reg} \
+             SELECT {cols}, {created} AS at, {ev} AS evidence \
+             FROM users u WHERE {PRIVILEGED} AND {recent}{org_u} \
+             ORDER BY u.created_at",
+            reg = reg_cte(&d),
+            cols = user_cols(&d, "u"),
+            created = d.ts_text("u.created_at"),
+            recent = d.ts_cmp("u.created_at", ">=", p.since),
+            ev = d.obj(&[(
+                "created_by",
+                format!(
+                    "(SELECT {} FROM reg r WHERE {})",
+                    d.agg("COALESCE(r.created_by, '<none>')"),
+                    about("r", "u")
+                ),
+            )]),
+        ),
+        Rule::BruteForce => format!(
+            "WITH f AS (SELECT lower({email}) AS email_l, ts, {reason} AS reason FROM audit_logs \
+                        WHERE action = 'login_failed' AND {since} AND {email} IS NOT NULL{org_a}), \
+             w AS (SELECT email_l, ts, reason, \
+                          COUNT(*) OVER (PARTITION BY email_l {minute}) AS per_minute, \
+                          COUNT(*) OVER (PARTITION BY email_l {hour}) AS per_hour FROM f), \
+             b AS (SELECT email_l, MAX(per_minute) AS max_per_minute, MAX(per_hour) AS max_per_hour, \
+                          COUNT(*) AS failures, MIN(ts) AS first_ts, MAX(ts) AS last_ts, {reasons} AS reasons \
+                   FROM w GROUP BY email_l HAVING MAX(per_minute) >= {threshold}) \
+             SELECT u.org_id AS org_id, u.id AS user_id, COALESCE(u.email, b.email_l) AS email, \
+                    CAST(u.role AS TEXT) AS role, {created} AS created_at, {last} AS at, {ev} AS evidence \
+             FROM b LEFT JOIN users u ON lower(u.email) = b.email_l \
+             ORDER BY b.last_ts",
+            email = d.j("details", "email"),
+            reason = d.j("details", "reason"),
+            since = d.ts_cmp("ts", ">=", p.since),
+            minute = d.following(60),
+            hour = d.following(3600),
+            reasons = d.agg_distinct("reason"),
+            threshold = p.failed_threshold,
+            created = d.ts_text("u.created_at"),
+            last = d.ts_text("b.last_ts"),
+            ev = d.obj(&[
+                ("max_in_60s", "b.max_per_minute".into()),
+                ("max_in_1h", "b.max_per_hour".into()),
+                ("failures", "b.failures".into()),
+                ("first", d.ts_text("b.first_ts")),
+                ("last", d.ts_text("b.last_ts")),
+                ("reasons", "b.reasons".into()),
+            ]),
+        ),
+        Rule::SuccessAfterFailures => format!(
+            "WITH e AS (SELECT lower({email}) AS email_l, ts, action, \
+                               CASE WHEN action = 'login_failed' THEN 1 ELSE 0 END AS failed \
+                        FROM audit_logs WHERE action IN ('login_failed', 'login_success') \
+                        AND {since_hour} AND {email} IS NOT NULL{org_a}), \
+             w AS (SELECT email_l, ts, action, SUM(failed) OVER (PARTITION BY email_l {hour}) AS failures_before FROM e), \
+             s AS (SELECT email_l, MIN(ts) AS first_success, MAX(failures_before) AS failures, COUNT(*) AS successes \
+                   FROM w WHERE action = 'login_success' AND {since} AND failures_before >= {n} GROUP BY email_l) \
+             SELECT u.org_id AS org_id, u.id AS user_id, COALESCE(u.email, s.email_l) AS email, \
+                    CAST(u.role AS TEXT) AS role, {created} AS created_at, {at} AS at, {ev} AS evidence \
+             FROM s LEFT JOIN users u ON lower(u.email) = s.email_l \
+             ORDER BY s.first_success",
+            email = d.j("details", "email"),
+            since_hour = d.ts_cmp("ts", ">=", p.since - chrono::Duration::hours(1)),
+            since = d.ts_cmp("ts", ">=", p.since),
+            hour = d.preceding(3600),
+            n = FAILURES_BEFORE_SUCCESS,
+            created = d.ts_text("u.created_at"),
+            at = d.ts_text("s.first_success"),
+            ev = d.obj(&[
+                ("failures_in_prior_hour", "s.failures".into()),
+                ("successes_after_failures", "s.successes".into()),
+                ("first_success", d.ts_text("s.first_success")),
+            ]),
+        ),
+        Rule::CaseVariantEmail => format!(
+            "WITH dup AS (SELECT lower(email) AS l, {variants} AS variants, COUNT(*) AS n FROM users \
+                          GROUP BY lower(email) HAVING COUNT(*) > 1) \
+             SELECT {cols}, {created} AS at, {ev} AS evidence \
+             FROM users u JOIN dup ON lower(u.email) = dup.l WHERE 1 = 1{org_u} \
+             ORDER BY dup.l, u.created_at",
+            variants = d.agg("email"),
+            cols = user_cols(&d, "u"),
+            created = d.ts_text("u.created_at"),
+            ev = d.obj(&[("variants", "dup.variants".into()), ("accounts", "dup.n".into())]),
+        ),
+        Rule::MultipleOwners => format!(
+            "SELECT u.org_id AS org_id, NULL AS user_id, NULL AS email, 'owner' AS role, NULL AS created_at, \
+                    {latest} AS at, {ev} AS evidence \
+             FROM users u WHERE CAST(u.role AS TEXT) = 'owner'{org_u} \
+             GROUP BY u.org_id HAVING COUNT(*) > 1 ORDER BY u.org_id",
+            latest = d.ts_text("MAX(u.created_at)"),
+            ev = d.obj(&[
+                ("owners", "COUNT(*)".into()),
+                ("owner_ids", d.agg("u.id")),
+                ("owner_emails", d.agg("u.email")),
+            ]),
+        ),
+        Rule::PrivilegedWithoutPassword => format!(
+            "SELECT {cols}, {created} AS at, {ev} AS evidence \
+             FROM users u WHERE {PRIVILEGED} AND u.password_hash IS NULL{org_u} \
+             ORDER BY u.created_at",
+            cols = user_cols(&d, "u"),
+            created = d.ts_text("u.created_at"),
+            ev = d.obj(&[("password_hash", "NULL".into())]),
+        ),
+        Rule::NoTelemetry => format!(
+            "SELECT NULL AS org_id, NULL AS user_id, NULL AS email, NULL AS role, NULL AS created_at, NULL AS at, \
+                    {ev} AS evidence",
+            ev = d.obj(&[
+                (
+                    "login_events_since",
+                    format!(
+                        "(SELECT COUNT(*) FROM audit_logs WHERE action IN ('login_success', 'login_failed', 'logout') \
+                          AND {}{org_a})",
+                        d.ts_cmp("ts", ">=", p.since)
+                    ),
+                ),
+                ("oldest_audit_row", format!("(SELECT {} FROM audit_logs)", d.ts_text("MIN(ts)"))),
+                (
+                    "newest_privileged_account",
+                    format!("(SELECT {} FROM users u WHERE {PRIVILEGED}{org_u})", d.ts_text("MAX(u.created_at)")),
+                ),
+            ]),
+        ),
+    };
+    Some(sql)
+}
+
+/// Rows the rules skip: details not an object, no email, a registration without role.
+pub fn unparseable_sql(backend: DbBackend, p: &Params) -> String {
+    let d = Dialect::new(backend);
+    format!(
+        "SELECT COUNT(*) AS n FROM audit_logs \
+         WHERE action IN ('user_registered', 'login_failed', 'login_success', 'logout'){org} \
+         AND (details IS NULL OR NOT {obj} OR {email} IS NULL \
+              OR (action = 'user_registered' AND {role} IS NULL))",
+        org = d.org_filter("org_id", p.org.as_deref()),
+        obj = d.is_obj("details"),
+        email = d.j("details", "email"),
+        role = d.j("details", "role"),
+    )
+}
+
+pub async fn count_unparseable<C: ConnectionTrait>(
+    conn: &C,
+    backend: DbBackend,
+    p: &Params,
+) -> Result<i64> {
+    let row = conn
+        .query_one_raw(Statement::from_string(backend, unparseable_sql(backend, p)))
+        .await
+        .map_err(|e| Error::from_db(e, "counting unparseable audit rows"))?;
+    match row {
+        Some(r) => r
+            .try_get("", "n")
+            .map_err(|e| Error::from_db(e, "counting unparseable audit rows")),
+        None => Ok(0),
+    }
+}
+
+fn text(row: &QueryResult, col: &str) -> Result<Option<String>> {
+    row.try_get::<Option<String>>("", col)
+        .map_err(|e| Error::from_db(e, &format!("reading the column {col}")))
+}
+
+fn privileged(role: Option<&str>) -> bool {
+    matches!(role, Some("owner" | "admin"))
+}
+
+fn n(ev: &Value, key: &str) -> i64 {
+    ev.get(key)
+        .and_then(|v| {
+            v.as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn s<'a>(ev: &'a Value, key: &str) -> &'a str {
+    ev.get(key).and_then(Value::as_str).unwrap_or("-")
+}
+
+/// One spelling of timestamps whatever the backend stored (microseconds, `T`).
+fn iso_text(t: Option<String>) -> Option<String> {
+    t.map(|t| match super::parse_timestamp(&t) {
+        Ok(ts) => crate::records::iso(ts),
+        Err(_) => t,
+    })
+}
+
+/// A result row of `rule` as a finding.
+pub fn finding(rule: Rule, row: &QueryResult, p: &Params) -> Result<Finding> {
+    let evidence: Value = text(row, "evidence")?
+        .map(|t| serde_json::from_str(&t))
+        .transpose()
+        .map_err(|e| {
+            Error::internal(format!(
+                "rule {} produced invalid evidence JSON: {e}",
+                rule.name()
+            ))
+        })?
+        .unwrap_or(Value::Null);
+    let role = text(row, "role")?;
+    let is_priv = privileged(role.as_deref());
+    let (severity, message) = match rule {
+        Rule::PrivilegedWithoutProvenance => (
+            Severity::Critical,
+            format!(
+                "{} with no registration by an owner/admin of its org or ecomind-admin ({} registration rows; created_by: {})",
+                role.as_deref().unwrap_or("?"),
+                n(&evidence, "registrations"),
+                s(&evidence, "created_by")
+            ),
+        ),
+        Rule::ElevatedRoleAtRegistration => (
+            Severity::Critical,
+            format!(
+                "registered as {} by {}",
+                s(&evidence, "registered_role"),
+                evidence
+                    .get("created_by")
+                    .and_then(Value::as_str)
+                    .unwrap_or("nobody")
+            ),
+        ),
+        Rule::RegisteredByUnauthorized => (
+            Severity::Critical,
+            match evidence.get("created_by").and_then(Value::as_str) {
+                None => "registered with no created_by".to_owned(),
+                Some(by) => format!(
+                    "registered by {by}, who is {}",
+                    match (
+                        evidence.get("creator_role").and_then(Value::as_str),
+                        evidence.get("creator_org").and_then(Value::as_str)
+                    ) {
+                        (Some(r), Some(o)) => format!("{r} of {o}"),
+                        _ => "not an existing user".to_owned(),
+                    }
+                ),
+            },
+        ),
+        Rule::RegisteredBeforeFix => (
+            if is_priv {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            },
+            format!(
+                "created before the fix ({}) without clean provenance (created_by: {})",
+                p.fixed_at.map(crate::records::iso).unwrap_or_default(),
+                s(&evidence, "created_by")
+            ),
+        ),
+        Rule::PrivilegedCreatedRecently => (
+            Severity::Warning,
+            format!(
+                "{} created recently, by {}",
+                role.as_deref().unwrap_or("?"),
+                s(&evidence, "created_by")
+            ),
+        ),
+        Rule::BruteForce => {
+            let per_hour = n(&evidence, "max_in_1h");
+            (
+                if per_hour >= CRITICAL_PER_HOUR {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                },
+                format!(
+                    "{} failed logins within 60 s ({} within an hour, {} in all) from {} to {}; reasons: {}",
+                    n(&evidence, "max_in_60s"),
+                    per_hour,
+                    n(&evidence, "failures"),
+                    s(&evidence, "first"),
+                    s(&evidence, "last"),
+                    s(&evidence, "reasons")
+                ),
+            )
+        }
+        Rule::SuccessAfterFailures => (
+            if is_priv {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            },
+            format!(
+                "login succeeded at {} after {} failures within the hour before",
+                s(&evidence, "first_success"),
+                n(&evidence, "failures_in_prior_hour")
+            ),
+        ),
+        Rule::CaseVariantEmail => (
+            Severity::Warning,
+            format!(
+                "{} accounts share this email ignoring case: {}",
+                n(&evidence, "accounts"),
+                s(&evidence, "variants")
+            ),
+        ),
+        Rule::MultipleOwners => (
+            Severity::Info,
+            format!(
+                "{} owners: {}",
+                n(&evidence, "owners"),
+                s(&evidence, "owner_emails")
+            ),
+        ),
+        Rule::PrivilegedWithoutPassword => (
+            Severity::Info,
+            format!("{} has no password_hash", role.as_deref().unwrap_or("?")),
+        ),
+        Rule::NoTelemetry => return no_telemetry(&evidence),
+    };
+    Ok(Finding {
+        severity,
+        rule,
+        org_id: text(row, "org_id")?,
+        user_id: text(row, "user_id")?,
+        email: text(row, "email")?,
+        role,
+        created_at: iso_text(text(row, "created_at")?),
+        at: iso_text(text(row, "at")?),
+        message,
+        evidence,
+    })
+}
+
+/// no-telemetry's single row always comes back; it is a finding only when the audit
+/// cannot see what it needs to. Returned as an `Info` placeholder that the caller drops
+/// when `evidence.inconclusive` is false.
+fn no_telemetry(evidence: &Value) -> Result<Finding> {
+    let logins = n(evidence, "login_events_since");
+    let oldest = evidence.get("oldest_audit_row").and_then(Value::as_str);
+    let newest_priv = evidence
+        .get("newest_privileged_account")
+        .and_then(Value::as_str);
+    let mut reasons = Vec::new();
+    if logins == 0 {
+        reasons.push("no login events at all inside --since".to_owned());
+    }
+    match (oldest, newest_priv) {
+        (None, Some(_)) => reasons.push("audit_logs is empty".to_owned()),
+        (Some(o), Some(p)) if o > p => reasons.push(format!(
+            "the oldest audit row ({o}) is newer than the newest privileged account ({p})"
+        )),
+        _ => {}
+    }
+    let mut ev = evidence.clone();
+    ev["inconclusive"] = json!(!reasons.is_empty());
+    Ok(Finding {
+        severity: Severity::Warning,
+        rule: Rule::NoTelemetry,
+        org_id: None,
+        user_id: None,
+        email: None,
+        role: None,
+        created_at: None,
+        at: None,
+        message: format!("the audit is inconclusive: {}", reasons.join("; ")),
+        evidence: ev,
+    })
+}
+
+/// Drop no-telemetry's row when the audit is conclusive.
+pub fn keep(f: &Finding) -> bool {
+    f.rule != Rule::NoTelemetry || f.evidence.get("inconclusive") == Some(&Value::Bool(true))
+}

@@ -1,0 +1,129 @@
+//! The few places where PostgreSQL and SQLite spell the same thing differently.
+
+use chrono::NaiveDateTime;
+use sea_orm::DbBackend;
+
+use crate::schema::diff::quote_literal;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Dialect {
+    pg: bool,
+}
+
+impl Dialect {
+    pub fn new(backend: DbBackend) -> Self {
+        Self {
+            pg: backend == DbBackend::Postgres,
+        }
+    }
+
+    /// `details` is a JSON object (anything else reads as NULL below).
+    pub fn is_obj(&self, col: &str) -> String {
+        if self.pg {
+            format!("(json_typeof({col}) = 'object')")
+        } else {
+            format!("(json_valid({col}) AND json_type({col}) = 'object')")
+        }
+    }
+
+    /// A key of a JSON object column as text; NULL when missing, null, or not an object.
+    pub fn j(&self, col: &str, key: &str) -> String {
+        if self.pg {
+            format!("(CASE WHEN json_typeof({col}) = 'object' THEN {col}->>'{key}' END)")
+        } else {
+            format!(
+                "(CASE WHEN json_valid({col}) AND json_type({col}) = 'object' \
+                 THEN CAST(json_extract({col}, '$.{key}') AS TEXT) END)"
+            )
+        }
+    }
+
+    /// A timestamp literal.
+    pub fn ts(&self, t: NaiveDateTime) -> String {
+        let s = t.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+        if self.pg {
+            format!("TIMESTAMP '{s}'")
+        } else {
+            format!("'{s}'")
+        }
+    }
+
+    /// `col >= t` / `col < t` for a timestamp column (SQLite stores text in more than
+    /// one spelling, so it compares julian days).
+    pub fn ts_cmp(&self, col: &str, op: &str, t: NaiveDateTime) -> String {
+        if self.pg {
+            format!("{col} {op} {}", self.ts(t))
+        } else {
+            format!("julianday({col}) {op} julianday({})", self.ts(t))
+        }
+    }
+
+    /// A timestamp as ISO-8601 text.
+    pub fn ts_text(&self, col: &str) -> String {
+        if self.pg {
+            format!("to_char({col}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US')")
+        } else {
+            // Millisecond precision, padded to PostgreSQL's spelling.
+            format!("(strftime('%Y-%m-%dT%H:%M:%f', {col}) || '000')")
+        }
+    }
+
+    /// A JSON object built from (key, SQL expression) pairs, as text.
+    pub fn obj(&self, pairs: &[(&str, String)]) -> String {
+        let args: Vec<String> = pairs.iter().map(|(k, v)| format!("'{k}', {v}")).collect();
+        if self.pg {
+            format!("json_build_object({})::text", args.join(", "))
+        } else {
+            format!("json_object({})", args.join(", "))
+        }
+    }
+
+    /// Comma-separated values of a group.
+    pub fn agg(&self, expr: &str) -> String {
+        if self.pg {
+            format!("string_agg({expr}, ',' ORDER BY {expr})")
+        } else {
+            format!("group_concat({expr}, ',')")
+        }
+    }
+
+    pub fn agg_distinct(&self, expr: &str) -> String {
+        if self.pg {
+            format!("string_agg(DISTINCT {expr}, ',')")
+        } else {
+            format!("group_concat(DISTINCT {expr})")
+        }
+    }
+
+    /// A window frame over `ts` from this row to `seconds` later.
+    pub fn following(&self, seconds: u32) -> String {
+        if self.pg {
+            format!(
+                "ORDER BY ts RANGE BETWEEN CURRENT ROW AND INTERVAL '{seconds} seconds' FOLLOWING"
+            )
+        } else {
+            format!(
+                "ORDER BY julianday(ts) * 86400.0 RANGE BETWEEN CURRENT ROW AND {seconds} FOLLOWING"
+            )
+        }
+    }
+
+    /// A window frame over `ts` from `seconds` earlier to this row.
+    pub fn preceding(&self, seconds: u32) -> String {
+        if self.pg {
+            format!(
+                "ORDER BY ts RANGE BETWEEN INTERVAL '{seconds} seconds' PRECEDING AND CURRENT ROW"
+            )
+        } else {
+            format!(
+                "ORDER BY julianday(ts) * 86400.0 RANGE BETWEEN {seconds} PRECEDING AND CURRENT ROW"
+            )
+        }
+    }
+
+    /// `AND col = 'org'` when filtering by org (the id is validated; quoted anyway).
+    pub fn org_filter(&self, col: &str, org: Option<&str>) -> String {
+        org.map(|o| format!(" AND {col} = {}", quote_literal(o)))
+            .unwrap_or_default()
+    }
+}
