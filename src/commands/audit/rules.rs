@@ -87,6 +87,32 @@ fn reg_cte(d: &Dialect) -> String {
     )
 }
 
+/// Registrations by an authorized creator (`ok`), and those that are also clean
+/// (a viewer, or written by ecomind-admin: `clean`), keyed by user id and email.
+fn ok_cte() -> String {
+    format!(
+        "ok AS (SELECT r.user_id, r.email_l, r.reg_role, r.created_by FROM reg r WHERE {auth}), \
+         clean AS (SELECT user_id, email_l FROM ok WHERE reg_role = 'viewer' OR created_by = '{CREATED_BY}')",
+        auth = authorized("r")
+    )
+}
+
+/// No row of `cte` is about user `u` (two anti-joins: by id, by email).
+fn none_about(cte: &str, u: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM {cte} x WHERE x.user_id = {u}.id) \
+         AND NOT EXISTS (SELECT 1 FROM {cte} x WHERE x.email_l = lower({u}.email))"
+    )
+}
+
+/// Join the user a registration row `r` is about: by user_id, else by email.
+fn join_user(u: &str) -> String {
+    format!(
+        "LEFT JOIN users {u}1 ON {u}1.id = r.user_id \
+         LEFT JOIN users {u}2 ON r.user_id IS NULL AND lower({u}2.email) = r.email_l"
+    )
+}
+
 /// `r` was created by an owner or admin of its org, or by ecomind-admin.
 fn authorized(r: &str) -> String {
     format!(
@@ -119,16 +145,15 @@ pub fn sql_for(rule: Rule, backend: DbBackend, p: &Params) -> Option<String> {
     let org_a = d.org_filter("org_id", p.org.as_deref());
     let sql = match rule {
         Rule::PrivilegedWithoutProvenance => format!(
-            "WITH {reg} \
+            "WITH {reg}, {ok} \
              SELECT {cols}, {created} AS at, {ev} AS evidence \
-             FROM users u WHERE {PRIVILEGED}{org_u} \
-             AND NOT EXISTS (SELECT 1 FROM reg r WHERE {about} AND {auth}) \
+             FROM users u WHERE {PRIVILEGED}{org_u} AND {none} \
              ORDER BY u.created_at",
             reg = reg_cte(&d),
+            ok = ok_cte(),
+            none = none_about("ok", "u"),
             cols = user_cols(&d, "u"),
             created = d.ts_text("u.created_at"),
-            about = about("r", "u"),
-            auth = authorized("r"),
             ev = d.obj(&[
                 ("registrations", format!("(SELECT COUNT(*) FROM reg r WHERE {})", about("r", "u"))),
                 (
@@ -143,14 +168,17 @@ pub fn sql_for(rule: Rule, backend: DbBackend, p: &Params) -> Option<String> {
         ),
         Rule::ElevatedRoleAtRegistration => format!(
             "WITH {reg} \
-             SELECT r.org_id AS org_id, COALESCE(u.id, r.user_id) AS user_id, COALESCE(u.email, r.email) AS email, \
-                    CAST(u.role AS TEXT) AS role, {created} AS created_at, {at} AS at, {ev} AS evidence \
-             FROM reg r LEFT JOIN users u ON u.id = r.user_id OR lower(u.email) = r.email_l \
+             SELECT r.org_id AS org_id, COALESCE(u1.id, u2.id, r.user_id) AS user_id, \
+                    COALESCE(u1.email, u2.email, r.email) AS email, \
+                    CAST(COALESCE(u1.role, u2.role) AS TEXT) AS role, {created} AS created_at, {at} AS at, \
+                    {ev} AS evidence \
+             FROM reg r {join} \
              WHERE r.reg_role IS NOT NULL AND r.reg_role <> 'viewer' \
                AND COALESCE(r.created_by, '') <> '{CREATED_BY}'{org} \
              ORDER BY r.ts",
             reg = reg_cte(&d),
-            created = d.ts_text("u.created_at"),
+            join = join_user("u"),
+            created = d.ts_text("COALESCE(u1.created_at, u2.created_at)"),
             at = d.ts_text("r.ts"),
             org = d.org_filter("r.org_id", p.org.as_deref()),
             ev = d.obj(&[
@@ -162,16 +190,19 @@ pub fn sql_for(rule: Rule, backend: DbBackend, p: &Params) -> Option<String> {
         ),
         Rule::RegisteredByUnauthorized => format!(
             "WITH {reg} \
-             SELECT r.org_id AS org_id, COALESCE(u.id, r.user_id) AS user_id, COALESCE(u.email, r.email) AS email, \
-                    CAST(u.role AS TEXT) AS role, {created} AS created_at, {at} AS at, {ev} AS evidence \
-             FROM reg r LEFT JOIN users u ON u.id = r.user_id OR lower(u.email) = r.email_l \
+             SELECT r.org_id AS org_id, COALESCE(u1.id, u2.id, r.user_id) AS user_id, \
+                    COALESCE(u1.email, u2.email, r.email) AS email, \
+                    CAST(COALESCE(u1.role, u2.role) AS TEXT) AS role, {created} AS created_at, {at} AS at, \
+                    {ev} AS evidence \
+             FROM reg r {join} \
              LEFT JOIN users c ON c.id = r.created_by \
-             WHERE NOT {auth}{org} \
+             WHERE (r.created_by IS NULL OR (r.created_by <> '{CREATED_BY}' \
+                    AND (c.id IS NULL OR c.org_id <> r.org_id OR CAST(c.role AS TEXT) NOT IN ('owner', 'admin')))){org} \
              ORDER BY r.ts",
             reg = reg_cte(&d),
-            created = d.ts_text("u.created_at"),
+            join = join_user("u"),
+            created = d.ts_text("COALESCE(u1.created_at, u2.created_at)"),
             at = d.ts_text("r.ts"),
-            auth = authorized("r"),
             org = d.org_filter("r.org_id", p.org.as_deref()),
             ev = d.obj(&[
                 ("audit_id", "r.audit_id".into()),
@@ -184,18 +215,16 @@ pub fn sql_for(rule: Rule, backend: DbBackend, p: &Params) -> Option<String> {
         Rule::RegisteredBeforeFix => {
             let fixed = p.fixed_at?;
             format!(
-                "WITH {reg} \
+                "WITH {reg}, {ok} \
                  SELECT {cols}, {created} AS at, {ev} AS evidence \
-                 FROM users u WHERE {before}{org_u} \
-                 AND NOT EXISTS (SELECT 1 FROM reg r WHERE {about} AND {auth} \
-                                 AND (r.reg_role = 'viewer' OR r.created_by = '{CREATED_BY}')) \
+                 FROM users u WHERE {before}{org_u} AND {none} \
                  ORDER BY u.created_at",
                 reg = reg_cte(&d),
+                ok = ok_cte(),
+                none = none_about("clean", "u"),
                 cols = user_cols(&d, "u"),
                 created = d.ts_text("u.created_at"),
                 before = d.ts_cmp("u.created_at", "<", fixed),
-                about = about("r", "u"),
-                auth = authorized("r"),
                 ev = d.obj(&[
                     ("fixed_at", format!("'{}'", crate::records::iso(fixed))),
                     (
