@@ -356,7 +356,12 @@ impl SqliteDb {
             .stderr(Stdio::piped())
             .spawn()
             .expect("sqlite3 runs (scripts/test.sh installs it)");
-        child.stdin.take().unwrap().write_all(sql.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(sql.as_bytes())
+            .unwrap();
         Run::from(child.wait_with_output().unwrap())
     }
     pub fn query(&self, sql: &str) -> String {

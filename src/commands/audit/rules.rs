@@ -97,19 +97,22 @@ fn ok_cte() -> String {
     )
 }
 
-/// No row of `cte` is about user `u` (two anti-joins: by id, by email).
+/// No row of `cte` is about user `u`, by id or by email. `NOT IN` over uncorrelated
+/// subqueries (NULLs excluded) is a hashed lookup on PostgreSQL and an ephemeral index
+/// on SQLite, whatever the planner guesses about the CTE's size.
 fn none_about(cte: &str, u: &str) -> String {
     format!(
-        "NOT EXISTS (SELECT 1 FROM {cte} x WHERE x.user_id = {u}.id) \
-         AND NOT EXISTS (SELECT 1 FROM {cte} x WHERE x.email_l = lower({u}.email))"
+        "{u}.id NOT IN (SELECT user_id FROM {cte} WHERE user_id IS NOT NULL) \
+         AND lower({u}.email) NOT IN (SELECT email_l FROM {cte} WHERE email_l IS NOT NULL)"
     )
 }
 
-/// Join the user a registration row `r` is about: by user_id, else by email.
+/// Join the user a (flagged, so few) registration row `r` is about: by user_id, else
+/// by email.
 fn join_user(u: &str) -> String {
     format!(
-        "LEFT JOIN users {u}1 ON {u}1.id = r.user_id \
-         LEFT JOIN users {u}2 ON r.user_id IS NULL AND lower({u}2.email) = r.email_l"
+        "LEFT JOIN users {u} ON {u}.id = COALESCE(r.user_id, \
+           (SELECT x.id FROM users x WHERE lower(x.email) = r.email_l ORDER BY x.id LIMIT 1))"
     )
 }
 
@@ -167,18 +170,16 @@ pub fn sql_for(rule: Rule, backend: DbBackend, p: &Params) -> Option<String> {
             ]),
         ),
         Rule::ElevatedRoleAtRegistration => format!(
-            "WITH {reg} \
-             SELECT r.org_id AS org_id, COALESCE(u1.id, u2.id, r.user_id) AS user_id, \
-                    COALESCE(u1.email, u2.email, r.email) AS email, \
-                    CAST(COALESCE(u1.role, u2.role) AS TEXT) AS role, {created} AS created_at, {at} AS at, \
-                    {ev} AS evidence \
-             FROM reg r {join} \
-             WHERE r.reg_role IS NOT NULL AND r.reg_role <> 'viewer' \
-               AND COALESCE(r.created_by, '') <> '{CREATED_BY}'{org} \
+            "WITH {reg}, \
+             bad AS MATERIALIZED (SELECT * FROM reg r WHERE r.reg_role IS NOT NULL AND r.reg_role <> 'viewer' \
+                                  AND COALESCE(r.created_by, '') <> '{CREATED_BY}'{org}) \
+             SELECT r.org_id AS org_id, COALESCE(u.id, r.user_id) AS user_id, COALESCE(u.email, r.email) AS email, \
+                    CAST(u.role AS TEXT) AS role, {created} AS created_at, {at} AS at, {ev} AS evidence \
+             FROM bad r {join} \
              ORDER BY r.ts",
             reg = reg_cte(&d),
             join = join_user("u"),
-            created = d.ts_text("COALESCE(u1.created_at, u2.created_at)"),
+            created = d.ts_text("u.created_at"),
             at = d.ts_text("r.ts"),
             org = d.org_filter("r.org_id", p.org.as_deref()),
             ev = d.obj(&[
@@ -189,26 +190,26 @@ pub fn sql_for(rule: Rule, backend: DbBackend, p: &Params) -> Option<String> {
             ]),
         ),
         Rule::RegisteredByUnauthorized => format!(
-            "WITH {reg} \
-             SELECT r.org_id AS org_id, COALESCE(u1.id, u2.id, r.user_id) AS user_id, \
-                    COALESCE(u1.email, u2.email, r.email) AS email, \
-                    CAST(COALESCE(u1.role, u2.role) AS TEXT) AS role, {created} AS created_at, {at} AS at, \
-                    {ev} AS evidence \
-             FROM reg r {join} \
-             LEFT JOIN users c ON c.id = r.created_by \
-             WHERE (r.created_by IS NULL OR (r.created_by <> '{CREATED_BY}' \
-                    AND (c.id IS NULL OR c.org_id <> r.org_id OR CAST(c.role AS TEXT) NOT IN ('owner', 'admin')))){org} \
+            "WITH {reg}, \
+             bad AS MATERIALIZED (SELECT r.*, c.org_id AS creator_org, CAST(c.role AS TEXT) AS creator_role \
+                    FROM reg r LEFT JOIN users c ON c.id = r.created_by \
+                    WHERE (r.created_by IS NULL OR (r.created_by <> '{CREATED_BY}' \
+                           AND (c.id IS NULL OR c.org_id <> r.org_id \
+                                OR CAST(c.role AS TEXT) NOT IN ('owner', 'admin')))){org}) \
+             SELECT r.org_id AS org_id, COALESCE(u.id, r.user_id) AS user_id, COALESCE(u.email, r.email) AS email, \
+                    CAST(u.role AS TEXT) AS role, {created} AS created_at, {at} AS at, {ev} AS evidence \
+             FROM bad r {join} \
              ORDER BY r.ts",
             reg = reg_cte(&d),
             join = join_user("u"),
-            created = d.ts_text("COALESCE(u1.created_at, u2.created_at)"),
+            created = d.ts_text("u.created_at"),
             at = d.ts_text("r.ts"),
             org = d.org_filter("r.org_id", p.org.as_deref()),
             ev = d.obj(&[
                 ("audit_id", "r.audit_id".into()),
                 ("created_by", "r.created_by".into()),
-                ("creator_org", "c.org_id".into()),
-                ("creator_role", "CAST(c.role AS TEXT)".into()),
+                ("creator_org", "r.creator_org".into()),
+                ("creator_role", "r.creator_role".into()),
                 ("registered_at", d.ts_text("r.ts")),
             ]),
         ),

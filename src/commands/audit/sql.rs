@@ -29,7 +29,8 @@ impl Dialect {
     /// A key of a JSON object column as text; NULL when missing, null, or not an object.
     pub fn j(&self, col: &str, key: &str) -> String {
         if self.pg {
-            format!("(CASE WHEN json_typeof({col}) = 'object' THEN {col}->>'{key}' END)")
+            // `->>` on a json value that is not an object is NULL, never an error.
+            format!("({col}->>'{key}')")
         } else {
             format!(
                 "(CASE WHEN json_valid({col}) AND json_type({col}) = 'object' \
