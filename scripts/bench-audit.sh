@@ -25,16 +25,16 @@ psql_admin() { psql -X -q -tA -v ON_ERROR_STOP=1 "$ADMIN_URL" -c "$1"; }
 
 prepare() { # name rows
     local db=$1 rows=$2
-    local have
-    have=$(psql_admin "SELECT 1 FROM pg_database WHERE datname = '$db'")
-    if [[ $have == 1 ]] && [[ $(psql -X -qtA "$base/$db" -c "SELECT count(*) FROM audit_logs" 2>/dev/null) == "$rows" ]]; then
+    local marker="ecomind-bench orgs=$ORGS users=$USERS rows=$rows"
+    if [[ $(psql_admin "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '$db'") == "$marker" ]]; then
         return
     fi
     echo "generating $db ($rows audit rows)..." >&2
-    psql_admin "DROP DATABASE IF EXISTS $db" >/dev/null
+    psql_admin "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
     psql_admin "CREATE DATABASE $db" >/dev/null
     DATABASE_URL="$base/$db" "$BIN" -q migrate up >/dev/null
     psql -X -q -v orgs=$ORGS -v users=$USERS -v rows="$rows" -f scripts/bench-audit-data.sql "$base/$db" >/dev/null
+    psql_admin "COMMENT ON DATABASE $db IS '$marker'" >/dev/null
 }
 BIG=ecomind_bench_audit_${ROWS_BIG}
 SMALL=ecomind_bench_audit_${ROWS_SMALL}
