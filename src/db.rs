@@ -43,7 +43,11 @@ pub async fn connect(config: &DatabaseConfig, timeout: Duration, ui: &Output) ->
         // Idle connections are never reaped mid-command.
         .idle_timeout(None::<Duration>)
         .max_lifetime(None::<Duration>)
-        .test_before_acquire(false);
+        .test_before_acquire(false)
+        // No named prepared statements: behind PgBouncer in transaction pooling mode the
+        // next transaction may run on another server connection where they do not exist.
+        // Unnamed statements live within one Parse/Bind/Execute/Sync, which is safe.
+        .map_sqlx_postgres_opts(|o| o.statement_cache_capacity(0));
     let mut attempt = 0u32;
     loop {
         attempt += 1;
@@ -98,6 +102,49 @@ pub async fn connect(config: &DatabaseConfig, timeout: Duration, ui: &Output) ->
 impl Db {
     pub fn is_postgres(&self) -> bool {
         self.backend == DbBackend::Postgres
+    }
+
+    /// Refuse up front, with a clear message, when this session cannot write: a hot
+    /// standby, or a role with default_transaction_read_only=on. (SQLite reports a
+    /// read-only file when the write happens.)
+    pub async fn ensure_writable(&self) -> Result<()> {
+        if !self.is_postgres() {
+            return Ok(());
+        }
+        let row = self
+            .conn
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT pg_is_in_recovery() AS standby, current_setting('transaction_read_only') AS ro".to_owned(),
+            ))
+            .await
+            .map_err(|e| Error::from_db(e, "checking whether the database is writable"))?;
+        let (standby, ro) = match row {
+            Some(r) => (
+                r.try_get::<bool>("", "standby").unwrap_or(false),
+                r.try_get::<String>("", "ro").unwrap_or_default() == "on",
+            ),
+            None => (false, false),
+        };
+        if standby {
+            return Err(Error::database(
+                format!(
+                    "{} is read-only: it is a hot standby (recovery in progress)",
+                    self.url
+                ),
+                "run write commands against the primary; read-only commands work here",
+            ));
+        }
+        if ro {
+            return Err(Error::database(
+                format!(
+                    "{} is read-only for this role (default_transaction_read_only is on)",
+                    self.url
+                ),
+                "run write commands with a role that may write; read-only commands work with this one",
+            ));
+        }
+        Ok(())
     }
 
     /// Begin a read-only transaction that sees one consistent snapshot (REPEATABLE READ

@@ -225,6 +225,16 @@ fn classify(err: &DbErr, doing: &str) -> Error {
         };
     }
     match sqlx_error(err) {
+        // rustls reports certificate problems as I/O errors of kind InvalidData.
+        Some(E::Io(io))
+            if io.kind() == std::io::ErrorKind::InvalidData
+                || io.to_string().to_ascii_lowercase().contains("certificate") =>
+        {
+            Error::database(
+                msg(&format!("TLS error ({})", redact_text(&io.to_string()))),
+                "check sslmode / sslrootcert in the URL and that the server certificate names this host",
+            )
+        }
         Some(E::Io(io)) => Error::database(
             msg(&format!("cannot reach the server ({io})")),
             "check host and port, and that the server is running; --connect-timeout waits for it",

@@ -377,6 +377,7 @@ async fn baseline(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> 
         ui.emit(&report)?;
         return Ok(Outcome::Success);
     }
+    db.ensure_writable().await?;
     if !ui.quiet && ui.interactive() && !args.yes {
         // Show the plan before asking.
         let mut plan = String::new();
@@ -488,6 +489,7 @@ async fn undo(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> {
         ui.emit(&report)?;
         return Ok(Outcome::Success);
     }
+    db.ensure_writable().await?;
     ui.confirm_destructive(
         args.yes,
         &format!("remove the baseline of {} (drop {TRACKING_TABLE})", db.url),

@@ -258,6 +258,7 @@ pub async fn run(args: &CreateAdminArgs, global: &GlobalArgs, ui: &Output) -> Re
             ));
             return Ok(UserReport::from_model(&existing, false));
         }
+        db.ensure_writable().await?;
         let password = read_password(args, ui)?;
         let pb = ui.spinner(format!(
             "hashing the password (bcrypt cost {})",

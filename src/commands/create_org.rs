@@ -158,7 +158,10 @@ pub async fn run(args: &CreateOrgArgs, global: &GlobalArgs, ui: &Output) -> Resu
     };
     let config = DatabaseConfig::resolve(global.database_url.as_deref())?;
     let db = db::connect(&config, global.connect_timeout, ui).await?;
-    let result = create(&db, args, &id, ui).await;
+    let result = match db.ensure_writable().await {
+        Ok(()) => create(&db, args, &id, ui).await,
+        Err(e) => Err(e),
+    };
     db.conn.close().await.ok();
     let report = result?;
     ui.emit(&report)?;

@@ -272,6 +272,7 @@ async fn up(db: &Db, args: &UpArgs, ui: &Output) -> Result<Outcome> {
     let steps = if to_apply.is_empty() {
         Vec::new()
     } else {
+        db.ensure_writable().await?;
         migrations::run_up(db, target, args.lock.options(), ui).await?
     };
     let after = migrations::snapshot_state(db).await?;
@@ -362,6 +363,7 @@ async fn down(db: &Db, args: &DownArgs, ui: &Output) -> Result<Outcome> {
             &state,
         );
     }
+    db.ensure_writable().await?;
     confirm_down(db, args, ui, &to_revert, &drops)?;
     let steps = migrations::run_down(db, keep, args.lock.options(), ui).await?;
     let after = migrations::snapshot_state(db).await?;
