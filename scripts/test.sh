@@ -32,6 +32,9 @@ ECOMIND_TEST_DATABASE_URL="$(scripts/pg-up.sh)"
 export ECOMIND_TEST_DATABASE_URL
 export PATH="/usr/lib/postgresql/15/bin:$PATH"
 
+echo "==> TLS test CA, hot standby, PgBouncer"
+eval "$(scripts/pg-extras.sh "$ECOMIND_TEST_DATABASE_URL")"
+
 echo "==> Python venv with passlib (the API's password context) for the interop test"
 VENV="target/pyvenv"
 if ! "$VENV/bin/python" -c 'import passlib, bcrypt' >/dev/null 2>&1; then

@@ -7,6 +7,7 @@ mod baseline_sqlite;
 mod bootstrap;
 mod cli_meta;
 mod common;
+mod hardening;
 mod migrate_pg;
 mod migrate_safety_pg;
 mod migrate_sqlite;

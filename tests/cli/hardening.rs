@@ -1,0 +1,345 @@
+//! Production surroundings: PgBouncer in transaction pooling, a hot standby, kill -9,
+//! connection loss, TLS verify-full (set up by scripts/pg-extras.sh).
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use crate::common::*;
+
+fn env(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run scripts/test.sh, which sets it up"))
+}
+
+/// `base` (a URL to the postgres database) pointed at `db`.
+fn at(base: &str, db: &str) -> String {
+    let mut u = url::Url::parse(base).unwrap();
+    u.set_path(db);
+    u.to_string()
+}
+
+fn run_url(db: &PgDb, url: &str, args: &[&str]) -> Run {
+    Run::from(
+        db.cmd()
+            .env("DATABASE_URL", url)
+            .args(args)
+            .output()
+            .unwrap(),
+    )
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn pgbouncer_transaction_pooling_concurrent_migrations() {
+    let db = PgDb::new();
+    let via = at(&env("ECOMIND_TEST_PGBOUNCER_URL"), &db.name);
+    let children: Vec<Child> = (0..8)
+        .map(|_| {
+            db.std_cmd()
+                .env("DATABASE_URL", &via)
+                .args(["migrate", "up", "--format", "json"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut steps = 0;
+    for c in children {
+        let r = Run::from(c.wait_with_output().unwrap());
+        r.expect_code(0);
+        steps += r.json()["steps"].as_array().unwrap().len();
+    }
+    assert_eq!(steps, 2, "each migration applied once");
+    assert_eq!(db.versions(), vec![V1, V2]);
+    assert_eq!(
+        db.psql(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ),
+        "0",
+        "no advisory lock left held"
+    );
+    run_url(&db, &via, &["verify-schema"]).expect_code(0);
+    db.load(&reference("audit-fixture.sql"));
+    let r = run_url(
+        &db,
+        &via,
+        &[
+            "audit",
+            "suspicious-accounts",
+            "--since",
+            "2026-10-10",
+            "--format",
+            "json",
+        ],
+    );
+    r.expect_code(1);
+    assert_eq!(r.json()["summary"]["critical"], 3);
+}
+
+#[test]
+fn hot_standby_reads_work_and_writes_are_refused() {
+    let standby = env("ECOMIND_TEST_STANDBY_URL");
+    let managed = PgDb::new();
+    managed.run(&["migrate", "up"]).expect_code(0);
+    managed
+        .run(&["create-org", "--name", "Acme", "--id", "org_0123456789ab"])
+        .expect_code(0);
+    let hand_made = PgDb::new();
+    hand_made.load(&reference("ecomind-api-schema.sql"));
+    let empty = PgDb::new();
+    let on = |db: &PgDb| at(&standby, &db.name);
+    // Wait for replication.
+    wait_for("the standby to replay", 60, || {
+        Command::new("psql")
+            .args([
+                "-X",
+                "-qtA",
+                "-c",
+                "SELECT count(*) FROM orgs",
+                &on(&managed),
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "1")
+            .unwrap_or(false)
+            && Command::new("psql")
+                .args([
+                    "-X",
+                    "-qtA",
+                    "-c",
+                    "SELECT count(*) FROM users",
+                    &on(&hand_made),
+                ])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+            && Command::new("psql")
+                .args(["-X", "-qtA", "-c", "SELECT 1", &on(&empty)])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+    });
+    let url = on(&managed);
+    run_url(&managed, &url, &["migrate", "current", "--check"]).expect_code(0);
+    run_url(&managed, &url, &["migrate", "status"]).expect_code(0);
+    run_url(&managed, &url, &["verify-schema", "--strict"]).expect_code(0);
+    run_url(
+        &managed,
+        &url,
+        &["audit", "suspicious-accounts", "--fail-on", "never"],
+    )
+    .expect_code(0);
+    let r = run_url(
+        &hand_made,
+        &on(&hand_made),
+        &["baseline", "--dry-run", "--format", "json"],
+    );
+    r.expect_code(0);
+    assert_eq!(r.json()["detected"]["alembic_revision"], "002");
+
+    let writes: Vec<(&PgDb, Vec<&str>, &[u8])> = vec![
+        (&empty, vec!["migrate", "up"], b""),
+        (&managed, vec!["migrate", "down", "--yes"], b""),
+        (&managed, vec!["create-org", "--name", "X"], b""),
+        (
+            &managed,
+            vec![
+                "create-admin",
+                "--org",
+                "org_0123456789ab",
+                "--email",
+                "a@b.example.com",
+                "--password-stdin",
+            ],
+            b"correct horse battery staple\n",
+        ),
+        (&hand_made, vec!["baseline", "--yes"], b""),
+        (&managed, vec!["baseline", "--undo", "--yes"], b""),
+    ];
+    for (db, args, stdin) in writes {
+        let r = Run::from(
+            db.cmd()
+                .env("DATABASE_URL", on(db))
+                .args(&args)
+                .write_stdin(stdin.to_vec())
+                .output()
+                .unwrap(),
+        );
+        assert!(r.code == 3 || r.code == 4, "{args:?}: {}", r.all());
+        r.expect_clean_error(r.code);
+        assert!(r.stderr.contains("read-only"), "{args:?}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn kill_9_at_random_moments_during_migrate_up() {
+    let mut rng = rand::rng();
+    let mut outcomes = [0usize; 3];
+    for trial in 0..10 {
+        let db = PgDb::new();
+        let mut child = db
+            .std_cmd()
+            .args(["migrate", "up"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..120)));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let versions = if db.tables().contains(&"seaql_migrations".to_owned()) {
+            db.versions()
+        } else {
+            vec![]
+        };
+        outcomes[versions.len()] += 1;
+        match versions.len() {
+            0 => {
+                let mut t = db.tables();
+                t.retain(|t| t != "seaql_migrations");
+                assert!(
+                    t.is_empty(),
+                    "trial {trial}: no version recorded but tables {t:?}"
+                );
+                assert!(
+                    db.enum_types().is_empty(),
+                    "trial {trial}: enum types without a version"
+                );
+            }
+            n => {
+                let against = if n == 1 { "001" } else { "002" };
+                let r = db.run(&["verify-schema", "--strict", "--against", against]);
+                assert_eq!(
+                    r.code, 0,
+                    "trial {trial}: at {against} but schema differs:\n{}",
+                    r.stdout
+                );
+            }
+        }
+        db.run(&["migrate", "up"]).expect_code(0);
+        db.run(&["verify-schema", "--strict"]).expect_code(0);
+    }
+    eprintln!(
+        "kill -9 trials: stopped at no version {}, at 001 {}, at 002 {}",
+        outcomes[0], outcomes[1], outcomes[2]
+    );
+}
+
+/// A psql session holding `LOCK TABLE <table>` until dropped.
+struct Blocker(Child);
+
+impl Blocker {
+    fn lock(db: &PgDb, table: &str) -> Self {
+        let mut child = Command::new("psql")
+            .args(["-X", "-q", &db.url()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        writeln!(
+            child.stdin.as_mut().unwrap(),
+            "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;"
+        )
+        .unwrap();
+        wait_for("the blocker's lock", 20, || {
+            db.psql(&format!(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+                 WHERE c.relname = '{table}' AND l.mode = 'AccessExclusiveLock' AND l.granted"
+            )) == "1"
+        });
+        Blocker(child)
+    }
+}
+
+impl Drop for Blocker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start `args`, wait until its backend waits on a lock, terminate that backend.
+fn terminate_while_blocked(db: &PgDb, args: &[&str]) -> Run {
+    let child = db
+        .std_cmd()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the command to block", 30, || {
+        db.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ecomind-admin' \
+             AND wait_event_type = 'Lock' AND datname = current_database()",
+        ) == "1"
+    });
+    db.psql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'ecomind-admin' AND datname = current_database()",
+    );
+    Run::from(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn connection_loss_mid_command_is_one_error_and_nothing_half_applied() {
+    let db = PgDb::new();
+    db.run(&["migrate", "up", "--to", "001"]).expect_code(0);
+    {
+        let _blocker = Blocker::lock(&db, "users");
+        let r = terminate_while_blocked(&db, &["migrate", "up", "--ddl-lock-timeout", "60s"]);
+        r.expect_clean_error(3);
+        assert!(
+            r.stderr.contains("connection") || r.stderr.contains("terminat"),
+            "{}",
+            r.stderr
+        );
+        assert_eq!(db.versions(), vec![V1], "nothing half-applied");
+    }
+    db.run(&["migrate", "up"]).expect_code(0);
+    assert_eq!(db.versions(), vec![V1, V2]);
+
+    db.load(&reference("audit-fixture.sql"));
+    let before = db.dump_all();
+    {
+        let _blocker = Blocker::lock(&db, "audit_logs");
+        let r = terminate_while_blocked(&db, &["audit", "suspicious-accounts"]);
+        r.expect_clean_error(3);
+    }
+    assert_eq!(db.dump_all(), before);
+}
+
+#[test]
+fn tls_verify_full_with_the_test_ca() {
+    let db = PgDb::new();
+    let ca = env("ECOMIND_TEST_CA");
+    let pw = db.password();
+    let good = format!(
+        "postgres://postgres:{pw}@localhost:5432/{}?sslmode=verify-full&sslrootcert={ca}",
+        db.name
+    );
+    let port = url::Url::parse(&db.url()).unwrap().port().unwrap_or(5432);
+    let good = good.replace(":5432/", &format!(":{port}/"));
+    let r = run_url(&db, &good, &["migrate", "current", "--format", "json"]);
+    r.expect_code(0);
+    // The certificate names localhost only: 127.0.0.1 is another host.
+    let bad = good.replace("@localhost:", "@127.0.0.1:");
+    let r = run_url(&db, &bad, &["migrate", "current"]);
+    r.expect_clean_error(3);
+    assert!(r.stderr.contains("TLS error"), "{}", r.stderr);
+    assert!(!r.all().contains(&pw));
+}
