@@ -189,6 +189,11 @@ fn hot_standby_reads_work_and_writes_are_refused() {
 fn kill_9_at_random_moments_during_migrate_up() {
     let mut rng = rand::rng();
     let mut outcomes = [0usize; 3];
+    // How long a whole run takes here; the kills land anywhere in it.
+    let probe = PgDb::new();
+    let started = Instant::now();
+    probe.run(&["migrate", "up"]).expect_code(0);
+    let full = started.elapsed().as_millis() as u64;
     for trial in 0..10 {
         let db = PgDb::new();
         let mut child = db
@@ -198,7 +203,7 @@ fn kill_9_at_random_moments_during_migrate_up() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.random_range(0..120)));
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..=full)));
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
         let versions = if db.tables().contains(&"seaql_migrations".to_owned()) {
@@ -234,7 +239,7 @@ fn kill_9_at_random_moments_during_migrate_up() {
         db.run(&["verify-schema", "--strict"]).expect_code(0);
     }
     eprintln!(
-        "kill -9 trials: stopped at no version {}, at 001 {}, at 002 {}",
+        "kill -9 trials (a full run takes {full} ms): stopped at no version {}, at 001 {}, at 002 {}",
         outcomes[0], outcomes[1], outcomes[2]
     );
 }
