@@ -8,7 +8,10 @@ use ecomind_admin::{Outcome, cli::Cli, output::print_error};
 
 fn main() -> ExitCode {
     install_panic_hook();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let color = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
         && cli.global.color != ecomind_admin::cli::ColorChoice::Never;
@@ -33,6 +36,44 @@ fn main() -> ExitCode {
             ExitCode::from(err.code())
         }
     }
+}
+
+/// Help and version as clap prints them; a usage error as one `error:` line and a hint
+/// (clap's own tip, or where to look), exit 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let code = if e.use_stderr() {
+            exit::USAGE
+        } else {
+            exit::SUCCESS
+        };
+        let _ = e.print();
+        return ExitCode::from(code);
+    }
+    let rendered = e.render().to_string();
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("error: invalid usage");
+    let message = first.strip_prefix("error: ").unwrap_or(first);
+    let tip = lines
+        .find_map(|l| {
+            l.strip_prefix("tip: ").map(str::to_owned).or_else(|| {
+                l.strip_prefix("[possible values: ")
+                    .map(|v| format!("possible values: {}", v.trim_end_matches(']')))
+            })
+        })
+        .unwrap_or_else(|| {
+            "see `ecomind-admin --help` (or `--help` after the subcommand)".to_owned()
+        });
+    let color = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    print_error(&Error::usage(message, tip), color);
+    ExitCode::from(exit::USAGE)
 }
 
 /// A panic is a bug: one line, exit 5, and a backtrace only when RUST_BACKTRACE asks.

@@ -2,6 +2,7 @@
 
 mod audit;
 mod bad_input;
+mod bad_input_matrix;
 mod baseline_pg;
 mod baseline_sqlite;
 mod bootstrap;

@@ -1,3 +1,5 @@
+// ecomind-admin: vendored; registry builds cap these lints, a path dependency does not.
+#![allow(unused_imports, dead_code, unfulfilled_lint_expectations)]
 //! **PostgreSQL** database driver.
 
 #[macro_use]
