@@ -35,7 +35,9 @@ fn spellings(pw: &str) -> Vec<String> {
 }
 
 fn leaks(redacted: &str, pw: &str) -> bool {
-    spellings(pw).iter().any(|s| s.len() >= 6 && redacted.contains(s.as_str()))
+    spellings(pw)
+        .iter()
+        .any(|s| s.len() >= 6 && redacted.contains(s.as_str()))
 }
 
 proptest! {

@@ -6,9 +6,14 @@ use ecomind_admin::commands::create_admin::check_email;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(s) = std::str::from_utf8(data) else { return };
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
     if check_email(s).is_ok() {
-        assert!(s.contains('@') && !s.chars().any(char::is_whitespace), "{s:?}");
+        assert!(
+            s.contains('@') && !s.chars().any(char::is_whitespace),
+            "{s:?}"
+        );
         let domain = s.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
         assert!(domain.contains('.'), "{s:?}");
     }

@@ -6,7 +6,9 @@ use ecomind_admin::config::{DatabaseConfig, UrlSource, redact_text, redact_url};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(s) = std::str::from_utf8(data) else { return };
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
     let _ = DatabaseConfig::parse(s, UrlSource::FlagOrEnv).map(|c| c.redacted());
     let red = redact_url(s);
     let _ = redact_text(s);
@@ -16,6 +18,9 @@ fuzz_target!(|data: &[u8]| {
         && !pw.contains("***")
         && u.has_host()
     {
-        assert!(!red.contains(pw), "password {pw:?} survived redaction of {s:?}: {red:?}");
+        assert!(
+            !red.contains(pw),
+            "password {pw:?} survived redaction of {s:?}: {red:?}"
+        );
     }
 });
