@@ -31,8 +31,14 @@ _ecomind__admin() {
             ecomind__admin,create-org)
                 cmd="ecomind__admin__subcmd__create__subcmd__org"
                 ;;
+            ecomind__admin,doctor)
+                cmd="ecomind__admin__subcmd__doctor"
+                ;;
             ecomind__admin,help)
                 cmd="ecomind__admin__subcmd__help"
+                ;;
+            ecomind__admin,man)
+                cmd="ecomind__admin__subcmd__man"
                 ;;
             ecomind__admin,migrate)
                 cmd="ecomind__admin__subcmd__migrate"
@@ -67,8 +73,14 @@ _ecomind__admin() {
             ecomind__admin__subcmd__help,create-org)
                 cmd="ecomind__admin__subcmd__help__subcmd__create__subcmd__org"
                 ;;
+            ecomind__admin__subcmd__help,doctor)
+                cmd="ecomind__admin__subcmd__help__subcmd__doctor"
+                ;;
             ecomind__admin__subcmd__help,help)
                 cmd="ecomind__admin__subcmd__help__subcmd__help"
+                ;;
+            ecomind__admin__subcmd__help,man)
+                cmd="ecomind__admin__subcmd__help__subcmd__man"
                 ;;
             ecomind__admin__subcmd__help,migrate)
                 cmd="ecomind__admin__subcmd__help__subcmd__migrate"
@@ -128,7 +140,7 @@ _ecomind__admin() {
 
     case "${cmd}" in
         ecomind__admin)
-            opts="-q -v -h -V --database-url --connect-timeout --format --color --quiet --verbose --help --version migrate baseline create-org create-admin audit verify-schema completions help"
+            opts="-q -v -h -V --database-url --connect-timeout --format --color --quiet --verbose --help --version migrate baseline create-org create-admin audit verify-schema doctor man completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -447,8 +459,38 @@ _ecomind__admin() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ecomind__subcmd__admin__subcmd__doctor)
+            opts="-q -v -h --database-url --connect-timeout --format --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ecomind__subcmd__admin__subcmd__help)
-            opts="migrate baseline create-org create-admin audit verify-schema completions help"
+            opts="migrate baseline create-org create-admin audit verify-schema doctor man completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -545,7 +587,35 @@ _ecomind__admin() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ecomind__subcmd__admin__subcmd__help__subcmd__doctor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ecomind__subcmd__admin__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__help__subcmd__man)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -636,6 +706,36 @@ _ecomind__admin() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__man)
+            opts="-q -v -h --database-url --connect-timeout --format --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -36,6 +36,8 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand create-admin 'Create an owner or admin who can log in to the API (with an audit_logs row)'
             cand audit 'Security audits (read-only)'
             cand verify-schema 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
+            cand doctor 'Check everything a deploy needs (exit 1 when something blocks it). Read-only'
+            cand man 'Print the man page (roff) to stdout'
             cand completions 'Print shell completions to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -247,6 +249,30 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'ecomind-admin;doctor'= {
+            cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
+            cand --format 'Output format of the result on stdout'
+            cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
+            cand -q 'Print only the result and errors: no notes or progress'
+            cand --quiet 'Print only the result and errors: no notes or progress'
+            cand -v 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand --verbose 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ecomind-admin;man'= {
+            cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
+            cand --format 'Output format of the result on stdout'
+            cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
+            cand -q 'Print only the result and errors: no notes or progress'
+            cand --quiet 'Print only the result and errors: no notes or progress'
+            cand -v 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand --verbose 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'ecomind-admin;completions'= {
             cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
             cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
@@ -266,6 +292,8 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand create-admin 'Create an owner or admin who can log in to the API (with an audit_logs row)'
             cand audit 'Security audits (read-only)'
             cand verify-schema 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
+            cand doctor 'Check everything a deploy needs (exit 1 when something blocks it). Read-only'
+            cand man 'Print the man page (roff) to stdout'
             cand completions 'Print shell completions to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -295,6 +323,10 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         &'ecomind-admin;help;audit;suspicious-accounts'= {
         }
         &'ecomind-admin;help;verify-schema'= {
+        }
+        &'ecomind-admin;help;doctor'= {
+        }
+        &'ecomind-admin;help;man'= {
         }
         &'ecomind-admin;help;completions'= {
         }

@@ -42,6 +42,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "create-
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "create-admin" -d 'Create an owner or admin who can log in to the API (with an audit_logs row)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "audit" -d 'Security audits (read-only)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "verify-schema" -d 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "doctor" -d 'Check everything a deploy needs (exit 1 when something blocks it). Read-only'
+complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "man" -d 'Print the man page (roff) to stdout'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "completions" -d 'Print shell completions to stdout'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
@@ -235,6 +237,28 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schem
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document (stable, documented in the README)'
+csv\t'CSV with a header row (audit suspicious-accounts only)'"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document (stable, documented in the README)'
+csv\t'CSV with a header row (audit suspicious-accounts only)'"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
@@ -246,14 +270,16 @@ never\t''"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin audit verify-schema completions help" -f -a "migrate" -d 'Apply, revert and inspect the schema migrations'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin audit verify-schema completions help" -f -a "baseline" -d 'Adopt an existing database (hand-made or Alembic-managed) after proving which version its schema is; --undo removes the baseline'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin audit verify-schema completions help" -f -a "create-org" -d 'Create an organization (with an audit_logs row)'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin audit verify-schema completions help" -f -a "create-admin" -d 'Create an owner or admin who can log in to the API (with an audit_logs row)'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin audit verify-schema completions help" -f -a "audit" -d 'Security audits (read-only)'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin audit verify-schema completions help" -f -a "verify-schema" -d 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin audit verify-schema completions help" -f -a "completions" -d 'Print shell completions to stdout'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin audit verify-schema completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin audit verify-schema doctor man completions help" -f -a "migrate" -d 'Apply, revert and inspect the schema migrations'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin audit verify-schema doctor man completions help" -f -a "baseline" -d 'Adopt an existing database (hand-made or Alembic-managed) after proving which version its schema is; --undo removes the baseline'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin audit verify-schema doctor man completions help" -f -a "create-org" -d 'Create an organization (with an audit_logs row)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin audit verify-schema doctor man completions help" -f -a "create-admin" -d 'Create an owner or admin who can log in to the API (with an audit_logs row)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin audit verify-schema doctor man completions help" -f -a "audit" -d 'Security audits (read-only)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin audit verify-schema doctor man completions help" -f -a "verify-schema" -d 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin audit verify-schema doctor man completions help" -f -a "doctor" -d 'Check everything a deploy needs (exit 1 when something blocks it). Read-only'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin audit verify-schema doctor man completions help" -f -a "man" -d 'Print the man page (roff) to stdout'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin audit verify-schema doctor man completions help" -f -a "completions" -d 'Print shell completions to stdout'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin audit verify-schema doctor man completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __fish_seen_subcommand_from migrate" -f -a "up" -d 'Apply pending migrations (all, up to --to, or the next -n)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __fish_seen_subcommand_from migrate" -f -a "down" -d 'Revert applied migrations (destructive: asks, or needs --yes)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __fish_seen_subcommand_from migrate" -f -a "current" -d 'Show the current version (SeaORM and Alembic); --check exits 1 when migrations are pending'

@@ -109,6 +109,12 @@ pub enum Command {
     /// Compare the live schema with the expected schema of its version (exit 1 on drift).
     VerifySchema(commands::verify_schema::VerifySchemaArgs),
 
+    /// Check everything a deploy needs (exit 1 when something blocks it). Read-only.
+    Doctor(commands::doctor::DoctorArgs),
+
+    /// Print the man page (roff) to stdout.
+    Man,
+
     /// Print shell completions to stdout.
     Completions(commands::completions::CompletionsArgs),
 }

@@ -43,6 +43,8 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::CreateAdmin(args) => commands::create_admin::run(args, &cli.global, &ui).await,
         Command::Baseline(args) => commands::baseline::run(args, &cli.global, &ui).await,
         Command::VerifySchema(args) => commands::verify_schema::run(args, &cli.global, &ui).await,
+        Command::Doctor(args) => commands::doctor::run(args, &cli.global, &ui).await,
+        Command::Man => commands::man::run().map(|_| Outcome::Success),
         Command::Completions(args) => commands::completions::run(args).map(|_| Outcome::Success),
     }
 }

@@ -12,5 +12,6 @@ mod hardening;
 mod migrate_pg;
 mod migrate_safety_pg;
 mod migrate_sqlite;
+mod operator;
 mod verify_pg;
 mod verify_sqlite;

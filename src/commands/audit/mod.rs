@@ -283,6 +283,58 @@ pub async fn run(cmd: &AuditCommand, global: &GlobalArgs, ui: &Output) -> Result
     }
 }
 
+/// Run `selected` rules in one read-only snapshot: the findings (sorted by severity,
+/// then time), the count per rule, and the unparseable rows. Shared with `doctor`.
+pub async fn collect(
+    db: &db::Db,
+    params: &Params,
+    selected: &[Rule],
+    ui: &Output,
+) -> Result<(Vec<Finding>, Vec<RuleCount>, i64)> {
+    let txn = db.snapshot().await?;
+    let result = async {
+        let mut findings = Vec::new();
+        let mut by_rule = Vec::new();
+        for rule in selected {
+            let Some(sql) = rules::sql_for(*rule, db.backend, params) else {
+                by_rule.push(RuleCount {
+                    rule: *rule,
+                    findings: 0,
+                });
+                continue;
+            };
+            let pb = ui.spinner(format!("rule {}", rule.name()));
+            let before = findings.len();
+            let mut stream = txn
+                .stream_raw(Statement::from_string(db.backend, sql))
+                .await
+                .map_err(|e| Error::from_db(e, &format!("running rule {}", rule.name())))?;
+            while let Some(row) = stream.next().await {
+                let row =
+                    row.map_err(|e| Error::from_db(e, &format!("reading rule {}", rule.name())))?;
+                let f = rules::finding(*rule, &row, params)?;
+                if rules::keep(&f) {
+                    findings.push(f);
+                }
+            }
+            drop(stream);
+            pb.finish_and_clear();
+            by_rule.push(RuleCount {
+                rule: *rule,
+                findings: findings.len() - before,
+            });
+        }
+        let unparseable = rules::count_unparseable(&txn, db.backend, params).await?;
+        Ok::<_, Error>((findings, by_rule, unparseable))
+    }
+    .await;
+    let _ = txn.rollback().await;
+    let (mut findings, by_rule, unparseable) = result?;
+    // Severity first (critical first), then time.
+    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.at.cmp(&b.at)));
+    Ok((findings, by_rule, unparseable))
+}
+
 async fn suspicious(args: &SuspiciousArgs, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
     if let Some(org) = &args.org {
         check_org_id(org)?;
@@ -321,48 +373,9 @@ async fn suspicious(args: &SuspiciousArgs, global: &GlobalArgs, ui: &Output) -> 
         return Ok(Outcome::Success);
     }
     let db = db::connect(&config, global.connect_timeout, ui).await?;
-    let txn = db.snapshot().await?;
-    let result = async {
-        let mut findings = Vec::new();
-        let mut by_rule = Vec::new();
-        for rule in &selected {
-            let Some(sql) = rules::sql_for(*rule, db.backend, &params) else {
-                by_rule.push(RuleCount {
-                    rule: *rule,
-                    findings: 0,
-                });
-                continue;
-            };
-            let pb = ui.spinner(format!("rule {}", rule.name()));
-            let before = findings.len();
-            let mut stream = txn
-                .stream_raw(Statement::from_string(db.backend, sql))
-                .await
-                .map_err(|e| Error::from_db(e, &format!("running rule {}", rule.name())))?;
-            while let Some(row) = stream.next().await {
-                let row =
-                    row.map_err(|e| Error::from_db(e, &format!("reading rule {}", rule.name())))?;
-                let f = rules::finding(*rule, &row, &params)?;
-                if rules::keep(&f) {
-                    findings.push(f);
-                }
-            }
-            drop(stream);
-            pb.finish_and_clear();
-            by_rule.push(RuleCount {
-                rule: *rule,
-                findings: findings.len() - before,
-            });
-        }
-        let unparseable = rules::count_unparseable(&txn, db.backend, &params).await?;
-        Ok::<_, Error>((findings, by_rule, unparseable))
-    }
-    .await;
-    let _ = txn.rollback().await;
+    let result = collect(&db, &params, &selected, ui).await;
     db.conn.close().await.ok();
-    let (mut findings, by_rule, unparseable_rows) = result?;
-    // Severity first (critical first), then time.
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.at.cmp(&b.at)));
+    let (findings, by_rule, unparseable_rows) = result?;
     let count = |s| findings.iter().filter(|f| f.severity == s).count();
     let summary = Summary {
         critical: count(Severity::Critical),

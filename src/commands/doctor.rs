@@ -1,0 +1,392 @@
+//! `doctor`: the one command a DBA runs before a deploy. Connection, migration state,
+//! schema drift, the role's privileges per command, and the audit's critical findings;
+//! exit 1 when anything blocks a deploy. Read-only.
+
+use std::fmt::Write as _;
+
+use clap::Args;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::Outcome;
+use crate::cli::GlobalArgs;
+use crate::commands::audit::{self, rules::Params, rules::Rule};
+use crate::commands::verify_schema;
+use crate::config::DatabaseConfig;
+use crate::db::{self, Db};
+use crate::error::Result;
+use crate::migrations::{self, Alembic, known};
+use crate::output::{Output, Report};
+use crate::records;
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub check: &'static str,
+    pub status: Status,
+    pub summary: String,
+    pub details: Value,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DoctorReport {
+    pub database: String,
+    /// `ready` or `blocked`.
+    pub status: &'static str,
+    pub checks: Vec<Check>,
+}
+
+impl Report for DoctorReport {
+    fn render(&self, out: &mut String, ui: &Output) {
+        let mut t = ui.table(&["check", "status", "summary"]);
+        for c in &self.checks {
+            let s = match c.status {
+                Status::Ok => "ok",
+                Status::Warn => "warn",
+                Status::Fail => "FAIL",
+            };
+            t.add_row(vec![c.check.to_owned(), s.to_owned(), c.summary.clone()]);
+        }
+        let _ = writeln!(out, "database: {}", self.database);
+        let _ = writeln!(out, "{t}");
+        let blocking: Vec<&str> = self
+            .checks
+            .iter()
+            .filter(|c| c.status == Status::Fail)
+            .map(|c| c.check)
+            .collect();
+        if blocking.is_empty() {
+            let _ = writeln!(out, "READY: nothing blocks a deploy.");
+        } else {
+            let _ = writeln!(out, "BLOCKED by: {}", blocking.join(", "));
+        }
+    }
+}
+
+async fn scalar<T: sea_orm::TryGetable>(db: &Db, sql: &str) -> Option<T> {
+    db.conn
+        .query_one_raw(Statement::from_string(db.backend, sql.to_owned()))
+        .await
+        .ok()
+        .flatten()
+        .and_then(|r| r.try_get("", "v").ok())
+}
+
+pub async fn run(_args: &DoctorArgs, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
+    let config = DatabaseConfig::resolve(global.database_url.as_deref())?;
+    let db = db::connect(&config, global.connect_timeout, ui).await?;
+    let report = diagnose(&db, ui).await;
+    db.conn.close().await.ok();
+    let report = report?;
+    ui.emit(&report)?;
+    Ok(if report.status == "ready" {
+        Outcome::Success
+    } else {
+        Outcome::CheckFailed
+    })
+}
+
+async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
+    let pg = db.is_postgres();
+    let mut checks = Vec::new();
+
+    // Connection.
+    let (version, tls) = if pg {
+        (
+            scalar::<String>(db, "SELECT current_setting('server_version') AS v").await,
+            scalar::<bool>(
+                db,
+                "SELECT ssl AS v FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            )
+            .await,
+        )
+    } else {
+        (
+            scalar::<String>(db, "SELECT sqlite_version() AS v").await,
+            None,
+        )
+    };
+    let backend = if pg { "PostgreSQL" } else { "SQLite" };
+    checks.push(Check {
+        check: "connection",
+        status: if pg && tls != Some(true) {
+            Status::Warn
+        } else {
+            Status::Ok
+        },
+        summary: format!(
+            "{backend} {}{}",
+            version.clone().unwrap_or_default(),
+            match (pg, tls) {
+                (false, _) => ", local file".to_owned(),
+                (true, Some(true)) => ", TLS".to_owned(),
+                _ => ", no TLS (add ?sslmode=require)".to_owned(),
+            }
+        ),
+        details: json!({"url": db.url, "backend": backend, "server_version": version, "tls": tls}),
+    });
+
+    // Writable?
+    let writable = db.ensure_writable().await;
+    checks.push(Check {
+        check: "writable",
+        status: if writable.is_ok() {
+            Status::Ok
+        } else {
+            Status::Fail
+        },
+        summary: match &writable {
+            Ok(()) => "the session can write".to_owned(),
+            Err(e) => e.message().to_owned(),
+        },
+        details: json!({"writable": writable.is_ok()}),
+    });
+
+    // Migration state.
+    let state = migrations::snapshot_state(db).await?;
+    let pending: Vec<String> = state
+        .pending()
+        .into_iter()
+        .map(|i| known()[i].version.clone())
+        .collect();
+    let consistent = state.check_writable();
+    let current = state
+        .current()
+        .map(|i| format!("{} ({})", known()[i].alembic_revision, known()[i].version));
+    checks.push(Check {
+        check: "migrations",
+        status: match (&consistent, pending.is_empty()) {
+            (Err(_), _) => Status::Fail,
+            (Ok(()), false) => Status::Warn,
+            (Ok(()), true) => Status::Ok,
+        },
+        summary: match &consistent {
+            Err(e) => format!("{} ({})", e.message(), e.hint().unwrap_or_default()),
+            Ok(()) if pending.is_empty() => {
+                format!("up to date at {}", current.clone().unwrap_or_default())
+            }
+            Ok(()) => format!(
+                "at {}; {} pending (migrate up applies them): {}",
+                current.clone().unwrap_or_else(|| "no version".into()),
+                pending.len(),
+                pending.join(", ")
+            ),
+        },
+        details: json!({
+            "current": current,
+            "alembic_version": (state.alembic != Alembic::Absent).then(|| state.alembic.clone()),
+            "pending": pending,
+        }),
+    });
+
+    // Schema drift (an empty database has none: migrate up will make the schema).
+    let empty = state.current().is_none()
+        && state.unrecorded_tables.is_empty()
+        && state.alembic == Alembic::Absent;
+    if empty {
+        checks.push(Check {
+            check: "schema",
+            status: Status::Ok,
+            summary: "empty database: migrate up creates the schema".into(),
+            details: json!({"findings": 0}),
+        });
+    } else {
+        match verify_schema::check(db, None, false).await {
+            Ok((_, report)) => checks.push(Check {
+                check: "schema",
+                status: if report.summary.errors > 0 {
+                    Status::Fail
+                } else if report.summary.warnings > 0 {
+                    Status::Warn
+                } else {
+                    Status::Ok
+                },
+                summary: format!(
+                    "{} against revision {}: {} errors, {} warnings (see verify-schema)",
+                    report.summary.status, report.against.alembic_revision, report.summary.errors, report.summary.warnings
+                ),
+                details: json!({"errors": report.summary.errors, "warnings": report.summary.warnings,
+                                "kinds": report.findings.iter().map(|f| f.kind).collect::<Vec<_>>()}),
+            }),
+            Err(e) => checks.push(Check {
+                check: "schema",
+                status: Status::Fail,
+                summary: e.message().to_owned(),
+                details: Value::Null,
+            }),
+        }
+    }
+
+    // Privileges per command.
+    let privileges = privileges(db).await;
+    let missing: Vec<&str> = privileges
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(cmd, _)| *cmd)
+        .collect();
+    let migrate_blocked = !state.pending().is_empty() && missing.contains(&"migrate");
+    checks.push(Check {
+        check: "privileges",
+        status: if migrate_blocked {
+            Status::Fail
+        } else if missing.is_empty() {
+            Status::Ok
+        } else {
+            Status::Warn
+        },
+        summary: if missing.is_empty() {
+            "the role may run every command".into()
+        } else {
+            format!(
+                "the role may not run: {}{}",
+                missing.join(", "),
+                if migrate_blocked {
+                    " (and migrations are pending)"
+                } else {
+                    ""
+                }
+            )
+        },
+        details: Value::Object(
+            privileges
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), json!(v)))
+                .collect(),
+        ),
+    });
+
+    // The audit's critical findings.
+    if empty
+        || !state.unrecorded_tables.is_empty()
+            && state.current().is_none()
+            && state.alembic == Alembic::Absent
+    {
+        checks.push(Check {
+            check: "audit",
+            status: Status::Ok,
+            summary: "no managed schema yet: nothing to audit".into(),
+            details: Value::Null,
+        });
+    } else {
+        let params = Params {
+            since: records::now() - chrono::Duration::days(7),
+            fixed_at: None,
+            org: None,
+            failed_threshold: 10,
+        };
+        match audit::collect(db, &params, &Rule::ALL, ui).await {
+            Ok((findings, _, _)) => {
+                let critical = findings
+                    .iter()
+                    .filter(|f| f.severity == audit::Severity::Critical)
+                    .count();
+                checks.push(Check {
+                    check: "audit",
+                    status: if critical > 0 {
+                        Status::Fail
+                    } else {
+                        Status::Ok
+                    },
+                    summary: format!(
+                        "{critical} critical findings (last 7 days; see audit suspicious-accounts)"
+                    ),
+                    details: json!({"critical": critical, "findings": findings.len()}),
+                });
+            }
+            Err(e) => checks.push(Check {
+                check: "audit",
+                status: Status::Warn,
+                summary: format!("the audit could not run: {}", e.message()),
+                details: Value::Null,
+            }),
+        }
+    }
+
+    let blocked = checks.iter().any(|c| c.status == Status::Fail);
+    Ok(DoctorReport {
+        database: db.url.clone(),
+        status: if blocked { "blocked" } else { "ready" },
+        checks,
+    })
+}
+
+/// Whether the role has what each command needs. PostgreSQL: schema CREATE and table
+/// ownership for migrate and baseline, INSERT for create-org / create-admin, SELECT for
+/// audit. SQLite: the file's write permission decides.
+async fn privileges(db: &Db) -> Vec<(&'static str, bool)> {
+    if db.backend != DbBackend::Postgres {
+        let writable = scalar::<i64>(db, "SELECT CASE WHEN (SELECT query_only FROM pragma_query_only) = 0 THEN 1 ELSE 0 END AS v")
+            .await
+            .unwrap_or(1)
+            == 1;
+        return vec![
+            ("migrate", writable),
+            ("baseline", writable),
+            ("create-org", writable),
+            ("create-admin", writable),
+            ("verify-schema", true),
+            ("audit", true),
+        ];
+    }
+    let q = |sql: &str| sql.to_owned();
+    let create_schema = scalar::<bool>(
+        db,
+        &q("SELECT has_schema_privilege(current_schema(), 'CREATE') AS v"),
+    )
+    .await
+    .unwrap_or(false);
+    // ALTER/DROP need ownership of the API's tables that exist.
+    let owns = scalar::<bool>(
+        db,
+        &q("SELECT COALESCE(bool_and(pg_has_role(current_user, c.relowner, 'USAGE')), true) AS v \
+            FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' \
+            AND c.relname IN ('orgs', 'users', 'events_enriched', 'audit_logs', 'daily_org_agg', \
+                              'daily_user_agg', 'daily_provider_agg', 'daily_model_agg', 'seaql_migrations')"),
+    )
+    .await
+    .unwrap_or(false);
+    let table_priv = |table: &str, privilege: &str| {
+        format!(
+            "SELECT CASE WHEN to_regclass('{table}') IS NULL THEN has_schema_privilege(current_schema(), 'CREATE') \
+             ELSE has_table_privilege('{table}', '{privilege}') END AS v"
+        )
+    };
+    let insert_orgs = scalar::<bool>(db, &table_priv("orgs", "INSERT"))
+        .await
+        .unwrap_or(false);
+    let insert_users = scalar::<bool>(db, &table_priv("users", "INSERT"))
+        .await
+        .unwrap_or(false);
+    let insert_audit = scalar::<bool>(db, &table_priv("audit_logs", "INSERT"))
+        .await
+        .unwrap_or(false);
+    let select_users = scalar::<bool>(db, &table_priv("users", "SELECT"))
+        .await
+        .unwrap_or(false);
+    let select_audit = scalar::<bool>(db, &table_priv("audit_logs", "SELECT"))
+        .await
+        .unwrap_or(false);
+    let writable = db.ensure_writable().await.is_ok();
+    vec![
+        ("migrate", writable && create_schema && owns),
+        ("baseline", writable && create_schema),
+        ("create-org", writable && insert_orgs && insert_audit),
+        (
+            "create-admin",
+            writable && insert_users && insert_audit && select_users,
+        ),
+        ("verify-schema", true),
+        ("audit", select_users && select_audit),
+    ]
+}

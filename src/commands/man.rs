@@ -1,0 +1,39 @@
+//! `man`: the man page (roff), generated from the CLI definition, covering every
+//! subcommand (nested ones included) in one page.
+
+use clap::CommandFactory;
+use clap_mangen::Man;
+
+use crate::cli::Cli;
+use crate::error::{Error, Result};
+
+/// Render the page.
+pub fn render() -> std::io::Result<Vec<u8>> {
+    let cmd = Cli::command();
+    let mut out = Vec::new();
+    Man::new(cmd.clone()).render(&mut out)?;
+    // One section per subcommand, depth first, with its own synopsis and options.
+    fn walk(cmd: &clap::Command, path: &str, out: &mut Vec<u8>) -> std::io::Result<()> {
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let name = format!("{path} {}", sub.get_name());
+            let title = name.to_uppercase();
+            out.extend_from_slice(format!(".SH \"{title}\"\n").as_bytes());
+            let sub_cmd = sub.clone().bin_name(&name);
+            let man = Man::new(sub_cmd);
+            man.render_description_section(out)?;
+            man.render_synopsis_section(out)?;
+            man.render_options_section(out)?;
+            walk(sub, &name, out)?;
+        }
+        Ok(())
+    }
+    walk(&cmd, "ecomind-admin", &mut out)?;
+    Ok(out)
+}
+
+pub fn run() -> Result<()> {
+    use std::io::Write;
+    let page = render().map_err(|e| Error::internal(format!("rendering the man page: {e}")))?;
+    let _ = std::io::stdout().lock().write_all(&page);
+    Ok(())
+}
