@@ -38,6 +38,12 @@ for i in $(seq 1 "$RUNS"); do
     done
 done
 
+# Peak RSS of one more run.
+rssdb="ecomind_bench_rss_$$"
+psql_admin "CREATE DATABASE $rssdb"
+rss_kb=$( { DATABASE_URL="$(db_url "$rssdb")" /usr/bin/time -f '%M' "$BIN" -q migrate up >/dev/null; } 2>&1 | tail -1 )
+psql_admin "DROP DATABASE $rssdb"
+
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 m_ours=$(median "${ours[@]}")
 m_floor=$(median "${floor[@]}")
@@ -46,3 +52,4 @@ echo "runs each:                 $RUNS (alternating)"
 echo "ecomind-admin migrate up:  median $(awk -v v="$m_ours" 'BEGIN{printf "%.1f", v/1000}') ms  (${ours[*]} us)"
 echo "psql -1 -f schema (floor): median $(awk -v v="$m_floor" 'BEGIN{printf "%.1f", v/1000}') ms  (${floor[*]} us)"
 echo "ratio (ours / floor):      ${ratio}x   (goal: <= 1.5x)"
+echo "peak RSS of migrate up:    $(awk -v k="$rss_kb" 'BEGIN {printf "%.1f", k/1024}') MiB"

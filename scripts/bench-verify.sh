@@ -57,6 +57,7 @@ done
 count_statements() {
     DATABASE_URL="$base/$1" "$BIN" -v --color never verify-schema --format json 2>&1 >/dev/null | grep -c 'db.statement' || true
 }
+rss_kb=$( { DATABASE_URL="$base/$B" /usr/bin/time -f '%M' "$BIN" verify-schema --format json >/dev/null; } 2>&1 | tail -1 )
 sa=$(count_statements "$A")
 sb=$(count_statements "$B")
 
@@ -69,3 +70,4 @@ echo "verify-schema, +$EXTRA_TABLES tables (B):    median $(ms "$mb") ms, $sb SQ
 echo "ratio B / A:                          $(awk -v a="$mb" -v b="$ma" 'BEGIN {printf "%.2f", a/b}')x   (goal: <= 1.5x; statements equal: $([[ $sa == "$sb" ]] && echo yes || echo NO))"
 echo "floor, one psql catalog query on A:   median $(ms "$mf") ms"
 echo "ratio A / floor:                      $(awk -v a="$ma" -v b="$mf" 'BEGIN {printf "%.2f", a/b}')x"
+echo "peak RSS (B):                         $(awk -v k="$rss_kb" 'BEGIN {printf "%.1f", k/1024}') MiB"
