@@ -53,8 +53,12 @@ SDIR="$WORK/standby"
 if ! "$BIN/pg_isready" -q -h 127.0.0.1 -p "$SPORT"; then
     log "making a hot standby with pg_basebackup on port $SPORT"
     rm -rf "$SDIR"
+    # A replication slot keeps the primary's WAL until the standby has it: the test
+    # suite writes a lot of WAL (a database per test) faster than max_wal_size allows.
+    psql_admin "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                WHERE slot_name = 'ecomind_test_standby'" >/dev/null
     "${RUNAS[@]}" env PGPASSWORD="$PGPASS_" "$BIN/pg_basebackup" -h 127.0.0.1 -p "$PORT" -U "$PGUSER_" \
-        -D "$SDIR" -R -X stream -c fast >&2
+        -D "$SDIR" -R -X stream -c fast -C -S ecomind_test_standby >&2
     # A Debian cluster keeps its configuration outside the data directory.
     if [[ ! -f "$SDIR/postgresql.conf" ]] || [[ $(id -u) -eq 0 ]]; then
         "${RUNAS[@]}" bash -c "cat > '$SDIR/postgresql.conf' <<CONF

@@ -112,13 +112,11 @@ impl Db {
             return Ok(());
         }
         let row = self
-            .conn
-            .query_one_raw(Statement::from_string(
-                DbBackend::Postgres,
-                "SELECT pg_is_in_recovery() AS standby, current_setting('transaction_read_only') AS ro".to_owned(),
-            ))
+            .query_one(
+                "SELECT pg_is_in_recovery() AS standby, current_setting('transaction_read_only') AS ro",
+            )
             .await
-            .map_err(|e| Error::from_db(e, "checking whether the database is writable"))?;
+            .map_err(|e| e.context("checking whether the database is writable"))?;
         let (standby, ro) = match row {
             Some(r) => (
                 r.try_get::<bool>("", "standby").unwrap_or(false),
@@ -145,6 +143,39 @@ impl Db {
             ));
         }
         Ok(())
+    }
+
+    /// One query outside any other transaction, run inside a short one of its own: an
+    /// extended-protocol query is Parse+Sync, then Bind+Execute+Sync, and behind
+    /// PgBouncer in transaction pooling mode only a transaction keeps both halves on
+    /// the same server connection.
+    pub async fn query_one(&self, sql: &str) -> Result<Option<sea_orm::QueryResult>> {
+        let txn = self
+            .conn
+            .begin()
+            .await
+            .map_err(|e| Error::from_db(e, "beginning a transaction"))?;
+        let row = txn
+            .query_one_raw(Statement::from_string(self.backend, sql.to_owned()))
+            .await
+            .map_err(|e| Error::from_db(e, "querying"));
+        let _ = txn.rollback().await;
+        row
+    }
+
+    /// Every row of one query, like [`Db::query_one`].
+    pub async fn query_all(&self, sql: &str) -> Result<Vec<sea_orm::QueryResult>> {
+        let txn = self
+            .conn
+            .begin()
+            .await
+            .map_err(|e| Error::from_db(e, "beginning a transaction"))?;
+        let rows = txn
+            .query_all_raw(Statement::from_string(self.backend, sql.to_owned()))
+            .await
+            .map_err(|e| Error::from_db(e, "querying"));
+        let _ = txn.rollback().await;
+        rows
     }
 
     /// Begin a read-only transaction that sees one consistent snapshot (REPEATABLE READ

@@ -710,10 +710,7 @@ pub async fn row_estimates(db: &Db, tables: &[String]) -> Result<HashMap<String,
     if db.is_postgres() {
         let list: Vec<String> = tables.iter().map(|t| quote_literal(t)).collect();
         let rows = db
-            .conn
-            .query_all_raw(Statement::from_string(
-                DbBackend::Postgres,
-                format!(
+            .query_all(&format!(
                     "SELECT c.relname::text AS name, \
                             (CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint \
                                   ELSE COALESCE(s.n_live_tup, 0) END)::bigint AS rows \
@@ -721,11 +718,10 @@ pub async fn row_estimates(db: &Db, tables: &[String]) -> Result<HashMap<String,
                      LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid \
                      WHERE c.relkind IN ('r', 'p') AND c.relnamespace = current_schema()::regnamespace \
                        AND c.relname IN ({})",
-                    list.join(", ")
-                ),
+                list.join(", ")
             ))
             .await
-            .map_err(|e| Error::from_db(e, "estimating row counts"))?;
+            .map_err(|e| e.context("estimating row counts"))?;
         for row in rows {
             let name: String = row
                 .try_get("", "name")

@@ -251,7 +251,10 @@ pub async fn run(args: &CreateAdminArgs, global: &GlobalArgs, ui: &Output) -> Re
     let result = async {
         // Check the org and the email before asking for a password; the transaction
         // checks them again.
-        if let Some(existing) = preconditions(&db.conn, args).await? {
+        let txn = db.snapshot().await?;
+        let found = preconditions(&txn, args).await;
+        let _ = txn.rollback().await;
+        if let Some(existing) = found? {
             ui.note(format!(
                 "a user with email '{}' exists already ({}); nothing changed",
                 existing.email, existing.id

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use clap::Args;
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::DbBackend;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -75,8 +75,7 @@ impl Report for DoctorReport {
 }
 
 async fn scalar<T: sea_orm::TryGetable>(db: &Db, sql: &str) -> Option<T> {
-    db.conn
-        .query_one_raw(Statement::from_string(db.backend, sql.to_owned()))
+    db.query_one(sql)
         .await
         .ok()
         .flatten()
