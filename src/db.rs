@@ -150,17 +150,7 @@ impl Db {
     /// PgBouncer in transaction pooling mode only a transaction keeps both halves on
     /// the same server connection.
     pub async fn query_one(&self, sql: &str) -> Result<Option<sea_orm::QueryResult>> {
-        let txn = self
-            .conn
-            .begin()
-            .await
-            .map_err(|e| Error::from_db(e, "beginning a transaction"))?;
-        let row = txn
-            .query_one_raw(Statement::from_string(self.backend, sql.to_owned()))
-            .await
-            .map_err(|e| Error::from_db(e, "querying"));
-        let _ = txn.rollback().await;
-        row
+        Ok(self.query_all(sql).await?.into_iter().next())
     }
 
     /// Every row of one query, like [`Db::query_one`].

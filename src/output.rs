@@ -210,6 +210,13 @@ pub fn print_error(err: &Error, color: bool) {
     }
 }
 
+/// An optional enum (role, plan) as its lowercase label, or `-`.
+pub fn label<T: Serialize>(v: Option<T>) -> String {
+    v.and_then(|v| serde_json::to_value(v).ok())
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "-".to_owned())
+}
+
 /// Format an optional value for a table cell.
 pub fn or_dash<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "-".to_owned())

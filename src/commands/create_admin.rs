@@ -17,7 +17,7 @@ use crate::config::DatabaseConfig;
 use crate::db::{self, Db};
 use crate::entities::{Role, orgs, users};
 use crate::error::{Error, Result};
-use crate::output::{Output, Report, or_dash};
+use crate::output::{Output, Report, label, or_dash};
 use crate::records;
 
 /// The environment variable a CI job can put the password in.
@@ -223,14 +223,7 @@ impl Report for UserReport {
             self.org_id.clone(),
             self.email.clone(),
             or_dash(self.name.as_deref()),
-            self.role
-                .map(|r| {
-                    serde_json::to_value(r)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default()
-                })
-                .unwrap_or_else(|| "-".into()),
+            label(self.role),
             or_dash(self.created_at.as_deref()),
         ]);
         let _ = writeln!(out, "{t}");

@@ -13,7 +13,7 @@ use crate::config::DatabaseConfig;
 use crate::db::{self, Db};
 use crate::entities::{PlanType, orgs};
 use crate::error::{Error, Result};
-use crate::output::{Output, Report, or_dash};
+use crate::output::{Output, Report, label, or_dash};
 use crate::records;
 
 #[derive(Debug, Args)]
@@ -133,14 +133,7 @@ impl Report for OrgReport {
         t.add_row(vec![
             self.id.clone(),
             self.name.clone(),
-            self.plan
-                .map(|p| {
-                    serde_json::to_value(p)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default()
-                })
-                .unwrap_or_else(|| "-".into()),
+            label(self.plan),
             or_dash(self.created_at.as_deref()),
         ]);
         let _ = writeln!(out, "{t}");

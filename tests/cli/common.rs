@@ -3,9 +3,11 @@
 
 #![allow(dead_code)]
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 
@@ -397,3 +399,49 @@ pub const API_TABLES: [&str; 8] = [
 
 pub const V1: &str = "m20251007_000001_initial_schema";
 pub const V2: &str = "m20251008_000002_add_user_password";
+
+/// Poll `f` every 50 ms until it holds; fail the test after `secs`.
+pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A psql session holding `LOCK TABLE <table> IN ACCESS EXCLUSIVE MODE` until dropped.
+pub struct Blocker(std::process::Child);
+
+impl Blocker {
+    pub fn lock(db: &PgDb, table: &str) -> Self {
+        let mut child = StdCommand::new("psql")
+            .args(["-X", "-q", &db.url()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        writeln!(
+            child.stdin.as_mut().unwrap(),
+            "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;"
+        )
+        .unwrap();
+        wait_for("the blocker's lock", 20, || {
+            db.psql(&format!(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+                 WHERE c.relname = '{table}' AND l.mode = 'AccessExclusiveLock' AND l.granted"
+            )) == "1"
+        });
+        Blocker(child)
+    }
+}
+
+impl Drop for Blocker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -1,7 +1,6 @@
 //! Production surroundings: PgBouncer in transaction pooling, a hot standby, kill -9,
 //! connection loss, TLS verify-full (set up by scripts/pg-extras.sh).
 
-use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,17 +28,6 @@ fn run_url(db: &PgDb, url: &str, args: &[&str]) -> Run {
             .output()
             .unwrap(),
     )
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(secs),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -242,40 +230,6 @@ fn kill_9_at_random_moments_during_migrate_up() {
         "kill -9 trials (a full run takes {full} ms): stopped at no version {}, at 001 {}, at 002 {}",
         outcomes[0], outcomes[1], outcomes[2]
     );
-}
-
-/// A psql session holding `LOCK TABLE <table>` until dropped.
-struct Blocker(Child);
-
-impl Blocker {
-    fn lock(db: &PgDb, table: &str) -> Self {
-        let mut child = Command::new("psql")
-            .args(["-X", "-q", &db.url()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        writeln!(
-            child.stdin.as_mut().unwrap(),
-            "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;"
-        )
-        .unwrap();
-        wait_for("the blocker's lock", 20, || {
-            db.psql(&format!(
-                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
-                 WHERE c.relname = '{table}' AND l.mode = 'AccessExclusiveLock' AND l.granted"
-            )) == "1"
-        });
-        Blocker(child)
-    }
-}
-
-impl Drop for Blocker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Start `args`, wait until its backend waits on a lock, terminate that backend.

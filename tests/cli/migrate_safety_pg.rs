@@ -41,56 +41,6 @@ fn eight_concurrent_ups_apply_each_migration_once() {
     );
 }
 
-/// A psql session that holds `LOCK TABLE users` until dropped.
-struct Blocker {
-    child: Child,
-}
-
-impl Blocker {
-    fn lock_users(db: &PgDb) -> Self {
-        let mut child = Command::new("psql")
-            .arg("-X")
-            .arg("-q")
-            .arg(db.url())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("psql");
-        let stdin = child.stdin.as_mut().unwrap();
-        writeln!(
-            stdin,
-            "BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE; SELECT 1;"
-        )
-        .unwrap();
-        stdin.flush().unwrap();
-        // Wait until the lock is granted.
-        let start = Instant::now();
-        loop {
-            let n = db.psql(
-                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
-                 WHERE c.relname = 'users' AND l.mode = 'AccessExclusiveLock' AND l.granted",
-            );
-            if n == "1" {
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "blocker never got the lock"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child }
-    }
-}
-
-impl Drop for Blocker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn has_password_hash(db: &PgDb) -> bool {
     db.psql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'password_hash'")
         == "1"
@@ -100,7 +50,7 @@ fn has_password_hash(db: &PgDb) -> bool {
 fn blocked_migration_fails_after_ddl_lock_timeout_and_survives_kill_9() {
     let db = PgDb::new();
     db.run(&["migrate", "up", "--to", "001"]).expect_code(0);
-    let blocker = Blocker::lock_users(&db);
+    let blocker = Blocker::lock(&db, "users");
 
     // 1. lock_timeout: exit 4, version unchanged.
     let r = db.run(&["migrate", "up", "--ddl-lock-timeout", "1s"]);
