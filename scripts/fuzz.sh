@@ -12,7 +12,7 @@ for target in url_redaction email; do
     echo "==> fuzzing $target for ${SECS}s" >&2
     mkdir -p "fuzz/corpus/$target"
     cargo fuzz run "$target" "fuzz/corpus/$target" -- -max_total_time="$SECS" -max_len=4096 2>&1 \
-        | grep -E "^(#[0-9]+\s+DONE|Done|==[0-9]+==|SUMMARY|panicked)|stat::" || true
+        | grep -E "^(#[0-9]+\s+DONE|Done|==[0-9]+==|SUMMARY)|panicked|survived|stat::" || true
     # libFuzzer exits non-zero on a crash; cargo fuzz leaves the input in fuzz/artifacts.
     if ls "fuzz/artifacts/$target"/crash-* >/dev/null 2>&1; then
         echo "CRASH in $target: see fuzz/artifacts/$target" >&2

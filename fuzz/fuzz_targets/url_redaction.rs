@@ -18,9 +18,15 @@ fuzz_target!(|data: &[u8]| {
         && !pw.contains("***")
         && u.has_host()
     {
-        assert!(
-            !red.contains(pw),
-            "password {pw:?} survived redaction of {s:?}: {red:?}"
-        );
+        // The same text may stand elsewhere in the URL (the username, the path): that
+        // is not the password leaking.
+        let mut without = u.clone();
+        let _ = without.set_password(None);
+        if !without.as_str().contains(pw) {
+            assert!(
+                !red.contains(pw),
+                "password {pw:?} survived redaction of {s:?}: {red:?}"
+            );
+        }
     }
 });
