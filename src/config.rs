@@ -147,7 +147,7 @@ pub fn redact_url(raw: &str) -> String {
                 // set_password only fails for URLs that cannot have one.
                 let _ = url.set_password(Some(MASK));
             }
-            if url.query().is_some() {
+            if url.query_pairs().any(|(k, _)| is_secret_key(&k)) {
                 let pairs: Vec<(String, String)> = url
                     .query_pairs()
                     .map(|(k, v)| {

@@ -520,7 +520,7 @@ pub async fn plan_sql(
     let all = known();
     let mut out = Vec::new();
     let mut tracking_table = state.tracking_table;
-    for (n, &i) in indexes.iter().enumerate() {
+    for &i in indexes {
         let k = &all[i];
         let m = &migrations[i];
         let mut sql = Vec::new();
@@ -559,16 +559,8 @@ pub async fn plan_sql(
         if state.alembic != Alembic::Absent {
             let rev = match direction {
                 Direction::Up => Some(k.alembic_revision),
-                Direction::Down => {
-                    // After reverting `i`, the newest remaining is the next one in the plan's
-                    // order, or whatever precedes `i`.
-                    let _ = n;
-                    if i == 0 {
-                        None
-                    } else {
-                        Some(all[i - 1].alembic_revision)
-                    }
-                }
+                // After reverting `i`, the newest remaining migration is the one before it.
+                Direction::Down => i.checked_sub(1).map(|prev| all[prev].alembic_revision),
             };
             sql.extend(alembic_sql(rev));
         }

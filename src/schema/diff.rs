@@ -122,7 +122,7 @@ pub fn diff(expected: &Schema, live: &Schema, pg: bool) -> Vec<Finding> {
                 Some("present".into()),
                 Some("missing".into()),
                 Severity::Error,
-                Some(create_table_sql(exp, pg)),
+                Some(create_table_sql(exp)),
             ),
             Some(act) => diff_table(&mut cx, exp, act),
         }
@@ -670,7 +670,7 @@ fn create_index_sql(table: &str, i: &Index) -> String {
 }
 
 /// CREATE TABLE for a missing table, with its keys; its indexes follow.
-fn create_table_sql(t: &Table, pg: bool) -> String {
+fn create_table_sql(t: &Table) -> String {
     let mut parts: Vec<String> = t.columns.iter().map(column_def).collect();
     for (col, labels) in &t.checks {
         parts.push(format!(
@@ -709,7 +709,6 @@ fn create_table_sql(t: &Table, pg: bool) -> String {
             idents(&f.ref_columns)
         ));
     }
-    let _ = pg;
     let mut sql = format!(
         "CREATE TABLE {} ({})",
         quote_ident(&t.name),
