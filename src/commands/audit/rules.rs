@@ -129,6 +129,30 @@ fn about(r: &str, u: &str) -> String {
     format!("({r}.user_id = {u}.id OR {r}.email_l = lower({u}.email))")
 }
 
+/// A rule over registration rows: `bad` selects the flagged rows from `reg` (few, so
+/// materialized before the users they are about are joined); the evidence is the row's
+/// id, creator and time, plus `extra`.
+fn flagged_registrations(d: &Dialect, bad: &str, extra: &[(&str, String)]) -> String {
+    let mut ev = vec![
+        ("audit_id", "r.audit_id".to_owned()),
+        ("created_by", "r.created_by".to_owned()),
+        ("registered_at", d.ts_text("r.ts")),
+    ];
+    ev.extend(extra.iter().cloned());
+    format!(
+        "WITH {reg}, bad AS MATERIALIZED ({bad}) \
+         SELECT r.org_id AS org_id, COALESCE(u.id, r.user_id) AS user_id, COALESCE(u.email, r.email) AS email, \
+                CAST(u.role AS TEXT) AS role, {created} AS created_at, {at} AS at, {ev} AS evidence \
+         FROM bad r {join} \
+         ORDER BY r.ts",
+        reg = reg_cte(d),
+        join = join_user("u"),
+        created = d.ts_text("u.created_at"),
+        at = d.ts_text("r.ts"),
+        ev = d.obj(&ev),
+    )
+}
+
 /// The common columns of a user-based finding.
 fn user_cols(d: &Dialect, u: &str) -> String {
     format!(
@@ -169,49 +193,26 @@ pub fn sql_for(rule: Rule, backend: DbBackend, p: &Params) -> Option<String> {
                 ),
             ]),
         ),
-        Rule::ElevatedRoleAtRegistration => format!(
-            "WITH {reg}, \
-             bad AS MATERIALIZED (SELECT * FROM reg r WHERE r.reg_role IS NOT NULL AND r.reg_role <> 'viewer' \
-                                  AND COALESCE(r.created_by, '') <> '{CREATED_BY}'{org}) \
-             SELECT r.org_id AS org_id, COALESCE(u.id, r.user_id) AS user_id, COALESCE(u.email, r.email) AS email, \
-                    CAST(u.role AS TEXT) AS role, {created} AS created_at, {at} AS at, {ev} AS evidence \
-             FROM bad r {join} \
-             ORDER BY r.ts",
-            reg = reg_cte(&d),
-            join = join_user("u"),
-            created = d.ts_text("u.created_at"),
-            at = d.ts_text("r.ts"),
-            org = d.org_filter("r.org_id", p.org.as_deref()),
-            ev = d.obj(&[
-                ("audit_id", "r.audit_id".into()),
-                ("registered_role", "r.reg_role".into()),
-                ("created_by", "r.created_by".into()),
-                ("registered_at", d.ts_text("r.ts")),
-            ]),
+        Rule::ElevatedRoleAtRegistration => flagged_registrations(
+            &d,
+            &format!(
+                "SELECT * FROM reg r WHERE r.reg_role IS NOT NULL AND r.reg_role <> 'viewer' \
+                 AND COALESCE(r.created_by, '') <> '{CREATED_BY}'{org}",
+                org = d.org_filter("r.org_id", p.org.as_deref()),
+            ),
+            &[("registered_role", "r.reg_role".into())],
         ),
-        Rule::RegisteredByUnauthorized => format!(
-            "WITH {reg}, \
-             bad AS MATERIALIZED (SELECT r.*, c.org_id AS creator_org, CAST(c.role AS TEXT) AS creator_role \
-                    FROM reg r LEFT JOIN users c ON c.id = r.created_by \
-                    WHERE (r.created_by IS NULL OR (r.created_by <> '{CREATED_BY}' \
-                           AND (c.id IS NULL OR c.org_id <> r.org_id \
-                                OR CAST(c.role AS TEXT) NOT IN ('owner', 'admin')))){org}) \
-             SELECT r.org_id AS org_id, COALESCE(u.id, r.user_id) AS user_id, COALESCE(u.email, r.email) AS email, \
-                    CAST(u.role AS TEXT) AS role, {created} AS created_at, {at} AS at, {ev} AS evidence \
-             FROM bad r {join} \
-             ORDER BY r.ts",
-            reg = reg_cte(&d),
-            join = join_user("u"),
-            created = d.ts_text("u.created_at"),
-            at = d.ts_text("r.ts"),
-            org = d.org_filter("r.org_id", p.org.as_deref()),
-            ev = d.obj(&[
-                ("audit_id", "r.audit_id".into()),
-                ("created_by", "r.created_by".into()),
-                ("creator_org", "r.creator_org".into()),
-                ("creator_role", "r.creator_role".into()),
-                ("registered_at", d.ts_text("r.ts")),
-            ]),
+        Rule::RegisteredByUnauthorized => flagged_registrations(
+            &d,
+            &format!(
+                "SELECT r.*, c.org_id AS creator_org, CAST(c.role AS TEXT) AS creator_role \
+                 FROM reg r LEFT JOIN users c ON c.id = r.created_by \
+                 WHERE (r.created_by IS NULL OR (r.created_by <> '{CREATED_BY}' \
+                        AND (c.id IS NULL OR c.org_id <> r.org_id \
+                             OR CAST(c.role AS TEXT) NOT IN ('owner', 'admin')))){org}",
+                org = d.org_filter("r.org_id", p.org.as_deref()),
+            ),
+            &[("creator_org", "r.creator_org".into()), ("creator_role", "r.creator_role".into())],
         ),
         Rule::RegisteredBeforeFix => {
             let fixed = p.fixed_at?;
