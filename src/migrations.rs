@@ -189,7 +189,8 @@ impl State {
 
 /// Read the bookkeeping state. Creates nothing, so it works on a read-only role.
 pub async fn read_state<C: ConnectionTrait>(conn: &C) -> Result<State> {
-    let tracking_table = has_table(conn, TRACKING_TABLE).await?;
+    let present = tables_present(conn).await?;
+    let tracking_table = present.iter().any(|t| t == TRACKING_TABLE);
     let all = known();
     let mut applied = Vec::new();
     let mut unknown = Vec::new();
@@ -207,7 +208,7 @@ pub async fn read_state<C: ConnectionTrait>(conn: &C) -> Result<State> {
         }
         applied.sort();
     }
-    let alembic = if has_table(conn, ALEMBIC_TABLE).await? {
+    let alembic = if present.iter().any(|t| t == ALEMBIC_TABLE) {
         let rows = conn
             .query_all_raw(Statement::from_string(
                 conn.get_database_backend(),
@@ -240,7 +241,10 @@ pub async fn read_state<C: ConnectionTrait>(conn: &C) -> Result<State> {
         Alembic::Absent
     };
     let unrecorded_tables = if applied.is_empty() && unknown.is_empty() {
-        api_tables_present(conn).await?
+        present
+            .into_iter()
+            .filter(|t| crate::entities::API_TABLES.contains(&t.as_str()))
+            .collect()
     } else {
         Vec::new()
     };
@@ -262,50 +266,36 @@ pub async fn snapshot_state(db: &Db) -> Result<State> {
     state
 }
 
-/// Does a table exist in the current schema? A catalog read only.
-pub async fn has_table<C: ConnectionTrait>(conn: &C, table: &str) -> Result<bool> {
+/// Which of the tables the bookkeeping cares about (the API's, seaql_migrations,
+/// alembic_version) exist in the current schema: one catalog query.
+pub async fn tables_present<C: ConnectionTrait>(conn: &C) -> Result<Vec<String>> {
     let backend = conn.get_database_backend();
+    let names: Vec<String> = crate::entities::API_TABLES
+        .iter()
+        .chain([TRACKING_TABLE, ALEMBIC_TABLE].iter())
+        .map(|t| quote_literal(t))
+        .collect();
     let sql = match backend {
-        DbBackend::Postgres => {
-            "SELECT COUNT(*) AS n FROM pg_catalog.pg_tables \
-                                WHERE schemaname = current_schema() AND tablename = $1"
-        }
-        _ => "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = $1",
-    };
-    let row = conn
-        .query_one_raw(Statement::from_sql_and_values(backend, sql, [table.into()]))
-        .await
-        .map_err(|e| Error::from_db(e, "reading the catalog"))?;
-    let n: i64 = match row {
-        Some(r) => r
-            .try_get("", "n")
-            .map_err(|e| Error::from_db(e, "reading the catalog"))?,
-        None => 0,
-    };
-    Ok(n > 0)
-}
-
-/// Which of the API's tables exist (one catalog query).
-pub async fn api_tables_present<C: ConnectionTrait>(conn: &C) -> Result<Vec<String>> {
-    let backend = conn.get_database_backend();
-    let sql = match backend {
-        DbBackend::Postgres => {
-            "SELECT tablename AS name FROM pg_catalog.pg_tables WHERE schemaname = current_schema()"
-        }
-        _ => "SELECT name FROM sqlite_master WHERE type = 'table'",
+        DbBackend::Postgres => format!(
+            "SELECT tablename::text AS name FROM pg_catalog.pg_tables \
+             WHERE schemaname = current_schema() AND tablename IN ({})",
+            names.join(", ")
+        ),
+        _ => format!(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ({})",
+            names.join(", ")
+        ),
     };
     let rows = conn
-        .query_all_raw(Statement::from_string(backend, sql.to_owned()))
+        .query_all_raw(Statement::from_string(backend, sql))
         .await
         .map_err(|e| Error::from_db(e, "reading the catalog"))?;
     let mut present = Vec::new();
     for row in rows {
-        let name: String = row
-            .try_get("", "name")
-            .map_err(|e| Error::from_db(e, "reading the catalog"))?;
-        if crate::entities::API_TABLES.contains(&name.as_str()) {
-            present.push(name);
-        }
+        present.push(
+            row.try_get::<String>("", "name")
+                .map_err(|e| Error::from_db(e, "reading the catalog"))?,
+        );
     }
     present.sort();
     Ok(present)

@@ -228,7 +228,7 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
     }
 
     // Privileges per command.
-    let privileges = privileges(db).await;
+    let privileges = privileges(db, writable.is_ok()).await;
     let missing: Vec<&str> = privileges
         .iter()
         .filter(|(_, ok)| !ok)
@@ -322,13 +322,15 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
 
 /// Whether the role has what each command needs. PostgreSQL: schema CREATE and table
 /// ownership for migrate and baseline, INSERT for create-org / create-admin, SELECT for
-/// audit. SQLite: the file's write permission decides.
-async fn privileges(db: &Db) -> Vec<(&'static str, bool)> {
+/// audit. SQLite: whether the connection may write decides. `writable`: the session is
+/// not read-only (checked once by the caller).
+async fn privileges(db: &Db, writable: bool) -> Vec<(&'static str, bool)> {
     if db.backend != DbBackend::Postgres {
-        let writable = scalar::<i64>(db, "SELECT CASE WHEN (SELECT query_only FROM pragma_query_only) = 0 THEN 1 ELSE 0 END AS v")
-            .await
-            .unwrap_or(1)
-            == 1;
+        let writable = writable
+            && scalar::<i64>(db, "SELECT CASE WHEN (SELECT query_only FROM pragma_query_only) = 0 THEN 1 ELSE 0 END AS v")
+                .await
+                .unwrap_or(1)
+                == 1;
         return vec![
             ("migrate", writable),
             ("baseline", writable),
@@ -376,7 +378,6 @@ async fn privileges(db: &Db) -> Vec<(&'static str, bool)> {
     let select_audit = scalar::<bool>(db, &table_priv("audit_logs", "SELECT"))
         .await
         .unwrap_or(false);
-    let writable = db.ensure_writable().await.is_ok();
     vec![
         ("migrate", writable && create_schema && owns),
         ("baseline", writable && create_schema),
