@@ -16,7 +16,7 @@ use crate::commands::verify_schema;
 use crate::config::DatabaseConfig;
 use crate::db::{self, Db};
 use crate::error::Result;
-use crate::migrations::{self, Alembic, known};
+use crate::migrations::{Alembic, known};
 use crate::output::{Output, Report};
 use crate::records;
 
@@ -153,7 +153,8 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
     });
 
     // Migration state.
-    let state = migrations::snapshot_state(db).await?;
+    // State and live schema from one snapshot, shared by the migration and schema checks.
+    let (state, intro) = verify_schema::read_live(db).await?;
     let pending: Vec<String> = state
         .pending()
         .into_iter()
@@ -201,8 +202,10 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
             details: json!({"findings": 0}),
         });
     } else {
-        match verify_schema::check(db, None, false).await {
-            Ok((_, report)) => checks.push(Check {
+        match verify_schema::choose_version(&state, None)
+            .map(|against| verify_schema::build_report(db, against, &intro.schema, intro.queries, false))
+        {
+            Ok(report) => checks.push(Check {
                 check: "schema",
                 status: if report.summary.errors > 0 {
                     Status::Fail

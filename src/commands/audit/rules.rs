@@ -153,6 +153,16 @@ fn flagged_registrations(d: &Dialect, bad: &str, extra: &[(&str, String)]) -> St
     )
 }
 
+/// Evidence: who created user `u`, from its registration rows (`<none>` for a row
+/// without created_by).
+fn creators(d: &Dialect) -> String {
+    format!(
+        "(SELECT {} FROM reg r WHERE {})",
+        d.agg("COALESCE(r.created_by, '<none>')"),
+        about("r", "u")
+    )
+}
+
 /// The common columns of a user-based finding.
 fn user_cols(d: &Dialect, u: &str) -> String {
     format!(
@@ -185,11 +195,7 @@ pub fn sql_for(rule: Rule, backend: DbBackend, p: &Params) -> Option<String> {
                 ("registrations", format!("(SELECT COUNT(*) FROM reg r WHERE {})", about("r", "u"))),
                 (
                     "created_by",
-                    format!(
-                        "(SELECT {} FROM reg r WHERE {})",
-                        d.agg("COALESCE(r.created_by, '<none>')"),
-                        about("r", "u")
-                    ),
+                    creators(&d),
                 ),
             ]),
         ),
@@ -231,11 +237,7 @@ pub fn sql_for(rule: Rule, backend: DbBackend, p: &Params) -> Option<String> {
                     ("fixed_at", format!("'{}'", crate::records::iso(fixed))),
                     (
                         "created_by",
-                        format!(
-                            "(SELECT {} FROM reg r WHERE {})",
-                            d.agg("COALESCE(r.created_by, '<none>')"),
-                            about("r", "u")
-                        ),
+                        creators(&d),
                     ),
                 ]),
             )
@@ -251,11 +253,7 @@ pub fn sql_for(rule: Rule, backend: DbBackend, p: &Params) -> Option<String> {
             recent = d.ts_cmp("u.created_at", ">=", p.since),
             ev = d.obj(&[(
                 "created_by",
-                format!(
-                    "(SELECT {} FROM reg r WHERE {})",
-                    d.agg("COALESCE(r.created_by, '<none>')"),
-                    about("r", "u")
-                ),
+                creators(&d),
             )]),
         ),
         Rule::BruteForce => format!(
