@@ -76,6 +76,8 @@ fi
 echo "export ECOMIND_TEST_STANDBY_URL='postgres://$PGUSER_:$PGPASS_@127.0.0.1:$SPORT/postgres'"
 
 # --- PgBouncer, transaction pooling --------------------------------------------------
+# Stock configuration: only [databases], auth and pool_mode = transaction (no
+# ignore_startup_parameters: ecomind-admin must not need it).
 if ! command -v pgbouncer >/dev/null; then
     if [[ $(id -u) -eq 0 ]]; then
         log "installing pgbouncer with apt"
@@ -103,9 +105,6 @@ unix_socket_dir =
 auth_type = scram-sha-256
 auth_file = $BDIR/userlist.txt
 pool_mode = transaction
-max_client_conn = 500
-default_pool_size = 20
-ignore_startup_parameters = extra_float_digits, options
 pidfile = $BDIR/pgbouncer.pid
 logfile = $BDIR/pgbouncer.log
 INI

@@ -17,7 +17,9 @@ Exit codes:
      permission denied, read-only, TLS, connection lost)
   4  refused precondition (not confirmed without --yes, lock wait timed out, unknown
      Alembic revision, database not baselined, already baselined)
-  5  internal error (a bug)";
+  5  internal error (a bug)
+  6  the result could not be written to stdout (disk full, I/O error); a closed
+     pipe is not an error";
 
 /// Operator CLI for the EcoMind API database.
 ///

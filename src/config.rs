@@ -167,6 +167,55 @@ pub fn redact_url(raw: &str) -> String {
     }
 }
 
+/// The secret values a database URL holds (the userinfo password and secret query
+/// parameters, raw and percent-decoded), so that logs can mask them wherever a driver
+/// prints them, whatever it calls them.
+pub fn secrets_in_url(raw: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(url) = Url::parse(raw) {
+        if let Some(pw) = url.password() {
+            out.push(pw.to_owned());
+            out.push(percent_decode(pw));
+        }
+        for (k, v) in url.query_pairs() {
+            if is_secret_key(&k) {
+                out.push(v.into_owned());
+            }
+        }
+        if let Some(q) = url.query() {
+            for pair in q.split('&') {
+                if let Some((k, v)) = pair.split_once('=')
+                    && is_secret_key(k)
+                {
+                    out.push(v.to_owned());
+                }
+            }
+        }
+    }
+    out.retain(|s| s.chars().count() >= 3);
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out.dedup();
+    out
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// Mask every known secret in `text`, then redact URL-like secrets ([`redact_text`]).
+pub fn redact_known(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_owned();
+    for s in secrets {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), MASK);
+        }
+    }
+    redact_text(&out)
+}
+
 fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     key.contains("password") || key == "pass" || key == "pwd" || key.contains("secret")

@@ -47,7 +47,10 @@ pub async fn connect(config: &DatabaseConfig, timeout: Duration, ui: &Output) ->
         // No named prepared statements: behind PgBouncer in transaction pooling mode the
         // next transaction may run on another server connection where they do not exist.
         // Unnamed statements live within one Parse/Bind/Execute/Sync, which is safe.
-        .map_sqlx_postgres_opts(|o| o.statement_cache_capacity(0));
+        //
+        // No startup parameter a stock PgBouncer rejects: sqlx sends extra_float_digits
+        // unless told not to (PgBouncer answers "unsupported startup parameter").
+        .map_sqlx_postgres_opts(|o| o.statement_cache_capacity(0).extra_float_digits(None));
     let mut attempt = 0u32;
     loop {
         attempt += 1;

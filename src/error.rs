@@ -14,6 +14,7 @@ pub mod exit {
     pub const DATABASE: u8 = 3;
     pub const REFUSED: u8 = 4;
     pub const INTERNAL: u8 = 5;
+    pub const OUTPUT: u8 = 6;
 }
 
 /// The classes of failure an operator or a script must tell apart.
@@ -29,6 +30,9 @@ pub enum Kind {
     Refused,
     /// A bug (exit 5).
     Internal,
+    /// The result could not be written to stdout (exit 6): disk full, I/O error. A
+    /// closed pipe is not an error.
+    Output,
 }
 
 impl Kind {
@@ -39,6 +43,7 @@ impl Kind {
             Kind::Database => exit::DATABASE,
             Kind::Refused => exit::REFUSED,
             Kind::Internal => exit::INTERNAL,
+            Kind::Output => exit::OUTPUT,
         }
     }
 }
@@ -84,6 +89,19 @@ impl Error {
                 "this is a bug in ecomind-admin; please report it with the command you ran".into(),
             ),
         )
+    }
+    /// stdout could not be written (not a closed pipe).
+    pub fn output(err: std::io::Error) -> Self {
+        Self::new(
+            Kind::Output,
+            format!("cannot write the result to stdout: {err}"),
+            Some("check where stdout goes (a full disk, a closed file)".into()),
+        )
+    }
+    /// Replace the hint.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(redact_text(&hint.into()));
+        self
     }
     pub fn code(&self) -> u8 {
         self.kind.code()

@@ -35,7 +35,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
             "use --format table or --format json",
         ));
     }
-    init_logging(&ui);
+    init_logging(&ui, &cli.global);
     match &cli.command {
         Command::Migrate(cmd) => commands::migrate::run(cmd, &cli.global, &ui).await,
         Command::Audit(cmd) => commands::audit::run(cmd, &cli.global, &ui).await,
@@ -44,16 +44,33 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Baseline(args) => commands::baseline::run(args, &cli.global, &ui).await,
         Command::VerifySchema(args) => commands::verify_schema::run(args, &cli.global, &ui).await,
         Command::Doctor(args) => commands::doctor::run(args, &cli.global, &ui).await,
-        Command::Man => commands::man::run().map(|_| Outcome::Success),
-        Command::Completions(args) => commands::completions::run(args).map(|_| Outcome::Success),
+        Command::Man => commands::man::run(&ui).map(|_| Outcome::Success),
+        Command::Completions(args) => {
+            commands::completions::run(args, &ui).map(|_| Outcome::Success)
+        }
     }
 }
 
-/// `-v` logs SQL statements (sqlx's statement log), `-vv` the driver's debug logs; to stderr.
-fn init_logging(ui: &Output) {
+/// `-v` logs SQL statements (sqlx's statement log), `-vv` the driver's debug logs; to
+/// stderr, each record with the URL's secrets masked and through [`output::escape`].
+fn init_logging(ui: &Output, global: &cli::GlobalArgs) {
     if ui.verbose == 0 {
         return;
     }
+    let mut secrets = config::DatabaseConfig::resolve(global.database_url.as_deref())
+        .map(|c| config::secrets_in_url(c.secret_url()))
+        .unwrap_or_default();
+    if let Some(raw) = &global.database_url {
+        secrets.extend(config::secrets_in_url(raw));
+    }
+    if let Ok(pw) = std::env::var("PGPASSWORD")
+        && pw.chars().count() >= 3
+    {
+        secrets.push(pw);
+    }
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets.dedup();
+    let sink = output::LogSink::new(secrets, ui.color_stderr());
     let filter = if ui.verbose == 1 {
         "sqlx::query=info,sea_orm=info"
     } else {
@@ -61,7 +78,7 @@ fn init_logging(ui: &Output) {
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
+        .with_writer(sink)
         .with_target(false)
         .with_ansi(ui.color_stderr())
         .without_time()

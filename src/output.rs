@@ -1,7 +1,10 @@
 //! Output: the result on stdout (human table or `--format json`), notes,
 //! warnings, prompts and progress on stderr. Colors and progress only on a TTY.
 
+use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
@@ -22,6 +25,8 @@ pub struct Output {
     color_stderr: bool,
     stderr_tty: bool,
     stdin_tty: bool,
+    /// stdout's reader went away (`| head`): later results are dropped quietly.
+    stdout_closed: Arc<AtomicBool>,
 }
 
 /// A command's result: serialized as JSON, or rendered for humans.
@@ -48,6 +53,7 @@ impl Output {
             color_stderr,
             stderr_tty,
             stdin_tty: std::io::stdin().is_terminal(),
+            stdout_closed: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -64,7 +70,7 @@ impl Output {
             } else {
                 "note:".to_owned()
             };
-            eprintln!("{prefix} {}", msg.as_ref());
+            stderr_line(&prefix, msg.as_ref());
         }
     }
 
@@ -75,7 +81,15 @@ impl Output {
         } else {
             "warning:".to_owned()
         };
-        eprintln!("{prefix} {}", msg.as_ref());
+        stderr_line(&prefix, msg.as_ref());
+    }
+
+    /// A block of text for humans on stderr (a plan, a question's context): shown
+    /// through [`escape`], keeping its line breaks.
+    pub fn stderr_block(&self, text: &str) {
+        let mut stderr = std::io::stderr().lock();
+        let _ = stderr.write_all(escape(text, Mode::Text).as_bytes());
+        let _ = stderr.flush();
     }
 
     /// Print an error and its hint on stderr.
@@ -93,13 +107,13 @@ impl Output {
             ProgressStyle::with_template("{spinner} {msg} {elapsed}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
-        pb.set_message(msg.into());
+        pb.set_message(escape(&msg.into(), Mode::Value).into_owned());
         pb.enable_steady_tick(Duration::from_millis(100));
         pb
     }
 
-    /// A new table in the house style.
-    pub fn table(&self, header: &[&str]) -> Table {
+    /// A new table in the house style; every cell goes through [`escape`].
+    pub fn table(&self, header: &[&str]) -> SafeTable {
         let mut t = Table::new();
         t.load_preset(UTF8_FULL_CONDENSED)
             .set_header(header.iter().copied());
@@ -113,7 +127,7 @@ impl Output {
         if t.width().is_some_and(|w| w >= 60) {
             t.set_content_arrangement(ContentArrangement::Dynamic);
         }
-        t
+        SafeTable(t)
     }
 
     pub fn color_stdout(&self) -> bool {
@@ -124,7 +138,8 @@ impl Output {
         self.color_stderr
     }
 
-    /// Print a command's result on stdout.
+    /// Print a command's result on stdout: JSON as is (JSON escaping keeps it exact),
+    /// the human form through [`escape`] (our own colors kept when colors are on).
     pub fn emit<R: Report>(&self, report: &R) -> Result<()> {
         let text = match self.format {
             Format::Json | Format::Csv => {
@@ -136,14 +151,41 @@ impl Output {
             Format::Table => {
                 let mut s = String::new();
                 report.render(&mut s, self);
-                s
+                let mode = if self.color_stdout {
+                    Mode::StyledText
+                } else {
+                    Mode::Text
+                };
+                escape(&s, mode).into_owned()
             }
         };
+        self.write_stdout(text.as_bytes()).map_err(|e| {
+            // The command's work is done; do not lose its result (a new id, say).
+            let result = serde_json::to_string(report).unwrap_or_default();
+            e.with_hint(format!(
+                "the command itself completed; its result was: {}",
+                escape(&result, Mode::Value)
+            ))
+        })
+    }
+
+    /// Write (part of) the result to stdout. A closed pipe (`| head`) is normal in
+    /// shell pipelines: the rest of the output is dropped quietly and the command
+    /// ends with the exit code it would have had. Any other failure (`> /dev/full`)
+    /// is an error, exit 6.
+    pub fn write_stdout(&self, bytes: &[u8]) -> Result<()> {
+        if self.stdout_closed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let mut stdout = std::io::stdout().lock();
-        // A closed pipe (`| head`) is not an error worth a message.
-        let _ = stdout.write_all(text.as_bytes());
-        let _ = stdout.flush();
-        Ok(())
+        match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.stdout_closed.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => Err(Error::output(e)),
+        }
     }
 
     /// The confirmation rule of destructive commands: `--yes` proceeds; without a
@@ -165,7 +207,7 @@ impl Output {
                 "rerun with --yes to confirm, or --dry-run to see what it would do",
             ));
         }
-        eprintln!("{action}\n{details}");
+        self.stderr_block(&format!("{action}\n{details}\n"));
         if self.confirm(question)? {
             Ok(())
         } else {
@@ -179,7 +221,7 @@ impl Output {
     /// Ask a yes/no question on the TTY, default No.
     pub fn confirm(&self, question: &str) -> Result<bool> {
         dialoguer::Confirm::new()
-            .with_prompt(question)
+            .with_prompt(escape(question, Mode::Value))
             .default(false)
             .interact()
             .map_err(|e| {
@@ -198,15 +240,215 @@ pub fn print_error(err: &Error, color: bool) {
     } else {
         "error:".to_owned()
     };
-    let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "{prefix} {}", err.message());
+    stderr_line(&prefix, err.message());
     if let Some(hint) = err.hint() {
         let h = if color {
             "hint:".green().bold().to_string()
         } else {
             "hint:".to_owned()
         };
-        let _ = writeln!(stderr, "  {h} {hint}");
+        stderr_line(&format!("  {h}"), hint);
+    }
+}
+
+/// `prefix message` on stderr, the message through [`escape`]. A stderr that cannot
+/// be written is ignored (there is nowhere left to complain).
+fn stderr_line(prefix: &str, msg: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "{prefix} {}", escape(msg, Mode::Text));
+}
+
+/// Where `-v` / `-vv` log records go: stderr, one record at a time, with every known
+/// secret masked, URL-like secrets redacted, and control characters escaped.
+#[derive(Clone)]
+pub struct LogSink {
+    secrets: Arc<Vec<String>>,
+    color: bool,
+}
+
+impl LogSink {
+    pub fn new(secrets: Vec<String>, color: bool) -> Self {
+        Self {
+            secrets: Arc::new(secrets),
+            color,
+        }
+    }
+}
+
+/// One log record, buffered until the formatter is done with it.
+pub struct LogRecord {
+    buf: Vec<u8>,
+    sink: LogSink,
+}
+
+impl Write for LogRecord {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogRecord {
+    fn drop(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let text = String::from_utf8_lossy(&self.buf);
+        let text = crate::config::redact_known(&text, &self.sink.secrets);
+        let mode = if self.sink.color {
+            Mode::StyledText
+        } else {
+            Mode::Text
+        };
+        let mut stderr = std::io::stderr().lock();
+        let _ = stderr.write_all(escape(&text, mode).as_bytes());
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogSink {
+    type Writer = LogRecord;
+    fn make_writer(&'a self) -> LogRecord {
+        LogRecord {
+            buf: Vec::new(),
+            sink: self.clone(),
+        }
+    }
+}
+
+/// What [`escape`] lets through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One value (a table cell, a name in a message, a CSV cell): every control
+    /// character, line breaks included, and backslashes are escaped, so the shown text
+    /// is unambiguous.
+    Value,
+    /// A block of our own text with values in it: line breaks are kept.
+    Text,
+    /// The same, with our own color sequences (SGR, `ESC [ digits ; m`) kept.
+    StyledText,
+}
+
+/// The one rendering function every human output goes through (tables, notes,
+/// warnings, errors, prompts, progress, CSV cells, logs): C0 and C1 control characters
+/// (ESC, CR, BEL, BS, DEL, U+0080 to U+009F) and bidi controls (U+061C, U+200E, U+200F,
+/// U+202A to U+202E, U+2066 to U+2069) become visible escapes: `\n`, `\r`, `\t`, else
+/// `\u{1b}`. JSON output does not use it: JSON escaping keeps values exact.
+pub fn escape(s: &str, mode: Mode) -> Cow<'_, str> {
+    let needs = |c: char| is_unsafe(c) || (mode == Mode::Value && c == '\\');
+    if !s.chars().any(needs) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    let mut chars = s.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '\n' && mode != Mode::Value {
+            out.push(c);
+            continue;
+        }
+        if c == '\u{1b}' && mode == Mode::StyledText {
+            let sgr_len = sgr_len(&s[i..]);
+            if sgr_len > 0 {
+                out.push_str(&s[i..i + sgr_len]);
+                while chars.peek().is_some_and(|(j, _)| *j < i + sgr_len) {
+                    chars.next();
+                }
+                continue;
+            }
+        }
+        match c {
+            '\\' if mode == Mode::Value => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if is_unsafe(c) => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A character a terminal may act on instead of showing.
+fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The length of a color sequence `ESC [ [0-9;]* m` at the start of `s`, else 0.
+fn sgr_len(s: &str) -> usize {
+    let b = s.as_bytes();
+    if b.len() < 3 || b[0] != 0x1b || b[1] != b'[' {
+        return 0;
+    }
+    let mut i = 2;
+    while i < b.len() && (b[i].is_ascii_digit() || b[i] == b';') {
+        i += 1;
+    }
+    if i < b.len() && b[i] == b'm' {
+        i + 1
+    } else {
+        0
+    }
+}
+
+/// A value, escaped for a message or a line of a report ([`Mode::Value`]).
+pub fn shown(s: &str) -> Cow<'_, str> {
+    escape(s, Mode::Value)
+}
+
+/// A CSV cell: neutralized against formula injection as OWASP recommends (a cell
+/// starting with `=`, `+`, `-`, `@`, TAB or CR gets a leading `'`), then escaped.
+pub fn csv_cell(s: &str) -> String {
+    let risky = s.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let shown = escape(s, Mode::Value);
+    if risky {
+        format!("'{shown}")
+    } else {
+        shown.into_owned()
+    }
+}
+
+/// A comfy-table whose cells are always shown through [`escape`]: there is no way to
+/// add a raw cell.
+pub struct SafeTable(Table);
+
+/// A cell: text, optionally in one of our colors (used only when colors are on).
+pub struct Styled(pub String, pub Option<comfy_table::Color>);
+
+impl SafeTable {
+    pub fn add_row<I, S>(&mut self, cells: I) -> &mut Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.0.add_row(
+            cells
+                .into_iter()
+                .map(|c| comfy_table::Cell::new(escape(c.as_ref(), Mode::Value))),
+        );
+        self
+    }
+
+    pub fn add_styled_row(&mut self, cells: Vec<Styled>) -> &mut Self {
+        self.0.add_row(cells.into_iter().map(|Styled(text, color)| {
+            let cell = comfy_table::Cell::new(escape(&text, Mode::Value));
+            match color {
+                Some(c) => cell.fg(c),
+                None => cell,
+            }
+        }));
+        self
+    }
+}
+
+impl std::fmt::Display for SafeTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
     }
 }
 

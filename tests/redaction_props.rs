@@ -72,3 +72,43 @@ proptest! {
         let _ = redact_text(&s);
     }
 }
+
+/// Everything `-vv` prints (driver debug logs, warnings about unknown parameters,
+/// errors) for a URL with secrets under names sqlx knows and names it does not.
+fn vv_output(url: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = assert_cmd::Command::cargo_bin("ecomind-admin")
+        .unwrap()
+        .current_dir(dir.path())
+        .env("DATABASE_URL", url)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .args(["-vv", "--connect-timeout", "0", "migrate", "status"])
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn vv_output_never_leaks(
+        user_pw in password(),
+        pw in password(),
+        key in prop::sample::select(vec!["PASSWORD", "sslpassword", "password", "Pwd", "client_secret"]),
+    ) {
+        let mut u = url::Url::parse("postgres://127.0.0.1:1/db").unwrap();
+        u.set_username("someone").unwrap();
+        u.set_password(Some(&user_pw)).unwrap();
+        let raw = format!("{u}?sslmode=disable&{key}={}", encode(&pw));
+        let out = vv_output(&raw);
+        prop_assert!(out.contains("DEBUG") || out.contains("WARN") || out.contains("error"), "{out}");
+        prop_assert!(!leaks(&out, &pw), "{raw}:\n{out}");
+        prop_assert!(!leaks(&out, &user_pw), "{raw}:\n{out}");
+    }
+}

@@ -19,7 +19,7 @@ use crate::config::DatabaseConfig;
 use crate::db::{self, Db, MIGRATION_LOCK_KEY};
 use crate::error::{Error, Result};
 use crate::migrations::{self, Alembic, State, TRACKING_TABLE, known};
-use crate::output::{Output, Report, or_dash};
+use crate::output::{Output, Report, or_dash, shown};
 use crate::schema::expected::expected;
 use crate::schema::introspect::introspect;
 use crate::schema::{Finding, Schema, Severity, diff};
@@ -92,7 +92,7 @@ pub struct BaselineReport {
 
 impl Report for BaselineReport {
     fn render(&self, out: &mut String, ui: &Output) {
-        let _ = writeln!(out, "database: {}", self.database);
+        let _ = writeln!(out, "database: {}", shown(&self.database));
         if let Some(d) = &self.detected {
             let _ = writeln!(
                 out,
@@ -101,7 +101,7 @@ impl Report for BaselineReport {
             );
         }
         if let Some(Alembic::Revision(r)) = &self.alembic_version {
-            let _ = writeln!(out, "alembic_version: {r} (left as it is)");
+            let _ = writeln!(out, "alembic_version: {} (left as it is)", shown(r));
         }
         if !self.tables.is_empty() {
             let mut t = ui.table(&["table", "estimated rows"]);
@@ -120,15 +120,15 @@ impl Report for BaselineReport {
                     out,
                     "  - {} {}: expected {}, found {}",
                     f.kind,
-                    f.object,
-                    f.expected.as_deref().unwrap_or("nothing"),
-                    f.actual.as_deref().unwrap_or("nothing")
+                    shown(&f.object),
+                    shown(f.expected.as_deref().unwrap_or("nothing")),
+                    shown(f.actual.as_deref().unwrap_or("nothing"))
                 );
                 if f.severity == Severity::Error {
                     let _ = writeln!(
                         out,
                         "    fix: {}",
-                        f.fix_sql.as_deref().unwrap_or("(no safe automatic fix)")
+                        shown(f.fix_sql.as_deref().unwrap_or("(no safe automatic fix)"))
                     );
                 }
             }
@@ -136,7 +136,7 @@ impl Report for BaselineReport {
         if !self.statements.is_empty() && self.refused.is_none() {
             let _ = writeln!(out, "statements:");
             for s in &self.statements {
-                let _ = writeln!(out, "  {s};");
+                let _ = writeln!(out, "  {};", shown(s));
             }
         }
         let verdict = match (&self.refused, self.dry_run, self.action) {
@@ -382,7 +382,7 @@ async fn baseline(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> 
         // Show the plan before asking.
         let mut plan = String::new();
         report.render(&mut plan, ui);
-        eprint!("{plan}");
+        ui.stderr_block(&plan);
     }
     ui.confirm_destructive(
         args.yes,

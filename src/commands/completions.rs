@@ -18,8 +18,8 @@ pub fn generate(shell: Shell, out: &mut dyn std::io::Write) {
     clap_complete::generate(shell, &mut cmd, "ecomind-admin", out);
 }
 
-pub fn run(args: &CompletionsArgs) -> crate::error::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    generate(args.shell, &mut stdout);
-    Ok(())
+pub fn run(args: &CompletionsArgs, ui: &crate::output::Output) -> crate::error::Result<()> {
+    let mut script = Vec::new();
+    generate(args.shell, &mut script);
+    ui.write_stdout(&script)
 }

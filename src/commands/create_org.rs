@@ -95,12 +95,12 @@ fn check_name(name: &str) -> Result<()> {
 
 /// A user-supplied value, shortened and escaped for an error line.
 pub fn printable(s: &str, max: usize) -> String {
-    let escaped: String = s.chars().flat_map(char::escape_default).collect();
+    let escaped = crate::output::shown(s);
     if escaped.chars().count() > max {
         let cut: String = escaped.chars().take(max).collect();
         format!("{cut}…")
     } else {
-        escaped
+        escaped.into_owned()
     }
 }
 

@@ -17,7 +17,7 @@ use crate::config::DatabaseConfig;
 use crate::db::{self, Db};
 use crate::error::Result;
 use crate::migrations::{Alembic, known};
-use crate::output::{Output, Report};
+use crate::output::{Output, Report, shown};
 use crate::records;
 
 #[derive(Debug, Args)]
@@ -58,7 +58,7 @@ impl Report for DoctorReport {
             };
             t.add_row(vec![c.check.to_owned(), s.to_owned(), c.summary.clone()]);
         }
-        let _ = writeln!(out, "database: {}", self.database);
+        let _ = writeln!(out, "database: {}", shown(&self.database));
         let _ = writeln!(out, "{t}");
         let blocking: Vec<&str> = self
             .checks

@@ -31,9 +31,7 @@ pub fn render() -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-pub fn run() -> Result<()> {
-    use std::io::Write;
+pub fn run(ui: &crate::output::Output) -> Result<()> {
     let page = render().map_err(|e| Error::internal(format!("rendering the man page: {e}")))?;
-    let _ = std::io::stdout().lock().write_all(&page);
-    Ok(())
+    ui.write_stdout(&page)
 }

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::migrations::{
     self, Alembic, Direction, Drop, PlannedStep, RunOptions, State, Step, known,
 };
-use crate::output::{Output, Report, or_dash};
+use crate::output::{Output, Report, or_dash, shown};
 
 #[derive(Debug, Subcommand)]
 pub enum MigrateCommand {
@@ -171,7 +171,11 @@ impl Report for RunReport {
                 let _ = writeln!(out, "-- dry run: nothing to {verb}");
                 return;
             }
-            let _ = writeln!(out, "-- dry run on {}: nothing was changed", self.database);
+            let _ = writeln!(
+                out,
+                "-- dry run on {}: nothing was changed",
+                shown(&self.database)
+            );
             for d in &self.drops {
                 let _ = writeln!(out, "-- drops {}", describe_drop(d));
             }
@@ -220,7 +224,7 @@ impl Report for RunReport {
         let _ = writeln!(
             out,
             "Database {} is now at {}.",
-            self.database,
+            shown(&self.database),
             self.to
                 .as_ref()
                 .map(|v| format!("{} ({})", v.alembic_revision, v.version))
@@ -460,7 +464,7 @@ pub struct CurrentReport {
 
 impl Report for CurrentReport {
     fn render(&self, out: &mut String, _ui: &Output) {
-        let _ = writeln!(out, "database:  {}", self.database);
+        let _ = writeln!(out, "database:  {}", shown(&self.database));
         let _ = writeln!(
             out,
             "current:   {}",
@@ -471,7 +475,7 @@ impl Report for CurrentReport {
         );
         if let Some(a) = &self.alembic_version {
             let text = match a {
-                Alembic::Revision(r) => r.clone(),
+                Alembic::Revision(r) => shown(r).into_owned(),
                 Alembic::Empty => "table present, no revision".into(),
                 Alembic::Absent => "absent".into(),
             };
@@ -586,7 +590,7 @@ impl Report for StatusReport {
         let _ = writeln!(out, "{t}");
         if let Some(a) = &self.alembic_version {
             let text = match a {
-                Alembic::Revision(r) => r.clone(),
+                Alembic::Revision(r) => shown(r).into_owned(),
                 Alembic::Empty => "table present, no revision".into(),
                 Alembic::Absent => "absent".into(),
             };

@@ -13,7 +13,7 @@ use crate::config::DatabaseConfig;
 use crate::db::{self, Db};
 use crate::error::{Error, Result};
 use crate::migrations::{self, Alembic, State, known};
-use crate::output::{Output, Report};
+use crate::output::{Output, Report, Styled, shown};
 use crate::schema::diff::{BOOKKEEPING_TABLES, Check};
 use crate::schema::introspect::{Introspection, introspect};
 use crate::schema::{Finding, Severity, diff, expected::expected};
@@ -171,25 +171,27 @@ impl Report for VerifyReport {
                 "the database records no version (unmanaged): compared with head"
             }
         };
-        let _ = writeln!(out, "database: {}", self.database);
+        let _ = writeln!(out, "database: {}", shown(&self.database));
         let _ = writeln!(
             out,
             "expected: revision {} ({}), {source}",
             self.against.alembic_revision, self.against.version
         );
-        let mark = |worst: Option<Severity>| -> String {
-            let (sym, s) = match worst {
-                None => ("✓", 0),
-                Some(Severity::Error) => ("✗", 1),
-                Some(Severity::Warning) => ("⚠", 2),
+        let cell = |worst: Option<Severity>| -> Styled {
+            let (sym, c) = match worst {
+                None => ("✓", comfy_table::Color::Green),
+                Some(Severity::Error) => ("✗", comfy_table::Color::Red),
+                Some(Severity::Warning) => ("⚠", comfy_table::Color::Yellow),
             };
-            if !color {
-                return sym.to_owned();
-            }
-            match s {
-                0 => sym.green().to_string(),
-                1 => sym.red().to_string(),
-                _ => sym.yellow().to_string(),
+            Styled(sym.to_owned(), color.then_some(c))
+        };
+        let mark = |worst: Option<Severity>| -> String {
+            let Styled(sym, c) = cell(worst);
+            match c {
+                None => sym,
+                Some(comfy_table::Color::Green) => sym.green().to_string(),
+                Some(comfy_table::Color::Red) => sym.red().to_string(),
+                Some(_) => sym.yellow().to_string(),
             }
         };
         // The matrix: one row per table the API defines, one column per check. Extra
@@ -211,26 +213,26 @@ impl Report for VerifyReport {
                 .min()
         };
         for row in &rows {
-            let mut cells = vec![row.clone()];
+            let mut cells = vec![Styled(row.clone(), None)];
             let known_table = self.expected_tables.contains(row);
             for c in &checks {
                 let w = worst(&|f: &Finding| f.check == *c && f.table.as_deref() == Some(row));
                 // An extra table is only checked for being there.
                 cells.push(if known_table || w.is_some() {
-                    mark(w)
+                    cell(w)
                 } else {
-                    String::new()
+                    Styled(String::new(), None)
                 });
             }
             let has_enums = self.enum_objects.contains(row);
             let enum_worst =
                 worst(&|f: &Finding| f.check == Check::Enums && f.table.as_deref() == Some(row));
             cells.push(if has_enums || enum_worst.is_some() {
-                mark(enum_worst)
+                cell(enum_worst)
             } else {
-                String::new()
+                Styled(String::new(), None)
             });
-            t.add_row(cells);
+            t.add_styled_row(cells);
         }
         let _ = writeln!(out, "{t}");
         // Enum types (PostgreSQL) have no table.
@@ -250,7 +252,7 @@ impl Report for VerifyReport {
                     .filter(|f| f.object == n)
                     .map(|f| f.severity)
                     .min();
-                let _ = write!(line, " {} {n}", mark(w));
+                let _ = write!(line, " {} {}", mark(w), shown(&n));
             }
             let _ = writeln!(out, "{line}");
         }
@@ -285,15 +287,15 @@ impl Report for VerifyReport {
                     "  {} {sev}: {} {}: expected {}, found {}",
                     mark(Some(f.severity)),
                     f.kind,
-                    f.object,
-                    f.expected.as_deref().unwrap_or("nothing"),
-                    f.actual.as_deref().unwrap_or("nothing")
+                    shown(&f.object),
+                    shown(f.expected.as_deref().unwrap_or("nothing")),
+                    shown(f.actual.as_deref().unwrap_or("nothing"))
                 );
                 if self.show_fix {
                     let _ = writeln!(
                         out,
                         "      fix: {}",
-                        f.fix_sql.as_deref().unwrap_or("(no safe automatic fix)")
+                        shown(f.fix_sql.as_deref().unwrap_or("(no safe automatic fix)"))
                     );
                 }
             }

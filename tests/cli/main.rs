@@ -8,6 +8,7 @@ mod baseline_sqlite;
 mod bootstrap;
 mod cli_meta;
 mod common;
+mod field_safety;
 mod hardening;
 mod migrate_pg;
 mod migrate_safety_pg;

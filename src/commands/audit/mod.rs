@@ -21,7 +21,7 @@ use crate::commands::create_org::check_org_id;
 use crate::config::DatabaseConfig;
 use crate::db;
 use crate::error::{Error, Result};
-use crate::output::{Output, Report};
+use crate::output::{Output, Report, csv_cell, shown};
 use crate::records;
 use rules::{Params, Rule};
 
@@ -191,7 +191,8 @@ impl Report for AuditReport {
         let _ = writeln!(
             out,
             "database: {}   since: {}",
-            self.database, self.summary.since
+            shown(&self.database),
+            self.summary.since
         );
         if self.findings.is_empty() {
             let _ = writeln!(out, "No findings.");
@@ -256,7 +257,7 @@ impl AuditReport {
         ])
         .map_err(err)?;
         for f in &self.findings {
-            w.write_record([
+            let cells = [
                 format!("{:?}", f.severity).to_lowercase(),
                 f.rule.name().to_owned(),
                 f.org_id.clone().unwrap_or_default(),
@@ -267,8 +268,9 @@ impl AuditReport {
                 f.at.clone().unwrap_or_default(),
                 f.message.clone(),
                 f.evidence.to_string(),
-            ])
-            .map_err(err)?;
+            ];
+            w.write_record(cells.iter().map(|c| csv_cell(c)))
+                .map_err(err)?;
         }
         let bytes = w
             .into_inner()
@@ -369,7 +371,7 @@ async fn suspicious(args: &SuspiciousArgs, global: &GlobalArgs, ui: &Output) -> 
             "-- unparseable rows\n{};",
             rules::unparseable_sql(config.backend, &params)
         );
-        print!("{out}");
+        ui.write_stdout(out.as_bytes())?;
         return Ok(Outcome::Success);
     }
     let db = db::connect(&config, global.connect_timeout, ui).await?;
@@ -397,7 +399,7 @@ async fn suspicious(args: &SuspiciousArgs, global: &GlobalArgs, ui: &Output) -> 
         summary,
     };
     if ui.format == Format::Csv {
-        print!("{}", report.csv()?);
+        ui.write_stdout(report.csv()?.as_bytes())?;
     } else {
         ui.emit(&report)?;
     }

@@ -1,0 +1,436 @@
+//! Field safety (issue 11): hostile rows never reach the terminal raw, CSV cells are
+//! neutralized, closed pipes and full disks, secrets in driver logs.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use crate::common::*;
+
+const ESC_TITLE_EMAIL: &str = "v@x.com\u{1b}]0;owned\u{7}\u{1b}[32mall clear\r";
+const ERASE_ORG_NAME: &str = "Evil\u{1b}[1A\u{1b}[2K\rCorp\u{8}\u{7f}\u{9b}31m";
+const BIDI_EMAIL: &str = "admin\u{202e}moc.evil\u{2066}@x.com";
+const FAKE_COLUMN: &str = "c\nfake: PASSED";
+const FORMULAS: [&str; 6] = [
+    "=HYPERLINK(\"http://evil.example/\")@x.com",
+    "+cmd@x.com",
+    "-2+3@x.com",
+    "@SUM(A1)@x.com",
+    "\tx@x.com",
+    "\rcr@x.com",
+];
+
+/// SQL that seeds hostile values into a migrated database (the same text on both
+/// backends: control characters sit raw inside the literals).
+fn hostile_seed() -> String {
+    let q = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let mut sql = String::new();
+    sql.push_str(&format!(
+        "INSERT INTO orgs (id, name, plan, created_at) VALUES ('org_evil', {}, 'free', '2026-09-01 00:00:00');\n",
+        q(ERASE_ORG_NAME)
+    ));
+    let mut emails = vec![ESC_TITLE_EMAIL.to_owned(), BIDI_EMAIL.to_owned()];
+    emails.extend(FORMULAS.iter().map(|s| s.to_string()));
+    // A case variant of the first, for case-variant-email's evidence.
+    emails.push(ESC_TITLE_EMAIL.to_uppercase());
+    for (i, e) in emails.iter().enumerate() {
+        sql.push_str(&format!(
+            "INSERT INTO users (id, org_id, email, name, role, created_at, password_hash) VALUES \
+             ('user_evil{i:07}', 'org_evil', {}, {}, 'admin', '2026-09-02 00:00:00', NULL);\n",
+            q(e),
+            q(ERASE_ORG_NAME)
+        ));
+    }
+    for i in 0..12 {
+        sql.push_str(&format!(
+            "INSERT INTO audit_logs (id, org_id, user_id, action, resource, details, ts) VALUES \
+             ('audit_evil{i:012}', 'org_evil', NULL, 'login_failed', 'authentication', {}, '2026-09-03 00:00:{i:02}');\n",
+            q(&serde_json::json!({"email": FORMULAS[0], "reason": "bad\u{1b}[2Jpw\u{202e}"}).to_string())
+        ));
+    }
+    sql.push_str(&format!(
+        "ALTER TABLE users ADD COLUMN \"{FAKE_COLUMN}\" VARCHAR;\n"
+    ));
+    sql
+}
+
+/// No byte that a terminal acts on: C0 but LF, DEL, C1, bidi controls.
+#[track_caller]
+fn assert_terminal_safe(r: &Run, what: &str) {
+    for (stream, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+        if let Some(c) = text.chars().find(|&c| {
+            (c.is_control() && c != '\n')
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        }) {
+            panic!("{what}: raw {c:?} on {stream}:\n{text}");
+        }
+    }
+}
+
+/// With colors forced on, only our own color sequences: never a hostile one.
+#[track_caller]
+fn assert_only_our_colors(r: &Run, what: &str) {
+    for (stream, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+        for bad in [
+            "\u{1b}]",
+            "\u{1b}[1A",
+            "\u{1b}[2K",
+            "\u{1b}[2J",
+            "\u{1b}[32mall clear",
+            "\r",
+            "\u{7}",
+            "\u{202e}",
+        ] {
+            assert!(!text.contains(bad), "{what}: {bad:?} on {stream}:\n{text}");
+        }
+    }
+}
+
+fn hostile_commands() -> Vec<(Vec<&'static str>, &'static [i32])> {
+    let since = "2000-01-01";
+    vec![
+        (vec!["audit", "suspicious-accounts", "--since", since], &[1]),
+        (
+            vec![
+                "audit",
+                "suspicious-accounts",
+                "--since",
+                since,
+                "--format",
+                "csv",
+            ],
+            &[1],
+        ),
+        (vec!["verify-schema"], &[0]),
+        (vec!["verify-schema", "--show-fix", "--strict"], &[1]),
+        (vec!["migrate", "status"], &[0]),
+        (vec!["migrate", "current"], &[0]),
+        (vec!["migrate", "up", "--dry-run"], &[0]),
+        (vec!["doctor"], &[1]),
+        (vec!["baseline", "--dry-run"], &[4]),
+        (
+            vec![
+                "create-org",
+                "--if-not-exists",
+                "--id",
+                "org_evil",
+                "--name",
+                "Other",
+            ],
+            &[0, 4],
+        ),
+        (
+            vec!["create-org", "--name", "Name\u{1b}]0;t\u{7}\u{202e}x\rOK"],
+            &[0],
+        ),
+        (
+            vec![
+                "create-admin",
+                "--org",
+                "org_evil",
+                "--email",
+                "admin\u{202e}x@x.com",
+                "--password-stdin",
+                "--bcrypt-cost",
+                "4",
+            ],
+            &[0, 4],
+        ),
+        (
+            vec![
+                "create-admin",
+                "--org",
+                "org_evil\u{1b}[2J",
+                "--email",
+                "a@x.com",
+                "--password-stdin",
+            ],
+            &[4],
+        ),
+    ]
+}
+
+/// Migrate, plant [`hostile_seed`] with `sql`, and run every command that prints it;
+/// then record a hostile migration version and run the commands that print it.
+fn run_hostile(cmd: &dyn Fn() -> assert_cmd::Command, sql: &dyn Fn(&str)) {
+    let run = |args: &[&str], color: bool| {
+        let mut c = cmd();
+        if color {
+            c.env_remove("NO_COLOR").arg("--color").arg("always");
+        }
+        Run::from(
+            c.args(args)
+                .write_stdin("a strong password 1\n")
+                .output()
+                .unwrap(),
+        )
+    };
+    run(&["migrate", "up"], false).expect_code(0);
+    sql(&hostile_seed());
+    // JSON stays exact.
+    let r = run(
+        &[
+            "audit",
+            "suspicious-accounts",
+            "--since",
+            "2000-01-01",
+            "--format",
+            "json",
+        ],
+        false,
+    );
+    r.expect_code(1);
+    let emails: Vec<String> = r.json()["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["email"].as_str().map(str::to_owned))
+        .collect();
+    assert!(emails.iter().any(|e| e == ESC_TITLE_EMAIL), "{emails:?}");
+    assert!(emails.iter().any(|e| e == BIDI_EMAIL), "{emails:?}");
+    // The table shows the escapes visibly.
+    let r = run(
+        &["audit", "suspicious-accounts", "--since", "2000-01-01"],
+        false,
+    );
+    assert!(
+        r.stdout
+            .contains("v@x.com\\u{1b}]0;owned\\u{7}\\u{1b}[32mall clear\\r"),
+        "{}",
+        r.stdout
+    );
+    let r = run(&["verify-schema"], false);
+    assert!(
+        !r.stdout.lines().any(|l| l.starts_with("fake: PASSED")),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("c\\nfake: PASSED"), "{}", r.stdout);
+    let mut commands = hostile_commands();
+    commands.push((vec!["__plant_version"], &[]));
+    for args in [
+        vec!["migrate", "status"],
+        vec!["migrate", "current"],
+        vec!["verify-schema"],
+        vec!["doctor"],
+        vec!["baseline", "--dry-run"],
+    ] {
+        commands.push((args, &[0, 1, 4]));
+    }
+    for (args, codes) in commands {
+        if args == ["__plant_version"] {
+            sql(
+                "INSERT INTO seaql_migrations (version, applied_at) VALUES ('m_evil\u{1b}[2J\rX', 0)",
+            );
+            continue;
+        }
+        let r = run(&args, false);
+        assert!(
+            codes.contains(&r.code),
+            "{args:?}: exit {} not in {codes:?}\n{}",
+            r.code,
+            r.all()
+        );
+        assert_terminal_safe(&r, &format!("{args:?}"));
+        if args.contains(&"csv") {
+            check_csv_with_python(&r.stdout);
+        }
+        let colored = run(&args, true);
+        assert_only_our_colors(&colored, &format!("{args:?} --color always"));
+    }
+}
+
+/// Every cell of the CSV, read by Python's csv module: no formula start, no control
+/// character.
+fn check_csv_with_python(csv: &str) {
+    let script = r#"
+import csv, sys, unicodedata
+rows = list(csv.reader(sys.stdin))
+assert len(rows) > 1, rows
+n = 0
+for row in rows:
+    for cell in row:
+        n += 1
+        assert not cell[:1] in ('=', '+', '-', '@', '\t', '\r'), repr(cell)
+        for ch in cell:
+            assert not (unicodedata.category(ch) == 'Cc'), repr(cell)
+            assert not ('\u202a' <= ch <= '\u202e' or '\u2066' <= ch <= '\u2069'), repr(cell)
+print(n)
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(csv.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "python csv check failed:\n{}\n{csv}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cells: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!(cells > 20, "{cells} cells");
+    // The formula cells are there, neutralized.
+    assert!(csv.contains("'=HYPERLINK("), "{csv}");
+    assert!(csv.contains("'+cmd@x.com"), "{csv}");
+    assert!(csv.contains("'-2+3@x.com"), "{csv}");
+    assert!(csv.contains("'@SUM(A1)@x.com"), "{csv}");
+    assert!(csv.contains("'\\tx@x.com"), "{csv}");
+}
+
+#[test]
+fn hostile_rows_never_reach_the_terminal_raw_postgres() {
+    let db = PgDb::new();
+    run_hostile(&|| db.cmd(), &|sql| {
+        db.psql(sql);
+    });
+}
+
+#[test]
+fn hostile_rows_never_reach_the_terminal_raw_sqlite() {
+    let db = SqliteDb::new();
+    run_hostile(&|| db.cmd(), &|sql| {
+        let r = db.sql(sql);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    });
+}
+
+/// Read one line of stdout, close the pipe, and return the exit code and stderr.
+fn head_one_line(mut cmd: std::process::Command) -> (i32, String, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    {
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        out.read_line(&mut first).unwrap();
+    } // stdout's read end closes here
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        first,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const MANY: u32 = 30_000;
+
+fn check_closed_pipe(mut cmd: std::process::Command) {
+    cmd.args([
+        "audit",
+        "suspicious-accounts",
+        "--rule",
+        "privileged-without-password",
+        "--fail-on",
+        "info",
+        "--format",
+        "csv",
+    ]);
+    let (code, first, stderr) = head_one_line(cmd);
+    assert!(first.starts_with("severity,rule"), "{first}");
+    // Findings at or above --fail-on: the exit code the command would have had.
+    assert_eq!(code, 1, "stderr:\n{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+}
+
+#[test]
+fn closed_pipe_stops_quietly_with_the_commands_exit_code_postgres() {
+    let db = PgDb::new();
+    db.run(&["migrate", "up"]).expect_code(0);
+    db.psql(&format!(
+        "INSERT INTO orgs (id, name) VALUES ('org_many', 'Many'); \
+         INSERT INTO users (id, org_id, email, role) SELECT 'user_' || lpad(g::text, 12, '0'), 'org_many', \
+         'u' || g || '@x.com', 'admin' FROM generate_series(1, {MANY}) g"
+    ));
+    check_closed_pipe(db.std_cmd());
+}
+
+#[test]
+fn closed_pipe_stops_quietly_with_the_commands_exit_code_sqlite() {
+    let db = SqliteDb::new();
+    db.run(&["migrate", "up"]).expect_code(0);
+    db.query(&format!(
+        "INSERT INTO orgs (id, name) VALUES ('org_many', 'Many'); \
+         WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {MANY}) \
+         INSERT INTO users (id, org_id, email, role) SELECT printf('user_%012d', n), 'org_many', \
+         'u' || n || '@x.com', 'admin' FROM g"
+    ));
+    let mut cmd = std_bin(db.dir.path());
+    cmd.env("DATABASE_URL", db.url());
+    check_closed_pipe(cmd);
+}
+
+#[test]
+fn closed_pipe_on_completions_and_man_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [vec!["completions", "zsh"], vec!["man"]] {
+        let mut cmd = std_bin(dir.path());
+        cmd.args(&args);
+        let (code, _, stderr) = head_one_line(cmd);
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
+
+fn dev_full() -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full")
+}
+
+#[test]
+fn a_full_stdout_is_exit_6_and_the_result_is_not_lost() {
+    // PostgreSQL
+    let db = PgDb::new();
+    db.run(&["migrate", "up"]).expect_code(0);
+    let out = db
+        .std_cmd()
+        .args(["create-org", "--name", "Full", "--format", "json"])
+        .stdout(dev_full())
+        .output()
+        .unwrap();
+    let r = Run::from(out);
+    r.expect_clean_error(6);
+    let id = db.psql("SELECT id FROM orgs WHERE name = 'Full'");
+    assert!(id.starts_with("org_"), "{id}");
+    assert!(
+        r.stderr.contains(&id),
+        "the new id is on stderr: {}",
+        r.stderr
+    );
+    // SQLite
+    let db = SqliteDb::new();
+    db.run(&["migrate", "up"]).expect_code(0);
+    let mut cmd = std_bin(db.dir.path());
+    cmd.env("DATABASE_URL", db.url());
+    let r = Run::from(
+        cmd.args(["create-org", "--name", "Full"])
+            .stdout(dev_full())
+            .output()
+            .unwrap(),
+    );
+    r.expect_clean_error(6);
+    let id = db.query("SELECT id FROM orgs WHERE name = 'Full'");
+    assert!(r.stderr.contains(&id), "{}", r.stderr);
+    // A read-only command too.
+    let mut cmd = std_bin(db.dir.path());
+    cmd.env("DATABASE_URL", db.url());
+    let r = Run::from(
+        cmd.args(["migrate", "status"])
+            .stdout(dev_full())
+            .output()
+            .unwrap(),
+    );
+    r.expect_clean_error(6);
+}
