@@ -25,16 +25,68 @@ pub struct Db {
     pub url: String,
 }
 
+/// May connecting create the database? Only `migrate up` makes a new SQLite file;
+/// every other command, read-only ones above all, needs it to exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Open {
+    /// Create a missing SQLite file (`migrate up`).
+    MayCreate,
+    /// The database must exist (exit 3 when a SQLite file is missing).
+    Existing,
+    /// A dry run: a missing SQLite file is planned against as a new, empty database
+    /// (in memory), and nothing is created.
+    DryRun,
+}
+
+/// The file a SQLite URL names, unless it is an in-memory database.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory") {
+        return None;
+    }
+    Some(std::path::PathBuf::from(path))
+}
+
 /// Connect, retrying refused connections until `timeout` has passed (like `dbmate --wait`).
-pub async fn connect(config: &DatabaseConfig, timeout: Duration, ui: &Output) -> Result<Db> {
+pub async fn connect(
+    config: &DatabaseConfig,
+    timeout: Duration,
+    ui: &Output,
+    open: Open,
+) -> Result<Db> {
     if config.source == UrlSource::Default {
         ui.note(format!(
             "no --database-url, DATABASE_URL or .env: using the embedded default {}",
             config.redacted()
         ));
     }
+    let mut secret_url = config.secret_url().to_owned();
+    if config.backend == DbBackend::Sqlite
+        && open != Open::MayCreate
+        && let Some(file) = sqlite_file(config.secret_url())
+        && !file.exists()
+    {
+        let shown = if file.is_relative() && file.parent() == Some(std::path::Path::new("")) {
+            format!("./{}", file.display())
+        } else {
+            file.display().to_string()
+        };
+        if open == Open::Existing {
+            return Err(Error::database(
+                format!("no database at {shown}; `migrate up` creates it"),
+                "check the path in the database URL, or run `ecomind-admin migrate up` first",
+            ));
+        }
+        ui.note(format!(
+            "no database at {shown} yet: planning for a new, empty database; nothing is created"
+        ));
+        secret_url = "sqlite::memory:".to_owned();
+    }
     let deadline = Instant::now() + timeout;
-    let mut opts = ConnectOptions::new(config.secret_url().to_owned());
+    let mut opts = ConnectOptions::new(secret_url);
     opts.max_connections(1)
         .min_connections(1)
         .sqlx_logging(ui.verbose > 0)

@@ -17,7 +17,7 @@ use crate::config::DatabaseConfig;
 use crate::db::{self, Db};
 use crate::entities::{Role, orgs, users};
 use crate::error::{Error, Result};
-use crate::output::{Output, Report, label, or_dash};
+use crate::output::{Output, Report, label, or_dash, shown};
 use crate::records;
 
 /// The environment variable a CI job can put the password in.
@@ -240,7 +240,7 @@ pub async fn run(args: &CreateAdminArgs, global: &GlobalArgs, ui: &Output) -> Re
         ));
     }
     let config = DatabaseConfig::resolve(global.database_url.as_deref())?;
-    let db = db::connect(&config, global.connect_timeout, ui).await?;
+    let db = db::connect(&config, global.connect_timeout, ui, db::Open::Existing).await?;
     let result = async {
         // Check the org and the email before asking for a password; the transaction
         // checks them again.
@@ -301,7 +301,37 @@ async fn preconditions<C: sea_orm::ConnectionTrait>(
         .await
         .map_err(|e| Error::from_db(e, "looking up the email"))?;
     match taken {
-        Some(user) if args.if_not_exists => Ok(Some(user)),
+        Some(user) if args.if_not_exists => {
+            let role: Role = args.role.into();
+            let mut differs = Vec::new();
+            if user.org_id != args.org {
+                differs.push(format!(
+                    "it belongs to '{}', not '{}'",
+                    shown(&user.org_id),
+                    args.org
+                ));
+            }
+            if user.role != Some(role) {
+                differs.push(format!(
+                    "its role is {}, not {}",
+                    label(user.role),
+                    label(Some(role))
+                ));
+            }
+            if differs.is_empty() {
+                Ok(Some(user))
+            } else {
+                Err(Error::refused(
+                    format!(
+                        "a user with email '{}' exists already ({}) and does not match: {}; nothing changed",
+                        shown(&user.email),
+                        shown(&user.id),
+                        differs.join(", ")
+                    ),
+                    "--if-not-exists accepts only the same org and role; check --org and --role",
+                ))
+            }
+        }
         Some(user) => Err(Error::refused(
             format!(
                 "the email '{}' is taken (by {} as '{}')",

@@ -13,7 +13,7 @@ use crate::config::DatabaseConfig;
 use crate::db::{self, Db};
 use crate::entities::{PlanType, orgs};
 use crate::error::{Error, Result};
-use crate::output::{Output, Report, label, or_dash};
+use crate::output::{Output, Report, label, or_dash, shown};
 use crate::records;
 
 #[derive(Debug, Args)]
@@ -150,7 +150,7 @@ pub async fn run(args: &CreateOrgArgs, global: &GlobalArgs, ui: &Output) -> Resu
         None => records::new_id("org_", 12),
     };
     let config = DatabaseConfig::resolve(global.database_url.as_deref())?;
-    let db = db::connect(&config, global.connect_timeout, ui).await?;
+    let db = db::connect(&config, global.connect_timeout, ui, db::Open::Existing).await?;
     let result = match db.ensure_writable().await {
         Ok(()) => create(&db, args, &id, ui).await,
         Err(e) => Err(e),
@@ -174,6 +174,31 @@ async fn create(db: &Db, args: &CreateOrgArgs, id: &str, ui: &Output) -> Result<
     if let Some(org) = existing {
         let _ = txn.rollback().await;
         if args.if_not_exists {
+            let plan: PlanType = args.plan.into();
+            let mut differs = Vec::new();
+            if org.name != args.name {
+                differs.push(format!(
+                    "its name is '{}', not '{}'",
+                    shown(&org.name),
+                    shown(&args.name)
+                ));
+            }
+            if org.plan != Some(plan) {
+                differs.push(format!(
+                    "its plan is {}, not {}",
+                    label(org.plan),
+                    label(Some(plan))
+                ));
+            }
+            if !differs.is_empty() {
+                return Err(Error::refused(
+                    format!(
+                        "organization '{id}' exists already and does not match: {}; nothing changed",
+                        differs.join(", ")
+                    ),
+                    "--if-not-exists accepts only an identical organization; fix --name / --plan, or choose another --id",
+                ));
+            }
             ui.note(format!(
                 "organization '{id}' exists already; nothing changed"
             ));

@@ -108,7 +108,13 @@ fn parse_version(s: &str) -> std::result::Result<usize, String> {
 
 pub async fn run(cmd: &MigrateCommand, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
     let config = DatabaseConfig::resolve(global.database_url.as_deref())?;
-    let db = db::connect(&config, global.connect_timeout, ui).await?;
+    let open = match cmd {
+        MigrateCommand::Up(args) if args.dry_run => db::Open::DryRun,
+        MigrateCommand::Up(_) => db::Open::MayCreate,
+        MigrateCommand::Down(args) if args.dry_run => db::Open::DryRun,
+        _ => db::Open::Existing,
+    };
+    let db = db::connect(&config, global.connect_timeout, ui, open).await?;
     let outcome = match cmd {
         MigrateCommand::Up(args) => up(&db, args, ui).await,
         MigrateCommand::Down(args) => down(&db, args, ui).await,

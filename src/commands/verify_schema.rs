@@ -400,7 +400,7 @@ pub fn build_report(
 
 pub async fn run(args: &VerifySchemaArgs, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
     let config = DatabaseConfig::resolve(global.database_url.as_deref())?;
-    let db = db::connect(&config, global.connect_timeout, ui).await?;
+    let db = db::connect(&config, global.connect_timeout, ui, db::Open::Existing).await?;
     let pb = ui.spinner("reading the catalog");
     let result = check(&db, args.against, args.strict).await;
     pb.finish_and_clear();

@@ -11,61 +11,6 @@ use crate::common::*;
 const ORG: &str = "org_0123456789ab";
 const PW: &str = "correct horse battery staple";
 
-/// A database of either kind, migrated, for the same test body.
-enum AnyDb {
-    Pg(PgDb),
-    Lite(SqliteDb),
-}
-
-impl AnyDb {
-    fn both() -> Vec<AnyDb> {
-        let pg = PgDb::new();
-        pg.run(&["migrate", "up"]).expect_code(0);
-        let lite = SqliteDb::new();
-        lite.run(&["migrate", "up"]).expect_code(0);
-        vec![AnyDb::Pg(pg), AnyDb::Lite(lite)]
-    }
-    fn cmd(&self) -> assert_cmd::Command {
-        match self {
-            AnyDb::Pg(d) => d.cmd(),
-            AnyDb::Lite(d) => d.cmd(),
-        }
-    }
-    fn run(&self, args: &[&str]) -> Run {
-        Run::from(self.cmd().args(args).output().unwrap())
-    }
-    fn run_stdin(&self, args: &[&str], stdin: &[u8]) -> Run {
-        Run::from(
-            self.cmd()
-                .args(args)
-                .write_stdin(stdin.to_vec())
-                .output()
-                .unwrap(),
-        )
-    }
-    /// One query's rows, `|`-separated.
-    fn query(&self, sql: &str) -> String {
-        match self {
-            AnyDb::Pg(d) => d.psql(sql),
-            AnyDb::Lite(d) => d.query(sql),
-        }
-    }
-    /// Everything in the API's tables, for "nothing changed".
-    fn snapshot(&self) -> String {
-        ["orgs", "users", "audit_logs"]
-            .iter()
-            .map(|t| self.query(&format!("SELECT * FROM {t} ORDER BY 1")))
-            .collect::<Vec<_>>()
-            .join("\n--\n")
-    }
-    fn name(&self) -> &'static str {
-        match self {
-            AnyDb::Pg(_) => "postgres",
-            AnyDb::Lite(_) => "sqlite",
-        }
-    }
-}
-
 fn create_org(db: &AnyDb) -> Value {
     let r = db.run(&[
         "create-org",
@@ -309,9 +254,11 @@ fn if_not_exists_changes_nothing() {
         let r = db.run(&[
             "create-org",
             "--name",
-            "Other name",
+            "Acme Corp",
             "--id",
             ORG,
+            "--plan",
+            "pro",
             "--if-not-exists",
             "--format",
             "json",

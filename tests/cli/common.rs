@@ -445,3 +445,58 @@ impl Drop for Blocker {
         let _ = self.0.wait();
     }
 }
+
+/// A database of either kind, migrated, for the same test body.
+pub enum AnyDb {
+    Pg(PgDb),
+    Lite(SqliteDb),
+}
+
+impl AnyDb {
+    pub fn both() -> Vec<AnyDb> {
+        let pg = PgDb::new();
+        pg.run(&["migrate", "up"]).expect_code(0);
+        let lite = SqliteDb::new();
+        lite.run(&["migrate", "up"]).expect_code(0);
+        vec![AnyDb::Pg(pg), AnyDb::Lite(lite)]
+    }
+    pub fn cmd(&self) -> assert_cmd::Command {
+        match self {
+            AnyDb::Pg(d) => d.cmd(),
+            AnyDb::Lite(d) => d.cmd(),
+        }
+    }
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.cmd().args(args).output().unwrap())
+    }
+    pub fn run_stdin(&self, args: &[&str], stdin: &[u8]) -> Run {
+        Run::from(
+            self.cmd()
+                .args(args)
+                .write_stdin(stdin.to_vec())
+                .output()
+                .unwrap(),
+        )
+    }
+    /// One query's rows, `|`-separated.
+    pub fn query(&self, sql: &str) -> String {
+        match self {
+            AnyDb::Pg(d) => d.psql(sql),
+            AnyDb::Lite(d) => d.query(sql),
+        }
+    }
+    /// Everything in the API's tables, for "nothing changed".
+    pub fn snapshot(&self) -> String {
+        ["orgs", "users", "audit_logs"]
+            .iter()
+            .map(|t| self.query(&format!("SELECT * FROM {t} ORDER BY 1")))
+            .collect::<Vec<_>>()
+            .join("\n--\n")
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            AnyDb::Pg(_) => "postgres",
+            AnyDb::Lite(_) => "sqlite",
+        }
+    }
+}

@@ -434,3 +434,125 @@ fn a_full_stdout_is_exit_6_and_the_result_is_not_lost() {
     );
     r.expect_clean_error(6);
 }
+
+#[test]
+fn read_only_commands_never_create_the_embedded_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ecomind.db");
+    for args in [
+        vec!["migrate", "status"],
+        vec!["migrate", "current"],
+        vec!["verify-schema"],
+        vec!["doctor"],
+        vec!["audit", "suspicious-accounts"],
+        vec!["baseline", "--dry-run"],
+        vec!["create-org", "--name", "Acme"],
+    ] {
+        let r = Run::from(bin(dir.path()).args(&args).output().unwrap());
+        r.expect_clean_error(3);
+        assert!(
+            r.stderr
+                .contains("no database at ./ecomind.db; `migrate up` creates it"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(!file.exists(), "{args:?} created {}", file.display());
+    }
+    // An explicit URL that allows creation is not a reason for a read-only command either.
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("other.db").display()
+    );
+    let r = Run::from(
+        bin(dir.path())
+            .env("DATABASE_URL", &url)
+            .args(["migrate", "status"])
+            .output()
+            .unwrap(),
+    );
+    r.expect_clean_error(3);
+    assert!(!dir.path().join("other.db").exists());
+    // A dry run plans for a new database and creates nothing.
+    let r = Run::from(
+        bin(dir.path())
+            .args(["migrate", "up", "--dry-run"])
+            .output()
+            .unwrap(),
+    );
+    r.expect_code(0);
+    assert!(r.stdout.contains("CREATE TABLE"), "{}", r.stdout);
+    assert!(!file.exists());
+    // migrate up creates it.
+    Run::from(bin(dir.path()).args(["migrate", "up"]).output().unwrap()).expect_code(0);
+    assert!(file.exists());
+}
+
+#[test]
+fn if_not_exists_refuses_a_mismatch() {
+    for db in AnyDb::both() {
+        let run = |a: &[&str]| db.run_stdin(a, b"a strong password 1\n");
+        check_if_not_exists_mismatch(&run, &|sql| db.query(sql));
+    }
+}
+
+fn check_if_not_exists_mismatch(run: &dyn Fn(&[&str]) -> Run, count: &dyn Fn(&str) -> String) {
+    let org = |extra: &[&str]| {
+        let mut a = vec!["create-org", "--id", "org_one", "--if-not-exists"];
+        a.extend_from_slice(extra);
+        run(&a)
+    };
+    org(&["--name", "One", "--plan", "pro"]).expect_code(0);
+    org(&["--name", "One", "--plan", "pro"]).expect_code(0);
+    let r = org(&["--name", "Two", "--plan", "pro"]);
+    r.expect_clean_error(4);
+    assert!(
+        r.stderr.contains("its name is 'One', not 'Two'"),
+        "{}",
+        r.stderr
+    );
+    let r = org(&["--name", "One"]);
+    r.expect_clean_error(4);
+    assert!(
+        r.stderr.contains("its plan is pro, not free"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        count("SELECT count(*) || ' ' || max(name) FROM orgs"),
+        "1 One"
+    );
+    run(&["create-org", "--id", "org_two", "--name", "Two"]).expect_code(0);
+    let admin = |extra: &[&str]| {
+        let mut a = vec![
+            "create-admin",
+            "--email",
+            "boss@x.com",
+            "--password-stdin",
+            "--bcrypt-cost",
+            "4",
+            "--if-not-exists",
+        ];
+        a.extend_from_slice(extra);
+        run(&a)
+    };
+    admin(&["--org", "org_one"]).expect_code(0);
+    admin(&["--org", "org_one"]).expect_code(0);
+    let r = admin(&["--org", "org_two"]);
+    r.expect_clean_error(4);
+    assert!(
+        r.stderr.contains("it belongs to 'org_one', not 'org_two'"),
+        "{}",
+        r.stderr
+    );
+    let r = admin(&["--org", "org_one", "--role", "owner"]);
+    r.expect_clean_error(4);
+    assert!(
+        r.stderr.contains("its role is admin, not owner"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        count("SELECT count(*) || ' ' || max(CAST(role AS TEXT)) || ' ' || max(org_id) FROM users"),
+        "1 admin org_one"
+    );
+}

@@ -374,7 +374,7 @@ async fn suspicious(args: &SuspiciousArgs, global: &GlobalArgs, ui: &Output) -> 
         ui.write_stdout(out.as_bytes())?;
         return Ok(Outcome::Success);
     }
-    let db = db::connect(&config, global.connect_timeout, ui).await?;
+    let db = db::connect(&config, global.connect_timeout, ui, db::Open::Existing).await?;
     let result = collect(&db, &params, &selected, ui).await;
     db.conn.close().await.ok();
     let (findings, by_rule, unparseable_rows) = result?;
