@@ -288,7 +288,7 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
             failed_threshold: 10,
         };
         match audit::collect(db, &params, &Rule::ALL, ui).await {
-            Ok((findings, _, _)) => {
+            Ok(audit::Collected { findings, .. }) => {
                 let critical = findings
                     .iter()
                     .filter(|f| f.severity == audit::Severity::Critical)

@@ -556,3 +556,64 @@ fn check_if_not_exists_mismatch(run: &dyn Fn(&[&str]) -> Run, count: &dyn Fn(&st
         "1 admin org_one"
     );
 }
+
+#[test]
+fn audit_at_revision_001_skips_what_it_cannot_read_and_refuses_unknown_orgs() {
+    for db in AnyDb::both() {
+        db.run(&["migrate", "down", "--yes"]).expect_code(0);
+        db.query(
+            "INSERT INTO orgs (id, name) VALUES ('org_a', 'A'); \
+             INSERT INTO users (id, org_id, email, role, created_at) \
+             VALUES ('user_a', 'org_a', 'rogue@x.com', 'admin', '2026-09-01 00:00:00')",
+        );
+        let r = db.run(&["audit", "suspicious-accounts", "--format", "json"]);
+        r.expect_code(1);
+        let j = r.json();
+        assert_eq!(
+            j["summary"]["skipped"][0]["rule"],
+            "privileged-without-password",
+            "{}",
+            db.name()
+        );
+        assert!(
+            j["summary"]["rules_run"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r != "privileged-without-password")
+        );
+        assert!(
+            j["findings"].as_array().unwrap().iter().any(|f| f["rule"]
+                == "privileged-without-provenance"
+                && f["email"] == "rogue@x.com"),
+            "{}",
+            r.stdout
+        );
+        assert!(
+            r.stderr.contains("privileged-without-password skipped"),
+            "{}",
+            r.stderr
+        );
+        let r = db.run(&["audit", "suspicious-accounts"]);
+        r.expect_code(1);
+        assert!(
+            r.stdout.contains("skipped: privileged-without-password"),
+            "{}",
+            r.stdout
+        );
+        // An unknown org is a refusal, not a clean result.
+        let r = db.run(&["audit", "suspicious-accounts", "--org", "org_typo"]);
+        r.expect_clean_error(4);
+        assert!(
+            r.stderr.contains("organization 'org_typo' not found"),
+            "{}",
+            r.stderr
+        );
+        db.run(&["audit", "suspicious-accounts", "--org", "org_a"])
+            .expect_code(1);
+        // A window that starts in the future is a usage error.
+        let r = db.run(&["audit", "suspicious-accounts", "--since", "2999-01-01"]);
+        r.expect_clean_error(2);
+        assert!(r.stderr.contains("in the future"), "{}", r.stderr);
+    }
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::NaiveDateTime;
 use clap::{Args, Subcommand, ValueEnum};
 use futures_util::StreamExt;
-use sea_orm::{Statement, StreamTrait};
+use sea_orm::{ConnectionTrait, Statement, StreamTrait};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -80,6 +80,12 @@ impl Since {
 
 fn parse_since(s: &str) -> std::result::Result<Since, String> {
     if let Ok(t) = parse_timestamp(s) {
+        if t > records::now() {
+            return Err(format!(
+                "'{s}' is in the future (now is {} UTC); --since is the start of the window",
+                records::iso(records::now())
+            ));
+        }
         return Ok(Since::At(t));
     }
     let d = humantime::parse_duration(s.trim()).map_err(|_| {
@@ -164,6 +170,22 @@ pub struct RuleCount {
     pub findings: usize,
 }
 
+/// A rule that did not run, and why (the database's revision lacks what it reads).
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    pub rule: Rule,
+    pub reason: String,
+}
+
+/// What one audit run found.
+#[derive(Debug)]
+pub struct Collected {
+    pub findings: Vec<Finding>,
+    pub by_rule: Vec<RuleCount>,
+    pub unparseable_rows: i64,
+    pub skipped: Vec<Skipped>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Summary {
     pub critical: usize,
@@ -177,6 +199,9 @@ pub struct Summary {
     pub since: String,
     pub fixed_at: Option<String>,
     pub rules_run: Vec<Rule>,
+    /// Rules that did not run because the database's revision lacks a column they
+    /// read (e.g. users.password_hash before revision 002).
+    pub skipped: Vec<Skipped>,
 }
 
 #[derive(Debug, Serialize)]
@@ -228,6 +253,9 @@ impl Report for AuditReport {
             .collect();
         if !per_rule.is_empty() {
             let _ = writeln!(out, "by rule: {}", per_rule.join(", "));
+        }
+        for skipped in &s.skipped {
+            let _ = writeln!(out, "skipped: {} ({})", skipped.rule.name(), skipped.reason);
         }
         if s.unparseable_rows > 0 {
             let _ = writeln!(
@@ -286,18 +314,47 @@ pub async fn run(cmd: &AuditCommand, global: &GlobalArgs, ui: &Output) -> Result
 }
 
 /// Run `selected` rules in one read-only snapshot: the findings (sorted by severity,
-/// then time), the count per rule, and the unparseable rows. Shared with `doctor`.
+/// then time), the count per rule, the unparseable rows, and the rules skipped because
+/// the database's revision lacks what they read. An unknown `--org` is refused (exit 4).
+/// Shared with `doctor`.
 pub async fn collect(
     db: &db::Db,
     params: &Params,
     selected: &[Rule],
     ui: &Output,
-) -> Result<(Vec<Finding>, Vec<RuleCount>, i64)> {
+) -> Result<Collected> {
     let txn = db.snapshot().await?;
     let result = async {
+        if let Some(org) = &params.org {
+            let found = txn
+                .query_one_raw(Statement::from_sql_and_values(
+                    db.backend,
+                    match db.backend {
+                        sea_orm::DbBackend::Postgres => "SELECT 1 AS one FROM orgs WHERE id = $1",
+                        _ => "SELECT 1 AS one FROM orgs WHERE id = ?",
+                    },
+                    [org.clone().into()],
+                ))
+                .await
+                .map_err(|e| Error::from_db(e, "looking up the organization"))?;
+            if found.is_none() {
+                return Err(Error::refused(
+                    format!("organization '{}' not found", shown(org)),
+                    "check --org (an id like org_0123456789ab); without --org every organization is audited",
+                ));
+            }
+        }
+        let has_password_hash = rules::has_column(&txn, db.backend, "users", "password_hash").await?;
         let mut findings = Vec::new();
         let mut by_rule = Vec::new();
+        let mut skipped = Vec::new();
         for rule in selected {
+            if *rule == Rule::PrivilegedWithoutPassword && !has_password_hash {
+                let reason = "users.password_hash does not exist (the database is at revision 001; `migrate up` adds it)".to_owned();
+                ui.note(format!("rule {} skipped: {reason}", rule.name()));
+                skipped.push(Skipped { rule: *rule, reason });
+                continue;
+            }
             let Some(sql) = rules::sql_for(*rule, db.backend, params) else {
                 by_rule.push(RuleCount {
                     rule: *rule,
@@ -326,15 +383,22 @@ pub async fn collect(
                 findings: findings.len() - before,
             });
         }
-        let unparseable = rules::count_unparseable(&txn, db.backend, params).await?;
-        Ok::<_, Error>((findings, by_rule, unparseable))
+        let unparseable_rows = rules::count_unparseable(&txn, db.backend, params).await?;
+        Ok::<_, Error>(Collected {
+            findings,
+            by_rule,
+            unparseable_rows,
+            skipped,
+        })
     }
     .await;
     let _ = txn.rollback().await;
-    let (mut findings, by_rule, unparseable) = result?;
+    let mut collected = result?;
     // Severity first (critical first), then time.
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.at.cmp(&b.at)));
-    Ok((findings, by_rule, unparseable))
+    collected
+        .findings
+        .sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.at.cmp(&b.at)));
+    Ok(collected)
 }
 
 async fn suspicious(args: &SuspiciousArgs, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
@@ -377,7 +441,12 @@ async fn suspicious(args: &SuspiciousArgs, global: &GlobalArgs, ui: &Output) -> 
     let db = db::connect(&config, global.connect_timeout, ui, db::Open::Existing).await?;
     let result = collect(&db, &params, &selected, ui).await;
     db.conn.close().await.ok();
-    let (findings, by_rule, unparseable_rows) = result?;
+    let Collected {
+        findings,
+        by_rule,
+        unparseable_rows,
+        skipped,
+    } = result?;
     let count = |s| findings.iter().filter(|f| f.severity == s).count();
     let summary = Summary {
         critical: count(Severity::Critical),
@@ -387,7 +456,11 @@ async fn suspicious(args: &SuspiciousArgs, global: &GlobalArgs, ui: &Output) -> 
         unparseable_rows,
         since: records::iso(since),
         fixed_at: args.fixed_at.map(records::iso),
-        rules_run: selected,
+        rules_run: selected
+            .into_iter()
+            .filter(|r| !skipped.iter().any(|s| s.rule == *r))
+            .collect(),
+        skipped,
     };
     let failed = args
         .fail_on
