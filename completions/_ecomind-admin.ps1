@@ -193,7 +193,7 @@ Register-ArgumentCompleter -Native -CommandName 'ecomind-admin' -ScriptBlock {
         }
         'ecomind-admin;create-admin' {
             [CompletionResult]::new('--org', '--org', [CompletionResultType]::ParameterName, 'The organization the user belongs to (it must exist)')
-            [CompletionResult]::new('--email', '--email', [CompletionResultType]::ParameterName, 'The user''s email (unique among all users, compared case-insensitively)')
+            [CompletionResult]::new('--email', '--email', [CompletionResultType]::ParameterName, 'The user''s email (unique among all users, compared ignoring Unicode case and the IDNA spelling of the domain)')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'The user''s display name')
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'The role')
             [CompletionResult]::new('--bcrypt-cost', '--bcrypt-cost', [CompletionResultType]::ParameterName, 'bcrypt cost factor, 4 to 31 (below 10 only for tests)')

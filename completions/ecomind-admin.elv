@@ -176,7 +176,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         }
         &'ecomind-admin;create-admin'= {
             cand --org 'The organization the user belongs to (it must exist)'
-            cand --email 'The user''s email (unique among all users, compared case-insensitively)'
+            cand --email 'The user''s email (unique among all users, compared ignoring Unicode case and the IDNA spelling of the domain)'
             cand --name 'The user''s display name'
             cand --role 'The role'
             cand --bcrypt-cost 'bcrypt cost factor, 4 to 31 (below 10 only for tests)'

@@ -159,7 +159,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" 
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l org -d 'The organization the user belongs to (it must exist)' -r
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l email -d 'The user\'s email (unique among all users, compared case-insensitively)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l email -d 'The user\'s email (unique among all users, compared ignoring Unicode case and the IDNA spelling of the domain)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l name -d 'The user\'s display name' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l role -d 'The role' -r -f -a "admin\t''
 owner\t''"

@@ -249,10 +249,9 @@ impl Db {
         lock_wait: Duration,
         ui: &Output,
     ) -> Result<DatabaseTransaction> {
-        let started = Instant::now();
-        let mut told = false;
         match self.backend {
             DbBackend::Postgres => {
+                let mut wait = Waiter::new(lock_wait);
                 let txn = self
                     .conn
                     .begin()
@@ -273,41 +272,113 @@ impl Db {
                     if locked {
                         return Ok(txn);
                     }
-                    if started.elapsed() >= lock_wait {
+                    if let Err(e) = wait
+                        .retry(
+                            ui,
+                            "another ecomind-admin holds the migration lock; waiting for it",
+                        )
+                        .await
+                    {
                         let _ = txn.rollback().await;
-                        return Err(lock_timeout_error(lock_wait));
+                        return Err(e);
                     }
-                    if !told {
-                        ui.note("another ecomind-admin holds the migration lock; waiting for it");
-                        told = true;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
-            _ => loop {
-                let opts = TransactionOptions {
-                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                    ..Default::default()
-                };
-                match self.conn.begin_with_options(opts).await {
-                    Ok(txn) => return Ok(txn),
-                    Err(e) => {
-                        let err = Error::from_db(e, "taking the database write lock");
-                        if err.kind != crate::error::Kind::Refused {
-                            return Err(err);
-                        }
-                        if started.elapsed() >= lock_wait {
-                            return Err(lock_timeout_error(lock_wait));
-                        }
-                        if !told {
-                            ui.note("another process is writing to the database; waiting for it");
-                            told = true;
-                        }
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            },
+            _ => self.begin_immediate(lock_wait, ui).await,
         }
+    }
+
+    /// SQLite: `BEGIN IMMEDIATE` (the database's write lock), retried for `lock_wait`.
+    async fn begin_immediate(
+        &self,
+        lock_wait: Duration,
+        ui: &Output,
+    ) -> Result<DatabaseTransaction> {
+        let mut wait = Waiter::new(lock_wait);
+        loop {
+            let opts = TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            };
+            match self.conn.begin_with_options(opts).await {
+                Ok(txn) => return Ok(txn),
+                Err(e) => {
+                    let err = Error::from_db(e, "taking the database write lock");
+                    if err.kind != crate::error::Kind::Refused {
+                        return Err(err);
+                    }
+                    wait.retry(
+                        ui,
+                        "another process is writing to the database; waiting for it",
+                    )
+                    .await?;
+                }
+            }
+        }
+    }
+
+    /// Begin a write transaction serialized with every other one for the same `key`
+    /// (an account's email key): PostgreSQL takes a transaction-scoped advisory lock on
+    /// (class, hashtext(key)), released at commit, rollback or crash, and safe behind
+    /// PgBouncer; SQLite takes the database's write lock (`BEGIN IMMEDIATE`).
+    pub async fn begin_serialized(
+        &self,
+        class: i32,
+        key: &str,
+        lock_wait: Duration,
+        ui: &Output,
+    ) -> Result<DatabaseTransaction> {
+        if self.backend != DbBackend::Postgres {
+            return self.begin_immediate(lock_wait, ui).await;
+        }
+        let txn = self
+            .conn
+            .begin()
+            .await
+            .map_err(|e| Error::from_db(e, "beginning a transaction"))?;
+        set_lock_timeout(&txn, lock_wait).await?;
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            [class.into(), key.into()],
+        ))
+        .await
+        .map_err(|e| Error::from_db(e, "taking the account lock"))?;
+        Ok(txn)
+    }
+}
+
+/// The advisory-lock class of account creation (the first key of the two-key form,
+/// a lock space apart from the migration lock's one-key form).
+pub const ACCOUNT_LOCK_CLASS: i32 = 0x6163_6374; // "acct"
+
+/// Polling for a lock: says once that it waits, gives up after the deadline.
+struct Waiter {
+    started: Instant,
+    limit: Duration,
+    told: bool,
+}
+
+impl Waiter {
+    fn new(limit: Duration) -> Self {
+        Self {
+            started: Instant::now(),
+            limit,
+            told: false,
+        }
+    }
+
+    /// Sleep before the next try, or the lock-timeout error when the wait is over.
+    async fn retry(&mut self, ui: &Output, note: &str) -> Result<()> {
+        if self.started.elapsed() >= self.limit {
+            return Err(lock_timeout_error(self.limit));
+        }
+        if !self.told {
+            ui.note(note);
+            self.told = true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok(())
     }
 }
 

@@ -24,6 +24,19 @@ pub fn new_id(prefix: &str, hex_len: usize) -> String {
     id
 }
 
+/// The identity of an email address, the same on every backend: the local part in
+/// Unicode lowercase, the domain in its IDNA ASCII form (`bücher.example` and
+/// `xn--bcher-kva.example` are one domain), lowercase. Two addresses with the same key
+/// are one account. (SQLite's `lower()` folds ASCII only, PostgreSQL's depends on the
+/// collation: neither decides this.)
+pub fn email_key(email: &str) -> String {
+    let (local, domain) = email.rsplit_once('@').unwrap_or((email, ""));
+    let domain = idna::domain_to_ascii(domain)
+        .map(|d| d.to_ascii_lowercase())
+        .unwrap_or_else(|_| domain.to_lowercase());
+    format!("{}@{domain}", local.to_lowercase())
+}
+
 /// Now, naive UTC with microseconds, as the API (Python's datetime) writes timestamps.
 pub fn now() -> NaiveDateTime {
     use chrono::SubsecRound;
@@ -112,6 +125,22 @@ pub async fn record<C: ConnectionTrait>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn email_keys() {
+        assert_eq!(email_key("ÜNÏCÖDÉ@X.com"), email_key("ünïcödé@x.com"));
+        assert_eq!(
+            email_key("user@bücher.example"),
+            email_key("user@xn--bcher-kva.example")
+        );
+        assert_eq!(
+            email_key("User@BÜCHER.example"),
+            "user@xn--bcher-kva.example"
+        );
+        assert_ne!(email_key("a@x.com"), email_key("b@x.com"));
+        // The last @ separates the domain.
+        assert_eq!(email_key("\"a@b\"@X.com"), "\"a@b\"@x.com");
+    }
 
     #[test]
     fn ids_have_the_api_shape() {

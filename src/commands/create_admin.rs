@@ -5,8 +5,7 @@ use std::fmt::Write as _;
 use std::io::{BufRead, Read};
 
 use clap::{Args, ValueEnum};
-use sea_orm::sea_query::{Expr, ExprTrait, Func};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, QuerySelect};
 use serde::Serialize;
 use serde_json::json;
 
@@ -29,7 +28,8 @@ pub struct CreateAdminArgs {
     #[arg(long, value_name = "ORG_ID")]
     pub org: String,
 
-    /// The user's email (unique among all users, compared case-insensitively).
+    /// The user's email (unique among all users, compared ignoring Unicode case and
+    /// the IDNA spelling of the domain).
     #[arg(long)]
     pub email: String,
 
@@ -276,7 +276,7 @@ pub async fn run(args: &CreateAdminArgs, global: &GlobalArgs, ui: &Output) -> Re
     Ok(Outcome::Success)
 }
 
-/// The org must exist and the email must be free (compared case-insensitively).
+/// The org must exist and the email must be free ([`records::email_key`]).
 /// `Ok(Some(user))`: the email is taken and --if-not-exists accepts that user.
 async fn preconditions<C: sea_orm::ConnectionTrait>(
     conn: &C,
@@ -292,14 +292,7 @@ async fn preconditions<C: sea_orm::ConnectionTrait>(
             "create it first with `ecomind-admin create-org`",
         ));
     }
-    let taken = users::Entity::find()
-        .filter(
-            Expr::expr(Func::lower(Expr::col(users::Column::Email)))
-                .eq(Func::lower(Expr::val(&args.email))),
-        )
-        .one(conn)
-        .await
-        .map_err(|e| Error::from_db(e, "looking up the email"))?;
+    let taken = find_by_email(conn, &args.email).await?;
     match taken {
         Some(user) if args.if_not_exists => {
             let role: Role = args.role.into();
@@ -335,20 +328,55 @@ async fn preconditions<C: sea_orm::ConnectionTrait>(
         Some(user) => Err(Error::refused(
             format!(
                 "the email '{}' is taken (by {} as '{}')",
-                args.email, user.id, user.email
+                shown(&args.email),
+                shown(&user.id),
+                shown(&user.email)
             ),
-            "emails are unique, compared case-insensitively; pass --if-not-exists to accept the existing user",
+            "emails are unique ignoring case (Unicode) and the domain's IDNA spelling; pass --if-not-exists to accept the existing user",
         )),
         None => Ok(None),
     }
 }
 
-async fn create(db: &Db, args: &CreateAdminArgs, hash: String, ui: &Output) -> Result<UserReport> {
-    let txn = db
-        .conn
-        .begin()
+/// The user whose email is the same address as `email` ([`records::email_key`]: Unicode
+/// lowercase local part, IDNA domain), compared in ecomind-admin so that both backends
+/// give the same answer.
+pub async fn find_by_email<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    email: &str,
+) -> Result<Option<users::Model>> {
+    let key = records::email_key(email);
+    let all: Vec<(String, String)> = users::Entity::find()
+        .select_only()
+        .column(users::Column::Id)
+        .column(users::Column::Email)
+        .into_tuple()
+        .all(conn)
         .await
-        .map_err(|e| Error::from_db(e, "beginning a transaction"))?;
+        .map_err(|e| Error::from_db(e, "looking up the email"))?;
+    let Some((id, _)) = all.into_iter().find(|(_, e)| records::email_key(e) == key) else {
+        return Ok(None);
+    };
+    users::Entity::find_by_id(id)
+        .one(conn)
+        .await
+        .map_err(|e| Error::from_db(e, "looking up the email"))
+}
+
+/// How long a create-admin waits for another one creating the same address.
+const ACCOUNT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn create(db: &Db, args: &CreateAdminArgs, hash: String, ui: &Output) -> Result<UserReport> {
+    // Two create-admin for `Case@x.com` and `case@x.com` at once: the second waits,
+    // then sees the first's user (no unique index can say so: the schema is the API's).
+    let txn = db
+        .begin_serialized(
+            db::ACCOUNT_LOCK_CLASS,
+            &records::email_key(&args.email),
+            ACCOUNT_LOCK_WAIT,
+            ui,
+        )
+        .await?;
     let result = async {
         if let Some(user) = preconditions(&txn, args).await? {
             ui.note(format!(

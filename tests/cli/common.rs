@@ -493,6 +493,18 @@ impl AnyDb {
             .collect::<Vec<_>>()
             .join("\n--\n")
     }
+    pub fn url(&self) -> String {
+        match self {
+            AnyDb::Pg(d) => d.url(),
+            AnyDb::Lite(d) => d.url(),
+        }
+    }
+    pub fn dir(&self) -> &Path {
+        match self {
+            AnyDb::Pg(d) => d.dir.path(),
+            AnyDb::Lite(d) => d.dir.path(),
+        }
+    }
     pub fn name(&self) -> &'static str {
         match self {
             AnyDb::Pg(_) => "postgres",

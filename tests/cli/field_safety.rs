@@ -617,3 +617,120 @@ fn audit_at_revision_001_skips_what_it_cannot_read_and_refuses_unknown_orgs() {
         assert!(r.stderr.contains("in the future"), "{}", r.stderr);
     }
 }
+
+#[test]
+fn non_ascii_case_and_idna_domains_are_one_address_on_both_backends() {
+    let mut audits = Vec::new();
+    for db in AnyDb::both() {
+        db.run(&["create-org", "--id", "org_a", "--name", "A"])
+            .expect_code(0);
+        let admin = |email: &str| {
+            db.run_stdin(
+                &[
+                    "create-admin",
+                    "--org",
+                    "org_a",
+                    "--email",
+                    email,
+                    "--password-stdin",
+                    "--bcrypt-cost",
+                    "4",
+                ],
+                b"a strong password 1\n",
+            )
+        };
+        admin("ünïcödé@x.com").expect_code(0);
+        let r = admin("ÜNÏCÖDÉ@x.com");
+        r.expect_clean_error(4);
+        assert!(r.stderr.contains("is taken"), "{}: {}", db.name(), r.stderr);
+        admin("user@bücher.example").expect_code(0);
+        let r = admin("user@xn--bcher-kva.example");
+        r.expect_clean_error(4);
+        assert!(r.stderr.contains("is taken"), "{}: {}", db.name(), r.stderr);
+        assert_eq!(db.query("SELECT count(*) FROM users"), "2");
+        // Rows the API (or raw SQL) made: the audit sees the same accounts on both.
+        db.query(
+            "INSERT INTO users (id, org_id, email, role, created_at) VALUES \
+             ('user_u1', 'org_a', 'ÜNÏCÖDÉ@x.com', 'viewer', '2026-09-01 00:00:00'), \
+             ('user_u2', 'org_a', 'USER@xn--bcher-kva.example', 'viewer', '2026-09-01 00:00:00')",
+        );
+        let r = db.run(&[
+            "audit",
+            "suspicious-accounts",
+            "--rule",
+            "case-variant-email",
+            "--format",
+            "json",
+        ]);
+        r.expect_code(0);
+        let mut found: Vec<(String, String)> = r.json()["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["email"].as_str().unwrap().to_owned(),
+                    f["evidence"]["variants"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        found.sort();
+        assert_eq!(found.len(), 4, "{}: {found:?}", db.name());
+        audits.push(found);
+    }
+    assert_eq!(audits[0], audits[1], "the same answer on both backends");
+}
+
+#[test]
+fn racing_case_variant_create_admins_make_one_user() {
+    for db in AnyDb::both() {
+        db.run(&["create-org", "--id", "org_a", "--name", "A"])
+            .expect_code(0);
+        for i in 0..20 {
+            let spawn = |email: String| {
+                let mut c =
+                    std::process::Command::new(assert_cmd::cargo::cargo_bin("ecomind-admin"));
+                c.current_dir(db.dir())
+                    .env("DATABASE_URL", db.url())
+                    .env("NO_COLOR", "1")
+                    .args([
+                        "create-admin",
+                        "--org",
+                        "org_a",
+                        "--email",
+                        &email,
+                        "--bcrypt-cost",
+                        "4",
+                    ])
+                    .env("ECOMIND_ADMIN_PASSWORD", "a strong password 1")
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            };
+            let a = spawn(format!("Case{i}@x.com"));
+            let b = spawn(format!("case{i}@x.com"));
+            let mut codes = [a, b]
+                .map(|c| Run::from(c.wait_with_output().unwrap()))
+                .map(|r| {
+                    assert!(
+                        r.code == 0 || r.stderr.contains("is taken"),
+                        "{}: {}",
+                        db.name(),
+                        r.all()
+                    );
+                    r.code
+                });
+            codes.sort();
+            assert_eq!(codes, [0, 4], "{}: pair {i}", db.name());
+            assert_eq!(
+                db.query(&format!(
+                    "SELECT count(*) FROM users WHERE lower(email) = 'case{i}@x.com'"
+                )),
+                "1",
+                "{}: pair {i}",
+                db.name()
+            );
+        }
+    }
+}

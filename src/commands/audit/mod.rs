@@ -368,15 +368,23 @@ pub async fn collect(
                 .stream_raw(Statement::from_string(db.backend, sql))
                 .await
                 .map_err(|e| Error::from_db(e, &format!("running rule {}", rule.name())))?;
+            let mut grouped = Vec::new();
             while let Some(row) = stream.next().await {
                 let row =
                     row.map_err(|e| Error::from_db(e, &format!("reading rule {}", rule.name())))?;
+                if *rule == Rule::CaseVariantEmail {
+                    grouped.push(rules::UserRow::read(&row)?);
+                    continue;
+                }
                 let f = rules::finding(*rule, &row, params)?;
                 if rules::keep(&f) {
                     findings.push(f);
                 }
             }
             drop(stream);
+            if *rule == Rule::CaseVariantEmail {
+                findings.extend(rules::case_variants(grouped, params.org.as_deref()));
+            }
             pb.finish_and_clear();
             by_rule.push(RuleCount {
                 rule: *rule,

@@ -312,16 +312,12 @@ pub fn sql_for(rule: Rule, backend: DbBackend, p: &Params) -> Option<String> {
                 ("first_success", d.ts_text("s.first_success")),
             ]),
         ),
+        // Every user; grouped by email identity in ecomind-admin (see `case_variants`),
+        // since neither backend's lower() is the API's notion of one address.
         Rule::CaseVariantEmail => format!(
-            "WITH dup AS (SELECT lower(email) AS l, {variants} AS variants, COUNT(*) AS n FROM users \
-                          GROUP BY lower(email) HAVING COUNT(*) > 1) \
-             SELECT {cols}, {created} AS at, {ev} AS evidence \
-             FROM users u JOIN dup ON lower(u.email) = dup.l WHERE 1 = 1{org_u} \
-             ORDER BY dup.l, u.created_at",
-            variants = d.agg("email"),
+            "SELECT {cols}, {created} AS at, NULL AS evidence FROM users u ORDER BY u.created_at, u.id",
             cols = user_cols(&d, "u"),
             created = d.ts_text("u.created_at"),
-            ev = d.obj(&[("variants", "dup.variants".into()), ("accounts", "dup.n".into())]),
         ),
         Rule::MultipleOwners => format!(
             "SELECT u.org_id AS org_id, NULL AS user_id, NULL AS email, 'owner' AS role, NULL AS created_at, \
@@ -555,14 +551,11 @@ pub fn finding(rule: Rule, row: &QueryResult, p: &Params) -> Result<Finding> {
                 n(&evidence, "failures_in_prior_hour")
             ),
         ),
-        Rule::CaseVariantEmail => (
-            Severity::Warning,
-            format!(
-                "{} accounts share this email ignoring case: {}",
-                n(&evidence, "accounts"),
-                s(&evidence, "variants")
-            ),
-        ),
+        Rule::CaseVariantEmail => {
+            return Err(Error::internal(
+                "case-variant-email rows are grouped by case_variants",
+            ));
+        }
         Rule::MultipleOwners => (
             Severity::Info,
             format!(
@@ -589,6 +582,71 @@ pub fn finding(rule: Rule, row: &QueryResult, p: &Params) -> Result<Finding> {
         message,
         evidence,
     })
+}
+
+/// One user, as case-variant-email groups it (only what a finding shows).
+#[derive(Debug)]
+pub struct UserRow {
+    key: String,
+    email: String,
+    org_id: Option<String>,
+    user_id: Option<String>,
+    role: Option<String>,
+    created_at: Option<String>,
+}
+
+impl UserRow {
+    pub fn read(row: &QueryResult) -> Result<Self> {
+        let email = text(row, "email")?.unwrap_or_default();
+        Ok(Self {
+            key: crate::records::email_key(&email),
+            email,
+            org_id: text(row, "org_id")?,
+            user_id: text(row, "user_id")?,
+            role: text(row, "role")?,
+            created_at: iso_text(text(row, "created_at")?),
+        })
+    }
+}
+
+/// case-variant-email: every user (from its SQL), grouped by
+/// [`crate::records::email_key`] here, since neither backend's lower() is the API's
+/// notion of one address; a finding per account of a group of two or more, in `org`
+/// when given.
+pub fn case_variants(mut users: Vec<UserRow>, org: Option<&str>) -> Vec<Finding> {
+    // Stable: within a group, the SQL's order (created_at, id).
+    users.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut out = Vec::new();
+    for group in users
+        .chunk_by(|a, b| a.key == b.key)
+        .filter(|g| g.len() > 1)
+    {
+        let mut variants: Vec<&str> = group.iter().map(|u| u.email.as_str()).collect();
+        variants.sort_unstable();
+        let variants = variants.join(",");
+        let evidence = json!({"variants": variants, "accounts": group.len()});
+        for u in group {
+            if org.is_some() && u.org_id.as_deref() != org {
+                continue;
+            }
+            out.push(Finding {
+                severity: Severity::Warning,
+                rule: Rule::CaseVariantEmail,
+                org_id: u.org_id.clone(),
+                user_id: u.user_id.clone(),
+                email: Some(u.email.clone()),
+                role: u.role.clone(),
+                created_at: u.created_at.clone(),
+                at: u.created_at.clone(),
+                message: format!(
+                    "{} accounts share this address ignoring case and the domain's spelling: {variants}",
+                    group.len()
+                ),
+                evidence: evidence.clone(),
+            });
+        }
+    }
+    out
 }
 
 /// no-telemetry's single row always comes back; it is a finding only when the audit
