@@ -6,27 +6,22 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands;
 
-pub const EXIT_CODES_HELP: &str = "\
-Exit codes:
-  0  success; check passed
-  1  a check found something (pending migrations under `migrate current --check`,
-     schema drift errors under verify-schema, baseline refused because the schema
-     matches no version)
-  2  usage error
-  3  cannot reach or use the database (bad URL, refused, auth failed, missing database,
-     permission denied, read-only, TLS, connection lost)
-  4  refused precondition (not confirmed without --yes, lock wait timed out, unknown
-     Alembic revision, database not baselined, already baselined)
-  5  internal error (a bug)
-  6  the result could not be written to stdout (disk full, I/O error); a closed
-     pipe is not an error";
+/// The exit codes and their reasons, for `--help` and the man page (the README's table
+/// says the same, word for word; a test keeps them equal).
+pub fn exit_codes_help() -> String {
+    let mut s = String::from("Exit codes:\n");
+    for (code, reason) in crate::error::exit::REASONS {
+        s.push_str(&format!("  {code:>3}  {reason}\n"));
+    }
+    s
+}
 
 /// Operator CLI for the EcoMind API database.
 ///
 /// Runs the API's schema migrations (mirroring its Alembic revisions) on PostgreSQL or
 /// SQLite, safely under concurrent pipelines and crashes.
 #[derive(Debug, Parser)]
-#[command(name = "ecomind-admin", version, about, long_about, after_long_help = EXIT_CODES_HELP)]
+#[command(name = "ecomind-admin", version, about, long_about, after_long_help = exit_codes_help())]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

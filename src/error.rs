@@ -15,6 +15,44 @@ pub mod exit {
     pub const REFUSED: u8 = 4;
     pub const INTERNAL: u8 = 5;
     pub const OUTPUT: u8 = 6;
+    /// Interrupted by SIGINT (128 + 2), as shells report it.
+    pub const SIGINT: u8 = 130;
+    /// Terminated by SIGTERM (128 + 15).
+    pub const SIGTERM: u8 = 143;
+
+    /// Every exit code and why, as `--help`, the man page and the README list them.
+    pub const REASONS: [(u8, &str); 9] = [
+        (0, "success; check passed"),
+        (
+            1,
+            "a check found something: something blocks a deploy under `doctor`, pending migrations under `migrate current --check`, schema drift errors under `verify-schema` (warnings too with `--strict`), audit findings at or above `--fail-on` under `audit`, `baseline` refused because the schema matches no version (or not the one named)",
+        ),
+        (
+            2,
+            "usage error (bad flag, unknown `--to` version, `--since` in the future)",
+        ),
+        (
+            3,
+            "cannot reach or use the database: bad URL, unsupported scheme, refused, auth failed, database missing (for SQLite: no file, which only `migrate up` creates), permission denied, read-only, TLS, connection lost",
+        ),
+        (
+            4,
+            "refused precondition: not confirmed (no terminal and no `--yes`), lock wait or `lock_timeout` expired, unknown Alembic revision, database not baselined, already baselined, API tables in another schema, org not found (also `audit --org`), email or org id taken, `--if-not-exists` finding a different org or user, invalid email or org id, password policy, no password source",
+        ),
+        (5, "internal error (a bug)"),
+        (
+            6,
+            "the result could not be written to stdout (`> /dev/full`, an I/O error); the command's work is done and its result is repeated in the hint on stderr. A closed pipe (the reader, such as `head`, stopped reading) is not an error: the command stops writing and exits with the code it would have had",
+        ),
+        (
+            130,
+            "interrupted by SIGINT (Ctrl-C): the running statement was cancelled on the server, its transaction rolled back, and one line says what was and was not applied",
+        ),
+        (
+            143,
+            "terminated by SIGTERM (a pipeline or Kubernetes stopping the job): the same as SIGINT",
+        ),
+    ];
 }
 
 /// The classes of failure an operator or a script must tell apart.
@@ -36,6 +74,18 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The name scripts see in JSON (`error.kind`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::CheckFailed => "check_failed",
+            Kind::Usage => "usage",
+            Kind::Database => "database",
+            Kind::Refused => "refused",
+            Kind::Internal => "internal",
+            Kind::Output => "output",
+        }
+    }
+
     pub fn code(self) -> u8 {
         match self {
             Kind::CheckFailed => exit::CHECK_FAILED,

@@ -36,6 +36,15 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         ));
     }
     init_logging(&ui, &cli.global);
+    let result = dispatch(&cli, &ui).await;
+    if let Err(err) = &result {
+        ui.emit_error(err);
+    }
+    result
+}
+
+async fn dispatch(cli: &Cli, ui: &Output) -> Result<Outcome> {
+    let ui = ui.clone();
     match &cli.command {
         Command::Migrate(cmd) => commands::migrate::run(cmd, &cli.global, &ui).await,
         Command::Audit(cmd) => commands::audit::run(cmd, &cli.global, &ui).await,

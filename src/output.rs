@@ -27,6 +27,8 @@ pub struct Output {
     stdin_tty: bool,
     /// stdout's reader went away (`| head`): later results are dropped quietly.
     stdout_closed: Arc<AtomicBool>,
+    /// Something of the result was written to stdout.
+    stdout_used: Arc<AtomicBool>,
 }
 
 /// A command's result: serialized as JSON, or rendered for humans.
@@ -54,6 +56,7 @@ impl Output {
             stderr_tty,
             stdin_tty: std::io::stdin().is_terminal(),
             stdout_closed: Arc::new(AtomicBool::new(false)),
+            stdout_used: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -177,6 +180,7 @@ impl Output {
         if self.stdout_closed.load(Ordering::Relaxed) {
             return Ok(());
         }
+        self.stdout_used.store(true, Ordering::Relaxed);
         let mut stdout = std::io::stdout().lock();
         match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
             Ok(()) => Ok(()),
@@ -186,6 +190,26 @@ impl Output {
             }
             Err(e) => Err(Error::output(e)),
         }
+    }
+
+    /// In `--format json`, a failure that printed no result prints a JSON document
+    /// saying why on stdout (the error line still goes to stderr): `{"error": {kind,
+    /// message, hint, exit_code}}`, so a pipeline reading stdout always gets JSON.
+    pub fn emit_error(&self, err: &Error) {
+        if self.format != Format::Json || self.stdout_used.load(Ordering::Relaxed) {
+            return;
+        }
+        let doc = serde_json::json!({
+            "error": {
+                "kind": err.kind.name(),
+                "message": err.message(),
+                "hint": err.hint(),
+                "exit_code": err.code(),
+            }
+        });
+        let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+        text.push('\n');
+        let _ = self.write_stdout(text.as_bytes());
     }
 
     /// The confirmation rule of destructive commands: `--yes` proceeds; without a
@@ -457,6 +481,12 @@ pub fn label<T: Serialize>(v: Option<T>) -> String {
     v.and_then(|v| serde_json::to_value(v).ok())
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_else(|| "-".to_owned())
+}
+
+/// `1 finding`, `2 findings`: a count with its noun in the right number.
+pub fn plural(n: impl Into<i128>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Format an optional value for a table cell.

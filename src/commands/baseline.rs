@@ -19,7 +19,7 @@ use crate::config::DatabaseConfig;
 use crate::db::{self, Db, MIGRATION_LOCK_KEY};
 use crate::error::{Error, Result};
 use crate::migrations::{self, Alembic, State, TRACKING_TABLE, known};
-use crate::output::{Output, Report, or_dash, shown};
+use crate::output::{Output, Report, or_dash, plural, shown};
 use crate::schema::expected::expected;
 use crate::schema::introspect::introspect;
 use crate::schema::{Finding, Schema, Severity, diff};
@@ -146,12 +146,12 @@ impl Report for BaselineReport {
                 "plan: the statements above will run once confirmed".to_owned()
             }
             (None, false, "undo") => format!(
-                "Baseline removed: {TRACKING_TABLE} dropped ({} versions forgotten); the API's tables are untouched.",
-                self.recorded.len()
+                "Baseline removed: {TRACKING_TABLE} dropped ({} forgotten); the API's tables are untouched.",
+                plural(self.recorded.len() as u64, "version", "versions")
             ),
             (None, false, _) => format!(
-                "Baselined: recorded {} versions: {}.",
-                self.recorded.len(),
+                "Baselined: recorded {}: {}.",
+                plural(self.recorded.len() as u64, "version", "versions"),
                 self.recorded.join(", ")
             ),
         };

@@ -17,7 +17,7 @@ use crate::config::DatabaseConfig;
 use crate::db::{self, Db};
 use crate::error::Result;
 use crate::migrations::{Alembic, known};
-use crate::output::{Output, Report, shown};
+use crate::output::{Output, Report, plural, shown};
 use crate::records;
 
 #[derive(Debug, Args)]
@@ -215,8 +215,10 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
                     Status::Ok
                 },
                 summary: format!(
-                    "{} against revision {}: {} errors, {} warnings (see verify-schema)",
-                    report.summary.status, report.against.alembic_revision, report.summary.errors, report.summary.warnings
+                    "{} against revision {}: {}, {} (see verify-schema)",
+                    report.summary.status, report.against.alembic_revision,
+                    plural(report.summary.errors as u64, "error", "errors"),
+                    plural(report.summary.warnings as u64, "warning", "warnings")
                 ),
                 details: json!({"errors": report.summary.errors, "warnings": report.summary.warnings,
                                 "kinds": report.findings.iter().map(|f| f.kind).collect::<Vec<_>>()}),
@@ -301,7 +303,8 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
                         Status::Ok
                     },
                     summary: format!(
-                        "{critical} critical findings (last 7 days; see audit suspicious-accounts)"
+                        "{} (last 7 days; see audit suspicious-accounts)",
+                        plural(critical as u64, "critical finding", "critical findings")
                     ),
                     details: json!({"critical": critical, "findings": findings.len()}),
                 });

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::migrations::{
     self, Alembic, Direction, Drop, PlannedStep, RunOptions, State, Step, known,
 };
-use crate::output::{Output, Report, or_dash, shown};
+use crate::output::{Output, Report, or_dash, plural, shown};
 
 #[derive(Debug, Subcommand)]
 pub enum MigrateCommand {
@@ -421,7 +421,10 @@ fn describe_drop(d: &Drop) -> String {
     };
     match d.kind {
         "type" => what,
-        _ => format!("{what} (~{} rows)", or_dash(d.estimated_rows)),
+        _ => match d.estimated_rows {
+            Some(n) => format!("{what} (~{})", plural(n, "row", "rows")),
+            None => format!("{what} (~- rows)"),
+        },
     }
 }
 

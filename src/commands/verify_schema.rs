@@ -13,7 +13,7 @@ use crate::config::DatabaseConfig;
 use crate::db::{self, Db};
 use crate::error::{Error, Result};
 use crate::migrations::{self, Alembic, State, known};
-use crate::output::{Output, Report, Styled, shown};
+use crate::output::{Output, Report, Styled, plural, shown};
 use crate::schema::diff::{BOOKKEEPING_TABLES, Check};
 use crate::schema::introspect::{Introspection, introspect};
 use crate::schema::{Finding, Severity, diff, expected::expected};
@@ -306,11 +306,12 @@ impl Report for VerifyReport {
             "PASSED WITH WARNINGS" => format!("PASSED WITH WARNINGS: {}", s.warnings),
             _ if s.strict && s.warnings > 0 => {
                 format!(
-                    "FAILED: {} errors, {} warnings (--strict)",
-                    s.errors, s.warnings
+                    "FAILED: {}, {} (--strict)",
+                    plural(s.errors as u64, "error", "errors"),
+                    plural(s.warnings as u64, "warning", "warnings")
                 )
             }
-            _ => format!("FAILED: {} errors", s.errors),
+            _ => format!("FAILED: {}", plural(s.errors as u64, "error", "errors")),
         };
         let line = if color {
             match s.status {

@@ -2,17 +2,57 @@
 
 use crate::common::*;
 
+/// The README's exit-code table, as (code, reason) pairs.
+fn readme_exit_codes() -> Vec<(String, String)> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = &readme[readme.find("## Exit codes").expect("an Exit codes section")..];
+    section
+        .lines()
+        .skip_while(|l| !l.starts_with("| code |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
+            (cells[0].to_owned(), cells[1].to_owned())
+        })
+        .collect()
+}
+
+fn squash(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 #[test]
-fn help_documents_exit_codes() {
-    let dir = tempfile::tempdir().unwrap();
-    let r = Run::from(bin(dir.path()).arg("--help").output().unwrap());
-    r.expect_code(0);
-    for code in ["0 ", "1 ", "2 ", "3 ", "4 ", "5 "] {
+fn help_and_man_list_the_readmes_exit_reasons() {
+    let rows = readme_exit_codes();
+    assert!(rows.len() >= 7, "{rows:?}");
+    for code in ["0", "1", "2", "3", "4", "5", "6", "130", "143"] {
         assert!(
-            r.stdout.contains(&format!("  {code} ")),
-            "exit code {code} missing:\n{}",
-            r.stdout
+            rows.iter().any(|(c, _)| c == code),
+            "{code} not in the README"
         );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let help = Run::from(bin(dir.path()).arg("--help").output().unwrap());
+    help.expect_code(0);
+    let man = Run::from(bin(dir.path()).arg("man").output().unwrap());
+    man.expect_code(0);
+    let help = squash(&help.stdout);
+    let man = squash(&man.stdout.replace("\\-", "-").replace("\\*(Aq", "'"));
+    for (code, reason) in &rows {
+        let line = squash(&format!("{code} {reason}"));
+        assert!(help.contains(&line), "--help lacks: {line}\n{help}");
+        assert!(man.contains(&line), "the man page lacks: {line}");
+    }
+    for must in [
+        "under `doctor`",
+        "under `audit`",
+        "org not found",
+        "email or org id taken",
+        "password policy",
+    ] {
+        assert!(help.contains(must), "--help lacks {must}");
     }
 }
 

@@ -734,3 +734,62 @@ fn racing_case_variant_create_admins_make_one_user() {
         }
     }
 }
+
+#[test]
+fn refusals_in_json_plurals_and_the_evidence_column() {
+    for db in AnyDb::both() {
+        let who = db.name();
+        // A refusal in JSON mode is a JSON document on stdout, and one line on stderr.
+        let r = db.run(&["baseline", "--dry-run", "--format", "json"]);
+        r.expect_clean_error(4);
+        let j = r.json();
+        assert_eq!(j["error"]["kind"], "refused", "{who}: {}", r.stdout);
+        assert_eq!(j["error"]["exit_code"], 4);
+        assert!(
+            j["error"]["message"].as_str().unwrap().contains("already"),
+            "{who}: {j}"
+        );
+        assert!(j["error"]["hint"].is_string());
+        db.run(&["create-org", "--id", "org_a", "--name", "A"])
+            .expect_code(0);
+        let r = db.run(&[
+            "create-org",
+            "--id",
+            "org_a",
+            "--name",
+            "A",
+            "--format",
+            "json",
+        ]);
+        r.expect_clean_error(4);
+        assert_eq!(r.json()["error"]["kind"], "refused");
+        // One of everything: singular nouns.
+        db.query(
+            "INSERT INTO users (id, org_id, email, role, created_at) \
+             VALUES ('user_a', 'org_a', 'rogue@x.com', 'admin', '2026-09-01 00:00:00')",
+        );
+        if who == "postgres" {
+            db.query("ANALYZE users");
+        }
+        let r = db.run(&["doctor"]);
+        r.expect_code(1);
+        assert!(
+            r.stdout.contains("1 critical finding ("),
+            "{who}: {}",
+            r.stdout
+        );
+        let r = db.run(&["migrate", "down", "--dry-run"]);
+        r.expect_code(0);
+        assert!(r.stdout.contains("(~1 row)"), "{who}: {}", r.stdout);
+        // The audit table's evidence column shows the evidence.
+        let r = db.run(&[
+            "audit",
+            "suspicious-accounts",
+            "--rule",
+            "privileged-without-provenance",
+        ]);
+        r.expect_code(1);
+        assert!(r.stdout.contains("evidence"), "{}", r.stdout);
+        assert!(r.stdout.contains("registrations=0"), "{who}: {}", r.stdout);
+    }
+}

@@ -155,7 +155,7 @@ fn down_on_a_tty_asks_and_defaults_to_no() {
 
     let r = on_tty(&db, "migrate down --all", "\n");
     assert_eq!(r.code, 4, "{}", r.all());
-    assert!(r.stdout.contains("table orgs (~1 rows)"), "{}", r.stdout);
+    assert!(r.stdout.contains("table orgs (~1 row)"), "{}", r.stdout);
     assert!(r.stdout.contains("[y/N]"), "{}", r.stdout);
     assert!(r.stdout.contains("not confirmed"), "{}", r.stdout);
     assert_eq!(db.versions(), vec![V1, V2]);

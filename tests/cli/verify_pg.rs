@@ -286,7 +286,7 @@ fn uppercase_enum_labels_and_their_fix() {
         human.stdout
     );
     assert!(
-        human.stdout.contains("FAILED: 1 errors"),
+        human.stdout.contains("FAILED: 1 error\n"),
         "{}",
         human.stdout
     );

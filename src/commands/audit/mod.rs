@@ -21,7 +21,7 @@ use crate::commands::create_org::check_org_id;
 use crate::config::DatabaseConfig;
 use crate::db;
 use crate::error::{Error, Result};
-use crate::output::{Output, Report, csv_cell, shown};
+use crate::output::{Output, Report, csv_cell, plural, shown};
 use crate::records;
 use rules::{Params, Rule};
 
@@ -223,7 +223,7 @@ impl Report for AuditReport {
             let _ = writeln!(out, "No findings.");
         } else {
             let mut t = ui.table(&[
-                "severity", "rule", "org", "user", "email", "role", "when", "evidence",
+                "severity", "rule", "org", "user", "email", "role", "when", "finding", "evidence",
             ]);
             for f in &self.findings {
                 t.add_row(vec![
@@ -235,6 +235,7 @@ impl Report for AuditReport {
                     f.role.clone().unwrap_or_default(),
                     f.at.clone().unwrap_or_default(),
                     f.message.clone(),
+                    evidence_text(&f.evidence),
                 ]);
             }
             let _ = writeln!(out, "{t}");
@@ -264,6 +265,22 @@ impl Report for AuditReport {
                 s.unparseable_rows
             );
         }
+    }
+}
+
+/// The evidence as `key=value` pairs, for the table (JSON and CSV carry it whole).
+fn evidence_text(evidence: &Value) -> String {
+    match evidence {
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => format!("{k}={s}"),
+                v => format!("{k}={v}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        Value::Null => String::new(),
+        v => v.to_string(),
     }
 }
 
@@ -486,8 +503,12 @@ async fn suspicious(args: &SuspiciousArgs, global: &GlobalArgs, ui: &Output) -> 
     }
     if report.summary.unparseable_rows > 0 {
         ui.warn(format!(
-            "{} audit_logs rows have details the rules cannot read; they are counted in the summary",
-            report.summary.unparseable_rows
+            "{} details the rules cannot read; they are counted in the summary",
+            plural(
+                report.summary.unparseable_rows,
+                "audit_logs row has",
+                "audit_logs rows have"
+            )
         ));
     }
     Ok(if failed {
