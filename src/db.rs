@@ -25,6 +25,13 @@ pub struct Db {
     pub url: String,
 }
 
+/// The `application_name` of this process's sessions: `ecomind-admin` and a random
+/// tag, so that a signal can cancel exactly our statements (and a DBA sees who we are).
+pub fn session_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| format!("ecomind-admin {:08x}", rand::random::<u32>()))
+}
+
 /// May connecting create the database? Only `migrate up` makes a new SQLite file;
 /// every other command, read-only ones above all, needs it to exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +98,7 @@ pub async fn connect(
         .min_connections(1)
         .sqlx_logging(ui.verbose > 0)
         .sqlx_logging_level(tracing::log::LevelFilter::Info)
-        .set_application_name("ecomind-admin")
+        .set_application_name(session_tag())
         // Idle connections are never reaped mid-command.
         .idle_timeout(None::<Duration>)
         .max_lifetime(None::<Duration>)
@@ -157,6 +164,34 @@ pub async fn connect(
 impl Db {
     pub fn is_postgres(&self) -> bool {
         self.backend == DbBackend::Postgres
+    }
+
+    /// Cancel every running statement of this process's other sessions (PostgreSQL
+    /// `pg_cancel_backend`, allowed on one's own role's sessions), and wait up to a
+    /// second for them to stop.
+    pub async fn cancel_session_statements(&self) -> Result<()> {
+        let tag = session_tag();
+        self.query_all(&format!(
+            "SELECT pg_cancel_backend(pid) AS cancelled FROM pg_stat_activity \
+             WHERE application_name = '{tag}' AND pid <> pg_backend_pid() AND state <> 'idle'"
+        ))
+        .await?;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            let active = self
+                .query_one(&format!(
+                    "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = '{tag}' \
+                     AND pid <> pg_backend_pid() AND state = 'active'"
+                ))
+                .await?
+                .and_then(|r| r.try_get::<i64>("", "n").ok())
+                .unwrap_or(0);
+            if active == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
     }
 
     /// Refuse up front, with a clear message, when this session cannot write: a hot

@@ -71,6 +71,10 @@ pub enum Kind {
     /// The result could not be written to stdout (exit 6): disk full, I/O error. A
     /// closed pipe is not an error.
     Output,
+    /// SIGINT (exit 130).
+    Interrupted,
+    /// SIGTERM (exit 143).
+    Terminated,
 }
 
 impl Kind {
@@ -83,6 +87,8 @@ impl Kind {
             Kind::Refused => "refused",
             Kind::Internal => "internal",
             Kind::Output => "output",
+            Kind::Interrupted => "interrupted",
+            Kind::Terminated => "terminated",
         }
     }
 
@@ -94,6 +100,8 @@ impl Kind {
             Kind::Refused => exit::REFUSED,
             Kind::Internal => exit::INTERNAL,
             Kind::Output => exit::OUTPUT,
+            Kind::Interrupted => exit::SIGINT,
+            Kind::Terminated => exit::SIGTERM,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod migrations;
 pub mod output;
 pub mod records;
 pub mod schema;
+pub mod signals;
 
 use cli::{Cli, Command};
 use error::Result;
@@ -36,8 +37,15 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         ));
     }
     init_logging(&ui, &cli.global);
+    if let Some(work) = signal_work(&cli.command)
+        && let Ok(config) = config::DatabaseConfig::resolve(cli.global.database_url.as_deref())
+    {
+        signals::install(config, work, ui.clone());
+    }
     let result = dispatch(&cli, &ui).await;
-    if let Err(err) = &result {
+    if let Err(err) = &result
+        && !signals::interrupted()
+    {
         ui.emit_error(err);
     }
     result
@@ -58,6 +66,21 @@ async fn dispatch(cli: &Cli, ui: &Output) -> Result<Outcome> {
             commands::completions::run(args, &ui).map(|_| Outcome::Success)
         }
     }
+}
+
+/// What a command does to the database, for the line a signal prints (None: it does
+/// not touch one).
+fn signal_work(command: &Command) -> Option<signals::Work> {
+    use commands::migrate::MigrateCommand;
+    use signals::Work;
+    Some(match command {
+        Command::Migrate(MigrateCommand::Up(a)) if !a.dry_run => Work::Schema,
+        Command::Migrate(MigrateCommand::Down(a)) if !a.dry_run => Work::Schema,
+        Command::Baseline(a) if !a.dry_run => Work::Schema,
+        Command::CreateOrg(_) | Command::CreateAdmin(_) => Work::Create,
+        Command::Man | Command::Completions(_) => return None,
+        _ => Work::ReadOnly,
+    })
 }
 
 /// `-v` logs SQL statements (sqlx's statement log), `-vv` the driver's debug logs; to

@@ -28,7 +28,14 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::INTERNAL);
         }
     };
-    match runtime.block_on(ecomind_admin::run(cli)) {
+    let result = runtime.block_on(ecomind_admin::run(cli));
+    if ecomind_admin::signals::interrupted() {
+        // The signal thread cancels, prints the one line and exits 130 / 143.
+        loop {
+            std::thread::park();
+        }
+    }
+    match result {
         Ok(Outcome::Success) => ExitCode::from(exit::SUCCESS),
         Ok(Outcome::CheckFailed) => ExitCode::from(exit::CHECK_FAILED),
         Err(err) => {

@@ -60,6 +60,21 @@ impl Output {
         }
     }
 
+    /// An Output that prints no notes (for a side connection), JSON-free.
+    pub fn silent() -> Self {
+        Self {
+            format: Format::Table,
+            quiet: true,
+            verbose: 0,
+            color_stdout: false,
+            color_stderr: false,
+            stderr_tty: false,
+            stdin_tty: false,
+            stdout_closed: Arc::new(AtomicBool::new(false)),
+            stdout_used: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
     /// Can we ask the user a question?
     pub fn interactive(&self) -> bool {
         self.stdin_tty && self.stderr_tty
@@ -259,6 +274,15 @@ impl Output {
 
 /// Print an error once, with its hint (used by main before `Output` exists, too).
 pub fn print_error(err: &Error, color: bool) {
+    // After a signal, only the signal's own line is printed.
+    if crate::signals::interrupted()
+        && !matches!(
+            err.kind,
+            crate::error::Kind::Interrupted | crate::error::Kind::Terminated
+        )
+    {
+        return;
+    }
     let prefix = if color {
         "error:".red().bold().to_string()
     } else {

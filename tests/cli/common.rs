@@ -416,19 +416,37 @@ pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
 pub struct Blocker(std::process::Child);
 
 impl Blocker {
-    pub fn lock(db: &PgDb, table: &str) -> Self {
-        let mut child = StdCommand::new("psql")
-            .args(["-X", "-q", &db.url()])
+    /// An SQL shell (`program args`) that has run `sql` and keeps its session open.
+    fn session(program: &str, args: &[&str], sql: &str) -> std::process::Child {
+        let mut child = StdCommand::new(program)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        writeln!(
-            child.stdin.as_mut().unwrap(),
-            "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;"
-        )
-        .unwrap();
+        writeln!(child.stdin.as_mut().unwrap(), "{sql}").unwrap();
+        child
+    }
+
+    /// A sqlite3 session holding the database's write lock (`BEGIN IMMEDIATE`).
+    pub fn sqlite_writer(db: &SqliteDb) -> Self {
+        let path = db.path();
+        let child = Self::session(
+            "sqlite3",
+            &[path.to_str().unwrap()],
+            "BEGIN IMMEDIATE;\nSELECT 1;",
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        Blocker(child)
+    }
+
+    pub fn lock(db: &PgDb, table: &str) -> Self {
+        let child = Self::session(
+            "psql",
+            &["-X", "-q", &db.url()],
+            &format!("BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;"),
+        );
         wait_for("the blocker's lock", 20, || {
             db.psql(&format!(
                 "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \

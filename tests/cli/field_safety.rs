@@ -793,3 +793,131 @@ fn refusals_in_json_plurals_and_the_evidence_column() {
         assert!(r.stdout.contains("registrations=0"), "{who}: {}", r.stdout);
     }
 }
+
+fn send(child: &std::process::Child, sig: &str) -> std::time::Instant {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig}");
+    std::time::Instant::now()
+}
+
+/// Start `args` against `db` while `table` is locked, wait until its statement waits on
+/// the lock, send `sig`, and check: within 1 s nothing of ours is left on the server,
+/// exit `code`, one line on stderr that contains `says`.
+fn interrupt_while_waiting(
+    db: &PgDb,
+    table: &str,
+    args: &[&str],
+    sig: &str,
+    code: i32,
+    says: &str,
+) {
+    let blocker = Blocker::lock(db, table);
+    let ours = "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'ecomind-admin%'";
+    let child = db
+        .std_cmd()
+        .args(args)
+        .env("ECOMIND_ADMIN_PASSWORD", "a strong password 1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&format!("{args:?} waiting on the lock"), 20, || {
+        db.psql(&format!("{ours} AND wait_event_type = 'Lock'")) == "1"
+    });
+    let sent = send(&child, sig);
+    // One look, 1 s after the signal: nothing of ours is left on the server.
+    std::thread::sleep(std::time::Duration::from_secs(1).saturating_sub(sent.elapsed()));
+    let left = db.psql(&ours.replace("count(*)", "state, wait_event_type, query"));
+    assert_eq!(left, "", "{args:?}: sessions of ours left 1 s after {sig}");
+    let r = Run::from(child.wait_with_output().unwrap());
+    r.expect_clean_error(code);
+    let lines: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| !l.starts_with("warning:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{args:?}: one line:\n{}", r.stderr);
+    assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+    drop(blocker);
+}
+
+#[test]
+fn signals_cancel_our_statements_roll_back_and_say_so_postgres() {
+    let db = PgDb::new();
+    db.run(&["migrate", "up", "--to", V1]).expect_code(0);
+    interrupt_while_waiting(
+        &db,
+        "users",
+        &["migrate", "up", "--ddl-lock-timeout", "60s"],
+        "-INT",
+        130,
+        "interrupted by SIGINT: the running statement was cancelled; each migration is one transaction: the database is at 001",
+    );
+    assert_eq!(db.versions(), vec![V1]);
+    db.run(&["migrate", "up"]).expect_code(0);
+    interrupt_while_waiting(
+        &db,
+        "audit_logs",
+        &["audit", "suspicious-accounts"],
+        "-TERM",
+        143,
+        "interrupted by SIGTERM: the running statement was cancelled; nothing was written (read-only)",
+    );
+    interrupt_while_waiting(
+        &db,
+        "seaql_migrations",
+        &["baseline", "--undo", "--yes"],
+        "-INT",
+        130,
+        // The version cannot be read behind that lock: the line says so.
+        "nothing half-applied",
+    );
+    assert_eq!(db.versions(), vec![V1, V2]);
+    db.run(&["create-org", "--id", "org_a", "--name", "A"])
+        .expect_code(0);
+    interrupt_while_waiting(
+        &db,
+        "users",
+        &[
+            "create-admin",
+            "--org",
+            "org_a",
+            "--email",
+            "a@x.com",
+            "--bcrypt-cost",
+            "4",
+        ],
+        "-TERM",
+        143,
+        "rolled back",
+    );
+    assert_eq!(db.psql("SELECT count(*) FROM users"), "0");
+}
+
+#[test]
+fn signals_end_a_waiting_migration_on_sqlite() {
+    let db = SqliteDb::new();
+    db.run(&["migrate", "up", "--to", V1]).expect_code(0);
+    let writer = Blocker::sqlite_writer(&db);
+    let mut cmd = std_bin(db.dir.path());
+    cmd.env("DATABASE_URL", db.url())
+        .args(["migrate", "up", "--lock-wait", "60s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    send(&child, "-TERM");
+    let r = Run::from(child.wait_with_output().unwrap());
+    drop(writer);
+    r.expect_clean_error(143);
+    assert!(
+        r.stderr.contains("interrupted by SIGTERM") && r.stderr.contains("the database is at 001"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(db.versions(), vec![V1]);
+}

@@ -243,13 +243,13 @@ fn terminate_while_blocked(db: &PgDb, args: &[&str]) -> Run {
         .unwrap();
     wait_for("the command to block", 30, || {
         db.psql(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ecomind-admin' \
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'ecomind-admin%' \
              AND wait_event_type = 'Lock' AND datname = current_database()",
         ) == "1"
     });
     db.psql(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE application_name = 'ecomind-admin' AND datname = current_database()",
+         WHERE application_name LIKE 'ecomind-admin%' AND datname = current_database()",
     );
     Run::from(child.wait_with_output().unwrap())
 }

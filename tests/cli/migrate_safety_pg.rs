@@ -70,7 +70,7 @@ fn blocked_migration_fails_after_ddl_lock_timeout_and_survives_kill_9() {
     let start = Instant::now();
     loop {
         let waiting = db.psql(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ecomind-admin' \
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'ecomind-admin%' \
              AND wait_event_type = 'Lock' AND datname = current_database()",
         );
         if waiting == "1" {

@@ -1,0 +1,131 @@
+//! Ctrl-C and SIGTERM (a pipeline or Kubernetes stopping the job): cancel what we run
+//! on the server, say in one line what was and was not applied, exit 130 / 143.
+//!
+//! A dedicated thread waits for the signals (signal-hook), so that a signal is handled
+//! even while the main thread is blocked (in a prompt, say). On the first signal it
+//! connects once more and cancels every statement of this process (the sessions carry
+//! this process's `application_name`, [`crate::db::session_tag`]), so that nothing of
+//! ours stays queued on the server (an `ALTER TABLE` waiting for a lock blocks the API's
+//! readers behind it), then reads the version the database is at, prints the line and
+//! exits. The main thread, once it sees [`interrupted`], prints nothing more and waits
+//! for that exit.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+use crate::config::DatabaseConfig;
+use crate::db::{self, Open};
+use crate::error::{Error, Kind};
+use crate::migrations;
+use crate::output::Output;
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Has a signal arrived? Then the signal thread owns the exit.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// What the command does, for the line the signal prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// Migrations or a baseline: say which version the database is at now.
+    Schema,
+    /// create-org / create-admin: one transaction.
+    Create,
+    /// Reads only.
+    ReadOnly,
+}
+
+/// Handle SIGINT and SIGTERM for a command that works on `config`'s database.
+pub fn install(config: DatabaseConfig, work: Work, ui: Output) {
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        return; // the default handlers stay: the process dies, the server rolls back
+    };
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let Some(sig) = signals.forever().next() else {
+                return;
+            };
+            INTERRUPTED.store(true, Ordering::SeqCst);
+            let (name, kind) = if sig == SIGTERM {
+                ("SIGTERM", Kind::Terminated)
+            } else {
+                ("SIGINT", Kind::Interrupted)
+            };
+            // A second signal: stop waiting for the server.
+            std::thread::spawn(move || {
+                if signals.forever().next().is_some() {
+                    std::process::exit(i32::from(kind.code()));
+                }
+            });
+            let after = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()
+                .and_then(|rt| {
+                    rt.block_on(async {
+                        tokio::time::timeout(Duration::from_secs(3), cancel_and_read(&config, work))
+                            .await
+                            .ok()
+                    })
+                });
+            let what = match (work, after) {
+                (Work::ReadOnly, _) => "nothing was written (read-only)".to_owned(),
+                (Work::Create, _) => {
+                    "its transaction was rolled back unless it had committed (then the result is in the database)".to_owned()
+                }
+                (Work::Schema, Some(Some(at))) => format!(
+                    "each migration is one transaction: the database is at {at}; nothing after it was applied"
+                ),
+                (Work::Schema, _) => {
+                    "each migration is one transaction: nothing half-applied; run `migrate status` to see the version".to_owned()
+                }
+            };
+            let err = Error::new(
+                kind,
+                format!(
+                    "interrupted by {name}: the running statement was cancelled; {what}"
+                ),
+                None,
+            );
+            ui.emit_error(&err);
+            ui.error(&err);
+            std::process::exit(i32::from(kind.code()));
+        });
+    if spawned.is_err() {
+        // No thread: keep the default handlers.
+    }
+}
+
+/// Cancel this process's statements on the server (PostgreSQL) and read the version
+/// the database is at (`None` when it records none).
+async fn cancel_and_read(config: &DatabaseConfig, work: Work) -> Option<String> {
+    let quiet = Output::silent();
+    let db = db::connect(config, Duration::from_secs(2), &quiet, Open::Existing)
+        .await
+        .ok()?;
+    if db.is_postgres() {
+        let _ = db.cancel_session_statements().await;
+    }
+    if work != Work::Schema {
+        return None;
+    }
+    // Never wait behind the lock that held the command up: that read would be a
+    // statement of ours left on the server.
+    let txn = db.snapshot().await.ok()?;
+    db::set_lock_timeout(&txn, Duration::from_millis(300))
+        .await
+        .ok()?;
+    let state = migrations::read_state(&txn).await;
+    let _ = txn.rollback().await;
+    let state = state.ok()?;
+    let known = migrations::known();
+    Some(match state.current() {
+        Some(i) => format!("{} ({})", known[i].alembic_revision, known[i].version),
+        None => "no version (nothing applied)".to_owned(),
+    })
+}
