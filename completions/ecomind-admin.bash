@@ -140,13 +140,17 @@ _ecomind__admin() {
 
     case "${cmd}" in
         ecomind__admin)
-            opts="-q -v -h -V --database-url --connect-timeout --format --color --quiet --verbose --help --version migrate baseline create-org create-admin audit verify-schema doctor man completions help"
+            opts="-q -v -h -V --database-url --schema --connect-timeout --format --color --quiet --verbose --help --version migrate baseline create-org create-admin audit verify-schema doctor man completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schema)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -170,13 +174,17 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__audit)
-            opts="-q -v -h --database-url --connect-timeout --format --color --quiet --verbose --help suspicious-accounts help"
+            opts="-q -v -h --database-url --schema --connect-timeout --format --color --quiet --verbose --help suspicious-accounts help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schema)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -242,7 +250,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__audit__subcmd__suspicious__subcmd__accounts)
-            opts="-q -v -h --since --fixed-at --org --rule --failed-threshold --fail-on --show-sql --database-url --connect-timeout --format --color --quiet --verbose --help"
+            opts="-q -v -h --since --fixed-at --org --rule --failed-threshold --fail-on --show-sql --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -276,6 +284,10 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --schema)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -296,7 +308,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__baseline)
-            opts="-y -q -v -h --to --dry-run --yes --undo --lock-wait --ddl-lock-timeout --database-url --connect-timeout --format --color --quiet --verbose --help"
+            opts="-y -q -v -h --to --dry-run --yes --undo --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -315,6 +327,10 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schema)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -338,13 +354,17 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__completions)
-            opts="-q -v -h --database-url --connect-timeout --format --color --quiet --verbose --help bash elvish fish powershell zsh"
+            opts="-q -v -h --database-url --schema --connect-timeout --format --color --quiet --verbose --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schema)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -368,7 +388,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__create__subcmd__admin)
-            opts="-q -v -h --org --email --name --role --password-stdin --bcrypt-cost --if-not-exists --database-url --connect-timeout --format --color --quiet --verbose --help"
+            opts="-q -v -h --org --email --name --role --password-stdin --bcrypt-cost --if-not-exists --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -398,6 +418,10 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --schema)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -418,7 +442,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__create__subcmd__org)
-            opts="-q -v -h --name --id --plan --if-not-exists --database-url --connect-timeout --format --color --quiet --verbose --help"
+            opts="-q -v -h --name --id --plan --if-not-exists --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -437,6 +461,10 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schema)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -460,13 +488,17 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__doctor)
-            opts="-q -v -h --database-url --connect-timeout --format --color --quiet --verbose --help"
+            opts="-q -v -h --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schema)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -714,13 +746,17 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__man)
-            opts="-q -v -h --database-url --connect-timeout --format --color --quiet --verbose --help"
+            opts="-q -v -h --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schema)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -744,13 +780,17 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__migrate)
-            opts="-q -v -h --database-url --connect-timeout --format --color --quiet --verbose --help up down current status help"
+            opts="-q -v -h --database-url --schema --connect-timeout --format --color --quiet --verbose --help up down current status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schema)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -774,13 +814,17 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__migrate__subcmd__current)
-            opts="-q -v -h --check --database-url --connect-timeout --format --color --quiet --verbose --help"
+            opts="-q -v -h --check --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schema)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -804,7 +848,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__migrate__subcmd__down)
-            opts="-n -y -q -v -h --steps --to --all --dry-run --yes --lock-wait --ddl-lock-timeout --database-url --connect-timeout --format --color --quiet --verbose --help"
+            opts="-n -y -q -v -h --steps --to --all --dry-run --yes --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -831,6 +875,10 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schema)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -938,13 +986,17 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__migrate__subcmd__status)
-            opts="-q -v -h --database-url --connect-timeout --format --color --quiet --verbose --help"
+            opts="-q -v -h --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schema)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -968,7 +1020,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__migrate__subcmd__up)
-            opts="-n -q -v -h --to --steps --dry-run --lock-wait --ddl-lock-timeout --database-url --connect-timeout --format --color --quiet --verbose --help"
+            opts="-n -q -v -h --to --steps --dry-run --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -998,6 +1050,10 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --schema)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --connect-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1018,7 +1074,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__verify__subcmd__schema)
-            opts="-q -v -h --against --strict --show-fix --database-url --connect-timeout --format --color --quiet --verbose --help"
+            opts="-q -v -h --against --strict --show-fix --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1029,6 +1085,10 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schema)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

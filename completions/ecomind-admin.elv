@@ -19,6 +19,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
     var completions = [
         &'ecomind-admin'= {
             cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
             cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
             cand --format 'Output format of the result on stdout'
             cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
@@ -43,6 +44,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         }
         &'ecomind-admin;migrate'= {
             cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
             cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
             cand --format 'Output format of the result on stdout'
             cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
@@ -65,6 +67,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand --lock-wait 'How long to wait for another ecomind-admin''s migration lock before giving up (exit 4)'
             cand --ddl-lock-timeout 'lock_timeout for the migration''s statements: a migration queued behind a long transaction fails cleanly (exit 4, nothing changed) instead of blocking the table'
             cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
             cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
             cand --format 'Output format of the result on stdout'
             cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
@@ -83,6 +86,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand --lock-wait 'How long to wait for another ecomind-admin''s migration lock before giving up (exit 4)'
             cand --ddl-lock-timeout 'lock_timeout for the migration''s statements: a migration queued behind a long transaction fails cleanly (exit 4, nothing changed) instead of blocking the table'
             cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
             cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
             cand --format 'Output format of the result on stdout'
             cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
@@ -99,6 +103,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         }
         &'ecomind-admin;migrate;current'= {
             cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
             cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
             cand --format 'Output format of the result on stdout'
             cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
@@ -112,6 +117,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         }
         &'ecomind-admin;migrate;status'= {
             cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
             cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
             cand --format 'Output format of the result on stdout'
             cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
@@ -144,6 +150,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand --lock-wait 'How long to wait for another ecomind-admin''s migration lock before giving up (exit 4)'
             cand --ddl-lock-timeout 'lock_timeout for the migration''s statements: a migration queued behind a long transaction fails cleanly (exit 4, nothing changed) instead of blocking the table'
             cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
             cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
             cand --format 'Output format of the result on stdout'
             cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
@@ -163,6 +170,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand --id 'The id (lowercase letters, digits and underscore, 1 to 64 characters). Default: `org_` + 12 random lowercase hex digits'
             cand --plan 'The plan'
             cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
             cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
             cand --format 'Output format of the result on stdout'
             cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
@@ -181,6 +189,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand --role 'The role'
             cand --bcrypt-cost 'bcrypt cost factor, 4 to 31 (below 10 only for tests)'
             cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
             cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
             cand --format 'Output format of the result on stdout'
             cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
@@ -195,6 +204,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         }
         &'ecomind-admin;audit'= {
             cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
             cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
             cand --format 'Output format of the result on stdout'
             cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
@@ -215,6 +225,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand --failed-threshold 'Failed logins for one email within 60 seconds that make a brute-force finding'
             cand --fail-on 'Exit 1 when a finding is at or above this severity'
             cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
             cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
             cand --format 'Output format of the result on stdout'
             cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
@@ -237,6 +248,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         &'ecomind-admin;verify-schema'= {
             cand --against 'Compare against VERSION (migration name or Alembic revision, e.g. 001) or `head`, instead of the version the database records'
             cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
             cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
             cand --format 'Output format of the result on stdout'
             cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
@@ -251,6 +263,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         }
         &'ecomind-admin;doctor'= {
             cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
             cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
             cand --format 'Output format of the result on stdout'
             cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
@@ -263,6 +276,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         }
         &'ecomind-admin;man'= {
             cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
             cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
             cand --format 'Output format of the result on stdout'
             cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
@@ -275,6 +289,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         }
         &'ecomind-admin;completions'= {
             cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
             cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
             cand --format 'Output format of the result on stdout'
             cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'

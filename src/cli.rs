@@ -45,6 +45,12 @@ pub struct GlobalArgs {
     )]
     pub database_url: Option<String>,
 
+    /// PostgreSQL schema that holds the API's tables, when it is not the first of the
+    /// role's search_path (default: the URL's options, else the search_path, normally
+    /// public). Every transaction runs with this search_path.
+    #[arg(long, global = true, value_name = "NAME", env = "ECOMIND_SCHEMA")]
+    pub schema: Option<String>,
+
     /// How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m).
     #[arg(long, global = true, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub connect_timeout: Duration,

@@ -30,9 +30,32 @@ pub struct DatabaseConfig {
     url: String,
     pub backend: DbBackend,
     pub source: UrlSource,
+    /// The PostgreSQL schema that holds the API's tables, when not the search_path's
+    /// first: `--schema`, else `search_path` in the URL's `options`.
+    pub schema: Option<String>,
+    /// `--schema` was given: every transaction sets its search_path (the URL's
+    /// `options` are applied by the server itself).
+    pub set_search_path: bool,
 }
 
 impl DatabaseConfig {
+    /// The URL and the schema the global flags (and the environment) name.
+    pub fn from_global(global: &crate::cli::GlobalArgs) -> Result<Self, Error> {
+        let mut config = Self::resolve(global.database_url.as_deref())?;
+        if let Some(schema) = &global.schema {
+            if config.backend != DbBackend::Postgres {
+                return Err(Error::usage(
+                    "--schema is for PostgreSQL: SQLite has no schemas",
+                    "drop --schema, or use a postgres:// URL",
+                ));
+            }
+            check_schema_name(schema)?;
+            config.schema = Some(schema.clone());
+            config.set_search_path = true;
+        }
+        Ok(config)
+    }
+
     /// Resolve the URL: the flag/env value clap gave us, else `DATABASE_URL` from `./.env`,
     /// else the embedded default.
     pub fn resolve(explicit: Option<&str>) -> Result<Self, Error> {
@@ -85,10 +108,15 @@ impl DatabaseConfig {
                 ));
             }
         };
+        let schema = (backend == DbBackend::Postgres)
+            .then(|| url_search_path(url))
+            .flatten();
         Ok(Self {
             url: url.to_owned(),
             backend,
             source,
+            schema,
+            set_search_path: false,
         })
     }
 
@@ -101,6 +129,38 @@ impl DatabaseConfig {
     pub fn redacted(&self) -> String {
         redact_url(&self.url)
     }
+}
+
+/// A schema name: 1 to 63 bytes, no NUL (it is always quoted as an identifier).
+fn check_schema_name(name: &str) -> Result<(), Error> {
+    if name.is_empty() || name.len() > 63 || name.contains('\0') {
+        return Err(Error::usage(
+            format!(
+                "invalid --schema '{}': a schema name is 1 to 63 bytes",
+                crate::output::shown(name)
+            ),
+            "pass the name of the schema that holds (or will hold) the API's tables, e.g. --schema app",
+        ));
+    }
+    Ok(())
+}
+
+/// The first schema of `search_path` in a PostgreSQL URL's `options` parameter
+/// (`options=-c search_path=app,public` or `options=--search_path=app`).
+pub fn url_search_path(url: &str) -> Option<String> {
+    let parsed = Url::parse(url).ok()?;
+    let options = parsed
+        .query_pairs()
+        .find(|(k, _)| k == "options")
+        .map(|(_, v)| v.into_owned())?;
+    let value = options
+        .split("search_path=")
+        .nth(1)?
+        .split([' ', ','])
+        .next()?
+        .trim_matches('"')
+        .to_owned();
+    (!value.is_empty() && value != "$user").then_some(value)
 }
 
 /// Read `DATABASE_URL` from a `.env` file without touching the process environment.

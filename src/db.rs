@@ -23,6 +23,9 @@ pub struct Db {
     pub backend: DbBackend,
     /// The URL as it may be printed.
     pub url: String,
+    /// `--schema`: `SET LOCAL search_path` at the start of every transaction (inside
+    /// the transaction, so that it holds behind PgBouncer in transaction pooling mode).
+    search_path: Option<String>,
 }
 
 /// The `application_name` of this process's sessions: `ecomind-admin` and a random
@@ -123,11 +126,19 @@ pub async fn connect(
         .await
         {
             Ok(Ok(conn)) => {
-                return Ok(Db {
+                let db = Db {
                     backend: conn.get_database_backend(),
                     conn,
                     url: config.redacted(),
-                });
+                    search_path: config
+                        .set_search_path
+                        .then(|| config.schema.clone())
+                        .flatten(),
+                };
+                if let Some(schema) = &config.schema {
+                    db.ensure_schema_exists(schema).await?;
+                }
+                return Ok(db);
             }
             Ok(Err(err)) => {
                 if is_retryable_connect(&err)
@@ -164,6 +175,59 @@ pub async fn connect(
 impl Db {
     pub fn is_postgres(&self) -> bool {
         self.backend == DbBackend::Postgres
+    }
+
+    /// Begin a read-write transaction (in `--schema`'s search_path).
+    pub async fn begin(&self) -> Result<DatabaseTransaction> {
+        let txn = self
+            .conn
+            .begin()
+            .await
+            .map_err(|e| Error::from_db(e, "beginning a transaction"))?;
+        self.in_schema(&txn).await?;
+        Ok(txn)
+    }
+
+    /// `SET LOCAL search_path` to `--schema`, when given.
+    async fn in_schema(&self, txn: &DatabaseTransaction) -> Result<()> {
+        if let Some(schema) = &self.search_path {
+            txn.execute_unprepared(&format!("SET LOCAL search_path TO {}", quote_ident(schema)))
+                .await
+                .map_err(|e| Error::from_db(e, "setting the search_path"))?;
+        }
+        Ok(())
+    }
+
+    /// `--schema` (or the URL's search_path) must name an existing schema: otherwise
+    /// PostgreSQL silently falls back to the next one (public).
+    async fn ensure_schema_exists(&self, schema: &str) -> Result<()> {
+        let txn = self.begin().await?;
+        let row = txn
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT to_regnamespace(quote_ident($1)) IS NOT NULL AS present",
+                [schema.into()],
+            ))
+            .await
+            .map_err(|e| Error::from_db(e, "looking up the schema"));
+        let _ = txn.rollback().await;
+        let present = row?
+            .and_then(|r| r.try_get::<bool>("", "present").ok())
+            .unwrap_or(false);
+        if !present {
+            return Err(Error::refused(
+                format!(
+                    "schema '{}' does not exist in {}",
+                    crate::output::shown(schema),
+                    self.url
+                ),
+                format!(
+                    "create it first (CREATE SCHEMA {}), or fix --schema / the URL's search_path",
+                    quote_ident(schema)
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Cancel every running statement of this process's other sessions (PostgreSQL
@@ -245,11 +309,7 @@ impl Db {
 
     /// Every row of one query, like [`Db::query_one`].
     pub async fn query_all(&self, sql: &str) -> Result<Vec<sea_orm::QueryResult>> {
-        let txn = self
-            .conn
-            .begin()
-            .await
-            .map_err(|e| Error::from_db(e, "beginning a transaction"))?;
+        let txn = self.begin().await?;
         let rows = txn
             .query_all_raw(Statement::from_string(self.backend, sql.to_owned()))
             .await
@@ -272,7 +332,9 @@ impl Db {
             }
             _ => self.conn.begin().await,
         };
-        txn.map_err(|e| Error::from_db(e, "beginning a read-only transaction"))
+        let txn = txn.map_err(|e| Error::from_db(e, "beginning a read-only transaction"))?;
+        self.in_schema(&txn).await?;
+        Ok(txn)
     }
 
     /// Begin a transaction that holds the migration lock, waiting up to `lock_wait` for it.
@@ -287,11 +349,7 @@ impl Db {
         match self.backend {
             DbBackend::Postgres => {
                 let mut wait = Waiter::new(lock_wait);
-                let txn = self
-                    .conn
-                    .begin()
-                    .await
-                    .map_err(|e| Error::from_db(e, "beginning a transaction"))?;
+                let txn = self.begin().await?;
                 let sql =
                     format!("SELECT pg_try_advisory_xact_lock({MIGRATION_LOCK_KEY}) AS locked");
                 loop {
@@ -366,11 +424,7 @@ impl Db {
         if self.backend != DbBackend::Postgres {
             return self.begin_immediate(lock_wait, ui).await;
         }
-        let txn = self
-            .conn
-            .begin()
-            .await
-            .map_err(|e| Error::from_db(e, "beginning a transaction"))?;
+        let txn = self.begin().await?;
         set_lock_timeout(&txn, lock_wait).await?;
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -415,6 +469,11 @@ impl Waiter {
         tokio::time::sleep(Duration::from_millis(100)).await;
         Ok(())
     }
+}
+
+/// A PostgreSQL identifier, double-quoted.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 fn lock_timeout_error(waited: Duration) -> Error {

@@ -38,7 +38,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     }
     init_logging(&ui, &cli.global);
     if let Some(work) = signal_work(&cli.command)
-        && let Ok(config) = config::DatabaseConfig::resolve(cli.global.database_url.as_deref())
+        && let Ok(config) = config::DatabaseConfig::from_global(&cli.global)
     {
         signals::install(config, work, ui.clone());
     }
@@ -89,7 +89,7 @@ fn init_logging(ui: &Output, global: &cli::GlobalArgs) {
     if ui.verbose == 0 {
         return;
     }
-    let mut secrets = config::DatabaseConfig::resolve(global.database_url.as_deref())
+    let mut secrets = config::DatabaseConfig::from_global(global)
         .map(|c| config::secrets_in_url(c.secret_url()))
         .unwrap_or_default();
     if let Some(raw) = &global.database_url {

@@ -190,6 +190,9 @@ impl State {
 /// Read the bookkeeping state. Creates nothing, so it works on a read-only role.
 pub async fn read_state<C: ConnectionTrait>(conn: &C) -> Result<State> {
     let present = tables_present(conn).await?;
+    if present.is_empty() {
+        refuse_if_elsewhere(conn).await?;
+    }
     let tracking_table = present.iter().any(|t| t == TRACKING_TABLE);
     let all = known();
     let mut applied = Vec::new();
@@ -255,6 +258,89 @@ pub async fn read_state<C: ConnectionTrait>(conn: &C) -> Result<State> {
         alembic,
         unrecorded_tables,
     })
+}
+
+/// For commands that read or write the API's rows (audit, create-*): the API's tables
+/// must be here. In another schema: refused, naming it; nowhere: refused, pointing at
+/// `migrate up` (instead of a "relation does not exist" from the first query).
+pub async fn ensure_api_tables<C: ConnectionTrait>(conn: &C) -> Result<()> {
+    let present = tables_present(conn).await?;
+    if present
+        .iter()
+        .any(|t| crate::entities::API_TABLES.contains(&t.as_str()))
+    {
+        return Ok(());
+    }
+    refuse_if_elsewhere(conn).await?;
+    Err(Error::refused(
+        "the database has none of the API's tables",
+        "run `ecomind-admin migrate up` first (or check the database URL / --schema)",
+    ))
+}
+
+/// PostgreSQL: when the schema we work in holds nothing of the API, the API's tables
+/// may be in another schema (the search_path does not name it). Working on "an empty
+/// database" then would make a second copy: refuse, naming the schema. A schema counts
+/// when it has bookkeeping (seaql_migrations, alembic_version) or at least three of the
+/// API's tables (so that, say, Supabase's `auth.users` alone does not).
+async fn refuse_if_elsewhere<C: ConnectionTrait>(conn: &C) -> Result<()> {
+    if conn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let api: Vec<String> = crate::entities::API_TABLES
+        .iter()
+        .map(|t| quote_literal(t))
+        .collect();
+    let sql = format!(
+        "SELECT n.nspname::text AS schema, COALESCE(current_schema()::text, '') AS here \
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'p') AND n.nspname IS DISTINCT FROM current_schema() \
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' \
+           AND c.relname IN ({api}, '{TRACKING_TABLE}', '{ALEMBIC_TABLE}') \
+         GROUP BY n.nspname \
+         HAVING count(*) FILTER (WHERE c.relname IN ('{TRACKING_TABLE}', '{ALEMBIC_TABLE}')) > 0 \
+             OR count(*) >= 3 \
+         ORDER BY count(*) DESC, 1",
+        api = api.join(", ")
+    );
+    let rows = conn
+        .query_all_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .map_err(|e| Error::from_db(e, "looking for the API's tables in other schemas"))?;
+    let mut schemas = Vec::new();
+    let mut here = String::new();
+    for row in rows {
+        schemas.push(
+            row.try_get::<String>("", "schema")
+                .map_err(|e| Error::from_db(e, "reading the catalog"))?,
+        );
+        here = row.try_get::<String>("", "here").unwrap_or_default();
+    }
+    let Some(first) = schemas.first() else {
+        return Ok(());
+    };
+    let shown: Vec<String> = schemas
+        .iter()
+        .map(|s| format!("'{}'", crate::output::shown(s)))
+        .collect();
+    Err(Error::refused(
+        format!(
+            "the API's tables are in schema {}, not in {}; nothing was changed",
+            shown.join(", "),
+            if here.is_empty() {
+                "the search_path".to_owned()
+            } else {
+                format!(
+                    "'{}' (the first schema of the search_path)",
+                    crate::output::shown(&here)
+                )
+            }
+        ),
+        format!(
+            "pass --schema {} to work on them (ecomind-admin will not make a second copy)",
+            crate::output::shown(first)
+        ),
+    ))
 }
 
 /// Read the state from one consistent snapshot (a read-only transaction), so that a

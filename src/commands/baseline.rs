@@ -160,7 +160,7 @@ impl Report for BaselineReport {
 }
 
 pub async fn run(args: &BaselineArgs, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
-    let config = DatabaseConfig::resolve(global.database_url.as_deref())?;
+    let config = DatabaseConfig::from_global(global)?;
     let db = db::connect(&config, global.connect_timeout, ui, db::Open::Existing).await?;
     let outcome = if args.undo {
         undo(&db, args, ui).await

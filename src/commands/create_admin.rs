@@ -239,7 +239,7 @@ pub async fn run(args: &CreateAdminArgs, global: &GlobalArgs, ui: &Output) -> Re
             args.bcrypt_cost
         ));
     }
-    let config = DatabaseConfig::resolve(global.database_url.as_deref())?;
+    let config = DatabaseConfig::from_global(global)?;
     let db = db::connect(&config, global.connect_timeout, ui, db::Open::Existing).await?;
     let result = async {
         // Check the org and the email before asking for a password; the transaction
@@ -282,6 +282,7 @@ async fn preconditions<C: sea_orm::ConnectionTrait>(
     conn: &C,
     args: &CreateAdminArgs,
 ) -> Result<Option<users::Model>> {
+    crate::migrations::ensure_api_tables(conn).await?;
     let org = orgs::Entity::find_by_id(args.org.clone())
         .one(conn)
         .await

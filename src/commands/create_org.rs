@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use clap::{Args, ValueEnum};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use serde::Serialize;
 use serde_json::json;
 
@@ -149,7 +149,7 @@ pub async fn run(args: &CreateOrgArgs, global: &GlobalArgs, ui: &Output) -> Resu
         }
         None => records::new_id("org_", 12),
     };
-    let config = DatabaseConfig::resolve(global.database_url.as_deref())?;
+    let config = DatabaseConfig::from_global(global)?;
     let db = db::connect(&config, global.connect_timeout, ui, db::Open::Existing).await?;
     let result = match db.ensure_writable().await {
         Ok(()) => create(&db, args, &id, ui).await,
@@ -162,11 +162,11 @@ pub async fn run(args: &CreateOrgArgs, global: &GlobalArgs, ui: &Output) -> Resu
 }
 
 async fn create(db: &Db, args: &CreateOrgArgs, id: &str, ui: &Output) -> Result<OrgReport> {
-    let txn = db
-        .conn
-        .begin()
-        .await
-        .map_err(|e| Error::from_db(e, "beginning a transaction"))?;
+    let txn = db.begin().await?;
+    if let Err(e) = crate::migrations::ensure_api_tables(&txn).await {
+        let _ = txn.rollback().await;
+        return Err(e);
+    }
     let existing = orgs::Entity::find_by_id(id.to_owned())
         .one(&txn)
         .await

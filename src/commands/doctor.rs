@@ -83,7 +83,7 @@ async fn scalar<T: sea_orm::TryGetable>(db: &Db, sql: &str) -> Option<T> {
 }
 
 pub async fn run(_args: &DoctorArgs, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
-    let config = DatabaseConfig::resolve(global.database_url.as_deref())?;
+    let config = DatabaseConfig::from_global(global)?;
     let db = db::connect(&config, global.connect_timeout, ui, db::Open::Existing).await?;
     let report = diagnose(&db, ui).await;
     db.conn.close().await.ok();

@@ -107,7 +107,7 @@ fn parse_version(s: &str) -> std::result::Result<usize, String> {
 }
 
 pub async fn run(cmd: &MigrateCommand, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
-    let config = DatabaseConfig::resolve(global.database_url.as_deref())?;
+    let config = DatabaseConfig::from_global(global)?;
     let open = match cmd {
         MigrateCommand::Up(args) if args.dry_run => db::Open::DryRun,
         MigrateCommand::Up(_) => db::Open::MayCreate,

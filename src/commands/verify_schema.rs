@@ -400,7 +400,7 @@ pub fn build_report(
 }
 
 pub async fn run(args: &VerifySchemaArgs, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
-    let config = DatabaseConfig::resolve(global.database_url.as_deref())?;
+    let config = DatabaseConfig::from_global(global)?;
     let db = db::connect(&config, global.connect_timeout, ui, db::Open::Existing).await?;
     let pb = ui.spinner("reading the catalog");
     let result = check(&db, args.against, args.strict).await;

@@ -185,6 +185,17 @@ impl PgDb {
         Run::from(self.cmd().args(args).output().expect("run binary"))
     }
 
+    /// Run against this database through another URL (a pooler, other options).
+    pub fn run_at(&self, url: &str, args: &[&str]) -> Run {
+        Run::from(
+            self.cmd()
+                .env("DATABASE_URL", url)
+                .args(args)
+                .output()
+                .expect("run binary"),
+        )
+    }
+
     fn admin_psql(&self, sql: &str) -> String {
         psql(self.admin.as_str(), sql)
     }

@@ -435,20 +435,23 @@ fn a_full_stdout_is_exit_6_and_the_result_is_not_lost() {
     r.expect_clean_error(6);
 }
 
+/// Commands that need the database (and its API tables) to exist already.
+const NEED_A_DATABASE: [&[&str]; 7] = [
+    &["migrate", "status"],
+    &["migrate", "current"],
+    &["verify-schema"],
+    &["doctor"],
+    &["audit", "suspicious-accounts"],
+    &["baseline", "--dry-run"],
+    &["create-org", "--name", "Acme"],
+];
+
 #[test]
 fn read_only_commands_never_create_the_embedded_database() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ecomind.db");
-    for args in [
-        vec!["migrate", "status"],
-        vec!["migrate", "current"],
-        vec!["verify-schema"],
-        vec!["doctor"],
-        vec!["audit", "suspicious-accounts"],
-        vec!["baseline", "--dry-run"],
-        vec!["create-org", "--name", "Acme"],
-    ] {
-        let r = Run::from(bin(dir.path()).args(&args).output().unwrap());
+    for args in NEED_A_DATABASE {
+        let r = Run::from(bin(dir.path()).args(args).output().unwrap());
         r.expect_clean_error(3);
         assert!(
             r.stderr
@@ -794,6 +797,17 @@ fn refusals_in_json_plurals_and_the_evidence_column() {
     }
 }
 
+/// An admin a@x.com in org_a (the password comes from ECOMIND_ADMIN_PASSWORD).
+const CREATE_ADMIN_A: [&str; 7] = [
+    "create-admin",
+    "--org",
+    "org_a",
+    "--email",
+    "a@x.com",
+    "--bcrypt-cost",
+    "4",
+];
+
 fn send(child: &std::process::Child, sig: &str) -> std::time::Instant {
     let ok = std::process::Command::new("kill")
         .args([sig, &child.id().to_string()])
@@ -879,22 +893,7 @@ fn signals_cancel_our_statements_roll_back_and_say_so_postgres() {
     assert_eq!(db.versions(), vec![V1, V2]);
     db.run(&["create-org", "--id", "org_a", "--name", "A"])
         .expect_code(0);
-    interrupt_while_waiting(
-        &db,
-        "users",
-        &[
-            "create-admin",
-            "--org",
-            "org_a",
-            "--email",
-            "a@x.com",
-            "--bcrypt-cost",
-            "4",
-        ],
-        "-TERM",
-        143,
-        "rolled back",
-    );
+    interrupt_while_waiting(&db, "users", &CREATE_ADMIN_A, "-TERM", 143, "rolled back");
     assert_eq!(db.psql("SELECT count(*) FROM users"), "0");
 }
 
@@ -920,4 +919,89 @@ fn signals_end_a_waiting_migration_on_sqlite() {
         r.stderr
     );
     assert_eq!(db.versions(), vec![V1]);
+}
+
+#[test]
+fn every_command_works_on_schema_app_and_no_second_copy_is_made() {
+    let db = PgDb::new();
+    db.psql("CREATE SCHEMA app");
+    let app = |args: &[&str]| {
+        let mut a = vec!["--schema", "app"];
+        a.extend_from_slice(args);
+        Run::from(
+            db.cmd()
+                .args(&a)
+                .env("ECOMIND_ADMIN_PASSWORD", "a strong password 1")
+                .output()
+                .unwrap(),
+        )
+    };
+    let in_schema = |s: &str| {
+        db.psql(&format!(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = '{s}'"
+        ))
+    };
+    app(&["migrate", "up"]).expect_code(0);
+    assert_eq!(in_schema("app"), "9", "8 API tables and seaql_migrations");
+    assert_eq!(in_schema("public"), "0");
+    app(&["migrate", "status"]).expect_code(0);
+    let r = app(&["migrate", "current", "--check", "--format", "json"]);
+    r.expect_code(0);
+    assert_eq!(r.json()["up_to_date"], true);
+    app(&["verify-schema"]).expect_code(0);
+    let r = app(&["doctor"]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("READY"), "{}", r.stdout);
+    app(&["create-org", "--id", "org_a", "--name", "A"]).expect_code(0);
+    app(&CREATE_ADMIN_A).expect_code(0);
+    assert_eq!(db.psql("SELECT count(*) FROM app.users"), "1");
+    let r = app(&["audit", "suspicious-accounts", "--format", "json"]);
+    r.expect_code(0);
+    app(&["baseline", "--dry-run"]).expect_clean_error(4);
+    app(&["migrate", "down", "--yes"]).expect_code(0);
+    assert_eq!(
+        db.psql("SELECT count(*) FROM app.seaql_migrations"),
+        "1",
+        "at 001"
+    );
+    app(&["migrate", "up"]).expect_code(0);
+    // Through a stock PgBouncer in transaction pooling mode too.
+    let mut via = url::Url::parse(
+        &std::env::var("ECOMIND_TEST_PGBOUNCER_URL")
+            .expect("ECOMIND_TEST_PGBOUNCER_URL: run scripts/test.sh"),
+    )
+    .unwrap();
+    via.set_path(&db.name);
+    db.run_at(via.as_str(), &["--schema", "app", "verify-schema"])
+        .expect_code(0);
+    // The URL's options name the schema as well.
+    let mut opts = url::Url::parse(&db.url()).unwrap();
+    opts.query_pairs_mut()
+        .append_pair("options", "-c search_path=app");
+    db.run_at(opts.as_str(), &["migrate", "current", "--check"])
+        .expect_code(0);
+    // Without --schema: every command refuses (exit 4, naming the schema), and
+    // nothing is created in public.
+    for args in [&["migrate", "up"][..]].into_iter().chain(NEED_A_DATABASE) {
+        let r = db.run(args);
+        r.expect_clean_error(4);
+        assert!(
+            r.stderr.contains("schema 'app'") && r.stderr.contains("--schema app"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    assert_eq!(in_schema("public"), "0");
+    // A schema that does not exist, and SQLite.
+    let r = db.run(&["--schema", "nope", "migrate", "up"]);
+    r.expect_clean_error(4);
+    assert!(
+        r.stderr.contains("schema 'nope' does not exist"),
+        "{}",
+        r.stderr
+    );
+    let lite = SqliteDb::new();
+    lite.run(&["--schema", "app", "migrate", "up"])
+        .expect_clean_error(2);
+    assert!(!lite.path().exists());
 }

@@ -20,16 +20,6 @@ fn at(base: &str, db: &str) -> String {
     u.to_string()
 }
 
-fn run_url(db: &PgDb, url: &str, args: &[&str]) -> Run {
-    Run::from(
-        db.cmd()
-            .env("DATABASE_URL", url)
-            .args(args)
-            .output()
-            .unwrap(),
-    )
-}
-
 #[test]
 fn pgbouncer_transaction_pooling_concurrent_migrations() {
     let db = PgDb::new();
@@ -61,10 +51,9 @@ fn pgbouncer_transaction_pooling_concurrent_migrations() {
         "0",
         "no advisory lock left held"
     );
-    run_url(&db, &via, &["verify-schema"]).expect_code(0);
+    db.run_at(&via, &["verify-schema"]).expect_code(0);
     db.load(&reference("audit-fixture.sql"));
-    let r = run_url(
-        &db,
+    let r = db.run_at(
         &via,
         &[
             "audit",
@@ -122,17 +111,20 @@ fn hot_standby_reads_work_and_writes_are_refused() {
                 .unwrap_or(false)
     });
     let url = on(&managed);
-    run_url(&managed, &url, &["migrate", "current", "--check"]).expect_code(0);
-    run_url(&managed, &url, &["migrate", "status"]).expect_code(0);
-    run_url(&managed, &url, &["verify-schema", "--strict"]).expect_code(0);
-    run_url(
-        &managed,
-        &url,
-        &["audit", "suspicious-accounts", "--fail-on", "never"],
-    )
-    .expect_code(0);
-    let r = run_url(
-        &hand_made,
+    managed
+        .run_at(&url, &["migrate", "current", "--check"])
+        .expect_code(0);
+    managed.run_at(&url, &["migrate", "status"]).expect_code(0);
+    managed
+        .run_at(&url, &["verify-schema", "--strict"])
+        .expect_code(0);
+    managed
+        .run_at(
+            &url,
+            &["audit", "suspicious-accounts", "--fail-on", "never"],
+        )
+        .expect_code(0);
+    let r = hand_made.run_at(
         &on(&hand_made),
         &["baseline", "--dry-run", "--format", "json"],
     );
@@ -293,11 +285,11 @@ fn tls_verify_full_with_the_test_ca() {
     );
     let port = url::Url::parse(&db.url()).unwrap().port().unwrap_or(5432);
     let good = good.replace(":5432/", &format!(":{port}/"));
-    let r = run_url(&db, &good, &["migrate", "current", "--format", "json"]);
+    let r = db.run_at(&good, &["migrate", "current", "--format", "json"]);
     r.expect_code(0);
     // The certificate names localhost only: 127.0.0.1 is another host.
     let bad = good.replace("@localhost:", "@127.0.0.1:");
-    let r = run_url(&db, &bad, &["migrate", "current"]);
+    let r = db.run_at(&bad, &["migrate", "current"]);
     r.expect_clean_error(3);
     assert!(r.stderr.contains("TLS error"), "{}", r.stderr);
     assert!(!r.all().contains(&pw));

@@ -342,6 +342,7 @@ pub async fn collect(
 ) -> Result<Collected> {
     let txn = db.snapshot().await?;
     let result = async {
+        crate::migrations::ensure_api_tables(&txn).await?;
         if let Some(org) = &params.org {
             let found = txn
                 .query_one_raw(Statement::from_sql_and_values(
@@ -447,7 +448,7 @@ async fn suspicious(args: &SuspiciousArgs, global: &GlobalArgs, ui: &Output) -> 
         org: args.org.clone(),
         failed_threshold: args.failed_threshold,
     };
-    let config = DatabaseConfig::resolve(global.database_url.as_deref())?;
+    let config = DatabaseConfig::from_global(global)?;
     if args.show_sql {
         let mut out = String::new();
         for rule in &selected {
