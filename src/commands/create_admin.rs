@@ -86,6 +86,11 @@ pub fn check_email(email: &str) -> Result<()> {
     if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid("it contains whitespace or control characters"));
     }
+    if email != crate::output::escape(email, crate::output::Mode::Text) {
+        return Err(invalid(
+            "it contains bidi or other invisible control characters",
+        ));
+    }
     if !email_address::EmailAddress::is_valid(email) {
         return Err(invalid("not an email address"));
     }
@@ -173,7 +178,7 @@ fn read_password(args: &CreateAdminArgs, ui: &Output) -> Result<String> {
     }
     let email = args.email.clone();
     dialoguer::Password::new()
-        .with_prompt(format!("Password for {}", args.email))
+        .with_prompt(format!("Password for {}", shown(&args.email)))
         .with_confirmation(
             "Repeat the password",
             "The passwords do not match; try again.",
@@ -283,6 +288,14 @@ async fn preconditions<C: sea_orm::ConnectionTrait>(
     args: &CreateAdminArgs,
 ) -> Result<Option<users::Model>> {
     crate::migrations::ensure_api_tables(conn).await?;
+    if !crate::migrations::has_column(conn, conn.get_database_backend(), "users", "password_hash")
+        .await?
+    {
+        return Err(Error::refused(
+            "the database is at revision 001: users has no password_hash column, so an admin could not log in",
+            "run `ecomind-admin migrate up` first",
+        ));
+    }
     let org = orgs::Entity::find_by_id(args.org.clone())
         .one(conn)
         .await
@@ -484,6 +497,8 @@ mod tests {
             "a b@example.com",
             "admin@localhost",
             "admin@example.com\n",
+            "bi\u{202e}di@example.com",
+            "admin\u{2066}@example.com",
         ] {
             assert!(check_email(bad).is_err(), "{bad:?}");
         }

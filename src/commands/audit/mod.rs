@@ -362,7 +362,7 @@ pub async fn collect(
                 ));
             }
         }
-        let has_password_hash = rules::has_column(&txn, db.backend, "users", "password_hash").await?;
+        let has_password_hash = crate::migrations::has_column(&txn, db.backend, "users", "password_hash").await?;
         let mut findings = Vec::new();
         let mut by_rule = Vec::new();
         let mut skipped = Vec::new();

@@ -377,31 +377,6 @@ pub fn unparseable_sql(backend: DbBackend, p: &Params) -> String {
     )
 }
 
-/// Does `table` have `column` (in the schema the session resolves names in)?
-pub async fn has_column<C: ConnectionTrait>(
-    conn: &C,
-    backend: DbBackend,
-    table: &str,
-    column: &str,
-) -> Result<bool> {
-    let (sql, values) = match backend {
-        DbBackend::Postgres => (
-            "SELECT 1 AS one FROM pg_attribute WHERE attrelid = to_regclass($1) \
-             AND attname = $2 AND attnum > 0 AND NOT attisdropped",
-            [table.into(), column.into()],
-        ),
-        _ => (
-            "SELECT 1 AS one FROM pragma_table_info(?) WHERE name = ?",
-            [table.into(), column.into()],
-        ),
-    };
-    let row = conn
-        .query_one_raw(Statement::from_sql_and_values(backend, sql, values))
-        .await
-        .map_err(|e| Error::from_db(e, &format!("looking for {table}.{column}")))?;
-    Ok(row.is_some())
-}
-
 pub async fn count_unparseable<C: ConnectionTrait>(
     conn: &C,
     backend: DbBackend,
