@@ -330,6 +330,35 @@ pub async fn run(cmd: &AuditCommand, global: &GlobalArgs, ui: &Output) -> Result
     }
 }
 
+/// The hashes of the email keys ([`records::email_key`]) that two or more users share.
+async fn shared_address_hashes(
+    txn: &sea_orm::DatabaseTransaction,
+    backend: sea_orm::DbBackend,
+) -> Result<std::collections::HashSet<u64>> {
+    let mut seen = std::collections::HashMap::<u64, bool>::new();
+    let mut stream = txn
+        .stream_raw(Statement::from_string(
+            backend,
+            "SELECT email FROM users".to_owned(),
+        ))
+        .await
+        .map_err(|e| Error::from_db(e, "running rule case-variant-email"))?;
+    while let Some(row) = stream.next().await {
+        let row = row.map_err(|e| Error::from_db(e, "reading rule case-variant-email"))?;
+        let email: Option<String> = row
+            .try_get("", "email")
+            .map_err(|e| Error::from_db(e, "reading rule case-variant-email"))?;
+        let hash = rules::key_hash(&records::email_key(&email.unwrap_or_default()));
+        seen.entry(hash)
+            .and_modify(|shared| *shared = true)
+            .or_insert(false);
+    }
+    Ok(seen
+        .into_iter()
+        .filter_map(|(h, shared)| shared.then_some(h))
+        .collect())
+}
+
 /// Run `selected` rules in one read-only snapshot: the findings (sorted by severity,
 /// then time), the count per rule, the unparseable rows, and the rules skipped because
 /// the database's revision lacks what they read. An unknown `--org` is refused (exit 4).
@@ -382,6 +411,13 @@ pub async fn collect(
             };
             let pb = ui.spinner(format!("rule {}", rule.name()));
             let before = findings.len();
+            // case-variant-email: a first pass counts the addresses (by a hash of their
+            // key, so memory stays flat); the second keeps only the shared ones.
+            let shared = if *rule == Rule::CaseVariantEmail {
+                Some(shared_address_hashes(&txn, db.backend).await?)
+            } else {
+                None
+            };
             let mut stream = txn
                 .stream_raw(Statement::from_string(db.backend, sql))
                 .await
@@ -390,8 +426,11 @@ pub async fn collect(
             while let Some(row) = stream.next().await {
                 let row =
                     row.map_err(|e| Error::from_db(e, &format!("reading rule {}", rule.name())))?;
-                if *rule == Rule::CaseVariantEmail {
-                    grouped.push(rules::UserRow::read(&row)?);
+                if let Some(shared) = &shared {
+                    let user = rules::UserRow::read(&row)?;
+                    if shared.contains(&user.key_hash()) {
+                        grouped.push(user);
+                    }
                     continue;
                 }
                 let f = rules::finding(*rule, &row, params)?;

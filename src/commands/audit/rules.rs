@@ -570,7 +570,17 @@ pub struct UserRow {
     created_at: Option<String>,
 }
 
+/// A hash of an email key, to count addresses in little memory.
+pub fn key_hash(key: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(key)
+}
+
 impl UserRow {
+    pub fn key_hash(&self) -> u64 {
+        key_hash(&self.key)
+    }
+
     pub fn read(row: &QueryResult) -> Result<Self> {
         let email = text(row, "email")?.unwrap_or_default();
         Ok(Self {
