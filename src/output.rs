@@ -178,12 +178,17 @@ impl Output {
             }
         };
         self.write_stdout(text.as_bytes()).map_err(|e| {
-            // The command's work is done; do not lose its result (a new id, say).
+            // The command's work is done; do not lose its result (a new id, say), when
+            // it fits on a line.
             let result = serde_json::to_string(report).unwrap_or_default();
-            e.with_hint(format!(
-                "the command itself completed; its result was: {}",
-                escape(&result, Mode::Value)
-            ))
+            if result.len() <= 4096 {
+                e.with_hint(format!(
+                    "the command itself completed; its result was: {}",
+                    escape(&result, Mode::Value)
+                ))
+            } else {
+                e.with_hint("the command itself completed; write its result somewhere with room")
+            }
         })
     }
 
