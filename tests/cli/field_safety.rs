@@ -997,6 +997,35 @@ fn every_command_works_on_schema_app_and_no_second_copy_is_made() {
         );
     }
     assert_eq!(in_schema("public"), "0");
+    // baseline adopts an Alembic-managed database whose tables are in schema app.
+    let alembic = PgDb::new();
+    alembic.psql("CREATE SCHEMA app");
+    let dump = std::fs::read_to_string(reference("ecomind-api-alembic-002.sql"))
+        .unwrap()
+        .replace("public.", "app.");
+    let file = alembic.dir.path().join("in-app.sql");
+    std::fs::write(&file, dump).unwrap();
+    alembic.load(&file);
+    alembic
+        .run(&["baseline", "--dry-run"])
+        .expect_clean_error(4);
+    let baseline = |args: &[&str]| {
+        let mut a = vec!["--schema", "app", "baseline"];
+        a.extend_from_slice(args);
+        alembic.run(&a)
+    };
+    let r = baseline(&["--dry-run", "--format", "json"]);
+    r.expect_code(0);
+    assert_eq!(r.json()["detected"]["alembic_revision"], "002");
+    baseline(&["--yes"]).expect_code(0);
+    assert_eq!(
+        alembic.psql("SELECT count(*) FROM app.seaql_migrations"),
+        "2"
+    );
+    assert_eq!(
+        alembic.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
+        "0"
+    );
     // A schema that does not exist, and SQLite.
     let r = db.run(&["--schema", "nope", "migrate", "up"]);
     r.expect_clean_error(4);
