@@ -100,7 +100,11 @@ fn install_panic_hook() {
         let err = Error::internal(format!("internal error: {msg}{location}"));
         print_error(&err, false);
         if want_backtrace {
-            eprintln!("{}", std::backtrace::Backtrace::force_capture());
+            // Our own frames, asked for with RUST_BACKTRACE: nothing from a database.
+            let _ = std::io::Write::write_fmt(
+                &mut std::io::stderr(),
+                format_args!("{}\n", std::backtrace::Backtrace::force_capture()),
+            );
         }
         std::process::exit(i32::from(exit::INTERNAL));
     }));
