@@ -48,7 +48,8 @@ pub enum Open {
     DryRun,
 }
 
-/// The file a SQLite URL names, unless it is an in-memory database.
+/// The file a SQLite URL names (percent-decoded, as sqlx reads it), unless it is an
+/// in-memory database.
 pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     let rest = url
         .strip_prefix("sqlite://")
@@ -57,7 +58,10 @@ pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     if path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory") {
         return None;
     }
-    Some(std::path::PathBuf::from(path))
+    let decoded = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .ok()?;
+    Some(std::path::PathBuf::from(decoded.as_ref()))
 }
 
 /// Connect, retrying refused connections until `timeout` has passed (like `dbmate --wait`).
@@ -496,4 +500,25 @@ pub async fn set_lock_timeout(txn: &DatabaseTransaction, timeout: Duration) -> R
         .await
         .map_err(|e| Error::from_db(e, "setting lock_timeout"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_file;
+    use std::path::PathBuf;
+
+    #[test]
+    fn sqlite_files() {
+        assert_eq!(
+            sqlite_file("sqlite://ecomind.db?mode=rwc"),
+            Some(PathBuf::from("ecomind.db"))
+        );
+        assert_eq!(
+            sqlite_file("sqlite:/tmp/a%20b.db"),
+            Some(PathBuf::from("/tmp/a b.db"))
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("sqlite://x.db?mode=memory"), None);
+        assert_eq!(sqlite_file("postgres://h/db"), None);
+    }
 }

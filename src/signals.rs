@@ -41,12 +41,14 @@ pub enum Work {
 
 /// Handle SIGINT and SIGTERM for a command that works on `config`'s database.
 pub fn install(config: DatabaseConfig, work: Work, ui: Output) {
-    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
-        return; // the default handlers stay: the process dies, the server rolls back
-    };
-    let spawned = std::thread::Builder::new()
+    // The handlers are registered by the thread itself: when it cannot start, or cannot
+    // register them, the default handlers stay (the process dies, the server rolls back).
+    let _ = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
+            let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+                return;
+            };
             let Some(sig) = signals.forever().next() else {
                 return;
             };
@@ -96,9 +98,6 @@ pub fn install(config: DatabaseConfig, work: Work, ui: Output) {
             ui.error(&err);
             std::process::exit(i32::from(kind.code()));
         });
-    if spawned.is_err() {
-        // No thread: keep the default handlers.
-    }
 }
 
 /// Cancel this process's statements on the server (PostgreSQL) and read the version
