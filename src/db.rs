@@ -386,7 +386,29 @@ impl Db {
     }
 
     /// SQLite: `BEGIN IMMEDIATE` (the database's write lock), retried for `lock_wait`.
+    /// SQLite's own busy handler (sqlx sets 5 s) would wait longer than a shorter
+    /// `lock_wait` on every try: while polling, it waits at most 100 ms, then it is
+    /// set back for the statements of the transaction.
     async fn begin_immediate(
+        &self,
+        lock_wait: Duration,
+        ui: &Output,
+    ) -> Result<DatabaseTransaction> {
+        set_busy_timeout(&self.conn, Duration::from_millis(100)).await?;
+        match self.poll_immediate(lock_wait, ui).await {
+            // The transaction holds the only connection: set it back through it.
+            Ok(txn) => {
+                set_busy_timeout(&txn, SQLITE_BUSY_TIMEOUT).await?;
+                Ok(txn)
+            }
+            Err(e) => {
+                let _ = set_busy_timeout(&self.conn, SQLITE_BUSY_TIMEOUT).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn poll_immediate(
         &self,
         lock_wait: Duration,
         ui: &Output,
@@ -439,6 +461,16 @@ impl Db {
         .map_err(|e| Error::from_db(e, "taking the account lock"))?;
         Ok(txn)
     }
+}
+
+/// How long a SQLite statement waits for another writer (sqlx's default, kept).
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn set_busy_timeout<C: ConnectionTrait>(conn: &C, timeout: Duration) -> Result<()> {
+    conn.execute_unprepared(&format!("PRAGMA busy_timeout = {}", timeout.as_millis()))
+        .await
+        .map_err(|e| Error::from_db(e, "setting busy_timeout"))?;
+    Ok(())
 }
 
 /// The advisory-lock class of account creation (the first key of the two-key form,

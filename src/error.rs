@@ -207,10 +207,13 @@ fn one_line(s: &str) -> String {
     out
 }
 
-/// The SQLSTATE of a database error, when the server sent one.
+/// The SQLSTATE of a database error, when a PostgreSQL server sent one (SQLite's
+/// numeric result codes are not SQLSTATEs: see `sqlite_primary_code`).
 pub fn sqlstate(err: &DbErr) -> Option<String> {
     sqlx_error(err).and_then(|e| match e {
-        sea_orm::sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        sea_orm::sqlx::Error::Database(db) if sqlite_primary_code(db.as_ref()).is_none() => {
+            db.code().map(|c| c.into_owned())
+        }
         _ => None,
     })
 }
@@ -254,7 +257,6 @@ fn classify(err: &DbErr, doing: &str) -> Error {
         None => err.to_string(),
     });
     let msg = |what: &str| format!("{doing}: {what}");
-    // PostgreSQL SQLSTATEs are five characters; SQLite reports numeric result codes.
     if let Some(code) = sqlstate(err).filter(|c| c.len() == 5) {
         let code = code.as_str();
         return match code {
@@ -330,36 +332,50 @@ fn classify(err: &DbErr, doing: &str) -> Error {
             )),
             "expected postgres://USER@HOST[:PORT]/DATABASE or sqlite://FILE?mode=rwc",
         ),
-        Some(E::Database(db)) => {
-            // SQLite errors carry an extended result code rather than a SQLSTATE.
-            let lower = detail.to_ascii_lowercase();
-            if lower.contains("readonly") || lower.contains("read-only") {
-                Error::database(
-                    msg(&format!("the database is read-only ({detail})")),
-                    "this command writes; check the file's permissions",
-                )
-            } else if lower.contains("unable to open database file") {
-                Error::database(
-                    msg(&format!("cannot open the database file ({detail})")),
-                    "check the path; add ?mode=rwc to the sqlite URL to create it",
-                )
-            } else if lower.contains("database is locked") || lower.contains("busy") {
-                Error::refused(
-                    msg(&format!(
-                        "the database is locked by another process ({detail})"
-                    )),
-                    "retry when the other writer is done, or raise --lock-wait",
-                )
-            } else {
-                let _ = db;
-                Error::database(
-                    msg(&detail),
-                    "the transaction was rolled back; nothing of it was applied",
-                )
-            }
-        }
+        Some(E::Database(db)) => match sqlite_primary_code(db.as_ref()) {
+            // SQLite: the primary result code (the low byte of the extended one).
+            Some(SQLITE_READONLY) => Error::database(
+                msg(&format!("the database is read-only ({detail})")),
+                "this command writes; check the file's permissions",
+            ),
+            Some(SQLITE_CANTOPEN) => Error::database(
+                msg(&format!("cannot open the database file ({detail})")),
+                "check the path; add ?mode=rwc to the sqlite URL to create it",
+            ),
+            Some(SQLITE_BUSY | SQLITE_LOCKED) => Error::refused(
+                msg(&format!(
+                    "the database is locked by another process ({detail})"
+                )),
+                "retry when the other writer is done, or raise --lock-wait",
+            ),
+            Some(SQLITE_NOTADB | SQLITE_CORRUPT) => Error::database(
+                msg(&format!(
+                    "the file is not a usable SQLite database ({detail})"
+                )),
+                "check the path in the database URL",
+            ),
+            _ => Error::database(
+                msg(&detail),
+                "the transaction was rolled back; nothing of it was applied",
+            ),
+        },
         _ => Error::database(msg(&detail), "check the database URL and the server"),
     }
+}
+
+const SQLITE_BUSY: i32 = 5;
+const SQLITE_LOCKED: i32 = 6;
+const SQLITE_READONLY: i32 = 8;
+const SQLITE_CORRUPT: i32 = 11;
+const SQLITE_CANTOPEN: i32 = 14;
+const SQLITE_NOTADB: i32 = 26;
+
+/// The primary result code of a SQLite error (extended codes carry it in the low byte),
+/// or None for another database's error.
+fn sqlite_primary_code(db: &(dyn sea_orm::sqlx::error::DatabaseError + 'static)) -> Option<i32> {
+    db.try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>()?;
+    let code: i32 = db.code()?.parse().ok()?;
+    Some(code & 0xff)
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

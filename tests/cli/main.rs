@@ -17,5 +17,6 @@ mod migrate_pg;
 mod migrate_safety_pg;
 mod migrate_sqlite;
 mod operator;
+mod sqlite_errors;
 mod verify_pg;
 mod verify_sqlite;
