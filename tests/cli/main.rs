@@ -16,6 +16,7 @@ mod hardening;
 mod migrate_pg;
 mod migrate_safety_pg;
 mod migrate_sqlite;
+mod migration_integrity;
 mod operator;
 mod sqlite_errors;
 mod verify_pg;
