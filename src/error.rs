@@ -183,12 +183,6 @@ impl Error {
     }
 }
 
-impl From<color_eyre::Report> for Error {
-    fn from(report: color_eyre::Report) -> Self {
-        Error::internal(format!("{report:#}"))
-    }
-}
-
 fn one_line(s: &str) -> String {
     let mut out: String = s
         .lines()

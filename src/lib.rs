@@ -29,6 +29,11 @@ pub enum Outcome {
 
 /// Run a parsed command line.
 pub async fn run(cli: Cli) -> Result<Outcome> {
+    // A failpoint for the tests of the internal-error path (debug builds only).
+    #[cfg(debug_assertions)]
+    if std::env::var_os("ECOMIND_TEST_PANIC").is_some() {
+        panic!("ECOMIND_TEST_PANIC is set");
+    }
     let ui = Output::new(&cli.global);
     if ui.format == cli::Format::Csv && !matches!(cli.command, Command::Audit(_)) {
         return Err(error::Error::usage(

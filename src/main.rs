@@ -83,9 +83,14 @@ fn usage_error(e: clap::Error) -> ExitCode {
     ExitCode::from(exit::USAGE)
 }
 
-/// A panic is a bug: one line, exit 5, and a backtrace only when RUST_BACKTRACE asks.
+/// A panic is a bug: one line, exit 5, and, when RUST_BACKTRACE asks, color-eyre's
+/// panic report (message, location, backtrace) for the bug report.
 fn install_panic_hook() {
     let want_backtrace = std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0");
+    let (report, _) = color_eyre::config::HookBuilder::default()
+        .display_env_section(false)
+        .theme(color_eyre::config::Theme::new())
+        .into_hooks();
     std::panic::set_hook(Box::new(move |info| {
         let msg = info
             .payload()
@@ -103,7 +108,7 @@ fn install_panic_hook() {
             // Our own frames, asked for with RUST_BACKTRACE: nothing from a database.
             let _ = std::io::Write::write_fmt(
                 &mut std::io::stderr(),
-                format_args!("{}\n", std::backtrace::Backtrace::force_capture()),
+                format_args!("{}\n", report.panic_report(info)),
             );
         }
         std::process::exit(i32::from(exit::INTERNAL));

@@ -86,3 +86,38 @@ fn committed_completions_match_the_cli() {
         );
     }
 }
+
+#[test]
+fn a_bug_is_one_line_and_exit_5_with_a_report_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Run::from(
+        bin(dir.path())
+            .env("ECOMIND_TEST_PANIC", "1")
+            .args(["migrate", "status"])
+            .output()
+            .unwrap(),
+    );
+    r.expect_code(5);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", r.stderr);
+    assert!(
+        lines[0].starts_with("error: internal error: ECOMIND_TEST_PANIC is set at src/lib.rs:")
+    );
+    assert!(lines[1].contains("this is a bug in ecomind-admin"));
+    // RUST_BACKTRACE asks for color-eyre's panic report.
+    let r = Run::from(
+        bin(dir.path())
+            .env("ECOMIND_TEST_PANIC", "1")
+            .env("RUST_BACKTRACE", "1")
+            .args(["migrate", "status"])
+            .output()
+            .unwrap(),
+    );
+    r.expect_code(5);
+    assert!(
+        r.stderr.contains("The application panicked"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("BACKTRACE"), "{}", r.stderr);
+}
