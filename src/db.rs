@@ -129,7 +129,9 @@ pub async fn connect(
         )
         .await
         {
-            Ok(Ok(conn)) => {
+            Ok(Ok(mut conn)) => {
+                #[cfg(debug_assertions)]
+                failpoint(&mut conn);
                 let db = Db {
                     backend: conn.get_database_backend(),
                     conn,
@@ -461,6 +463,26 @@ impl Db {
         .map_err(|e| Error::from_db(e, "taking the account lock"))?;
         Ok(txn)
     }
+}
+
+/// Test builds only: `ECOMIND_FAILPOINT_ABORT_AFTER=N` aborts the process (as a
+/// `kill -9` would, no destructor runs) right after its Nth SQL statement, so that the
+/// crash-safety test can stop a run at every statement in turn.
+#[cfg(debug_assertions)]
+fn failpoint(conn: &mut DatabaseConnection) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let Some(n) = std::env::var("ECOMIND_FAILPOINT_ABORT_AFTER")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return;
+    };
+    let seen = AtomicU64::new(0);
+    conn.set_metric_callback(move |_| {
+        if seen.fetch_add(1, Ordering::SeqCst) + 1 == n {
+            std::process::abort();
+        }
+    });
 }
 
 /// How long a SQLite statement waits for another writer (sqlx's default, kept).

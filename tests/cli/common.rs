@@ -489,6 +489,30 @@ impl AnyDb {
         lite.run(&["migrate", "up"]).expect_code(0);
         vec![AnyDb::Pg(pg), AnyDb::Lite(lite)]
     }
+    /// An empty database of the same kind as `self` (nothing migrated).
+    pub fn fresh_like(&self) -> AnyDb {
+        match self {
+            AnyDb::Pg(_) => AnyDb::Pg(PgDb::new()),
+            AnyDb::Lite(_) => AnyDb::Lite(SqliteDb::new()),
+        }
+    }
+    /// The tables in the database (PostgreSQL: schema public).
+    pub fn tables(&self) -> Vec<String> {
+        match self {
+            AnyDb::Pg(d) => d.tables(),
+            AnyDb::Lite(d) => d.tables(),
+        }
+    }
+    /// Recorded versions (none when seaql_migrations is missing).
+    pub fn versions(&self) -> Vec<String> {
+        if !self.tables().iter().any(|t| t == "seaql_migrations") {
+            return Vec::new();
+        }
+        match self {
+            AnyDb::Pg(d) => d.versions(),
+            AnyDb::Lite(d) => d.versions(),
+        }
+    }
     pub fn cmd(&self) -> assert_cmd::Command {
         match self {
             AnyDb::Pg(d) => d.cmd(),
