@@ -20,8 +20,8 @@ use crate::db::{self, Db, MIGRATION_LOCK_KEY};
 use crate::error::{Error, Result};
 use crate::migrations::{self, Alembic, State, TRACKING_TABLE, known};
 use crate::output::{Output, Report, or_dash, plural, shown};
-use crate::schema::expected::expected;
 use crate::schema::introspect::introspect;
+use crate::schema::snapshots::expected;
 use crate::schema::{Finding, Schema, Severity, diff};
 
 #[derive(Debug, Args)]

@@ -16,7 +16,7 @@ use crate::migrations::{self, Alembic, State, known};
 use crate::output::{Output, Report, Styled, plural, shown};
 use crate::schema::diff::{BOOKKEEPING_TABLES, Check};
 use crate::schema::introspect::{Introspection, introspect};
-use crate::schema::{Finding, Severity, diff, expected::expected};
+use crate::schema::{Finding, Severity, diff, snapshots::expected};
 
 #[derive(Debug, Args)]
 pub struct VerifySchemaArgs {

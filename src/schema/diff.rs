@@ -760,7 +760,7 @@ pub fn quote_literal(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::expected::expected;
+    use crate::schema::snapshots::expected;
     use sea_orm::DbBackend;
 
     #[test]

@@ -1,14 +1,15 @@
 //! The schema engine shared by `verify-schema` and `baseline`:
 //!
-//! - [`expected`]: the schema each migration version must have, per backend;
+//! - [`snapshots`]: the schema each migration version must have, per backend, generated
+//!   from the migrations (never written by hand);
 //! - [`introspect`]: the live schema, read from the catalog with a constant number
 //!   of queries (no query per table);
 //! - [`diff`]: expected vs live, as findings with a severity and the SQL that fixes them.
 
 pub mod diff;
-pub mod expected;
 pub mod introspect;
 pub mod model;
+pub mod snapshots;
 
 pub use diff::{Finding, Severity, diff};
 pub use model::Schema;

@@ -3,7 +3,6 @@
 
 use std::process::{Child, Command, Stdio};
 
-
 use crate::common::*;
 
 fn env(name: &str) -> String {

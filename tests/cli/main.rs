@@ -18,6 +18,7 @@ mod migrate_safety_pg;
 mod migrate_sqlite;
 mod migration_integrity;
 mod operator;
+mod schema_snapshots;
 mod sqlite_errors;
 mod verify_pg;
 mod verify_sqlite;
