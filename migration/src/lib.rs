@@ -6,14 +6,31 @@
 
 pub use sea_orm_migration::prelude::*;
 
-mod m20251007_000001_initial_schema;
-mod m20251008_000002_add_user_password;
+/// The one list of migrations: each module (one file in `src/`, never edited once
+/// shipped) with the Alembic revision it mirrors, oldest first. A new API revision is
+/// its file and one line here (see ARCHITECTURE.md).
+macro_rules! migrations {
+    ($($module:ident => $revision:literal),+ $(,)?) => {
+        $(mod $module;)+
 
-/// The migrations, oldest first, with the Alembic revision each one mirrors.
-pub const ALEMBIC_REVISIONS: &[(&str, &str)] = &[
-    ("m20251007_000001_initial_schema", "001"),
-    ("m20251008_000002_add_user_password", "002"),
-];
+        /// The migrations, oldest first, with the Alembic revision each one mirrors.
+        pub const ALEMBIC_REVISIONS: &[(&str, &str)] = &[$((stringify!($module), $revision)),+];
+
+        pub struct Migrator;
+
+        #[async_trait::async_trait]
+        impl MigratorTrait for Migrator {
+            fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+                vec![$(Box::new($module::Migration)),+]
+            }
+        }
+    };
+}
+
+migrations! {
+    m20251007_000001_initial_schema => "001",
+    m20251008_000002_add_user_password => "002",
+}
 
 /// The Alembic revision a migration mirrors.
 pub fn alembic_revision(migration_name: &str) -> Option<&'static str> {
@@ -21,18 +38,6 @@ pub fn alembic_revision(migration_name: &str) -> Option<&'static str> {
         .iter()
         .find(|(name, _)| *name == migration_name)
         .map(|(_, rev)| *rev)
-}
-
-pub struct Migrator;
-
-#[async_trait::async_trait]
-impl MigratorTrait for Migrator {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![
-            Box::new(m20251007_000001_initial_schema::Migration),
-            Box::new(m20251008_000002_add_user_password::Migration),
-        ]
-    }
 }
 
 #[cfg(test)]

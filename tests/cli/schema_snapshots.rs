@@ -64,3 +64,64 @@ fn snapshots_are_what_the_migrations_make() {
         );
     }
 }
+
+/// The entities cannot drift from the schema the migrations make: each one, created on
+/// an in-memory SQLite by `Schema::create_table_from_entity`, has the head snapshot's
+/// columns (names, order, nullability) and primary key.
+#[test]
+fn entities_match_the_head_snapshot() {
+    use ecomind_admin::entities::*;
+    use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Schema};
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let conn = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        let schema = Schema::new(DbBackend::Sqlite);
+        async fn create<E: EntityTrait>(
+            conn: &sea_orm::DatabaseConnection,
+            schema: &Schema,
+            entity: E,
+        ) {
+            conn.execute(&schema.create_table_from_entity(entity))
+                .await
+                .unwrap();
+        }
+        create(&conn, &schema, orgs::Entity).await;
+        create(&conn, &schema, users::Entity).await;
+        create(&conn, &schema, events_enriched::Entity).await;
+        create(&conn, &schema, audit_logs::Entity).await;
+        create(&conn, &schema, daily_org_agg::Entity).await;
+        create(&conn, &schema, daily_user_agg::Entity).await;
+        create(&conn, &schema, daily_provider_agg::Entity).await;
+        create(&conn, &schema, daily_model_agg::Entity).await;
+        let tables: Vec<String> = API_TABLES.iter().map(|t| (*t).to_owned()).collect();
+        let live = introspect(&conn, &tables).await.unwrap().schema;
+        let head = known().len() - 1;
+        for backend in [DbBackend::Postgres, DbBackend::Sqlite] {
+            let expected = ecomind_admin::schema::snapshots::expected(head, backend);
+            for name in API_TABLES {
+                let want = &expected.tables[name];
+                let got = &live.tables[name];
+                let cols = |t: &ecomind_admin::schema::model::Table| {
+                    t.columns
+                        .iter()
+                        .map(|c| (c.name.clone(), c.nullable))
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(
+                    cols(got),
+                    cols(want),
+                    "entity {name} vs {backend:?} snapshot"
+                );
+                assert_eq!(
+                    got.primary_key.as_ref().map(|k| &k.columns),
+                    want.primary_key.as_ref().map(|k| &k.columns),
+                    "entity {name}: primary key"
+                );
+            }
+        }
+    });
+}
