@@ -7,5 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export ECOMIND_TEST_DATABASE_URL="${ECOMIND_TEST_DATABASE_URL:-$(scripts/pg-up.sh)}"
 export PATH="/usr/lib/postgresql/15/bin:$PATH"
-ECOMIND_WRITE_SNAPSHOTS=1 cargo test -q --test cli schema_snapshots -- --test-threads=1
+ECOMIND_WRITE_SNAPSHOTS=1 cargo test -q --test cli \
+    schema_snapshots::snapshots_are_what_the_migrations_make -- --exact
 git diff --stat -- src/schema/snapshots/ >&2 || true

@@ -410,6 +410,8 @@ async fn create(db: &Db, args: &CreateAdminArgs, hash: String, ui: &Output) -> R
             role: Set(Some(role)),
             created_at: Set(Some(ts)),
             password_hash: Set(Some(hash)),
+            // Columns of later revisions keep their database default.
+            ..Default::default()
         }
         .insert(&txn)
         .await
