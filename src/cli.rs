@@ -72,6 +72,16 @@ pub struct GlobalArgs {
     pub verbose: u8,
 }
 
+impl GlobalArgs {
+    /// The database these flags name.
+    pub fn database(&self) -> Result<crate::config::DatabaseConfig, crate::error::Error> {
+        crate::config::DatabaseConfig::from_flags(
+            self.database_url.as_deref(),
+            self.schema.as_deref(),
+        )
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// Human-readable tables.

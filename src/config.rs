@@ -39,10 +39,11 @@ pub struct DatabaseConfig {
 }
 
 impl DatabaseConfig {
-    /// The URL and the schema the global flags (and the environment) name.
-    pub fn from_global(global: &crate::cli::GlobalArgs) -> Result<Self, Error> {
-        let mut config = Self::resolve(global.database_url.as_deref())?;
-        if let Some(schema) = &global.schema {
+    /// The URL (`--database-url` / `DATABASE_URL`, else `.env`, else the default) and
+    /// the schema (`--schema`) the user named.
+    pub fn from_flags(url: Option<&str>, schema: Option<&str>) -> Result<Self, Error> {
+        let mut config = Self::resolve(url)?;
+        if let Some(schema) = schema {
             if config.backend != DbBackend::Postgres {
                 return Err(Error::usage(
                     "--schema is for PostgreSQL: SQLite has no schemas",
@@ -50,7 +51,7 @@ impl DatabaseConfig {
                 ));
             }
             check_schema_name(schema)?;
-            config.schema = Some(schema.clone());
+            config.schema = Some(schema.to_owned());
             config.set_search_path = true;
         }
         Ok(config)
@@ -137,7 +138,7 @@ fn check_schema_name(name: &str) -> Result<(), Error> {
         return Err(Error::usage(
             format!(
                 "invalid --schema '{}': a schema name is 1 to 63 bytes",
-                crate::output::shown(name)
+                crate::text::shown(name)
             ),
             "pass the name of the schema that holds (or will hold) the API's tables, e.g. --schema app",
         ));

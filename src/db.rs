@@ -10,7 +10,7 @@ use sea_orm::{
 
 use crate::config::{DatabaseConfig, UrlSource};
 use crate::error::{Error, Result, is_retryable_connect};
-use crate::output::Output;
+use crate::progress::Progress;
 
 /// The key of the PostgreSQL advisory lock that serializes schema changes
 /// ("ecomind" in ASCII). Transaction-scoped, so it also holds behind PgBouncer in
@@ -68,11 +68,11 @@ pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
 pub async fn connect(
     config: &DatabaseConfig,
     timeout: Duration,
-    ui: &Output,
+    ui: &dyn Progress,
     open: Open,
 ) -> Result<Db> {
     if config.source == UrlSource::Default {
-        ui.note(format!(
+        ui.note(&format!(
             "no --database-url, DATABASE_URL or .env: using the embedded default {}",
             config.redacted()
         ));
@@ -94,7 +94,7 @@ pub async fn connect(
                 "check the path in the database URL, or run `ecomind-admin migrate up` first",
             ));
         }
-        ui.note(format!(
+        ui.note(&format!(
             "no database at {shown} yet: planning for a new, empty database; nothing is created"
         ));
         secret_url = "sqlite::memory:".to_owned();
@@ -103,7 +103,7 @@ pub async fn connect(
     let mut opts = ConnectOptions::new(secret_url);
     opts.max_connections(1)
         .min_connections(1)
-        .sqlx_logging(ui.verbose > 0)
+        .sqlx_logging(ui.verbosity() > 0)
         .sqlx_logging_level(tracing::log::LevelFilter::Info)
         .set_application_name(session_tag())
         // Idle connections are never reaped mid-command.
@@ -151,7 +151,7 @@ pub async fn connect(
                     && Instant::now() + Duration::from_millis(250) < deadline
                 {
                     if attempt == 1 {
-                        ui.note(format!(
+                        ui.note(&format!(
                             "waiting up to {} for the database to accept connections",
                             humantime::format_duration(timeout)
                         ));
@@ -224,7 +224,7 @@ impl Db {
             return Err(Error::refused(
                 format!(
                     "schema '{}' does not exist in {}",
-                    crate::output::shown(schema),
+                    crate::text::shown(schema),
                     self.url
                 ),
                 format!(
@@ -350,7 +350,7 @@ impl Db {
     pub async fn begin_locked(
         &self,
         lock_wait: Duration,
-        ui: &Output,
+        ui: &dyn Progress,
     ) -> Result<DatabaseTransaction> {
         match self.backend {
             DbBackend::Postgres => {
@@ -394,7 +394,7 @@ impl Db {
     async fn begin_immediate(
         &self,
         lock_wait: Duration,
-        ui: &Output,
+        ui: &dyn Progress,
     ) -> Result<DatabaseTransaction> {
         set_busy_timeout(&self.conn, Duration::from_millis(100)).await?;
         match self.poll_immediate(lock_wait, ui).await {
@@ -413,7 +413,7 @@ impl Db {
     async fn poll_immediate(
         &self,
         lock_wait: Duration,
-        ui: &Output,
+        ui: &dyn Progress,
     ) -> Result<DatabaseTransaction> {
         let mut wait = Waiter::new(lock_wait);
         loop {
@@ -447,7 +447,7 @@ impl Db {
         class: i32,
         key: &str,
         lock_wait: Duration,
-        ui: &Output,
+        ui: &dyn Progress,
     ) -> Result<DatabaseTransaction> {
         if self.backend != DbBackend::Postgres {
             return self.begin_immediate(lock_wait, ui).await;
@@ -516,7 +516,7 @@ impl Waiter {
     }
 
     /// Sleep before the next try, or the lock-timeout error when the wait is over.
-    async fn retry(&mut self, ui: &Output, note: &str) -> Result<()> {
+    async fn retry(&mut self, ui: &dyn Progress, note: &str) -> Result<()> {
         if self.started.elapsed() >= self.limit {
             return Err(lock_timeout_error(self.limit));
         }

@@ -10,9 +10,11 @@ pub mod entities;
 pub mod error;
 pub mod migrations;
 pub mod output;
+pub mod progress;
 pub mod records;
 pub mod schema;
 pub mod signals;
+pub mod text;
 
 use cli::{Cli, Command};
 use error::Result;
@@ -43,7 +45,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     }
     init_logging(&ui, &cli.global);
     if let Some(work) = signal_work(&cli.command)
-        && let Ok(config) = config::DatabaseConfig::from_global(&cli.global)
+        && let Ok(config) = cli.global.database()
     {
         signals::install(config, work, ui.clone());
     }
@@ -94,7 +96,8 @@ fn init_logging(ui: &Output, global: &cli::GlobalArgs) {
     if ui.verbose == 0 {
         return;
     }
-    let mut secrets = config::DatabaseConfig::from_global(global)
+    let mut secrets = global
+        .database()
         .map(|c| config::secrets_in_url(c.secret_url()))
         .unwrap_or_default();
     if let Some(raw) = &global.database_url {

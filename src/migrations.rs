@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::db::{self, Db, MIGRATION_LOCK_KEY};
 use crate::error::{Error, Result};
-use crate::output::Output;
+use crate::progress::Progress;
 use crate::schema::diff::quote_literal;
 
 pub const TRACKING_TABLE: &str = "seaql_migrations";
@@ -346,7 +346,7 @@ async fn refuse_if_elsewhere<C: ConnectionTrait>(conn: &C) -> Result<()> {
     };
     let shown: Vec<String> = schemas
         .iter()
-        .map(|s| format!("'{}'", crate::output::shown(s)))
+        .map(|s| format!("'{}'", crate::text::shown(s)))
         .collect();
     Err(Error::refused(
         format!(
@@ -357,13 +357,13 @@ async fn refuse_if_elsewhere<C: ConnectionTrait>(conn: &C) -> Result<()> {
             } else {
                 format!(
                     "'{}' (the first schema of the search_path)",
-                    crate::output::shown(&here)
+                    crate::text::shown(&here)
                 )
             }
         ),
         format!(
             "pass --schema {} to work on them (ecomind-admin will not make a second copy)",
-            crate::output::shown(first)
+            crate::text::shown(first)
         ),
     ))
 }
@@ -459,7 +459,12 @@ pub struct RunOptions {
 
 /// Apply pending migrations up to and including `target`, one transaction each.
 /// Safe to run concurrently: each step re-reads the state under the lock.
-pub async fn run_up(db: &Db, target: usize, opts: RunOptions, ui: &Output) -> Result<Vec<Step>> {
+pub async fn run_up(
+    db: &Db,
+    target: usize,
+    opts: RunOptions,
+    ui: &dyn Progress,
+) -> Result<Vec<Step>> {
     let mut done = Vec::new();
     loop {
         let txn = db.begin_locked(opts.lock_wait, ui).await?;
@@ -486,7 +491,7 @@ async fn up_one(
     txn: &DatabaseTransaction,
     target: usize,
     opts: RunOptions,
-    ui: &Output,
+    ui: &dyn Progress,
 ) -> Result<Option<Step>> {
     db::set_lock_timeout(txn, opts.ddl_lock_timeout).await?;
     let state = read_state(txn).await?;
@@ -495,7 +500,7 @@ async fn up_one(
         return Ok(None);
     };
     let k = &known()[next];
-    let pb = ui.spinner(format!(
+    let step = ui.step(&format!(
         "applying {} (alembic {})",
         k.version, k.alembic_revision
     ));
@@ -514,7 +519,7 @@ async fn up_one(
     if state.alembic != Alembic::Absent {
         set_alembic(txn, Some(k.alembic_revision)).await?;
     }
-    pb.finish_and_clear();
+    drop(step);
     Ok(Some(Step {
         version: k.version.clone(),
         alembic_revision: k.alembic_revision,
@@ -529,7 +534,7 @@ pub async fn run_down(
     db: &Db,
     keep: Option<usize>,
     opts: RunOptions,
-    ui: &Output,
+    ui: &dyn Progress,
 ) -> Result<Vec<Step>> {
     let mut done = Vec::new();
     loop {
@@ -557,7 +562,7 @@ async fn down_one(
     txn: &DatabaseTransaction,
     keep: Option<usize>,
     opts: RunOptions,
-    ui: &Output,
+    ui: &dyn Progress,
 ) -> Result<Option<Step>> {
     db::set_lock_timeout(txn, opts.ddl_lock_timeout).await?;
     let state = read_state(txn).await?;
@@ -569,7 +574,7 @@ async fn down_one(
         return Ok(None);
     }
     let k = &known()[current];
-    let pb = ui.spinner(format!(
+    let step = ui.step(&format!(
         "reverting {} (alembic {})",
         k.version, k.alembic_revision
     ));
@@ -588,7 +593,7 @@ async fn down_one(
     if state.alembic != Alembic::Absent {
         set_alembic(txn, after.expected_alembic()).await?;
     }
-    pb.finish_and_clear();
+    drop(step);
     Ok(Some(Step {
         version: k.version.clone(),
         alembic_revision: k.alembic_revision,

@@ -1,7 +1,6 @@
 //! Output: the result on stdout (human table or `--format json`), notes,
 //! warnings, prompts and progress on stderr. Colors and progress only on a TTY.
 
-use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +13,7 @@ use serde::Serialize;
 
 use crate::cli::{ColorChoice, Format, GlobalArgs};
 use crate::error::{Error, Result};
+pub use crate::text::{Mode, escape, shown};
 
 /// How the user wants to be talked to.
 #[derive(Debug, Clone)]
@@ -55,21 +55,6 @@ impl Output {
             color_stderr,
             stderr_tty,
             stdin_tty: std::io::stdin().is_terminal(),
-            stdout_closed: Arc::new(AtomicBool::new(false)),
-            stdout_used: Arc::new(AtomicBool::new(false)),
-        }
-    }
-
-    /// An Output that prints no notes (for a side connection), JSON-free.
-    pub fn silent() -> Self {
-        Self {
-            format: Format::Table,
-            quiet: true,
-            verbose: 0,
-            color_stdout: false,
-            color_stderr: false,
-            stderr_tty: false,
-            stdin_tty: false,
             stdout_closed: Arc::new(AtomicBool::new(false)),
             stdout_used: Arc::new(AtomicBool::new(false)),
         }
@@ -277,6 +262,27 @@ impl Output {
     }
 }
 
+/// A spinner cleared when the step ends.
+struct Spinner(ProgressBar);
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
+
+impl crate::progress::Progress for Output {
+    fn note(&self, msg: &str) {
+        Output::note(self, msg);
+    }
+    fn step(&self, msg: &str) -> crate::progress::Step {
+        Box::new(Spinner(self.spinner(msg)))
+    }
+    fn verbosity(&self) -> u8 {
+        self.verbose
+    }
+}
+
 /// Print an error once, with its hint (used by main before `Output` exists, too).
 pub fn print_error(err: &Error, color: bool) {
     // After a signal, only the signal's own line is printed.
@@ -369,89 +375,6 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogSink {
             sink: self.clone(),
         }
     }
-}
-
-/// What [`escape`] lets through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// One value (a table cell, a name in a message, a CSV cell): every control
-    /// character, line breaks included, and backslashes are escaped, so the shown text
-    /// is unambiguous.
-    Value,
-    /// A block of our own text with values in it: line breaks are kept.
-    Text,
-    /// The same, with our own color sequences (SGR, `ESC [ digits ; m`) kept.
-    StyledText,
-}
-
-/// The one rendering function every human output goes through (tables, notes,
-/// warnings, errors, prompts, progress, CSV cells, logs): C0 and C1 control characters
-/// (ESC, CR, BEL, BS, DEL, U+0080 to U+009F) and bidi controls (U+061C, U+200E, U+200F,
-/// U+202A to U+202E, U+2066 to U+2069) become visible escapes: `\n`, `\r`, `\t`, else
-/// `\u{1b}`. JSON output does not use it: JSON escaping keeps values exact.
-pub fn escape(s: &str, mode: Mode) -> Cow<'_, str> {
-    let needs = |c: char| is_unsafe(c) || (mode == Mode::Value && c == '\\');
-    if !s.chars().any(needs) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 16);
-    let mut chars = s.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        if c == '\n' && mode != Mode::Value {
-            out.push(c);
-            continue;
-        }
-        if c == '\u{1b}' && mode == Mode::StyledText {
-            let sgr_len = sgr_len(&s[i..]);
-            if sgr_len > 0 {
-                out.push_str(&s[i..i + sgr_len]);
-                while chars.peek().is_some_and(|(j, _)| *j < i + sgr_len) {
-                    chars.next();
-                }
-                continue;
-            }
-        }
-        match c {
-            '\\' if mode == Mode::Value => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if is_unsafe(c) => {
-                use std::fmt::Write as _;
-                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    Cow::Owned(out)
-}
-
-/// A character a terminal may act on instead of showing.
-fn is_unsafe(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
-
-/// The length of a color sequence `ESC [ [0-9;]* m` at the start of `s`, else 0.
-fn sgr_len(s: &str) -> usize {
-    let b = s.as_bytes();
-    if b.len() < 3 || b[0] != 0x1b || b[1] != b'[' {
-        return 0;
-    }
-    let mut i = 2;
-    while i < b.len() && (b[i].is_ascii_digit() || b[i] == b';') {
-        i += 1;
-    }
-    if i < b.len() && b[i] == b'm' {
-        i + 1
-    } else {
-        0
-    }
-}
-
-/// A value, escaped for a message or a line of a report ([`Mode::Value`]).
-pub fn shown(s: &str) -> Cow<'_, str> {
-    escape(s, Mode::Value)
 }
 
 /// A CSV cell: neutralized against formula injection as OWASP recommends (a cell

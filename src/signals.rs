@@ -103,10 +103,14 @@ pub fn install(config: DatabaseConfig, work: Work, ui: Output) {
 /// Cancel this process's statements on the server (PostgreSQL) and read the version
 /// the database is at (`None` when it records none).
 async fn cancel_and_read(config: &DatabaseConfig, work: Work) -> Option<String> {
-    let quiet = Output::silent();
-    let db = db::connect(config, Duration::from_secs(2), &quiet, Open::Existing)
-        .await
-        .ok()?;
+    let db = db::connect(
+        config,
+        Duration::from_secs(2),
+        &crate::progress::Silent,
+        Open::Existing,
+    )
+    .await
+    .ok()?;
     if db.is_postgres() {
         let _ = db.cancel_session_statements().await;
     }

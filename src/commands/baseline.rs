@@ -15,7 +15,6 @@ use crate::Outcome;
 use crate::cli::GlobalArgs;
 use crate::commands::migrate::LockArgs;
 use crate::commands::verify_schema::{api_tables, read_live};
-use crate::config::DatabaseConfig;
 use crate::db::{self, Db, MIGRATION_LOCK_KEY};
 use crate::error::{Error, Result};
 use crate::migrations::{self, Alembic, State, TRACKING_TABLE, known};
@@ -160,7 +159,7 @@ impl Report for BaselineReport {
 }
 
 pub async fn run(args: &BaselineArgs, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
-    let config = DatabaseConfig::from_global(global)?;
+    let config = global.database()?;
     let db = db::connect(&config, global.connect_timeout, ui, db::Open::Existing).await?;
     let outcome = if args.undo {
         undo(&db, args, ui).await

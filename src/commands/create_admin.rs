@@ -12,7 +12,6 @@ use serde_json::json;
 use crate::Outcome;
 use crate::cli::GlobalArgs;
 use crate::commands::create_org::{check_org_id, printable};
-use crate::config::DatabaseConfig;
 use crate::db::{self, Db};
 use crate::entities::{Role, orgs, users};
 use crate::error::{Error, Result};
@@ -86,7 +85,7 @@ pub fn check_email(email: &str) -> Result<()> {
     if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid("it contains whitespace or control characters"));
     }
-    if email != crate::output::escape(email, crate::output::Mode::Text) {
+    if email != crate::text::escape(email, crate::text::Mode::Text) {
         return Err(invalid(
             "it contains bidi or other invisible control characters",
         ));
@@ -244,7 +243,7 @@ pub async fn run(args: &CreateAdminArgs, global: &GlobalArgs, ui: &Output) -> Re
             args.bcrypt_cost
         ));
     }
-    let config = DatabaseConfig::from_global(global)?;
+    let config = global.database()?;
     let db = db::connect(&config, global.connect_timeout, ui, db::Open::Existing).await?;
     let result = async {
         // Check the org and the email before asking for a password; the transaction

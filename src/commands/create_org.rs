@@ -9,7 +9,6 @@ use serde_json::json;
 
 use crate::Outcome;
 use crate::cli::GlobalArgs;
-use crate::config::DatabaseConfig;
 use crate::db::{self, Db};
 use crate::entities::{PlanType, orgs};
 use crate::error::{Error, Result};
@@ -95,7 +94,7 @@ fn check_name(name: &str) -> Result<()> {
 
 /// A user-supplied value, shortened and escaped for an error line.
 pub fn printable(s: &str, max: usize) -> String {
-    let escaped = crate::output::shown(s);
+    let escaped = crate::text::shown(s);
     if escaped.chars().count() > max {
         let cut: String = escaped.chars().take(max).collect();
         format!("{cut}…")
@@ -149,7 +148,7 @@ pub async fn run(args: &CreateOrgArgs, global: &GlobalArgs, ui: &Output) -> Resu
         }
         None => records::new_id("org_", 12),
     };
-    let config = DatabaseConfig::from_global(global)?;
+    let config = global.database()?;
     let db = db::connect(&config, global.connect_timeout, ui, db::Open::Existing).await?;
     let result = match db.ensure_writable().await {
         Ok(()) => create(&db, args, &id, ui).await,

@@ -13,7 +13,6 @@ use crate::Outcome;
 use crate::cli::GlobalArgs;
 use crate::commands::audit::{self, rules::Params, rules::Rule};
 use crate::commands::verify_schema;
-use crate::config::DatabaseConfig;
 use crate::db::{self, Db};
 use crate::error::Result;
 use crate::migrations::{Alembic, known};
@@ -83,7 +82,7 @@ async fn scalar<T: sea_orm::TryGetable>(db: &Db, sql: &str) -> Option<T> {
 }
 
 pub async fn run(_args: &DoctorArgs, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
-    let config = DatabaseConfig::from_global(global)?;
+    let config = global.database()?;
     let db = db::connect(&config, global.connect_timeout, ui, db::Open::Existing).await?;
     let report = diagnose(&db, ui).await;
     db.conn.close().await.ok();

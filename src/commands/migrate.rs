@@ -8,7 +8,6 @@ use serde::Serialize;
 
 use crate::Outcome;
 use crate::cli::{GlobalArgs, parse_duration};
-use crate::config::DatabaseConfig;
 use crate::db::{self, Db};
 use crate::error::{Error, Result};
 use crate::migrations::{
@@ -107,7 +106,7 @@ fn parse_version(s: &str) -> std::result::Result<usize, String> {
 }
 
 pub async fn run(cmd: &MigrateCommand, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
-    let config = DatabaseConfig::from_global(global)?;
+    let config = global.database()?;
     let open = match cmd {
         MigrateCommand::Up(args) if args.dry_run => db::Open::DryRun,
         MigrateCommand::Up(_) => db::Open::MayCreate,

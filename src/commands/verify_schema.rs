@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use crate::Outcome;
 use crate::cli::GlobalArgs;
-use crate::config::DatabaseConfig;
 use crate::db::{self, Db};
 use crate::error::{Error, Result};
 use crate::migrations::{self, Alembic, State, known};
@@ -400,7 +399,7 @@ pub fn build_report(
 }
 
 pub async fn run(args: &VerifySchemaArgs, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
-    let config = DatabaseConfig::from_global(global)?;
+    let config = global.database()?;
     let db = db::connect(&config, global.connect_timeout, ui, db::Open::Existing).await?;
     let pb = ui.spinner("reading the catalog");
     let result = check(&db, args.against, args.strict).await;

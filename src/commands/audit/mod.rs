@@ -18,7 +18,6 @@ use serde_json::Value;
 use crate::Outcome;
 use crate::cli::{Format, GlobalArgs};
 use crate::commands::create_org::check_org_id;
-use crate::config::DatabaseConfig;
 use crate::db;
 use crate::error::{Error, Result};
 use crate::output::{Output, Report, csv_cell, plural, shown};
@@ -487,7 +486,7 @@ async fn suspicious(args: &SuspiciousArgs, global: &GlobalArgs, ui: &Output) -> 
         org: args.org.clone(),
         failed_threshold: args.failed_threshold,
     };
-    let config = DatabaseConfig::from_global(global)?;
+    let config = global.database()?;
     if args.show_sql {
         let mut out = String::new();
         for rule in &selected {
