@@ -2,6 +2,8 @@
 //!
 //! `main.rs` only parses, runs [`run`], prints the error once and exits with its code.
 
+pub mod accounts;
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -48,6 +48,28 @@ pub fn iso(ts: NaiveDateTime) -> String {
     ts.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
 }
 
+/// A naive-UTC timestamp: `2026-11-01`, `2026-11-01T12:00:00[.ffffff]`, space or `T`,
+/// an optional trailing `Z`.
+pub fn parse_timestamp(s: &str) -> std::result::Result<NaiveDateTime, String> {
+    let t = s.trim().trim_end_matches('Z');
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(ts) = NaiveDateTime::parse_from_str(t, fmt) {
+            return Ok(ts);
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight"));
+    }
+    Err(format!(
+        "'{s}' is not a timestamp (expected 2026-11-01 or 2026-11-01T12:00:00, naive UTC)"
+    ))
+}
+
 /// The operating-system user and host that ran the command.
 pub fn os_user() -> String {
     std::env::var("USER")

@@ -13,12 +13,12 @@ use migration::MigratorTrait;
 
 use crate::Outcome;
 use crate::cli::GlobalArgs;
-use crate::commands::migrate::LockArgs;
-use crate::commands::verify_schema::{api_tables, read_live};
+use crate::commands::LockArgs;
 use crate::db::{self, Db, MIGRATION_LOCK_KEY};
 use crate::error::{Error, Result};
 use crate::migrations::{self, Alembic, State, TRACKING_TABLE, known};
 use crate::output::{Output, Report, or_dash, plural, shown};
+use crate::schema::check::{api_tables, read_live};
 use crate::schema::introspect::introspect;
 use crate::schema::snapshots::expected;
 use crate::schema::{Finding, Schema, Severity, diff};

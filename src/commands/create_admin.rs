@@ -5,13 +5,13 @@ use std::fmt::Write as _;
 use std::io::{BufRead, Read};
 
 use clap::{Args, ValueEnum};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, QuerySelect};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use serde::Serialize;
 use serde_json::json;
 
 use crate::Outcome;
+use crate::accounts::{check_email, check_org_id, check_password, find_by_email};
 use crate::cli::GlobalArgs;
-use crate::commands::create_org::{check_org_id, printable};
 use crate::db::{self, Db};
 use crate::entities::{Role, orgs, users};
 use crate::error::{Error, Result};
@@ -69,58 +69,6 @@ impl From<AdminRole> for Role {
             AdminRole::Owner => Role::Owner,
         }
     }
-}
-
-/// A syntactically valid email address the API would accept.
-pub fn check_email(email: &str) -> Result<()> {
-    let invalid = |why: &str| {
-        Error::refused(
-            format!("invalid email '{}': {why}", printable(email, 80)),
-            "pass --email with an address like admin@example.com",
-        )
-    };
-    if email.len() > 254 {
-        return Err(invalid("longer than 254 bytes"));
-    }
-    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(invalid("it contains whitespace or control characters"));
-    }
-    if email != crate::text::escape(email, crate::text::Mode::Text) {
-        return Err(invalid(
-            "it contains bidi or other invisible control characters",
-        ));
-    }
-    if !email_address::EmailAddress::is_valid(email) {
-        return Err(invalid("not an email address"));
-    }
-    let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
-    if !domain.contains('.') || domain.starts_with('.') || domain.ends_with('.') {
-        return Err(invalid("the domain has no dot"));
-    }
-    Ok(())
-}
-
-/// The password policy, in every mode. The message never contains the password.
-pub fn check_password(password: &str, email: &str) -> std::result::Result<(), String> {
-    if password.contains('\0') {
-        return Err("the password contains a NUL byte".into());
-    }
-    let chars = password.chars().count();
-    if chars < 12 {
-        return Err(format!(
-            "the password has {chars} characters; at least 12 are required"
-        ));
-    }
-    if password.len() > 72 {
-        return Err(format!(
-            "the password is {} bytes; bcrypt uses at most 72 and ecomind-admin refuses to truncate it",
-            password.len()
-        ));
-    }
-    if password.eq_ignore_ascii_case(email) || password.to_lowercase() == email.to_lowercase() {
-        return Err("the password must not be the email address".into());
-    }
-    Ok(())
 }
 
 fn policy_error(msg: String) -> Error {
@@ -349,31 +297,6 @@ async fn preconditions<C: sea_orm::ConnectionTrait>(
         )),
         None => Ok(None),
     }
-}
-
-/// The user whose email is the same address as `email` ([`records::email_key`]: Unicode
-/// lowercase local part, IDNA domain), compared in ecomind-admin so that both backends
-/// give the same answer.
-pub async fn find_by_email<C: sea_orm::ConnectionTrait>(
-    conn: &C,
-    email: &str,
-) -> Result<Option<users::Model>> {
-    let key = records::email_key(email);
-    let all: Vec<(String, String)> = users::Entity::find()
-        .select_only()
-        .column(users::Column::Id)
-        .column(users::Column::Email)
-        .into_tuple()
-        .all(conn)
-        .await
-        .map_err(|e| Error::from_db(e, "looking up the email"))?;
-    let Some((id, _)) = all.into_iter().find(|(_, e)| records::email_key(e) == key) else {
-        return Ok(None);
-    };
-    users::Entity::find_by_id(id)
-        .one(conn)
-        .await
-        .map_err(|e| Error::from_db(e, "looking up the email"))
 }
 
 /// How long a create-admin waits for another one creating the same address.

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::Outcome;
+use crate::accounts::{check_name, check_org_id};
 use crate::cli::GlobalArgs;
 use crate::db::{self, Db};
 use crate::entities::{PlanType, orgs};
@@ -49,57 +50,6 @@ impl From<Plan> for PlanType {
             Plan::Pro => PlanType::Pro,
             Plan::Enterprise => PlanType::Enterprise,
         }
-    }
-}
-
-/// Check an org id: lowercase letters, digits and underscore, 1 to 64 characters.
-pub fn check_org_id(id: &str) -> Result<()> {
-    if !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-    {
-        Ok(())
-    } else {
-        Err(Error::refused(
-            format!("invalid organization id '{}'", printable(id, 80)),
-            "an id is 1 to 64 lowercase letters, digits and underscores, e.g. org_0123456789ab",
-        ))
-    }
-}
-
-fn check_name(name: &str) -> Result<()> {
-    if name.trim().is_empty() {
-        return Err(Error::refused(
-            "the organization name is empty",
-            "pass --name with a non-empty name",
-        ));
-    }
-    let n = name.chars().count();
-    if n > 255 {
-        return Err(Error::refused(
-            format!("the organization name is {n} characters long"),
-            "a name has at most 255 characters",
-        ));
-    }
-    if name.chars().any(|c| c == '\0') {
-        return Err(Error::refused(
-            "the organization name contains a NUL character",
-            "remove it",
-        ));
-    }
-    Ok(())
-}
-
-/// A user-supplied value, shortened and escaped for an error line.
-pub fn printable(s: &str, max: usize) -> String {
-    let escaped = crate::text::shown(s);
-    if escaped.chars().count() > max {
-        let cut: String = escaped.chars().take(max).collect();
-        format!("{cut}…")
-    } else {
-        escaped.into_owned()
     }
 }
 

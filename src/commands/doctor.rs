@@ -10,14 +10,14 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::Outcome;
+use crate::audit::{self, rules::Params, rules::Rule};
 use crate::cli::GlobalArgs;
-use crate::commands::audit::{self, rules::Params, rules::Rule};
-use crate::commands::verify_schema;
 use crate::db::{self, Db};
 use crate::error::Result;
 use crate::migrations::{Alembic, known};
 use crate::output::{Output, Report, plural, shown};
 use crate::records;
+use crate::schema::check as verify_schema;
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {}

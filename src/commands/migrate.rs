@@ -1,18 +1,16 @@
 //! `migrate up | down | current | status`.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use crate::Outcome;
-use crate::cli::{GlobalArgs, parse_duration};
+use crate::cli::GlobalArgs;
+use crate::commands::LockArgs;
 use crate::db::{self, Db};
 use crate::error::{Error, Result};
-use crate::migrations::{
-    self, Alembic, Direction, Drop, PlannedStep, RunOptions, State, Step, known,
-};
+use crate::migrations::{self, Alembic, Direction, Drop, PlannedStep, State, Step, known};
 use crate::output::{Output, Report, or_dash, plural, shown};
 
 #[derive(Debug, Subcommand)]
@@ -25,28 +23,6 @@ pub enum MigrateCommand {
     Current(CurrentArgs),
     /// List every migration with its Alembic revision, applied or pending, and when.
     Status,
-}
-
-/// How long to wait for locks.
-#[derive(Debug, Clone, Args)]
-pub struct LockArgs {
-    /// How long to wait for another ecomind-admin's migration lock before giving up (exit 4).
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
-    pub lock_wait: Duration,
-
-    /// lock_timeout for the migration's statements: a migration queued behind a long
-    /// transaction fails cleanly (exit 4, nothing changed) instead of blocking the table.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub ddl_lock_timeout: Duration,
-}
-
-impl LockArgs {
-    fn options(&self) -> RunOptions {
-        RunOptions {
-            lock_wait: self.lock_wait,
-            ddl_lock_timeout: self.ddl_lock_timeout,
-        }
-    }
 }
 
 #[derive(Debug, Args)]

@@ -1,4 +1,12 @@
-//! One module per subcommand, each owning its `Args` and `run`.
+//! One module per subcommand, each owning its `Args` and `run`. No command imports
+//! another: what two commands share lives here (flag groups) or in the core.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::cli::parse_duration;
+use crate::migrations::RunOptions;
 
 pub mod audit;
 pub mod baseline;
@@ -9,3 +17,25 @@ pub mod doctor;
 pub mod man;
 pub mod migrate;
 pub mod verify_schema;
+
+/// How long to wait for locks.
+#[derive(Debug, Clone, Args)]
+pub struct LockArgs {
+    /// How long to wait for another ecomind-admin's migration lock before giving up (exit 4).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub lock_wait: Duration,
+
+    /// lock_timeout for the migration's statements: a migration queued behind a long
+    /// transaction fails cleanly (exit 4, nothing changed) instead of blocking the table.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub ddl_lock_timeout: Duration,
+}
+
+impl LockArgs {
+    pub fn options(&self) -> RunOptions {
+        RunOptions {
+            lock_wait: self.lock_wait,
+            ddl_lock_timeout: self.ddl_lock_timeout,
+        }
+    }
+}

@@ -6,6 +6,7 @@
 //!   of queries (no query per table);
 //! - [`diff`]: expected vs live, as findings with a severity and the SQL that fixes them.
 
+pub mod check;
 pub mod diff;
 pub mod introspect;
 pub mod model;

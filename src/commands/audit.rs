@@ -2,27 +2,24 @@
 //! runs in the database (PostgreSQL `->>`, SQLite `json_extract`) inside one read-only
 //! snapshot; rows stream back and become findings with evidence.
 
-pub mod rules;
-pub mod sql;
-
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use clap::{Args, Subcommand, ValueEnum};
-use futures_util::StreamExt;
-use sea_orm::{ConnectionTrait, Statement, StreamTrait};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::Outcome;
+use crate::accounts::check_org_id;
+use crate::audit::rules::{self, Params, Rule};
+use crate::audit::{Collected, Finding, RuleCount, Severity, Skipped, collect};
 use crate::cli::{Format, GlobalArgs};
-use crate::commands::create_org::check_org_id;
 use crate::db;
 use crate::error::{Error, Result};
 use crate::output::{Output, Report, csv_cell, plural, shown};
 use crate::records;
-use rules::{Params, Rule};
+use crate::records::parse_timestamp;
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -96,36 +93,6 @@ fn parse_since(s: &str) -> std::result::Result<Since, String> {
     Ok(Since::Ago(d))
 }
 
-/// A naive-UTC timestamp: `2026-11-01`, `2026-11-01T12:00:00[.ffffff]`, space or `T`,
-/// an optional trailing `Z`.
-pub fn parse_timestamp(s: &str) -> std::result::Result<NaiveDateTime, String> {
-    let t = s.trim().trim_end_matches('Z');
-    for fmt in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M",
-    ] {
-        if let Ok(ts) = NaiveDateTime::parse_from_str(t, fmt) {
-            return Ok(ts);
-        }
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight"));
-    }
-    Err(format!(
-        "'{s}' is not a timestamp (expected 2026-11-01 or 2026-11-01T12:00:00, naive UTC)"
-    ))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Warning,
-    Critical,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FailOn {
     Critical,
@@ -143,46 +110,6 @@ impl FailOn {
             FailOn::Never => None,
         }
     }
-}
-
-/// One finding: who, what, and the facts that triggered it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Finding {
-    pub severity: Severity,
-    pub rule: Rule,
-    pub org_id: Option<String>,
-    pub user_id: Option<String>,
-    pub email: Option<String>,
-    pub role: Option<String>,
-    /// The account's created_at (naive UTC ISO-8601).
-    pub created_at: Option<String>,
-    /// When it happened: the event's time, else the account's creation.
-    pub at: Option<String>,
-    /// One line for humans.
-    pub message: String,
-    pub evidence: Value,
-}
-
-#[derive(Debug, Serialize)]
-pub struct RuleCount {
-    pub rule: Rule,
-    pub findings: usize,
-}
-
-/// A rule that did not run, and why (the database's revision lacks what it reads).
-#[derive(Debug, Clone, Serialize)]
-pub struct Skipped {
-    pub rule: Rule,
-    pub reason: String,
-}
-
-/// What one audit run found.
-#[derive(Debug)]
-pub struct Collected {
-    pub findings: Vec<Finding>,
-    pub by_rule: Vec<RuleCount>,
-    pub unparseable_rows: i64,
-    pub skipped: Vec<Skipped>,
 }
 
 #[derive(Debug, Serialize)]
@@ -327,142 +254,6 @@ pub async fn run(cmd: &AuditCommand, global: &GlobalArgs, ui: &Output) -> Result
     match cmd {
         AuditCommand::SuspiciousAccounts(args) => suspicious(args, global, ui).await,
     }
-}
-
-/// The hashes of the email keys ([`records::email_key`]) that two or more users share.
-async fn shared_address_hashes(
-    txn: &sea_orm::DatabaseTransaction,
-    backend: sea_orm::DbBackend,
-) -> Result<std::collections::HashSet<u64>> {
-    let mut seen = std::collections::HashMap::<u64, bool>::new();
-    let mut stream = txn
-        .stream_raw(Statement::from_string(
-            backend,
-            "SELECT email FROM users".to_owned(),
-        ))
-        .await
-        .map_err(|e| Error::from_db(e, "running rule case-variant-email"))?;
-    while let Some(row) = stream.next().await {
-        let row = row.map_err(|e| Error::from_db(e, "reading rule case-variant-email"))?;
-        let email: Option<String> = row
-            .try_get("", "email")
-            .map_err(|e| Error::from_db(e, "reading rule case-variant-email"))?;
-        let hash = rules::key_hash(&records::email_key(&email.unwrap_or_default()));
-        seen.entry(hash)
-            .and_modify(|shared| *shared = true)
-            .or_insert(false);
-    }
-    Ok(seen
-        .into_iter()
-        .filter_map(|(h, shared)| shared.then_some(h))
-        .collect())
-}
-
-/// Run `selected` rules in one read-only snapshot: the findings (sorted by severity,
-/// then time), the count per rule, the unparseable rows, and the rules skipped because
-/// the database's revision lacks what they read. An unknown `--org` is refused (exit 4).
-/// Shared with `doctor`.
-pub async fn collect(
-    db: &db::Db,
-    params: &Params,
-    selected: &[Rule],
-    ui: &Output,
-) -> Result<Collected> {
-    let txn = db.snapshot().await?;
-    let result = async {
-        crate::migrations::ensure_api_tables(&txn).await?;
-        if let Some(org) = &params.org {
-            let found = txn
-                .query_one_raw(Statement::from_sql_and_values(
-                    db.backend,
-                    match db.backend {
-                        sea_orm::DbBackend::Postgres => "SELECT 1 AS one FROM orgs WHERE id = $1",
-                        _ => "SELECT 1 AS one FROM orgs WHERE id = ?",
-                    },
-                    [org.clone().into()],
-                ))
-                .await
-                .map_err(|e| Error::from_db(e, "looking up the organization"))?;
-            if found.is_none() {
-                return Err(Error::refused(
-                    format!("organization '{}' not found", shown(org)),
-                    "check --org (an id like org_0123456789ab); without --org every organization is audited",
-                ));
-            }
-        }
-        let has_password_hash = crate::migrations::has_column(&txn, db.backend, "users", "password_hash").await?;
-        let mut findings = Vec::new();
-        let mut by_rule = Vec::new();
-        let mut skipped = Vec::new();
-        for rule in selected {
-            if *rule == Rule::PrivilegedWithoutPassword && !has_password_hash {
-                let reason = "users.password_hash does not exist (the database is at revision 001; `migrate up` adds it)".to_owned();
-                ui.note(format!("rule {} skipped: {reason}", rule.name()));
-                skipped.push(Skipped { rule: *rule, reason });
-                continue;
-            }
-            let Some(sql) = rules::sql_for(*rule, db.backend, params) else {
-                by_rule.push(RuleCount {
-                    rule: *rule,
-                    findings: 0,
-                });
-                continue;
-            };
-            let pb = ui.spinner(format!("rule {}", rule.name()));
-            let before = findings.len();
-            // case-variant-email: a first pass counts the addresses (by a hash of their
-            // key, so memory stays flat); the second keeps only the shared ones.
-            let shared = if *rule == Rule::CaseVariantEmail {
-                Some(shared_address_hashes(&txn, db.backend).await?)
-            } else {
-                None
-            };
-            let mut stream = txn
-                .stream_raw(Statement::from_string(db.backend, sql))
-                .await
-                .map_err(|e| Error::from_db(e, &format!("running rule {}", rule.name())))?;
-            let mut grouped = Vec::new();
-            while let Some(row) = stream.next().await {
-                let row =
-                    row.map_err(|e| Error::from_db(e, &format!("reading rule {}", rule.name())))?;
-                if let Some(shared) = &shared {
-                    let user = rules::UserRow::read(&row)?;
-                    if shared.contains(&user.key_hash()) {
-                        grouped.push(user);
-                    }
-                    continue;
-                }
-                let f = rules::finding(*rule, &row, params)?;
-                if rules::keep(&f) {
-                    findings.push(f);
-                }
-            }
-            drop(stream);
-            if *rule == Rule::CaseVariantEmail {
-                findings.extend(rules::case_variants(grouped, params.org.as_deref()));
-            }
-            pb.finish_and_clear();
-            by_rule.push(RuleCount {
-                rule: *rule,
-                findings: findings.len() - before,
-            });
-        }
-        let unparseable_rows = rules::count_unparseable(&txn, db.backend, params).await?;
-        Ok::<_, Error>(Collected {
-            findings,
-            by_rule,
-            unparseable_rows,
-            skipped,
-        })
-    }
-    .await;
-    let _ = txn.rollback().await;
-    let mut collected = result?;
-    // Severity first (critical first), then time.
-    collected
-        .findings
-        .sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.at.cmp(&b.at)));
-    Ok(collected)
 }
 
 async fn suspicious(args: &SuspiciousArgs, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {

@@ -418,7 +418,7 @@ fn s<'a>(ev: &'a Value, key: &str) -> &'a str {
 
 /// One spelling of timestamps whatever the backend stored (microseconds, `T`).
 fn iso_text(t: Option<String>) -> Option<String> {
-    t.map(|t| match super::parse_timestamp(&t) {
+    t.map(|t| match crate::records::parse_timestamp(&t) {
         Ok(ts) => crate::records::iso(ts),
         Err(_) => t,
     })
