@@ -529,6 +529,11 @@ impl Waiter {
     }
 }
 
+/// A SQL string literal (both backends).
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 /// A PostgreSQL identifier, double-quoted.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

@@ -4,7 +4,7 @@ use std::fmt;
 
 use sea_orm::DbErr;
 
-use crate::config::redact_text;
+use crate::redact::redact_text;
 
 /// Exit codes are a contract with scripts; never renumber them.
 pub mod exit {
@@ -53,6 +53,15 @@ pub mod exit {
             "terminated by SIGTERM (a pipeline or Kubernetes stopping the job): the same as SIGINT",
         ),
     ];
+}
+
+/// What a successful run tells the shell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Success,
+    /// Exit 1: a check found something (the report was printed).
+    CheckFailed,
 }
 
 /// The classes of failure an operator or a script must tell apart.

@@ -8,28 +8,23 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod docs;
 pub mod entities;
 pub mod error;
+pub mod flags;
 pub mod migrations;
 pub mod output;
 pub mod progress;
 pub mod records;
+pub mod redact;
 pub mod schema;
 pub mod signals;
 pub mod text;
 
 use cli::{Cli, Command};
+pub use error::Outcome;
 use error::Result;
 use output::Output;
-
-/// What a successful run tells the shell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Exit 0.
-    Success,
-    /// Exit 1: a check found something (the report was printed).
-    CheckFailed,
-}
 
 /// Run a parsed command line.
 pub async fn run(cli: Cli) -> Result<Outcome> {
@@ -70,10 +65,8 @@ async fn dispatch(cli: &Cli, ui: &Output) -> Result<Outcome> {
         Command::Baseline(args) => commands::baseline::run(args, &cli.global, &ui).await,
         Command::VerifySchema(args) => commands::verify_schema::run(args, &cli.global, &ui).await,
         Command::Doctor(args) => commands::doctor::run(args, &cli.global, &ui).await,
-        Command::Man => commands::man::run(&ui).map(|_| Outcome::Success),
-        Command::Completions(args) => {
-            commands::completions::run(args, &ui).map(|_| Outcome::Success)
-        }
+        Command::Man => docs::man(&ui).map(|_| Outcome::Success),
+        Command::Completions(args) => docs::completions(args.shell, &ui).map(|_| Outcome::Success),
     }
 }
 

@@ -14,10 +14,10 @@ use sea_orm::{
 use sea_orm_migration::{MigrationTrait, SchemaManager, seaql_migrations};
 use serde::Serialize;
 
+use crate::db::quote_literal;
 use crate::db::{self, Db, MIGRATION_LOCK_KEY};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-use crate::schema::diff::quote_literal;
 
 pub const TRACKING_TABLE: &str = "seaql_migrations";
 pub const ALEMBIC_TABLE: &str = "alembic_version";

@@ -11,8 +11,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use owo_colors::OwoColorize;
 use serde::Serialize;
 
-use crate::cli::{ColorChoice, Format, GlobalArgs};
 use crate::error::{Error, Result};
+use crate::flags::{ColorChoice, Format, GlobalArgs};
 pub use crate::text::{Mode, escape, shown};
 
 /// How the user wants to be talked to.
@@ -283,10 +283,18 @@ impl crate::progress::Progress for Output {
     }
 }
 
+/// Set by the signal thread: from now on only its own line is printed.
+static ERRORS_SILENCED: AtomicBool = AtomicBool::new(false);
+
+/// After a signal: errors the interrupted command still reports are not printed.
+pub fn silence_errors() {
+    ERRORS_SILENCED.store(true, Ordering::SeqCst);
+}
+
 /// Print an error once, with its hint (used by main before `Output` exists, too).
 pub fn print_error(err: &Error, color: bool) {
     // After a signal, only the signal's own line is printed.
-    if crate::signals::interrupted()
+    if ERRORS_SILENCED.load(Ordering::SeqCst)
         && !matches!(
             err.kind,
             crate::error::Kind::Interrupted | crate::error::Kind::Terminated

@@ -2,7 +2,7 @@
 //! domain and no whitespace.
 #![no_main]
 
-use ecomind_admin::commands::create_admin::check_email;
+use ecomind_admin::accounts::check_email;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use sea_orm::DbBackend;
 
-use crate::schema::diff::quote_literal;
+use crate::db::quote_literal;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Dialect {

@@ -10,13 +10,13 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::Outcome;
 use crate::accounts::check_org_id;
 use crate::audit::rules::{self, Params, Rule};
 use crate::audit::{Collected, Finding, RuleCount, Severity, Skipped, collect};
-use crate::cli::{Format, GlobalArgs};
 use crate::db;
+use crate::error::Outcome;
 use crate::error::{Error, Result};
+use crate::flags::{Format, GlobalArgs};
 use crate::output::{Output, Report, csv_cell, plural, shown};
 use crate::records;
 use crate::records::parse_timestamp;

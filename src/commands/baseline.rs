@@ -11,11 +11,11 @@ use serde::Serialize;
 
 use migration::MigratorTrait;
 
-use crate::Outcome;
-use crate::cli::GlobalArgs;
 use crate::commands::LockArgs;
 use crate::db::{self, Db, MIGRATION_LOCK_KEY};
+use crate::error::Outcome;
 use crate::error::{Error, Result};
+use crate::flags::GlobalArgs;
 use crate::migrations::{self, Alembic, State, TRACKING_TABLE, known};
 use crate::output::{Output, Report, or_dash, plural, shown};
 use crate::schema::check::{api_tables, read_live};

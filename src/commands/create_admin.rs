@@ -9,12 +9,12 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::Outcome;
 use crate::accounts::{check_email, check_org_id, check_password, find_by_email};
-use crate::cli::GlobalArgs;
 use crate::db::{self, Db};
 use crate::entities::{Role, orgs, users};
+use crate::error::Outcome;
 use crate::error::{Error, Result};
+use crate::flags::GlobalArgs;
 use crate::output::{Output, Report, label, or_dash, shown};
 use crate::records;
 

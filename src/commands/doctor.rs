@@ -9,11 +9,11 @@ use sea_orm::DbBackend;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::Outcome;
 use crate::audit::{self, rules::Params, rules::Rule};
-use crate::cli::GlobalArgs;
 use crate::db::{self, Db};
+use crate::error::Outcome;
 use crate::error::Result;
+use crate::flags::GlobalArgs;
 use crate::migrations::{Alembic, known};
 use crate::output::{Output, Report, plural, shown};
 use crate::records;

@@ -5,11 +5,11 @@ use std::fmt::Write as _;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use crate::Outcome;
-use crate::cli::GlobalArgs;
 use crate::commands::LockArgs;
 use crate::db::{self, Db};
+use crate::error::Outcome;
 use crate::error::{Error, Result};
+use crate::flags::GlobalArgs;
 use crate::migrations::{self, Alembic, Direction, Drop, PlannedStep, State, Step, known};
 use crate::output::{Output, Report, or_dash, plural, shown};
 

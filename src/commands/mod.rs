@@ -5,16 +5,14 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::cli::parse_duration;
+use crate::flags::parse_duration;
 use crate::migrations::RunOptions;
 
 pub mod audit;
 pub mod baseline;
-pub mod completions;
 pub mod create_admin;
 pub mod create_org;
 pub mod doctor;
-pub mod man;
 pub mod migrate;
 pub mod verify_schema;
 

@@ -6,10 +6,10 @@ use std::fmt::Write as _;
 use clap::Args;
 use owo_colors::OwoColorize;
 
-use crate::Outcome;
-use crate::cli::GlobalArgs;
 use crate::db;
+use crate::error::Outcome;
 use crate::error::Result;
+use crate::flags::GlobalArgs;
 use crate::migrations::{self, known};
 use crate::output::{Output, Report, Styled, plural, shown};
 use crate::schema::check::{VerifyReport, VersionSource, check};

@@ -753,9 +753,7 @@ pub fn quote_ident(s: &str) -> String {
     }
 }
 
-pub fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
+pub use crate::db::quote_literal;
 
 #[cfg(test)]
 mod tests {

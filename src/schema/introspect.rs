@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement};
 
-use super::diff::quote_literal;
 use super::model::{Column, Constraint, ForeignKey, Index, Schema, Table};
+use crate::db::quote_literal;
 use crate::error::{Error, Result};
 
 /// The live schema and how many catalog queries it took.

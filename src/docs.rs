@@ -1,7 +1,9 @@
-//! `man`: the man page (roff), generated from the CLI definition, covering every
-//! subcommand (nested ones included) in one page.
+//! The CLI describing itself: the man page (roff, every subcommand) and shell
+//! completions, generated at run time from `Cli::command()`. Above the commands: it
+//! reads the whole command line.
 
 use clap::CommandFactory;
+use clap_complete::Shell;
 use clap_mangen::Man;
 
 use crate::cli::Cli;
@@ -31,7 +33,19 @@ pub fn render() -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-pub fn run(ui: &crate::output::Output) -> Result<()> {
+pub fn man(ui: &crate::output::Output) -> Result<()> {
     let page = render().map_err(|e| Error::internal(format!("rendering the man page: {e}")))?;
     ui.write_stdout(&page)
+}
+
+/// Write the completions for `shell` into `out`.
+pub fn generate(shell: Shell, out: &mut dyn std::io::Write) {
+    let mut cmd = Cli::command();
+    clap_complete::generate(shell, &mut cmd, "ecomind-admin", out);
+}
+
+pub fn completions(shell: Shell, ui: &crate::output::Output) -> Result<()> {
+    let mut script = Vec::new();
+    generate(shell, &mut script);
+    ui.write_stdout(&script)
 }

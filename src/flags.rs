@@ -1,0 +1,98 @@
+//! The flags every subcommand accepts, and their value types: clap types only. Shared
+//! by the command line (`cli`), the commands and the output, so that none of them
+//! imports another for them.
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// Flags every subcommand accepts.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full],
+    /// or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then
+    /// sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL.
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<String>,
+
+    /// PostgreSQL schema that holds the API's tables, when it is not the first of the
+    /// role's search_path (default: the URL's options, else the search_path, normally
+    /// public). Every transaction runs with this search_path.
+    #[arg(long, global = true, value_name = "NAME", env = "ECOMIND_SCHEMA")]
+    pub schema: Option<String>,
+
+    /// How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m).
+    #[arg(long, global = true, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+
+    /// Output format of the result on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// When to use colors on stderr and in tables (NO_COLOR is honoured).
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// Print only the result and errors: no notes or progress.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Log every SQL statement to stderr (-vv: also the driver's debug logs).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl GlobalArgs {
+    /// The database these flags name.
+    pub fn database(&self) -> Result<crate::config::DatabaseConfig, crate::error::Error> {
+        crate::config::DatabaseConfig::from_flags(
+            self.database_url.as_deref(),
+            self.schema.as_deref(),
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable tables.
+    Table,
+    /// One JSON document (stable, documented in the README).
+    Json,
+    /// CSV with a header row (audit suspicious-accounts only).
+    Csv,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Parse a duration: `10s`, `500ms`, `2m`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} (expected e.g. 10s, 500ms, 2m)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("soon").is_err());
+    }
+}
