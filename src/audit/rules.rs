@@ -403,17 +403,44 @@ fn privileged(role: Option<&str>) -> bool {
     matches!(role, Some("owner" | "admin"))
 }
 
-fn n(ev: &Value, key: &str) -> i64 {
-    ev.get(key)
-        .and_then(|v| {
-            v.as_i64()
-                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        })
-        .unwrap_or(0)
+/// A rule's evidence, read strictly: a key the rule's SQL does not produce is a bug
+/// (exit 5), never a silent 0 or "-" that would change a finding's severity.
+struct Evidence<'a> {
+    rule: Rule,
+    v: &'a Value,
 }
 
-fn s<'a>(ev: &'a Value, key: &str) -> &'a str {
-    ev.get(key).and_then(Value::as_str).unwrap_or("-")
+impl Evidence<'_> {
+    fn get(&self, key: &str) -> Result<&Value> {
+        self.v.get(key).ok_or_else(|| {
+            Error::internal(format!(
+                "rule {} produced evidence without `{key}`",
+                self.rule.name()
+            ))
+        })
+    }
+
+    /// A count (PostgreSQL and SQLite may render it as a number or as text).
+    fn n(&self, key: &str) -> Result<i64> {
+        let v = self.get(key)?;
+        v.as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .ok_or_else(|| {
+                Error::internal(format!(
+                    "rule {}: evidence `{key}` is not a count: {v}",
+                    self.rule.name()
+                ))
+            })
+    }
+
+    /// A text value; `-` when the key is there and null (a row without it).
+    fn s(&self, key: &str) -> Result<String> {
+        Ok(match self.get(key)? {
+            Value::Null => "-".to_owned(),
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    }
 }
 
 /// One spelling of timestamps whatever the backend stored (microseconds, `T`).
@@ -436,6 +463,7 @@ pub fn finding(rule: Rule, row: &QueryResult, p: &Params) -> Result<Finding> {
             ))
         })?
         .unwrap_or(Value::Null);
+    let ev = Evidence { rule, v: &evidence };
     let role = text(row, "role")?;
     let is_priv = privileged(role.as_deref());
     let (severity, message) = match rule {
@@ -444,15 +472,15 @@ pub fn finding(rule: Rule, row: &QueryResult, p: &Params) -> Result<Finding> {
             format!(
                 "{} with no registration by an owner/admin of its org or ecomind-admin ({} registration rows; created_by: {})",
                 role.as_deref().unwrap_or("?"),
-                n(&evidence, "registrations"),
-                s(&evidence, "created_by")
+                ev.n("registrations")?,
+                ev.s("created_by")?
             ),
         ),
         Rule::ElevatedRoleAtRegistration => (
             Severity::Critical,
             format!(
                 "registered as {} by {}",
-                s(&evidence, "registered_role"),
+                ev.s("registered_role")?,
                 evidence
                     .get("created_by")
                     .and_then(Value::as_str)
@@ -484,7 +512,7 @@ pub fn finding(rule: Rule, row: &QueryResult, p: &Params) -> Result<Finding> {
             format!(
                 "created before the fix ({}) without clean provenance (created_by: {})",
                 p.fixed_at.map(crate::records::iso).unwrap_or_default(),
-                s(&evidence, "created_by")
+                ev.s("created_by")?
             ),
         ),
         Rule::PrivilegedCreatedRecently => (
@@ -492,11 +520,11 @@ pub fn finding(rule: Rule, row: &QueryResult, p: &Params) -> Result<Finding> {
             format!(
                 "{} created recently, by {}",
                 role.as_deref().unwrap_or("?"),
-                s(&evidence, "created_by")
+                ev.s("created_by")?
             ),
         ),
         Rule::BruteForce => {
-            let per_hour = n(&evidence, "max_in_1h");
+            let per_hour = ev.n("max_in_1h")?;
             (
                 if per_hour >= CRITICAL_PER_HOUR {
                     Severity::Critical
@@ -505,12 +533,12 @@ pub fn finding(rule: Rule, row: &QueryResult, p: &Params) -> Result<Finding> {
                 },
                 format!(
                     "{} failed logins within 60 s ({} within an hour, {} in all) from {} to {}; reasons: {}",
-                    n(&evidence, "max_in_60s"),
+                    ev.n("max_in_60s")?,
                     per_hour,
-                    n(&evidence, "failures"),
-                    s(&evidence, "first"),
-                    s(&evidence, "last"),
-                    s(&evidence, "reasons")
+                    ev.n("failures")?,
+                    ev.s("first")?,
+                    ev.s("last")?,
+                    ev.s("reasons")?
                 ),
             )
         }
@@ -522,8 +550,8 @@ pub fn finding(rule: Rule, row: &QueryResult, p: &Params) -> Result<Finding> {
             },
             format!(
                 "login succeeded at {} after {} failures within the hour before",
-                s(&evidence, "first_success"),
-                n(&evidence, "failures_in_prior_hour")
+                ev.s("first_success")?,
+                ev.n("failures_in_prior_hour")?
             ),
         ),
         Rule::CaseVariantEmail => {
@@ -533,11 +561,7 @@ pub fn finding(rule: Rule, row: &QueryResult, p: &Params) -> Result<Finding> {
         }
         Rule::MultipleOwners => (
             Severity::Info,
-            format!(
-                "{} owners: {}",
-                n(&evidence, "owners"),
-                s(&evidence, "owner_emails")
-            ),
+            format!("{} owners: {}", ev.n("owners")?, ev.s("owner_emails")?),
         ),
         Rule::PrivilegedWithoutPassword => (
             Severity::Info,
@@ -638,7 +662,11 @@ pub fn case_variants(mut users: Vec<UserRow>, org: Option<&str>) -> Vec<Finding>
 /// cannot see what it needs to. Returned as an `Info` placeholder that the caller drops
 /// when `evidence.inconclusive` is false.
 fn no_telemetry(evidence: &Value) -> Result<Finding> {
-    let logins = n(evidence, "login_events_since");
+    let ev = Evidence {
+        rule: Rule::NoTelemetry,
+        v: evidence,
+    };
+    let logins = ev.n("login_events_since")?;
     let oldest = evidence.get("oldest_audit_row").and_then(Value::as_str);
     let newest_priv = evidence
         .get("newest_privileged_account")
@@ -673,4 +701,32 @@ fn no_telemetry(evidence: &Value) -> Result<Finding> {
 /// Drop no-telemetry's row when the audit is conclusive.
 pub fn keep(f: &Finding) -> bool {
     f.rule != Rule::NoTelemetry || f.evidence.get("inconclusive") == Some(&Value::Bool(true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evidence_is_read_strictly() {
+        let v = json!({"failures": "12", "max_in_1h": 150, "reasons": null, "first": "2026-11-01"});
+        let ev = Evidence {
+            rule: Rule::BruteForce,
+            v: &v,
+        };
+        assert_eq!(ev.n("failures").unwrap(), 12);
+        assert_eq!(ev.n("max_in_1h").unwrap(), 150);
+        assert_eq!(ev.s("reasons").unwrap(), "-");
+        assert_eq!(ev.s("first").unwrap(), "2026-11-01");
+        // A renamed key is a bug, not a 0 that turns a critical finding into a warning.
+        let err = ev.n("max_per_hour").unwrap_err();
+        assert_eq!(err.code(), crate::error::exit::INTERNAL);
+        assert!(
+            err.message().contains("without `max_per_hour`"),
+            "{}",
+            err.message()
+        );
+        assert!(ev.s("last").is_err());
+        assert!(ev.n("reasons").is_err(), "null is not a count");
+    }
 }

@@ -501,7 +501,8 @@ async fn undo(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> {
     let txn = db.begin_locked(args.lock.lock_wait, ui).await?;
     let result = async {
         db::set_lock_timeout(&txn, args.lock.ddl_lock_timeout).await?;
-        txn.execute_unprepared(&report.statements[0])
+        // sea-orm-migration's own way of removing its bookkeeping table.
+        migration::Migrator::uninstall(&txn)
             .await
             .map_err(|e| Error::from_db(e, &format!("dropping {TRACKING_TABLE}")))?;
         Ok::<_, Error>(())

@@ -11,6 +11,7 @@ mod baseline_sqlite;
 mod bootstrap;
 mod cli_meta;
 mod common;
+mod coverage;
 mod field_safety;
 mod hardening;
 mod migrate_pg;

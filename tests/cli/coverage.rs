@@ -1,0 +1,94 @@
+//! Flags and paths no other test walks: `migrate down --to`, `audit --show-sql`, `-q`,
+//! and `doctor` on SQLite.
+
+use crate::common::*;
+
+#[test]
+fn migrate_down_to_a_version_on_both_backends() {
+    for db in AnyDb::both() {
+        let r = db.run(&["migrate", "down", "--to", V1, "--yes", "--format", "json"]);
+        r.expect_code(0);
+        let steps = r.json()["steps"].as_array().unwrap().clone();
+        assert_eq!(steps.len(), 1, "{}: {steps:?}", db.name());
+        assert_eq!(steps[0]["version"], V2);
+        assert_eq!(db.versions(), vec![V1], "{}", db.name());
+        // Already there: nothing to revert.
+        let r = db.run(&["migrate", "down", "--to", V1, "--yes"]);
+        r.expect_code(0);
+        assert!(r.stdout.contains("Nothing to revert"), "{}", r.stdout);
+    }
+}
+
+#[test]
+fn audit_show_sql_prints_every_rule_and_touches_nothing() {
+    for db in AnyDb::both() {
+        let before = db.query("SELECT count(*) FROM audit_logs");
+        let r = db.run(&["audit", "suspicious-accounts", "--show-sql"]);
+        r.expect_code(0);
+        for rule in [
+            "privileged-without-provenance",
+            "brute-force",
+            "no-telemetry",
+        ] {
+            assert!(
+                r.stdout.contains(&format!("-- {rule}")),
+                "{}: {rule}",
+                db.name()
+            );
+        }
+        assert!(r.stdout.contains("-- unparseable rows"));
+        assert!(r.stdout.contains("SELECT"));
+        assert_eq!(db.query("SELECT count(*) FROM audit_logs"), before);
+    }
+}
+
+#[test]
+fn quiet_keeps_results_and_errors_and_drops_notes() {
+    let dir = tempfile::tempdir().unwrap();
+    // The embedded default prints a note; -q drops it, the result stays.
+    let r = Run::from(bin(dir.path()).args(["migrate", "up"]).output().unwrap());
+    r.expect_code(0);
+    assert!(r.stderr.contains("note:"), "{}", r.stderr);
+    let r = Run::from(
+        bin(dir.path())
+            .args(["-q", "migrate", "status"])
+            .output()
+            .unwrap(),
+    );
+    r.expect_code(0);
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+    assert!(r.stdout.contains("applied"), "{}", r.stdout);
+    // Errors still show.
+    let r = Run::from(
+        bin(dir.path())
+            .args(["-q", "migrate", "down", "--to", "nope"])
+            .output()
+            .unwrap(),
+    );
+    r.expect_clean_error(2);
+}
+
+#[test]
+fn doctor_on_sqlite() {
+    let db = SqliteDb::new();
+    db.run(&["migrate", "up"]).expect_code(0);
+    let r = db.run(&["doctor", "--format", "json"]);
+    r.expect_code(0);
+    let j = r.json();
+    assert_eq!(j["status"], "ready", "{j}");
+    let checks: Vec<&str> = j["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert!(
+        checks.contains(&"schema") && checks.contains(&"migrations"),
+        "{checks:?}"
+    );
+    // Drift blocks a deploy.
+    db.query("DROP INDEX ix_audit_logs_ts");
+    let r = db.run(&["doctor"]);
+    r.expect_code(1);
+    assert!(r.stdout.contains("BLOCKED"), "{}", r.stdout);
+}
