@@ -68,11 +68,18 @@ pub struct TableRows {
     pub estimated_rows: Option<i64>,
 }
 
+/// What `baseline` was asked to do (JSON: `baseline` or `undo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Baseline,
+    Undo,
+}
+
 #[derive(Debug, Serialize)]
 pub struct BaselineReport {
     pub database: String,
-    /// `baseline` or `undo`.
-    pub action: &'static str,
+    pub action: Action,
     pub dry_run: bool,
     /// Refused: why (the findings say what does not match).
     pub refused: Option<String>,
@@ -144,7 +151,7 @@ impl Report for BaselineReport {
             (None, false, _) if self.recorded.is_empty() => {
                 "plan: the statements above will run once confirmed".to_owned()
             }
-            (None, false, "undo") => format!(
+            (None, false, Action::Undo) => format!(
                 "Baseline removed: {TRACKING_TABLE} dropped ({} forgotten); the API's tables are untouched.",
                 plural(self.recorded.len() as u64, "version", "versions")
             ),
@@ -352,7 +359,7 @@ async fn baseline(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> 
 
     let mut report = BaselineReport {
         database: db.url.clone(),
-        action: "baseline",
+        action: Action::Baseline,
         dry_run: args.dry_run,
         refused: refusal.clone(),
         detected: Some(target.clone()),
@@ -458,7 +465,7 @@ async fn undo(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> {
     let state = migrations::snapshot_state(db).await?;
     let mut report = BaselineReport {
         database: db.url.clone(),
-        action: "undo",
+        action: Action::Undo,
         dry_run: args.dry_run,
         refused: None,
         detected: None,

@@ -38,11 +38,18 @@ pub struct Check {
     pub details: Value,
 }
 
+/// Can a deploy go ahead?
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Readiness {
+    Ready,
+    Blocked,
+}
+
 #[derive(Debug, Serialize)]
 pub struct DoctorReport {
     pub database: String,
-    /// `ready` or `blocked`.
-    pub status: &'static str,
+    pub status: Readiness,
     pub checks: Vec<Check>,
 }
 
@@ -88,7 +95,7 @@ pub async fn run(_args: &DoctorArgs, global: &GlobalArgs, ui: &Output) -> Result
     db.conn.close().await.ok();
     let report = report?;
     ui.emit(&report)?;
-    Ok(if report.status == "ready" {
+    Ok(if report.status == Readiness::Ready {
         Outcome::Success
     } else {
         Outcome::CheckFailed
@@ -320,7 +327,11 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
     let blocked = checks.iter().any(|c| c.status == Status::Fail);
     Ok(DoctorReport {
         database: db.url.clone(),
-        status: if blocked { "blocked" } else { "ready" },
+        status: if blocked {
+            Readiness::Blocked
+        } else {
+            Readiness::Ready
+        },
         checks,
     })
 }

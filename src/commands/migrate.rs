@@ -531,13 +531,29 @@ fn note_state(state: &State, ui: &Output) {
     }
 }
 
+/// Is a migration applied? (JSON: `applied` or `pending`.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Applied {
+    Applied,
+    Pending,
+}
+
+impl Applied {
+    fn label(self) -> &'static str {
+        match self {
+            Applied::Applied => "applied",
+            Applied::Pending => "pending",
+        }
+    }
+}
+
 /// One row of `migrate status`.
 #[derive(Debug, Serialize)]
 pub struct StatusRow {
     pub version: String,
     pub alembic_revision: &'static str,
-    /// `applied` or `pending`.
-    pub status: &'static str,
+    pub status: Applied,
     /// ISO-8601 UTC, when applied.
     pub applied_at: Option<String>,
 }
@@ -559,7 +575,7 @@ impl Report for StatusReport {
             t.add_row(vec![
                 r.version.clone(),
                 r.alembic_revision.to_owned(),
-                r.status.to_owned(),
+                r.status.label().to_owned(),
                 or_dash(r.applied_at.as_deref()),
             ]);
         }
@@ -591,7 +607,11 @@ async fn status(db: &Db, ui: &Output) -> Result<Outcome> {
         .map(|k| {
             let at = state.applied_at(k.index);
             StatusRow {
-                status: if at.is_some() { "applied" } else { "pending" },
+                status: if at.is_some() {
+                    Applied::Applied
+                } else {
+                    Applied::Pending
+                },
                 applied_at: at
                     .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
                     .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string()),

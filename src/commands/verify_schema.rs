@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::flags::GlobalArgs;
 use crate::migrations::{self, known};
 use crate::output::{Output, Report, Styled, plural, shown};
-use crate::schema::check::{VerifyReport, VersionSource, check};
+use crate::schema::check::{Verdict, VerifyReport, VersionSource, check};
 use crate::schema::diff::Check;
 use crate::schema::{Finding, Severity};
 
@@ -185,8 +185,8 @@ impl Report for VerifyReport {
         }
         let s = &self.summary;
         let line = match s.status {
-            "PASSED" => "PASSED".to_owned(),
-            "PASSED WITH WARNINGS" => format!("PASSED WITH WARNINGS: {}", s.warnings),
+            Verdict::Passed => "PASSED".to_owned(),
+            Verdict::PassedWithWarnings => format!("PASSED WITH WARNINGS: {}", s.warnings),
             _ if s.strict && s.warnings > 0 => {
                 format!(
                     "FAILED: {}, {} (--strict)",
@@ -198,9 +198,9 @@ impl Report for VerifyReport {
         };
         let line = if color {
             match s.status {
-                "PASSED" => line.green().bold().to_string(),
-                "FAILED" => line.red().bold().to_string(),
-                _ => line.yellow().bold().to_string(),
+                Verdict::Passed => line.green().bold().to_string(),
+                Verdict::Failed => line.red().bold().to_string(),
+                Verdict::PassedWithWarnings => line.yellow().bold().to_string(),
             }
         } else {
             line

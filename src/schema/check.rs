@@ -72,10 +72,30 @@ pub fn choose_version(state: &State, flag: Option<usize>) -> Result<Against> {
         _ => Ok(make(known().len() - 1, VersionSource::Unmanaged)),
     }
 }
+/// The verdict of a schema check (JSON: `PASSED`, `PASSED WITH WARNINGS`, `FAILED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    #[serde(rename = "PASSED")]
+    Passed,
+    #[serde(rename = "PASSED WITH WARNINGS")]
+    PassedWithWarnings,
+    #[serde(rename = "FAILED")]
+    Failed,
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Verdict::Passed => "PASSED",
+            Verdict::PassedWithWarnings => "PASSED WITH WARNINGS",
+            Verdict::Failed => "FAILED",
+        })
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Summary {
-    /// `PASSED`, `PASSED WITH WARNINGS` or `FAILED`.
-    pub status: &'static str,
+    pub status: Verdict,
     pub errors: usize,
     pub warnings: usize,
     pub strict: bool,
@@ -100,7 +120,7 @@ pub struct VerifyReport {
 
 impl VerifyReport {
     pub fn failed(&self) -> bool {
-        self.summary.status == "FAILED"
+        self.summary.status == Verdict::Failed
     }
 }
 
@@ -111,11 +131,11 @@ pub fn summarize(findings: &[Finding], strict: bool) -> Summary {
         .count();
     let warnings = findings.len() - errors;
     let status = if errors > 0 || (strict && warnings > 0) {
-        "FAILED"
+        Verdict::Failed
     } else if warnings > 0 {
-        "PASSED WITH WARNINGS"
+        Verdict::PassedWithWarnings
     } else {
-        "PASSED"
+        Verdict::Passed
     };
     Summary {
         status,
