@@ -18,9 +18,11 @@ use crate::records;
 use crate::text::shown;
 use rules::{Params, Rule};
 
+/// How much an audit finding matters (JSON `severity`: `info`, `warning`, `critical`);
+/// the schema check's scale is `schema::Severity` (error, warning), a different domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Severity {
+pub enum Risk {
     Info,
     Warning,
     Critical,
@@ -29,7 +31,7 @@ pub enum Severity {
 /// One finding: who, what, and the facts that triggered it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
-    pub severity: Severity,
+    pub severity: Risk,
     pub rule: Rule,
     pub org_id: Option<String>,
     pub user_id: Option<String>,
@@ -195,7 +197,7 @@ pub async fn collect(
     .await;
     let _ = txn.rollback().await;
     let mut collected = result?;
-    // Severity first (critical first), then time.
+    // Risk first (critical first), then time.
     collected
         .findings
         .sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.at.cmp(&b.at)));

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::sql::Dialect;
-use super::{Finding, Severity};
+use super::{Finding, Risk};
 use crate::error::{Error, Result};
 use crate::records::CREATED_BY;
 
@@ -468,7 +468,7 @@ pub fn finding(rule: Rule, row: &QueryResult, p: &Params) -> Result<Finding> {
     let is_priv = privileged(role.as_deref());
     let (severity, message) = match rule {
         Rule::PrivilegedWithoutProvenance => (
-            Severity::Critical,
+            Risk::Critical,
             format!(
                 "{} with no registration by an owner/admin of its org or ecomind-admin ({} registration rows; created_by: {})",
                 role.as_deref().unwrap_or("?"),
@@ -477,7 +477,7 @@ pub fn finding(rule: Rule, row: &QueryResult, p: &Params) -> Result<Finding> {
             ),
         ),
         Rule::ElevatedRoleAtRegistration => (
-            Severity::Critical,
+            Risk::Critical,
             format!(
                 "registered as {} by {}",
                 ev.s("registered_role")?,
@@ -488,7 +488,7 @@ pub fn finding(rule: Rule, row: &QueryResult, p: &Params) -> Result<Finding> {
             ),
         ),
         Rule::RegisteredByUnauthorized => (
-            Severity::Critical,
+            Risk::Critical,
             match evidence.get("created_by").and_then(Value::as_str) {
                 None => "registered with no created_by".to_owned(),
                 Some(by) => format!(
@@ -505,9 +505,9 @@ pub fn finding(rule: Rule, row: &QueryResult, p: &Params) -> Result<Finding> {
         ),
         Rule::RegisteredBeforeFix => (
             if is_priv {
-                Severity::Critical
+                Risk::Critical
             } else {
-                Severity::Warning
+                Risk::Warning
             },
             format!(
                 "created before the fix ({}) without clean provenance (created_by: {})",
@@ -516,7 +516,7 @@ pub fn finding(rule: Rule, row: &QueryResult, p: &Params) -> Result<Finding> {
             ),
         ),
         Rule::PrivilegedCreatedRecently => (
-            Severity::Warning,
+            Risk::Warning,
             format!(
                 "{} created recently, by {}",
                 role.as_deref().unwrap_or("?"),
@@ -527,9 +527,9 @@ pub fn finding(rule: Rule, row: &QueryResult, p: &Params) -> Result<Finding> {
             let per_hour = ev.n("max_in_1h")?;
             (
                 if per_hour >= CRITICAL_PER_HOUR {
-                    Severity::Critical
+                    Risk::Critical
                 } else {
-                    Severity::Warning
+                    Risk::Warning
                 },
                 format!(
                     "{} failed logins within 60 s ({} within an hour, {} in all) from {} to {}; reasons: {}",
@@ -544,9 +544,9 @@ pub fn finding(rule: Rule, row: &QueryResult, p: &Params) -> Result<Finding> {
         }
         Rule::SuccessAfterFailures => (
             if is_priv {
-                Severity::Critical
+                Risk::Critical
             } else {
-                Severity::Warning
+                Risk::Warning
             },
             format!(
                 "login succeeded at {} after {} failures within the hour before",
@@ -560,11 +560,11 @@ pub fn finding(rule: Rule, row: &QueryResult, p: &Params) -> Result<Finding> {
             ));
         }
         Rule::MultipleOwners => (
-            Severity::Info,
+            Risk::Info,
             format!("{} owners: {}", ev.n("owners")?, ev.s("owner_emails")?),
         ),
         Rule::PrivilegedWithoutPassword => (
-            Severity::Info,
+            Risk::Info,
             format!("{} has no password_hash", role.as_deref().unwrap_or("?")),
         ),
         Rule::NoTelemetry => return no_telemetry(&evidence),
@@ -639,7 +639,7 @@ pub fn case_variants(mut users: Vec<UserRow>, org: Option<&str>) -> Vec<Finding>
                 continue;
             }
             out.push(Finding {
-                severity: Severity::Warning,
+                severity: Risk::Warning,
                 rule: Rule::CaseVariantEmail,
                 org_id: u.org_id.clone(),
                 user_id: u.user_id.clone(),
@@ -685,7 +685,7 @@ fn no_telemetry(evidence: &Value) -> Result<Finding> {
     let mut ev = evidence.clone();
     ev["inconclusive"] = json!(!reasons.is_empty());
     Ok(Finding {
-        severity: Severity::Warning,
+        severity: Risk::Warning,
         rule: Rule::NoTelemetry,
         org_id: None,
         user_id: None,

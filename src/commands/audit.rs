@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::accounts::check_org_id;
 use crate::audit::rules::{self, Params, Rule};
-use crate::audit::{Collected, Finding, RuleCount, Severity, Skipped, collect};
+use crate::audit::{Collected, Finding, Risk, RuleCount, Skipped, collect};
 use crate::db;
 use crate::error::Outcome;
 use crate::error::{Error, Result};
@@ -102,18 +102,18 @@ pub enum FailOn {
 }
 
 impl FailOn {
-    fn threshold(self) -> Option<Severity> {
+    fn threshold(self) -> Option<Risk> {
         match self {
-            FailOn::Critical => Some(Severity::Critical),
-            FailOn::Warning => Some(Severity::Warning),
-            FailOn::Info => Some(Severity::Info),
+            FailOn::Critical => Some(Risk::Critical),
+            FailOn::Warning => Some(Risk::Warning),
+            FailOn::Info => Some(Risk::Info),
             FailOn::Never => None,
         }
     }
 }
 
 #[derive(Debug, Serialize)]
-pub struct Summary {
+pub struct AuditSummary {
     pub critical: usize,
     pub warning: usize,
     pub info: usize,
@@ -134,7 +134,7 @@ pub struct Summary {
 pub struct AuditReport {
     pub database: String,
     pub findings: Vec<Finding>,
-    pub summary: Summary,
+    pub summary: AuditSummary,
 }
 
 impl Report for AuditReport {
@@ -303,10 +303,10 @@ async fn suspicious(args: &SuspiciousArgs, global: &GlobalArgs, ui: &Output) -> 
         skipped,
     } = result?;
     let count = |s| findings.iter().filter(|f| f.severity == s).count();
-    let summary = Summary {
-        critical: count(Severity::Critical),
-        warning: count(Severity::Warning),
-        info: count(Severity::Info),
+    let summary = AuditSummary {
+        critical: count(Risk::Critical),
+        warning: count(Risk::Warning),
+        info: count(Risk::Info),
         by_rule,
         unparseable_rows,
         since: records::iso(since),

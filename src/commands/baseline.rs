@@ -21,7 +21,7 @@ use crate::output::{Output, Report, or_dash, plural, shown};
 use crate::schema::check::{api_tables, read_live};
 use crate::schema::introspect::introspect;
 use crate::schema::snapshots::expected;
-use crate::schema::{Finding, Schema, Severity, diff};
+use crate::schema::{Drift, Schema, Severity, diff};
 
 #[derive(Debug, Args)]
 pub struct BaselineArgs {
@@ -87,9 +87,9 @@ pub struct BaselineReport {
     pub alembic_version: Option<Alembic>,
     pub tables: Vec<TableRows>,
     /// Error findings against the version (a refusal), with their fix SQL.
-    pub errors: Vec<Finding>,
+    pub errors: Vec<Drift>,
     /// Warnings against the version: allowed, and listed.
-    pub warnings: Vec<Finding>,
+    pub warnings: Vec<Drift>,
     /// The exact statements the baseline runs (or ran).
     pub statements: Vec<String>,
     /// Versions recorded (baseline) or forgotten (undo); empty on a dry run or refusal.
@@ -192,14 +192,14 @@ fn already_managed(state: &State) -> Option<Error> {
 }
 
 /// Findings of the live schema against every version, newest first.
-fn findings_per_version(db: &Db, live: &Schema) -> Vec<(usize, Vec<Finding>)> {
+fn findings_per_version(db: &Db, live: &Schema) -> Vec<(usize, Vec<Drift>)> {
     (0..known().len())
         .rev()
         .map(|v| (v, diff(&expected(v, db.backend), live, db.is_postgres())))
         .collect()
 }
 
-fn errors_of(f: &[Finding]) -> usize {
+fn errors_of(f: &[Drift]) -> usize {
     f.iter().filter(|f| f.severity == Severity::Error).count()
 }
 
@@ -326,7 +326,7 @@ async fn baseline(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> 
         )
     };
     let findings = findings_for(target.index);
-    let (errors, warnings): (Vec<Finding>, Vec<Finding>) = findings
+    let (errors, warnings): (Vec<Drift>, Vec<Drift>) = findings
         .into_iter()
         .partition(|f| f.severity == Severity::Error);
 

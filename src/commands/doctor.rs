@@ -31,7 +31,7 @@ pub enum Status {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Check {
+pub struct Diagnosis {
     pub check: &'static str,
     pub status: Status,
     pub summary: String,
@@ -50,7 +50,7 @@ pub enum Readiness {
 pub struct DoctorReport {
     pub database: String,
     pub status: Readiness,
-    pub checks: Vec<Check>,
+    pub checks: Vec<Diagnosis>,
 }
 
 impl Report for DoctorReport {
@@ -123,7 +123,7 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
         )
     };
     let backend = if pg { "PostgreSQL" } else { "SQLite" };
-    checks.push(Check {
+    checks.push(Diagnosis {
         check: "connection",
         status: if pg && tls != Some(true) {
             Status::Warn
@@ -144,7 +144,7 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
 
     // Writable?
     let writable = db.ensure_writable().await;
-    checks.push(Check {
+    checks.push(Diagnosis {
         check: "writable",
         status: if writable.is_ok() {
             Status::Ok
@@ -170,7 +170,7 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
     let current = state
         .current()
         .map(|i| format!("{} ({})", known()[i].alembic_revision, known()[i].version));
-    checks.push(Check {
+    checks.push(Diagnosis {
         check: "migrations",
         status: match (&consistent, pending.is_empty()) {
             (Err(_), _) => Status::Fail,
@@ -201,7 +201,7 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
         && state.unrecorded_tables.is_empty()
         && state.alembic == Alembic::Absent;
     if empty {
-        checks.push(Check {
+        checks.push(Diagnosis {
             check: "schema",
             status: Status::Ok,
             summary: "empty database: migrate up creates the schema".into(),
@@ -211,7 +211,7 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
         match verify_schema::choose_version(&state, None)
             .map(|against| verify_schema::build_report(db, against, &intro.schema, intro.queries, false))
         {
-            Ok(report) => checks.push(Check {
+            Ok(report) => checks.push(Diagnosis {
                 check: "schema",
                 status: if report.summary.errors > 0 {
                     Status::Fail
@@ -229,7 +229,7 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
                 details: json!({"errors": report.summary.errors, "warnings": report.summary.warnings,
                                 "kinds": report.findings.iter().map(|f| f.kind).collect::<Vec<_>>()}),
             }),
-            Err(e) => checks.push(Check {
+            Err(e) => checks.push(Diagnosis {
                 check: "schema",
                 status: Status::Fail,
                 summary: e.message().to_owned(),
@@ -246,7 +246,7 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
         .map(|(cmd, _)| *cmd)
         .collect();
     let migrate_blocked = !state.pending().is_empty() && missing.contains(&"migrate");
-    checks.push(Check {
+    checks.push(Diagnosis {
         check: "privileges",
         status: if migrate_blocked {
             Status::Fail
@@ -282,7 +282,7 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
             && state.current().is_none()
             && state.alembic == Alembic::Absent
     {
-        checks.push(Check {
+        checks.push(Diagnosis {
             check: "audit",
             status: Status::Ok,
             summary: "no managed schema yet: nothing to audit".into(),
@@ -299,9 +299,9 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
             Ok(audit::Collected { findings, .. }) => {
                 let critical = findings
                     .iter()
-                    .filter(|f| f.severity == audit::Severity::Critical)
+                    .filter(|f| f.severity == audit::Risk::Critical)
                     .count();
-                checks.push(Check {
+                checks.push(Diagnosis {
                     check: "audit",
                     status: if critical > 0 {
                         Status::Fail
@@ -315,7 +315,7 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
                     details: json!({"critical": critical, "findings": findings.len()}),
                 });
             }
-            Err(e) => checks.push(Check {
+            Err(e) => checks.push(Diagnosis {
                 check: "audit",
                 status: Status::Warn,
                 summary: format!("the audit could not run: {}", e.message()),

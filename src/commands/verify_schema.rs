@@ -14,7 +14,7 @@ use crate::migrations::{self, known};
 use crate::output::{Output, Report, Styled, plural, shown};
 use crate::schema::check::{Verdict, VerifyReport, VersionSource, check};
 use crate::schema::diff::Check;
-use crate::schema::{Finding, Severity};
+use crate::schema::{Drift, Severity};
 
 #[derive(Debug, Args)]
 pub struct VerifySchemaArgs {
@@ -88,7 +88,7 @@ impl Report for VerifyReport {
         header.extend(checks.iter().map(|c| c.title()));
         header.push("enums");
         let mut t = ui.table(&header);
-        let worst = |pred: &dyn Fn(&Finding) -> bool| {
+        let worst = |pred: &dyn Fn(&Drift) -> bool| {
             self.findings
                 .iter()
                 .filter(|f| pred(f))
@@ -99,7 +99,7 @@ impl Report for VerifyReport {
             let mut cells = vec![Styled(row.clone(), None)];
             let known_table = self.expected_tables.contains(row);
             for c in &checks {
-                let w = worst(&|f: &Finding| f.check == *c && f.table.as_deref() == Some(row));
+                let w = worst(&|f: &Drift| f.check == *c && f.table.as_deref() == Some(row));
                 // An extra table is only checked for being there.
                 cells.push(if known_table || w.is_some() {
                     cell(w)
@@ -109,7 +109,7 @@ impl Report for VerifyReport {
             }
             let has_enums = self.enum_objects.contains(row);
             let enum_worst =
-                worst(&|f: &Finding| f.check == Check::Enums && f.table.as_deref() == Some(row));
+                worst(&|f: &Drift| f.check == Check::Enums && f.table.as_deref() == Some(row));
             cells.push(if has_enums || enum_worst.is_some() {
                 cell(enum_worst)
             } else {
@@ -119,7 +119,7 @@ impl Report for VerifyReport {
         }
         let _ = writeln!(out, "{t}");
         // Enum types (PostgreSQL) have no table.
-        let type_findings: Vec<&Finding> =
+        let type_findings: Vec<&Drift> =
             self.findings.iter().filter(|f| f.table.is_none()).collect();
         if self.backend == "postgres" {
             let mut line = String::from("enum types:");
@@ -140,8 +140,7 @@ impl Report for VerifyReport {
             let _ = writeln!(out, "{line}");
         }
         for check in Check::ALL {
-            let in_check: Vec<&Finding> =
-                self.findings.iter().filter(|f| f.check == check).collect();
+            let in_check: Vec<&Drift> = self.findings.iter().filter(|f| f.check == check).collect();
             if in_check.is_empty() {
                 continue;
             }

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::migrations::{self, Alembic, State, known};
 use crate::schema::diff::BOOKKEEPING_TABLES;
 use crate::schema::introspect::{Introspection, introspect};
-use crate::schema::{Finding, Severity, diff, snapshots::expected};
+use crate::schema::{Drift, Severity, diff, snapshots::expected};
 
 /// Where the version compared against came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -94,7 +94,7 @@ impl std::fmt::Display for Verdict {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Summary {
+pub struct CheckSummary {
     pub status: Verdict,
     pub errors: usize,
     pub warnings: usize,
@@ -106,8 +106,8 @@ pub struct VerifyReport {
     pub database: String,
     pub backend: &'static str,
     pub against: Against,
-    pub findings: Vec<Finding>,
-    pub summary: Summary,
+    pub findings: Vec<Drift>,
+    pub summary: CheckSummary,
     /// Catalog queries the introspection sent (constant, whatever the table count).
     pub catalog_queries: usize,
     #[serde(skip)]
@@ -124,7 +124,7 @@ impl VerifyReport {
     }
 }
 
-pub fn summarize(findings: &[Finding], strict: bool) -> Summary {
+pub fn summarize(findings: &[Drift], strict: bool) -> CheckSummary {
     let errors = findings
         .iter()
         .filter(|f| f.severity == Severity::Error)
@@ -137,7 +137,7 @@ pub fn summarize(findings: &[Finding], strict: bool) -> Summary {
     } else {
         Verdict::Passed
     };
-    Summary {
+    CheckSummary {
         status,
         errors,
         warnings,

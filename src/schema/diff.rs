@@ -54,7 +54,7 @@ impl Check {
 
 /// One difference between the expected and the live schema.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
+pub struct Drift {
     pub check: Check,
     /// e.g. `table_missing`, `column_type`, `enum_labels` (see README).
     pub kind: &'static str,
@@ -71,7 +71,7 @@ pub struct Finding {
 
 struct Ctx {
     pg: bool,
-    out: Vec<Finding>,
+    out: Vec<Drift>,
 }
 
 impl Ctx {
@@ -87,7 +87,7 @@ impl Ctx {
         severity: Severity,
         fix_sql: Option<String>,
     ) {
-        self.out.push(Finding {
+        self.out.push(Drift {
             check,
             kind,
             table: table.map(str::to_owned),
@@ -107,7 +107,7 @@ impl Ctx {
 
 /// Compare `live` against `expected`. `pg`: the backend is PostgreSQL (names of
 /// constraints and enum types are checked, fixes use its ALTER syntax).
-pub fn diff(expected: &Schema, live: &Schema, pg: bool) -> Vec<Finding> {
+pub fn diff(expected: &Schema, live: &Schema, pg: bool) -> Vec<Drift> {
     let mut cx = Ctx {
         pg,
         out: Vec::new(),

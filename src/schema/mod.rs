@@ -12,5 +12,5 @@ pub mod introspect;
 pub mod model;
 pub mod snapshots;
 
-pub use diff::{Finding, Severity, diff};
+pub use diff::{Drift, Severity, diff};
 pub use model::Schema;
