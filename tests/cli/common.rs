@@ -408,6 +408,15 @@ pub const API_TABLES: [&str; 8] = [
     "users",
 ];
 
+/// Every known migration, oldest first: what `migrate up` records (read from the
+/// migration list, so that a new revision does not touch the tests).
+pub fn all_versions() -> Vec<String> {
+    ecomind_admin::migrations::known()
+        .into_iter()
+        .map(|k| k.version)
+        .collect()
+}
+
 pub const V1: &str = "m20251007_000001_initial_schema";
 pub const V2: &str = "m20251008_000002_add_user_password";
 
