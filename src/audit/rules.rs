@@ -2,7 +2,6 @@
 //! becomes a finding.
 
 use chrono::NaiveDateTime;
-use clap::ValueEnum;
 use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -12,7 +11,7 @@ use super::{Finding, Risk};
 use crate::error::{Error, Result};
 use crate::records::CREATED_BY;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Rule {
     PrivilegedWithoutProvenance,
@@ -42,6 +41,11 @@ impl Rule {
         Rule::PrivilegedWithoutPassword,
         Rule::NoTelemetry,
     ];
+
+    /// The rule with this name (`privileged-without-provenance`, ...).
+    pub fn from_name(name: &str) -> Option<Rule> {
+        Rule::ALL.into_iter().find(|r| r.name() == name)
+    }
 
     pub fn name(self) -> &'static str {
         match self {

@@ -43,7 +43,7 @@ pub struct SuspiciousArgs {
     pub org: Option<String>,
 
     /// Run only these rules (repeatable). Default: all.
-    #[arg(long = "rule", value_enum, value_name = "NAME")]
+    #[arg(long = "rule", value_name = "NAME", value_parser = rule_parser())]
     pub rules: Vec<Rule>,
 
     /// Failed logins for one email within 60 seconds that make a brute-force finding.
@@ -57,6 +57,14 @@ pub struct SuspiciousArgs {
     /// Print each rule's SQL instead of running it.
     #[arg(long)]
     pub show_sql: bool,
+}
+
+/// `--rule NAME`: the core's rules by name, with the names as possible values (the
+/// core knows nothing of clap).
+fn rule_parser() -> impl clap::builder::TypedValueParser<Value = Rule> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(Rule::ALL.map(Rule::name))
+        .map(|name| Rule::from_name(&name).expect("one of the listed names"))
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -28,3 +28,25 @@ fn empty_sqlite_database_is_refused() {
     r.expect_code(1);
     assert!(db.tables().is_empty());
 }
+
+#[test]
+fn baseline_on_a_tty_shows_the_plan_and_asks() {
+    let made = SqliteDb::new();
+    made.run(&["migrate", "up", "--to", "001"]).expect_code(0);
+    made.query("DROP TABLE seaql_migrations");
+    // Enter: the default is No; nothing is written.
+    let r = on_tty(&made, "baseline", "\n");
+    assert_eq!(r.code, 4, "{}", r.all());
+    assert!(r.stdout.contains("[y/N]"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("seaql_migrations"),
+        "the plan is shown: {}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("not confirmed"), "{}", r.stdout);
+    assert!(!made.tables().contains(&"seaql_migrations".to_owned()));
+    // y: recorded.
+    let r = on_tty(&made, "baseline", "y\n");
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(made.versions(), vec![V1]);
+}

@@ -574,3 +574,30 @@ impl AnyDb {
         }
     }
 }
+
+/// Run `args` (one shell word string) against `db` on a pseudo-terminal (`script`),
+/// typing `answer`.
+pub fn on_tty(db: &SqliteDb, args: &str, answer: &str) -> Run {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let bin = assert_cmd::cargo::cargo_bin("ecomind-admin");
+    let mut child = Command::new("script")
+        .arg("-qec")
+        .arg(format!("{} {args}", bin.display()))
+        .arg("/dev/null")
+        .current_dir(db.dir.path())
+        .env("DATABASE_URL", db.url())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(answer.as_bytes())
+        .unwrap();
+    Run::from(child.wait_with_output().unwrap())
+}

@@ -122,31 +122,6 @@ fn json_output_is_one_document() {
 }
 
 /// Run the binary on a pseudo-terminal (util-linux `script`), answering `answer`.
-fn on_tty(db: &SqliteDb, args: &str, answer: &str) -> Run {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let bin = assert_cmd::cargo::cargo_bin("ecomind-admin");
-    let mut child = Command::new("script")
-        .arg("-qec")
-        .arg(format!("{} {args}", bin.display()))
-        .arg("/dev/null")
-        .current_dir(db.dir.path())
-        .env("DATABASE_URL", db.url())
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script (util-linux) runs");
-    child
-        .stdin
-        .as_mut()
-        .unwrap()
-        .write_all(answer.as_bytes())
-        .unwrap();
-    Run::from(child.wait_with_output().unwrap())
-}
-
 #[test]
 fn down_on_a_tty_asks_and_defaults_to_no() {
     let db = SqliteDb::new();
