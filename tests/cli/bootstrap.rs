@@ -460,22 +460,10 @@ fn the_prompt_asks_again_on_a_mismatch() {
     db.run(&["migrate", "up"]).expect_code(0);
     db.run(&["create-org", "--name", "Acme", "--id", ORG])
         .expect_code(0);
-    let bin = assert_cmd::cargo::cargo_bin("ecomind-admin");
-    let mut child = Command::new("script")
-        .arg("-qec")
-        .arg(format!(
-            "{} create-admin --org {ORG} --email tty@acme.example.com --bcrypt-cost 4",
-            bin.display()
-        ))
-        .arg("/dev/null")
-        .current_dir(db.dir.path())
-        .env("DATABASE_URL", db.url())
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script runs");
+    let mut child = spawn_on_tty(
+        &db,
+        &format!("create-admin --org {ORG} --email tty@acme.example.com --bcrypt-cost 4"),
+    );
     {
         let stdin = child.stdin.as_mut().unwrap();
         // A mismatched confirmation, then a matching pair.

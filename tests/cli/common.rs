@@ -575,13 +575,11 @@ impl AnyDb {
     }
 }
 
-/// Run `args` (one shell word string) against `db` on a pseudo-terminal (`script`),
-/// typing `answer`.
-pub fn on_tty(db: &SqliteDb, args: &str, answer: &str) -> Run {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
+/// Start `args` (one shell word string) against the SQLite database `db` on a
+/// pseudo-terminal (`script`), with stdin and stdout piped.
+pub fn spawn_on_tty(db: &SqliteDb, args: &str) -> std::process::Child {
     let bin = assert_cmd::cargo::cargo_bin("ecomind-admin");
-    let mut child = Command::new("script")
+    StdCommand::new("script")
         .arg("-qec")
         .arg(format!("{} {args}", bin.display()))
         .arg("/dev/null")
@@ -592,7 +590,12 @@ pub fn on_tty(db: &SqliteDb, args: &str, answer: &str) -> Run {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("script (util-linux) runs");
+        .expect("script (util-linux) runs")
+}
+
+/// Run `args` on a pseudo-terminal, typing `answer`.
+pub fn on_tty(db: &SqliteDb, args: &str, answer: &str) -> Run {
+    let mut child = spawn_on_tty(db, args);
     child
         .stdin
         .as_mut()
