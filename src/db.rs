@@ -64,6 +64,34 @@ pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     Some(std::path::PathBuf::from(decoded.as_ref()))
 }
 
+/// The URL to hand the driver: the configured one, except that a missing SQLite file is
+/// an error unless `migrate up` may create it, and a dry run plans against an in-memory
+/// database instead.
+fn url_to_open(config: &DatabaseConfig, open: Open, ui: &dyn Progress) -> Result<String> {
+    let secret_url = config.secret_url().to_owned();
+    if config.backend != DbBackend::Sqlite || open == Open::MayCreate {
+        return Ok(secret_url);
+    }
+    let Some(file) = sqlite_file(&secret_url).filter(|f| !f.exists()) else {
+        return Ok(secret_url);
+    };
+    let shown = if file.is_relative() && file.parent() == Some(std::path::Path::new("")) {
+        format!("./{}", file.display())
+    } else {
+        file.display().to_string()
+    };
+    if open == Open::Existing {
+        return Err(Error::database(
+            format!("no database at {shown}; `migrate up` creates it"),
+            "check the path in the database URL, or run `ecomind-admin migrate up` first",
+        ));
+    }
+    ui.note(&format!(
+        "no database at {shown} yet: planning for a new, empty database; nothing is created"
+    ));
+    Ok("sqlite::memory:".to_owned())
+}
+
 /// Connect, retrying refused connections until `timeout` has passed (like `dbmate --wait`).
 pub async fn connect(
     config: &DatabaseConfig,
@@ -77,28 +105,7 @@ pub async fn connect(
             config.redacted()
         ));
     }
-    let mut secret_url = config.secret_url().to_owned();
-    if config.backend == DbBackend::Sqlite
-        && open != Open::MayCreate
-        && let Some(file) = sqlite_file(config.secret_url())
-        && !file.exists()
-    {
-        let shown = if file.is_relative() && file.parent() == Some(std::path::Path::new("")) {
-            format!("./{}", file.display())
-        } else {
-            file.display().to_string()
-        };
-        if open == Open::Existing {
-            return Err(Error::database(
-                format!("no database at {shown}; `migrate up` creates it"),
-                "check the path in the database URL, or run `ecomind-admin migrate up` first",
-            ));
-        }
-        ui.note(&format!(
-            "no database at {shown} yet: planning for a new, empty database; nothing is created"
-        ));
-        secret_url = "sqlite::memory:".to_owned();
-    }
+    let secret_url = url_to_open(config, open, ui)?;
     let deadline = Instant::now() + timeout;
     let mut opts = ConnectOptions::new(secret_url);
     opts.max_connections(1)

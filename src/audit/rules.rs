@@ -182,188 +182,245 @@ const PRIVILEGED: &str = "CAST(u.role AS TEXT) IN ('owner', 'admin')";
 /// --fixed-at).
 pub fn sql_for(rule: Rule, backend: DbBackend, p: &Params) -> Option<String> {
     let d = Dialect::new(backend);
+    Some(match rule {
+        Rule::PrivilegedWithoutProvenance => privileged_without_provenance_sql(&d, p),
+        Rule::ElevatedRoleAtRegistration => elevated_role_at_registration_sql(&d, p),
+        Rule::RegisteredByUnauthorized => registered_by_unauthorized_sql(&d, p),
+        Rule::RegisteredBeforeFix => registered_before_fix_sql(&d, p)?,
+        Rule::PrivilegedCreatedRecently => privileged_created_recently_sql(&d, p),
+        Rule::BruteForce => brute_force_sql(&d, p),
+        Rule::SuccessAfterFailures => success_after_failures_sql(&d, p),
+        Rule::CaseVariantEmail => case_variant_email_sql(&d, p),
+        Rule::MultipleOwners => multiple_owners_sql(&d, p),
+        Rule::PrivilegedWithoutPassword => privileged_without_password_sql(&d, p),
+        Rule::NoTelemetry => no_telemetry_sql(&d, p),
+    })
+}
+
+/// The SQL of `privileged-without-provenance`.
+fn privileged_without_provenance_sql(d: &Dialect, p: &Params) -> String {
+    let org_u = d.org_filter("u.org_id", p.org.as_deref());
+    format!(
+        "WITH {reg}, {ok} \
+         SELECT {cols}, {created} AS at, {ev} AS evidence \
+         FROM users u WHERE {PRIVILEGED}{org_u} AND {none} \
+         ORDER BY u.created_at",
+        reg = reg_cte(d),
+        ok = ok_cte(),
+        none = none_about("ok", "u"),
+        cols = user_cols(d, "u"),
+        created = d.ts_text("u.created_at"),
+        ev = d.obj(&[
+            (
+                "registrations",
+                format!("(SELECT COUNT(*) FROM reg r WHERE {})", about("r", "u"))
+            ),
+            ("created_by", creators(d),),
+        ]),
+    )
+}
+
+/// The SQL of `elevated-role-at-registration`.
+fn elevated_role_at_registration_sql(d: &Dialect, p: &Params) -> String {
+    flagged_registrations(
+        d,
+        &format!(
+            "SELECT * FROM reg r WHERE r.reg_role IS NOT NULL AND r.reg_role <> 'viewer' \
+             AND COALESCE(r.created_by, '') <> '{CREATED_BY}'{org}",
+            org = d.org_filter("r.org_id", p.org.as_deref()),
+        ),
+        &[("registered_role", "r.reg_role".into())],
+    )
+}
+
+/// The SQL of `registered-by-unauthorized`.
+fn registered_by_unauthorized_sql(d: &Dialect, p: &Params) -> String {
+    flagged_registrations(
+        d,
+        &format!(
+            "SELECT r.*, c.org_id AS creator_org, CAST(c.role AS TEXT) AS creator_role \
+             FROM reg r LEFT JOIN users c ON c.id = r.created_by \
+             WHERE (r.created_by IS NULL OR (r.created_by <> '{CREATED_BY}' \
+                    AND (c.id IS NULL OR c.org_id <> r.org_id \
+                         OR CAST(c.role AS TEXT) NOT IN ('owner', 'admin')))){org}",
+            org = d.org_filter("r.org_id", p.org.as_deref()),
+        ),
+        &[
+            ("creator_org", "r.creator_org".into()),
+            ("creator_role", "r.creator_role".into()),
+        ],
+    )
+}
+
+/// The SQL of `registered-before-fix`, or None when it does not apply.
+fn registered_before_fix_sql(d: &Dialect, p: &Params) -> Option<String> {
+    let org_u = d.org_filter("u.org_id", p.org.as_deref());
+    let fixed = p.fixed_at?;
+    format!(
+        "WITH {reg}, {ok} \
+             SELECT {cols}, {created} AS at, {ev} AS evidence \
+             FROM users u WHERE {before}{org_u} AND {none} \
+             ORDER BY u.created_at",
+        reg = reg_cte(d),
+        ok = ok_cte(),
+        none = none_about("clean", "u"),
+        cols = user_cols(d, "u"),
+        created = d.ts_text("u.created_at"),
+        before = d.ts_cmp("u.created_at", "<", fixed),
+        ev = d.obj(&[
+            ("fixed_at", format!("'{}'", crate::records::iso(fixed))),
+            ("created_by", creators(d),),
+        ]),
+    )
+    .into()
+}
+
+/// The SQL of `privileged-created-recently`.
+fn privileged_created_recently_sql(d: &Dialect, p: &Params) -> String {
+    let org_u = d.org_filter("u.org_id", p.org.as_deref());
+    format!(
+        "WITH {reg} \
+         SELECT {cols}, {created} AS at, {ev} AS evidence \
+         FROM users u WHERE {PRIVILEGED} AND {recent}{org_u} \
+         ORDER BY u.created_at",
+        reg = reg_cte(d),
+        cols = user_cols(d, "u"),
+        created = d.ts_text("u.created_at"),
+        recent = d.ts_cmp("u.created_at", ">=", p.since),
+        ev = d.obj(&[("created_by", creators(d),)]),
+    )
+}
+
+/// The SQL of `brute-force`.
+fn brute_force_sql(d: &Dialect, p: &Params) -> String {
+    let org_a = d.org_filter("org_id", p.org.as_deref());
+    format!(
+        "WITH f AS (SELECT lower({email}) AS email_l, ts, {reason} AS reason FROM audit_logs \
+                    WHERE action = 'login_failed' AND {since} AND {email} IS NOT NULL{org_a}), \
+         w AS (SELECT email_l, ts, reason, \
+                      COUNT(*) OVER (PARTITION BY email_l {minute}) AS per_minute, \
+                      COUNT(*) OVER (PARTITION BY email_l {hour}) AS per_hour FROM f), \
+         b AS (SELECT email_l, MAX(per_minute) AS max_per_minute, MAX(per_hour) AS max_per_hour, \
+                      COUNT(*) AS failures, MIN(ts) AS first_ts, MAX(ts) AS last_ts, {reasons} AS reasons \
+               FROM w GROUP BY email_l HAVING MAX(per_minute) >= {threshold}) \
+         SELECT u.org_id AS org_id, u.id AS user_id, COALESCE(u.email, b.email_l) AS email, \
+                CAST(u.role AS TEXT) AS role, {created} AS created_at, {last} AS at, {ev} AS evidence \
+         FROM b LEFT JOIN users u ON lower(u.email) = b.email_l \
+         ORDER BY b.last_ts",
+        email = d.j("details", "email"),
+        reason = d.j("details", "reason"),
+        since = d.ts_cmp("ts", ">=", p.since),
+        minute = d.following(60),
+        hour = d.following(3600),
+        reasons = d.agg_distinct("reason"),
+        threshold = p.failed_threshold,
+        created = d.ts_text("u.created_at"),
+        last = d.ts_text("b.last_ts"),
+        ev = d.obj(&[
+            ("max_in_60s", "b.max_per_minute".into()),
+            ("max_in_1h", "b.max_per_hour".into()),
+            ("failures", "b.failures".into()),
+            ("first", d.ts_text("b.first_ts")),
+            ("last", d.ts_text("b.last_ts")),
+            ("reasons", "b.reasons".into()),
+        ]),
+    )
+}
+
+/// The SQL of `success-after-failures`.
+fn success_after_failures_sql(d: &Dialect, p: &Params) -> String {
+    let org_a = d.org_filter("org_id", p.org.as_deref());
+    format!(
+        "WITH e AS (SELECT lower({email}) AS email_l, ts, action, \
+                           CASE WHEN action = 'login_failed' THEN 1 ELSE 0 END AS failed \
+                    FROM audit_logs WHERE action IN ('login_failed', 'login_success') \
+                    AND {since_hour} AND {email} IS NOT NULL{org_a}), \
+         w AS (SELECT email_l, ts, action, SUM(failed) OVER (PARTITION BY email_l {hour}) AS failures_before FROM e), \
+         s AS (SELECT email_l, MIN(ts) AS first_success, MAX(failures_before) AS failures, COUNT(*) AS successes \
+               FROM w WHERE action = 'login_success' AND {since} AND failures_before >= {n} GROUP BY email_l) \
+         SELECT u.org_id AS org_id, u.id AS user_id, COALESCE(u.email, s.email_l) AS email, \
+                CAST(u.role AS TEXT) AS role, {created} AS created_at, {at} AS at, {ev} AS evidence \
+         FROM s LEFT JOIN users u ON lower(u.email) = s.email_l \
+         ORDER BY s.first_success",
+        email = d.j("details", "email"),
+        since_hour = d.ts_cmp("ts", ">=", p.since - chrono::Duration::hours(1)),
+        since = d.ts_cmp("ts", ">=", p.since),
+        hour = d.preceding(3600),
+        n = FAILURES_BEFORE_SUCCESS,
+        created = d.ts_text("u.created_at"),
+        at = d.ts_text("s.first_success"),
+        ev = d.obj(&[
+            ("failures_in_prior_hour", "s.failures".into()),
+            ("successes_after_failures", "s.successes".into()),
+            ("first_success", d.ts_text("s.first_success")),
+        ]),
+    )
+}
+
+/// The SQL of `case-variant-email`: every user, grouped by email identity in
+/// ecomind-admin (see `case_variants`), since neither backend's lower() is the API's
+/// notion of one address.
+fn case_variant_email_sql(d: &Dialect, _p: &Params) -> String {
+    format!(
+        "SELECT {cols}, {created} AS at, NULL AS evidence FROM users u ORDER BY u.created_at, u.id",
+        cols = user_cols(d, "u"),
+        created = d.ts_text("u.created_at"),
+    )
+}
+
+/// The SQL of `multiple-owners`.
+fn multiple_owners_sql(d: &Dialect, p: &Params) -> String {
+    let org_u = d.org_filter("u.org_id", p.org.as_deref());
+    format!(
+        "SELECT u.org_id AS org_id, NULL AS user_id, NULL AS email, 'owner' AS role, NULL AS created_at, \
+                {latest} AS at, {ev} AS evidence \
+         FROM users u WHERE CAST(u.role AS TEXT) = 'owner'{org_u} \
+         GROUP BY u.org_id HAVING COUNT(*) > 1 ORDER BY u.org_id",
+        latest = d.ts_text("MAX(u.created_at)"),
+        ev = d.obj(&[
+            ("owners", "COUNT(*)".into()),
+            ("owner_ids", d.agg("u.id")),
+            ("owner_emails", d.agg("u.email")),
+        ]),
+    )
+}
+
+/// The SQL of `privileged-without-password`.
+fn privileged_without_password_sql(d: &Dialect, p: &Params) -> String {
+    let org_u = d.org_filter("u.org_id", p.org.as_deref());
+    format!(
+        "SELECT {cols}, {created} AS at, {ev} AS evidence \
+         FROM users u WHERE {PRIVILEGED} AND u.password_hash IS NULL{org_u} \
+         ORDER BY u.created_at",
+        cols = user_cols(d, "u"),
+        created = d.ts_text("u.created_at"),
+        ev = d.obj(&[("password_hash", "NULL".into())]),
+    )
+}
+
+/// The SQL of `no-telemetry`.
+fn no_telemetry_sql(d: &Dialect, p: &Params) -> String {
     let org_u = d.org_filter("u.org_id", p.org.as_deref());
     let org_a = d.org_filter("org_id", p.org.as_deref());
-    let sql = match rule {
-        Rule::PrivilegedWithoutProvenance => format!(
-            "WITH {reg}, {ok} \
-             SELECT {cols}, {created} AS at, {ev} AS evidence \
-             FROM users u WHERE {PRIVILEGED}{org_u} AND {none} \
-             ORDER BY u.created_at",
-            reg = reg_cte(&d),
-            ok = ok_cte(),
-            none = none_about("ok", "u"),
-            cols = user_cols(&d, "u"),
-            created = d.ts_text("u.created_at"),
-            ev = d.obj(&[
-                ("registrations", format!("(SELECT COUNT(*) FROM reg r WHERE {})", about("r", "u"))),
-                (
-                    "created_by",
-                    creators(&d),
+    format!(
+        "SELECT NULL AS org_id, NULL AS user_id, NULL AS email, NULL AS role, NULL AS created_at, NULL AS at, \
+                {ev} AS evidence",
+        ev = d.obj(&[
+            (
+                "login_events_since",
+                format!(
+                    "(SELECT COUNT(*) FROM audit_logs WHERE action IN ('login_success', 'login_failed', 'logout') \
+                      AND {}{org_a})",
+                    d.ts_cmp("ts", ">=", p.since)
                 ),
-            ]),
-        ),
-        Rule::ElevatedRoleAtRegistration => flagged_registrations(
-            &d,
-            &format!(
-                "SELECT * FROM reg r WHERE r.reg_role IS NOT NULL AND r.reg_role <> 'viewer' \
-                 AND COALESCE(r.created_by, '') <> '{CREATED_BY}'{org}",
-                org = d.org_filter("r.org_id", p.org.as_deref()),
             ),
-            &[("registered_role", "r.reg_role".into())],
-        ),
-        Rule::RegisteredByUnauthorized => flagged_registrations(
-            &d,
-            &format!(
-                "SELECT r.*, c.org_id AS creator_org, CAST(c.role AS TEXT) AS creator_role \
-                 FROM reg r LEFT JOIN users c ON c.id = r.created_by \
-                 WHERE (r.created_by IS NULL OR (r.created_by <> '{CREATED_BY}' \
-                        AND (c.id IS NULL OR c.org_id <> r.org_id \
-                             OR CAST(c.role AS TEXT) NOT IN ('owner', 'admin')))){org}",
-                org = d.org_filter("r.org_id", p.org.as_deref()),
+            ("oldest_audit_row", format!("(SELECT {} FROM audit_logs)", d.ts_text("MIN(ts)"))),
+            (
+                "newest_privileged_account",
+                format!("(SELECT {} FROM users u WHERE {PRIVILEGED}{org_u})", d.ts_text("MAX(u.created_at)")),
             ),
-            &[("creator_org", "r.creator_org".into()), ("creator_role", "r.creator_role".into())],
-        ),
-        Rule::RegisteredBeforeFix => {
-            let fixed = p.fixed_at?;
-            format!(
-                "WITH {reg}, {ok} \
-                 SELECT {cols}, {created} AS at, {ev} AS evidence \
-                 FROM users u WHERE {before}{org_u} AND {none} \
-                 ORDER BY u.created_at",
-                reg = reg_cte(&d),
-                ok = ok_cte(),
-                none = none_about("clean", "u"),
-                cols = user_cols(&d, "u"),
-                created = d.ts_text("u.created_at"),
-                before = d.ts_cmp("u.created_at", "<", fixed),
-                ev = d.obj(&[
-                    ("fixed_at", format!("'{}'", crate::records::iso(fixed))),
-                    (
-                        "created_by",
-                        creators(&d),
-                    ),
-                ]),
-            )
-        }
-        Rule::PrivilegedCreatedRecently => format!(
-            "WITH {reg} \
-             SELECT {cols}, {created} AS at, {ev} AS evidence \
-             FROM users u WHERE {PRIVILEGED} AND {recent}{org_u} \
-             ORDER BY u.created_at",
-            reg = reg_cte(&d),
-            cols = user_cols(&d, "u"),
-            created = d.ts_text("u.created_at"),
-            recent = d.ts_cmp("u.created_at", ">=", p.since),
-            ev = d.obj(&[(
-                "created_by",
-                creators(&d),
-            )]),
-        ),
-        Rule::BruteForce => format!(
-            "WITH f AS (SELECT lower({email}) AS email_l, ts, {reason} AS reason FROM audit_logs \
-                        WHERE action = 'login_failed' AND {since} AND {email} IS NOT NULL{org_a}), \
-             w AS (SELECT email_l, ts, reason, \
-                          COUNT(*) OVER (PARTITION BY email_l {minute}) AS per_minute, \
-                          COUNT(*) OVER (PARTITION BY email_l {hour}) AS per_hour FROM f), \
-             b AS (SELECT email_l, MAX(per_minute) AS max_per_minute, MAX(per_hour) AS max_per_hour, \
-                          COUNT(*) AS failures, MIN(ts) AS first_ts, MAX(ts) AS last_ts, {reasons} AS reasons \
-                   FROM w GROUP BY email_l HAVING MAX(per_minute) >= {threshold}) \
-             SELECT u.org_id AS org_id, u.id AS user_id, COALESCE(u.email, b.email_l) AS email, \
-                    CAST(u.role AS TEXT) AS role, {created} AS created_at, {last} AS at, {ev} AS evidence \
-             FROM b LEFT JOIN users u ON lower(u.email) = b.email_l \
-             ORDER BY b.last_ts",
-            email = d.j("details", "email"),
-            reason = d.j("details", "reason"),
-            since = d.ts_cmp("ts", ">=", p.since),
-            minute = d.following(60),
-            hour = d.following(3600),
-            reasons = d.agg_distinct("reason"),
-            threshold = p.failed_threshold,
-            created = d.ts_text("u.created_at"),
-            last = d.ts_text("b.last_ts"),
-            ev = d.obj(&[
-                ("max_in_60s", "b.max_per_minute".into()),
-                ("max_in_1h", "b.max_per_hour".into()),
-                ("failures", "b.failures".into()),
-                ("first", d.ts_text("b.first_ts")),
-                ("last", d.ts_text("b.last_ts")),
-                ("reasons", "b.reasons".into()),
-            ]),
-        ),
-        Rule::SuccessAfterFailures => format!(
-            "WITH e AS (SELECT lower({email}) AS email_l, ts, action, \
-                               CASE WHEN action = 'login_failed' THEN 1 ELSE 0 END AS failed \
-                        FROM audit_logs WHERE action IN ('login_failed', 'login_success') \
-                        AND {since_hour} AND {email} IS NOT NULL{org_a}), \
-             w AS (SELECT email_l, ts, action, SUM(failed) OVER (PARTITION BY email_l {hour}) AS failures_before FROM e), \
-             s AS (SELECT email_l, MIN(ts) AS first_success, MAX(failures_before) AS failures, COUNT(*) AS successes \
-                   FROM w WHERE action = 'login_success' AND {since} AND failures_before >= {n} GROUP BY email_l) \
-             SELECT u.org_id AS org_id, u.id AS user_id, COALESCE(u.email, s.email_l) AS email, \
-                    CAST(u.role AS TEXT) AS role, {created} AS created_at, {at} AS at, {ev} AS evidence \
-             FROM s LEFT JOIN users u ON lower(u.email) = s.email_l \
-             ORDER BY s.first_success",
-            email = d.j("details", "email"),
-            since_hour = d.ts_cmp("ts", ">=", p.since - chrono::Duration::hours(1)),
-            since = d.ts_cmp("ts", ">=", p.since),
-            hour = d.preceding(3600),
-            n = FAILURES_BEFORE_SUCCESS,
-            created = d.ts_text("u.created_at"),
-            at = d.ts_text("s.first_success"),
-            ev = d.obj(&[
-                ("failures_in_prior_hour", "s.failures".into()),
-                ("successes_after_failures", "s.successes".into()),
-                ("first_success", d.ts_text("s.first_success")),
-            ]),
-        ),
-        // Every user; grouped by email identity in ecomind-admin (see `case_variants`),
-        // since neither backend's lower() is the API's notion of one address.
-        Rule::CaseVariantEmail => format!(
-            "SELECT {cols}, {created} AS at, NULL AS evidence FROM users u ORDER BY u.created_at, u.id",
-            cols = user_cols(&d, "u"),
-            created = d.ts_text("u.created_at"),
-        ),
-        Rule::MultipleOwners => format!(
-            "SELECT u.org_id AS org_id, NULL AS user_id, NULL AS email, 'owner' AS role, NULL AS created_at, \
-                    {latest} AS at, {ev} AS evidence \
-             FROM users u WHERE CAST(u.role AS TEXT) = 'owner'{org_u} \
-             GROUP BY u.org_id HAVING COUNT(*) > 1 ORDER BY u.org_id",
-            latest = d.ts_text("MAX(u.created_at)"),
-            ev = d.obj(&[
-                ("owners", "COUNT(*)".into()),
-                ("owner_ids", d.agg("u.id")),
-                ("owner_emails", d.agg("u.email")),
-            ]),
-        ),
-        Rule::PrivilegedWithoutPassword => format!(
-            "SELECT {cols}, {created} AS at, {ev} AS evidence \
-             FROM users u WHERE {PRIVILEGED} AND u.password_hash IS NULL{org_u} \
-             ORDER BY u.created_at",
-            cols = user_cols(&d, "u"),
-            created = d.ts_text("u.created_at"),
-            ev = d.obj(&[("password_hash", "NULL".into())]),
-        ),
-        Rule::NoTelemetry => format!(
-            "SELECT NULL AS org_id, NULL AS user_id, NULL AS email, NULL AS role, NULL AS created_at, NULL AS at, \
-                    {ev} AS evidence",
-            ev = d.obj(&[
-                (
-                    "login_events_since",
-                    format!(
-                        "(SELECT COUNT(*) FROM audit_logs WHERE action IN ('login_success', 'login_failed', 'logout') \
-                          AND {}{org_a})",
-                        d.ts_cmp("ts", ">=", p.since)
-                    ),
-                ),
-                ("oldest_audit_row", format!("(SELECT {} FROM audit_logs)", d.ts_text("MIN(ts)"))),
-                (
-                    "newest_privileged_account",
-                    format!("(SELECT {} FROM users u WHERE {PRIVILEGED}{org_u})", d.ts_text("MAX(u.created_at)")),
-                ),
-            ]),
-        ),
-    };
-    Some(sql)
+        ]),
+    )
 }
 
 /// Rows the rules skip: details not an object, no email, a registration without role.
