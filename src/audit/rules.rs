@@ -197,25 +197,35 @@ pub fn sql_for(rule: Rule, backend: DbBackend, p: &Params) -> Option<String> {
     })
 }
 
+/// A rule with one finding per user `u` matching `cond`, oldest account first, after
+/// the CTEs `with` (empty, or `WITH ... `).
+fn per_user(d: &Dialect, with: &str, cond: &str, evidence: String) -> String {
+    format!(
+        "{with}SELECT {cols}, {created} AS at, {evidence} AS evidence \
+         FROM users u WHERE {cond} ORDER BY u.created_at",
+        cols = user_cols(d, "u"),
+        created = d.ts_text("u.created_at"),
+    )
+}
+
+/// The CTEs of the provenance rules: the registrations, and the authorized ones.
+fn provenance_ctes(d: &Dialect) -> String {
+    format!("WITH {}, {} ", reg_cte(d), ok_cte())
+}
+
 /// The SQL of `privileged-without-provenance`.
 fn privileged_without_provenance_sql(d: &Dialect, p: &Params) -> String {
     let org_u = d.org_filter("u.org_id", p.org.as_deref());
-    format!(
-        "WITH {reg}, {ok} \
-         SELECT {cols}, {created} AS at, {ev} AS evidence \
-         FROM users u WHERE {PRIVILEGED}{org_u} AND {none} \
-         ORDER BY u.created_at",
-        reg = reg_cte(d),
-        ok = ok_cte(),
-        none = none_about("ok", "u"),
-        cols = user_cols(d, "u"),
-        created = d.ts_text("u.created_at"),
-        ev = d.obj(&[
+    per_user(
+        d,
+        &provenance_ctes(d),
+        &format!("{PRIVILEGED}{org_u} AND {}", none_about("ok", "u")),
+        d.obj(&[
             (
                 "registrations",
-                format!("(SELECT COUNT(*) FROM reg r WHERE {})", about("r", "u"))
+                format!("(SELECT COUNT(*) FROM reg r WHERE {})", about("r", "u")),
             ),
-            ("created_by", creators(d),),
+            ("created_by", creators(d)),
         ]),
     )
 }
@@ -256,38 +266,32 @@ fn registered_by_unauthorized_sql(d: &Dialect, p: &Params) -> String {
 fn registered_before_fix_sql(d: &Dialect, p: &Params) -> Option<String> {
     let org_u = d.org_filter("u.org_id", p.org.as_deref());
     let fixed = p.fixed_at?;
-    format!(
-        "WITH {reg}, {ok} \
-             SELECT {cols}, {created} AS at, {ev} AS evidence \
-             FROM users u WHERE {before}{org_u} AND {none} \
-             ORDER BY u.created_at",
-        reg = reg_cte(d),
-        ok = ok_cte(),
-        none = none_about("clean", "u"),
-        cols = user_cols(d, "u"),
-        created = d.ts_text("u.created_at"),
-        before = d.ts_cmp("u.created_at", "<", fixed),
-        ev = d.obj(&[
+    Some(per_user(
+        d,
+        &provenance_ctes(d),
+        &format!(
+            "{}{org_u} AND {}",
+            d.ts_cmp("u.created_at", "<", fixed),
+            none_about("clean", "u")
+        ),
+        d.obj(&[
             ("fixed_at", format!("'{}'", crate::records::iso(fixed))),
-            ("created_by", creators(d),),
+            ("created_by", creators(d)),
         ]),
-    )
-    .into()
+    ))
 }
 
 /// The SQL of `privileged-created-recently`.
 fn privileged_created_recently_sql(d: &Dialect, p: &Params) -> String {
     let org_u = d.org_filter("u.org_id", p.org.as_deref());
-    format!(
-        "WITH {reg} \
-         SELECT {cols}, {created} AS at, {ev} AS evidence \
-         FROM users u WHERE {PRIVILEGED} AND {recent}{org_u} \
-         ORDER BY u.created_at",
-        reg = reg_cte(d),
-        cols = user_cols(d, "u"),
-        created = d.ts_text("u.created_at"),
-        recent = d.ts_cmp("u.created_at", ">=", p.since),
-        ev = d.obj(&[("created_by", creators(d),)]),
+    per_user(
+        d,
+        &format!("WITH {} ", reg_cte(d)),
+        &format!(
+            "{PRIVILEGED} AND {}{org_u}",
+            d.ts_cmp("u.created_at", ">=", p.since)
+        ),
+        d.obj(&[("created_by", creators(d))]),
     )
 }
 
@@ -388,13 +392,11 @@ fn multiple_owners_sql(d: &Dialect, p: &Params) -> String {
 /// The SQL of `privileged-without-password`.
 fn privileged_without_password_sql(d: &Dialect, p: &Params) -> String {
     let org_u = d.org_filter("u.org_id", p.org.as_deref());
-    format!(
-        "SELECT {cols}, {created} AS at, {ev} AS evidence \
-         FROM users u WHERE {PRIVILEGED} AND u.password_hash IS NULL{org_u} \
-         ORDER BY u.created_at",
-        cols = user_cols(d, "u"),
-        created = d.ts_text("u.created_at"),
-        ev = d.obj(&[("password_hash", "NULL".into())]),
+    per_user(
+        d,
+        "",
+        &format!("{PRIVILEGED} AND u.password_hash IS NULL{org_u}"),
+        d.obj(&[("password_hash", "NULL".into())]),
     )
 }
 
