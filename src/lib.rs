@@ -91,20 +91,20 @@ fn init_logging(ui: &Output, global: &cli::GlobalArgs) {
     if ui.verbose == 0 {
         return;
     }
-    let mut secrets = global
-        .database()
-        .map(|c| config::secrets_in_url(c.secret_url()))
-        .unwrap_or_default();
-    if let Some(raw) = &global.database_url {
-        secrets.extend(config::secrets_in_url(raw));
-    }
+    // The URL the driver will see: the one given (even when it does not parse as a
+    // configuration), else the one from .env or the default.
+    let url = global
+        .database_url
+        .clone()
+        .or_else(|| global.database().ok().map(|c| c.secret_url().to_owned()));
+    let mut secrets = url.map(|u| config::secrets_in_url(&u)).unwrap_or_default();
     if let Ok(pw) = std::env::var("PGPASSWORD")
         && pw.chars().count() >= 3
     {
         secrets.push(pw);
+        // Longest first, so that a secret containing another is masked whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     }
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    secrets.dedup();
     let sink = output::LogSink::new(secrets, ui.color_stderr());
     let filter = if ui.verbose == 1 {
         "sqlx::query=info,sea_orm=info"
