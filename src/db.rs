@@ -214,16 +214,16 @@ impl Db {
     /// `--schema` (or the URL's search_path) must name an existing schema: otherwise
     /// PostgreSQL silently falls back to the next one (public).
     async fn ensure_schema_exists(&self, schema: &str) -> Result<()> {
-        let txn = self.begin().await?;
-        let row = txn
-            .query_one_raw(Statement::from_sql_and_values(
+        let row = read_in(self.begin().await?, async |txn| {
+            txn.query_one_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 "SELECT to_regnamespace(quote_ident($1)) IS NOT NULL AS present",
                 [schema.into()],
             ))
             .await
-            .map_err(|e| Error::from_db(e, "looking up the schema"));
-        let _ = txn.rollback().await;
+            .map_err(|e| Error::from_db(e, "looking up the schema"))
+        })
+        .await;
         let present = row?
             .and_then(|r| r.try_get::<bool>("", "present").ok())
             .unwrap_or(false);
@@ -322,13 +322,12 @@ impl Db {
 
     /// Every row of one query, like [`Db::query_one`].
     pub async fn query_all(&self, sql: &str) -> Result<Vec<sea_orm::QueryResult>> {
-        let txn = self.begin().await?;
-        let rows = txn
-            .query_all_raw(Statement::from_string(self.backend, sql.to_owned()))
-            .await
-            .map_err(|e| Error::from_db(e, "querying"));
-        let _ = txn.rollback().await;
-        rows
+        read_in(self.begin().await?, async |txn| {
+            txn.query_all_raw(Statement::from_string(self.backend, sql.to_owned()))
+                .await
+                .map_err(|e| Error::from_db(e, "querying"))
+        })
+        .await
     }
 
     /// Begin a read-only transaction that sees one consistent snapshot (REPEATABLE READ
@@ -566,6 +565,37 @@ pub async fn set_lock_timeout(txn: &DatabaseTransaction, timeout: Duration) -> R
         .await
         .map_err(|e| Error::from_db(e, "setting lock_timeout"))?;
     Ok(())
+}
+
+/// Run `work` in a read-only `txn` and roll it back, whatever `work` returns.
+pub async fn read_in<T>(
+    txn: DatabaseTransaction,
+    work: impl AsyncFnOnce(&DatabaseTransaction) -> Result<T>,
+) -> Result<T> {
+    let result = work(&txn).await;
+    let _ = txn.rollback().await;
+    result
+}
+
+/// Run `work` in `txn`: commit when it succeeds, roll back when it fails (the one
+/// place transactions end; they begin in [`Db`], which takes locks and sets the
+/// search_path, so sea-orm's `TransactionTrait::transaction` cannot begin them).
+/// `what` names the commit in an error ("committing the baseline").
+pub async fn commit_if_ok<T>(
+    txn: DatabaseTransaction,
+    what: &str,
+    work: impl AsyncFnOnce(&DatabaseTransaction) -> Result<T>,
+) -> Result<T> {
+    match work(&txn).await {
+        Ok(value) => {
+            txn.commit().await.map_err(|e| Error::from_db(e, what))?;
+            Ok(value)
+        }
+        Err(e) => {
+            let _ = txn.rollback().await;
+            Err(e)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -371,10 +371,7 @@ async fn refuse_if_elsewhere<C: ConnectionTrait>(conn: &C) -> Result<()> {
 /// Read the state from one consistent snapshot (a read-only transaction), so that a
 /// concurrent run's commit is seen entirely or not at all. Writes nothing.
 pub async fn snapshot_state(db: &Db) -> Result<State> {
-    let txn = db.snapshot().await?;
-    let state = read_state(&txn).await;
-    let _ = txn.rollback().await;
-    state
+    db::read_in(db.snapshot().await?, async |txn| read_state(txn).await).await
 }
 
 /// Which of the tables the bookkeeping cares about (the API's, seaql_migrations,
@@ -468,21 +465,13 @@ pub async fn run_up(
     let mut done = Vec::new();
     loop {
         let txn = db.begin_locked(opts.lock_wait, ui).await?;
-        match up_one(&txn, target, opts, ui).await {
-            Ok(Some(step)) => {
-                txn.commit()
-                    .await
-                    .map_err(|e| Error::from_db(e, &format!("committing {}", step.version)))?;
-                done.push(step);
-            }
-            Ok(None) => {
-                let _ = txn.rollback().await;
-                return Ok(done);
-            }
-            Err(e) => {
-                let _ = txn.rollback().await;
-                return Err(e);
-            }
+        let step = db::commit_if_ok(txn, "committing the migration", async |txn| {
+            up_one(txn, target, opts, ui).await
+        })
+        .await?;
+        match step {
+            Some(step) => done.push(step),
+            None => return Ok(done),
         }
     }
 }
@@ -539,21 +528,13 @@ pub async fn run_down(
     let mut done = Vec::new();
     loop {
         let txn = db.begin_locked(opts.lock_wait, ui).await?;
-        match down_one(&txn, keep, opts, ui).await {
-            Ok(Some(step)) => {
-                txn.commit().await.map_err(|e| {
-                    Error::from_db(e, &format!("committing the revert of {}", step.version))
-                })?;
-                done.push(step);
-            }
-            Ok(None) => {
-                let _ = txn.rollback().await;
-                return Ok(done);
-            }
-            Err(e) => {
-                let _ = txn.rollback().await;
-                return Err(e);
-            }
+        let step = db::commit_if_ok(txn, "committing the revert", async |txn| {
+            down_one(txn, keep, opts, ui).await
+        })
+        .await?;
+        match step {
+            Some(step) => done.push(step),
+            None => return Ok(done),
         }
     }
 }

@@ -120,13 +120,12 @@ async fn cancel_and_read(config: &DatabaseConfig, work: Work) -> Option<String> 
     }
     // Never wait behind the lock that held the command up: that read would be a
     // statement of ours left on the server.
-    let txn = db.snapshot().await.ok()?;
-    db::set_lock_timeout(&txn, Duration::from_millis(300))
-        .await
-        .ok()?;
-    let state = migrations::read_state(&txn).await;
-    let _ = txn.rollback().await;
-    let state = state.ok()?;
+    let state = db::read_in(db.snapshot().await.ok()?, async |txn| {
+        db::set_lock_timeout(txn, Duration::from_millis(300)).await?;
+        migrations::read_state(txn).await
+    })
+    .await
+    .ok()?;
     let known = migrations::known();
     Some(match state.current() {
         Some(i) => format!("{} ({})", known[i].alembic_revision, known[i].version),

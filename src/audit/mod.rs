@@ -7,7 +7,7 @@ pub mod rules;
 pub mod sql;
 
 use futures_util::StreamExt;
-use sea_orm::{ConnectionTrait, Statement, StreamTrait};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, StreamTrait};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -107,29 +107,13 @@ pub async fn collect(
     selected: &[Rule],
     ui: &dyn Progress,
 ) -> Result<Collected> {
-    let txn = db.snapshot().await?;
-    let result = async {
-        crate::migrations::ensure_api_tables(&txn).await?;
+    let mut collected = db::read_in(db.snapshot().await?, async |txn| {
+        crate::migrations::ensure_api_tables(txn).await?;
         if let Some(org) = &params.org {
-            let found = txn
-                .query_one_raw(Statement::from_sql_and_values(
-                    db.backend,
-                    match db.backend {
-                        sea_orm::DbBackend::Postgres => "SELECT 1 AS one FROM orgs WHERE id = $1",
-                        _ => "SELECT 1 AS one FROM orgs WHERE id = ?",
-                    },
-                    [org.clone().into()],
-                ))
-                .await
-                .map_err(|e| Error::from_db(e, "looking up the organization"))?;
-            if found.is_none() {
-                return Err(Error::refused(
-                    format!("organization '{}' not found", shown(org)),
-                    "check --org (an id like org_0123456789ab); without --org every organization is audited",
-                ));
-            }
+            ensure_org(txn, db.backend, org).await?;
         }
-        let has_password_hash = crate::migrations::has_column(&txn, db.backend, "users", "password_hash").await?;
+        let has_password_hash =
+            crate::migrations::has_column(txn, db.backend, "users", "password_hash").await?;
         let mut findings = Vec::new();
         let mut by_rule = Vec::new();
         let mut skipped = Vec::new();
@@ -140,66 +124,93 @@ pub async fn collect(
                 skipped.push(Skipped { rule: *rule, reason });
                 continue;
             }
-            let Some(sql) = rules::sql_for(*rule, db.backend, params) else {
-                by_rule.push(RuleCount {
-                    rule: *rule,
-                    findings: 0,
-                });
-                continue;
-            };
-            let step = ui.step(&format!("rule {}", rule.name()));
             let before = findings.len();
-            // case-variant-email: a first pass counts the addresses (by a hash of their
-            // key, so memory stays flat); the second keeps only the shared ones.
-            let shared = if *rule == Rule::CaseVariantEmail {
-                Some(shared_address_hashes(&txn, db.backend).await?)
-            } else {
-                None
-            };
-            let mut stream = txn
-                .stream_raw(Statement::from_string(db.backend, sql))
-                .await
-                .map_err(|e| Error::from_db(e, &format!("running rule {}", rule.name())))?;
-            let mut grouped = Vec::new();
-            while let Some(row) = stream.next().await {
-                let row =
-                    row.map_err(|e| Error::from_db(e, &format!("reading rule {}", rule.name())))?;
-                if let Some(shared) = &shared {
-                    let user = rules::UserRow::read(&row)?;
-                    if shared.contains(&user.key_hash()) {
-                        grouped.push(user);
-                    }
-                    continue;
-                }
-                let f = rules::finding(*rule, &row, params)?;
-                if rules::keep(&f) {
-                    findings.push(f);
-                }
+            if let Some(sql) = rules::sql_for(*rule, db.backend, params) {
+                let step = ui.step(&format!("rule {}", rule.name()));
+                run_rule(txn, db.backend, *rule, sql, params, &mut findings).await?;
+                drop(step);
             }
-            drop(stream);
-            if *rule == Rule::CaseVariantEmail {
-                findings.extend(rules::case_variants(grouped, params.org.as_deref()));
-            }
-            drop(step);
             by_rule.push(RuleCount {
                 rule: *rule,
                 findings: findings.len() - before,
             });
         }
-        let unparseable_rows = rules::count_unparseable(&txn, db.backend, params).await?;
-        Ok::<_, Error>(Collected {
+        let unparseable_rows = rules::count_unparseable(txn, db.backend, params).await?;
+        Ok(Collected {
             findings,
             by_rule,
             unparseable_rows,
             skipped,
         })
-    }
-    .await;
-    let _ = txn.rollback().await;
-    let mut collected = result?;
+    })
+    .await?;
     // Risk first (critical first), then time.
     collected
         .findings
         .sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.at.cmp(&b.at)));
     Ok(collected)
+}
+
+/// `--org` must name an existing organization (exit 4 otherwise).
+async fn ensure_org(txn: &DatabaseTransaction, backend: DbBackend, org: &str) -> Result<()> {
+    let found = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            match backend {
+                DbBackend::Postgres => "SELECT 1 AS one FROM orgs WHERE id = $1",
+                _ => "SELECT 1 AS one FROM orgs WHERE id = ?",
+            },
+            [org.into()],
+        ))
+        .await
+        .map_err(|e| Error::from_db(e, "looking up the organization"))?;
+    if found.is_none() {
+        return Err(Error::refused(
+            format!("organization '{}' not found", shown(org)),
+            "check --org (an id like org_0123456789ab); without --org every organization is audited",
+        ));
+    }
+    Ok(())
+}
+
+/// Stream one rule's rows into findings.
+async fn run_rule(
+    txn: &DatabaseTransaction,
+    backend: DbBackend,
+    rule: Rule,
+    sql: String,
+    params: &Params,
+    findings: &mut Vec<Finding>,
+) -> Result<()> {
+    // case-variant-email: a first pass counts the addresses (by a hash of their
+    // key, so memory stays flat); the second keeps only the shared ones.
+    let shared = if rule == Rule::CaseVariantEmail {
+        Some(shared_address_hashes(txn, backend).await?)
+    } else {
+        None
+    };
+    let mut stream = txn
+        .stream_raw(Statement::from_string(backend, sql))
+        .await
+        .map_err(|e| Error::from_db(e, &format!("running rule {}", rule.name())))?;
+    let mut grouped = Vec::new();
+    while let Some(row) = stream.next().await {
+        let row = row.map_err(|e| Error::from_db(e, &format!("reading rule {}", rule.name())))?;
+        if let Some(shared) = &shared {
+            let user = rules::UserRow::read(&row)?;
+            if shared.contains(&user.key_hash()) {
+                grouped.push(user);
+            }
+            continue;
+        }
+        let f = rules::finding(rule, &row, params)?;
+        if rules::keep(&f) {
+            findings.push(f);
+        }
+    }
+    drop(stream);
+    if rule == Rule::CaseVariantEmail {
+        findings.extend(rules::case_variants(grouped, params.org.as_deref()));
+    }
+    Ok(())
 }

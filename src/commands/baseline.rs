@@ -417,13 +417,13 @@ async fn record(
     ui: &Output,
 ) -> Result<Vec<String>> {
     let txn = db.begin_locked(args.lock.lock_wait, ui).await?;
-    let result = async {
-        db::set_lock_timeout(&txn, args.lock.ddl_lock_timeout).await?;
-        let state = migrations::read_state(&txn).await?;
+    db::commit_if_ok(txn, "committing the baseline", async |txn| {
+        db::set_lock_timeout(txn, args.lock.ddl_lock_timeout).await?;
+        let state = migrations::read_state(txn).await?;
         if let Some(e) = already_managed(&state) {
             return Err(e);
         }
-        let live = introspect(&txn, &api_tables(db)).await?;
+        let live = introspect(txn, &api_tables(db)).await?;
         let drift = diff(
             &expected(target.index, db.backend),
             &live.schema,
@@ -435,30 +435,18 @@ async fn record(
                 "run baseline again",
             ));
         }
-        migration::Migrator::install(&txn)
+        migration::Migrator::install(txn)
             .await
             .map_err(|e| Error::from_db(e, &format!("creating {TRACKING_TABLE}")))?;
         txn.execute_unprepared(&insert_statement(db.backend, target.index))
             .await
             .map_err(|e| Error::from_db(e, &format!("recording versions in {TRACKING_TABLE}")))?;
-        Ok(())
-    }
-    .await;
-    match result {
-        Ok(()) => {
-            txn.commit()
-                .await
-                .map_err(|e| Error::from_db(e, "committing the baseline"))?;
-            Ok(known()[..=target.index]
-                .iter()
-                .map(|k| k.version.clone())
-                .collect())
-        }
-        Err(e) => {
-            let _ = txn.rollback().await;
-            Err(e)
-        }
-    }
+        Ok(known()[..=target.index]
+            .iter()
+            .map(|k| k.version.clone())
+            .collect())
+    })
+    .await
 }
 
 async fn undo(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> {
@@ -506,25 +494,14 @@ async fn undo(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> {
         "Drop seaql_migrations?",
     )?;
     let txn = db.begin_locked(args.lock.lock_wait, ui).await?;
-    let result = async {
-        db::set_lock_timeout(&txn, args.lock.ddl_lock_timeout).await?;
+    db::commit_if_ok(txn, "committing the undo", async |txn| {
+        db::set_lock_timeout(txn, args.lock.ddl_lock_timeout).await?;
         // sea-orm-migration's own way of removing its bookkeeping table.
-        migration::Migrator::uninstall(&txn)
+        migration::Migrator::uninstall(txn)
             .await
-            .map_err(|e| Error::from_db(e, &format!("dropping {TRACKING_TABLE}")))?;
-        Ok::<_, Error>(())
-    }
-    .await;
-    match result {
-        Ok(()) => txn
-            .commit()
-            .await
-            .map_err(|e| Error::from_db(e, "committing the undo"))?,
-        Err(e) => {
-            let _ = txn.rollback().await;
-            return Err(e);
-        }
-    }
+            .map_err(|e| Error::from_db(e, &format!("dropping {TRACKING_TABLE}")))
+    })
+    .await?;
     report.recorded = forgotten;
     ui.emit(&report)?;
     Ok(Outcome::Success)

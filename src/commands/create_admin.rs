@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::{BufRead, Read};
 
 use clap::{Args, ValueEnum};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseTransaction, EntityTrait};
 use serde::Serialize;
 use serde_json::json;
 
@@ -196,10 +196,11 @@ pub async fn run(args: &CreateAdminArgs, global: &GlobalArgs, ui: &Output) -> Re
     let result = async {
         // Check the org and the email before asking for a password; the transaction
         // checks them again.
-        let txn = db.snapshot().await?;
-        let found = preconditions(&txn, args).await;
-        let _ = txn.rollback().await;
-        if let Some(existing) = found? {
+        let found = db::read_in(db.snapshot().await?, async |txn| {
+            preconditions(txn, args).await
+        })
+        .await?;
+        if let Some(existing) = found {
             ui.note(format!(
                 "a user with email '{}' exists already ({}); nothing changed",
                 existing.email, existing.id
@@ -255,37 +256,7 @@ async fn preconditions<C: sea_orm::ConnectionTrait>(
     }
     let taken = find_by_email(conn, &args.email).await?;
     match taken {
-        Some(user) if args.if_not_exists => {
-            let role: Role = args.role.into();
-            let mut differs = Vec::new();
-            if user.org_id != args.org {
-                differs.push(format!(
-                    "it belongs to '{}', not '{}'",
-                    shown(&user.org_id),
-                    args.org
-                ));
-            }
-            if user.role != Some(role) {
-                differs.push(format!(
-                    "its role is {}, not {}",
-                    label(user.role),
-                    label(Some(role))
-                ));
-            }
-            if differs.is_empty() {
-                Ok(Some(user))
-            } else {
-                Err(Error::refused(
-                    format!(
-                        "a user with email '{}' exists already ({}) and does not match: {}; nothing changed",
-                        shown(&user.email),
-                        shown(&user.id),
-                        differs.join(", ")
-                    ),
-                    "--if-not-exists accepts only the same org and role; check --org and --role",
-                ))
-            }
-        }
+        Some(user) if args.if_not_exists => if_identical(args, user).map(Some),
         Some(user) => Err(Error::refused(
             format!(
                 "the email '{}' is taken (by {} as '{}')",
@@ -297,6 +268,38 @@ async fn preconditions<C: sea_orm::ConnectionTrait>(
         )),
         None => Ok(None),
     }
+}
+
+/// `--if-not-exists`: the existing user must be in the org and have the role asked for.
+fn if_identical(args: &CreateAdminArgs, user: users::Model) -> Result<users::Model> {
+    let role: Role = args.role.into();
+    let mut differs = Vec::new();
+    if user.org_id != args.org {
+        differs.push(format!(
+            "it belongs to '{}', not '{}'",
+            shown(&user.org_id),
+            args.org
+        ));
+    }
+    if user.role != Some(role) {
+        differs.push(format!(
+            "its role is {}, not {}",
+            label(user.role),
+            label(Some(role))
+        ));
+    }
+    if differs.is_empty() {
+        return Ok(user);
+    }
+    Err(Error::refused(
+        format!(
+            "a user with email '{}' exists already ({}) and does not match: {}; nothing changed",
+            shown(&user.email),
+            shown(&user.id),
+            differs.join(", ")
+        ),
+        "--if-not-exists accepts only the same org and role; check --org and --role",
+    ))
 }
 
 /// How long a create-admin waits for another one creating the same address.
@@ -313,76 +316,70 @@ async fn create(db: &Db, args: &CreateAdminArgs, hash: String, ui: &Output) -> R
             ui,
         )
         .await?;
-    let result = async {
-        if let Some(user) = preconditions(&txn, args).await? {
+    // Nothing is written before the insert: committing after an "exists" is harmless.
+    db::commit_if_ok(txn, "committing the user", async |txn| {
+        if let Some(user) = preconditions(txn, args).await? {
             ui.note(format!(
                 "a user with email '{}' exists already ({}); nothing changed",
                 user.email, user.id
             ));
             return Ok(UserReport::from_model(&user, false));
         }
-        let ts = records::now();
-        let role: Role = args.role.into();
-        let id = records::new_id("user_", 12);
-        // `..Default::default()` is needless today and the point tomorrow: a column a
-        // later revision adds keeps its database default without touching this file.
-        #[allow(clippy::needless_update)]
-        let user = users::ActiveModel {
-            id: Set(id.clone()),
-            org_id: Set(args.org.clone()),
-            email: Set(args.email.clone()),
-            name: Set(args.name.clone()),
-            role: Set(Some(role)),
-            created_at: Set(Some(ts)),
-            password_hash: Set(Some(hash)),
-            // Columns of later revisions keep their database default.
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await
-        .map_err(|e| {
-            if matches!(
-                e.sql_err(),
-                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-            ) {
-                Error::refused(
-                    format!("the email '{}' is taken", args.email),
-                    "a concurrent run created it first",
-                )
-            } else {
-                Error::from_db(e, "inserting the user")
-            }
-        })?;
-        let details = records::details(&[("email", json!(args.email)), ("role", json!(role))], ts);
-        records::record(
-            &txn,
-            &args.org,
-            Some(&id),
-            "user_registered",
-            "authentication",
-            details,
-            ts,
-        )
-        .await?;
-        Ok(UserReport::from_model(&user, true))
+        insert(txn, args, hash).await
+    })
+    .await
+}
+
+/// The user row and its `user_registered` audit row, as the API writes them.
+async fn insert(
+    txn: &DatabaseTransaction,
+    args: &CreateAdminArgs,
+    hash: String,
+) -> Result<UserReport> {
+    let ts = records::now();
+    let role: Role = args.role.into();
+    let id = records::new_id("user_", 12);
+    // `..Default::default()` is needless today and the point tomorrow: a column a
+    // later revision adds keeps its database default without touching this file.
+    #[allow(clippy::needless_update)]
+    let user = users::ActiveModel {
+        id: Set(id.clone()),
+        org_id: Set(args.org.clone()),
+        email: Set(args.email.clone()),
+        name: Set(args.name.clone()),
+        role: Set(Some(role)),
+        created_at: Set(Some(ts)),
+        password_hash: Set(Some(hash)),
+        // Columns of later revisions keep their database default.
+        ..Default::default()
     }
-    .await;
-    match result {
-        Ok(report) if report.created => {
-            txn.commit()
-                .await
-                .map_err(|e| Error::from_db(e, "committing the user"))?;
-            Ok(report)
+    .insert(txn)
+    .await
+    .map_err(|e| {
+        if matches!(
+            e.sql_err(),
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+        ) {
+            Error::refused(
+                format!("the email '{}' is taken", args.email),
+                "a concurrent run created it first",
+            )
+        } else {
+            Error::from_db(e, "inserting the user")
         }
-        Ok(report) => {
-            let _ = txn.rollback().await;
-            Ok(report)
-        }
-        Err(e) => {
-            let _ = txn.rollback().await;
-            Err(e)
-        }
-    }
+    })?;
+    let details = records::details(&[("email", json!(args.email)), ("role", json!(role))], ts);
+    records::record(
+        txn,
+        &args.org,
+        Some(&id),
+        "user_registered",
+        "authentication",
+        details,
+        ts,
+    )
+    .await?;
+    Ok(UserReport::from_model(&user, true))
 }
 
 #[cfg(test)]

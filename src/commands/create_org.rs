@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use clap::{Args, ValueEnum};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseTransaction, EntityTrait};
 use serde::Serialize;
 use serde_json::json;
 
@@ -111,82 +111,88 @@ pub async fn run(args: &CreateOrgArgs, global: &GlobalArgs, ui: &Output) -> Resu
 }
 
 async fn create(db: &Db, args: &CreateOrgArgs, id: &str, ui: &Output) -> Result<OrgReport> {
-    let txn = db.begin().await?;
-    if let Err(e) = crate::migrations::ensure_api_tables(&txn).await {
-        let _ = txn.rollback().await;
-        return Err(e);
+    // Nothing is written before the insert: committing after an "exists" is harmless.
+    db::commit_if_ok(
+        db.begin().await?,
+        "committing the organization",
+        async |txn| {
+            crate::migrations::ensure_api_tables(txn).await?;
+            let existing = orgs::Entity::find_by_id(id.to_owned())
+                .one(txn)
+                .await
+                .map_err(|e| Error::from_db(e, "looking up the organization"))?;
+            if let Some(org) = existing {
+                return if args.if_not_exists {
+                    if_identical(args, id, &org)?;
+                    ui.note(format!(
+                        "organization '{id}' exists already; nothing changed"
+                    ));
+                    Ok(OrgReport::from_model(&org, false))
+                } else {
+                    Err(exists_error(id))
+                };
+            }
+            insert(txn, args, id).await
+        },
+    )
+    .await
+}
+
+/// `--if-not-exists`: the existing organization must be the one asked for.
+fn if_identical(args: &CreateOrgArgs, id: &str, org: &orgs::Model) -> Result<()> {
+    let plan: PlanType = args.plan.into();
+    let mut differs = Vec::new();
+    if org.name != args.name {
+        differs.push(format!(
+            "its name is '{}', not '{}'",
+            shown(&org.name),
+            shown(&args.name)
+        ));
     }
-    let existing = orgs::Entity::find_by_id(id.to_owned())
-        .one(&txn)
-        .await
-        .map_err(|e| Error::from_db(e, "looking up the organization"))?;
-    if let Some(org) = existing {
-        let _ = txn.rollback().await;
-        if args.if_not_exists {
-            let plan: PlanType = args.plan.into();
-            let mut differs = Vec::new();
-            if org.name != args.name {
-                differs.push(format!(
-                    "its name is '{}', not '{}'",
-                    shown(&org.name),
-                    shown(&args.name)
-                ));
-            }
-            if org.plan != Some(plan) {
-                differs.push(format!(
-                    "its plan is {}, not {}",
-                    label(org.plan),
-                    label(Some(plan))
-                ));
-            }
-            if !differs.is_empty() {
-                return Err(Error::refused(
-                    format!(
-                        "organization '{id}' exists already and does not match: {}; nothing changed",
-                        differs.join(", ")
-                    ),
-                    "--if-not-exists accepts only an identical organization; fix --name / --plan, or choose another --id",
-                ));
-            }
-            ui.note(format!(
-                "organization '{id}' exists already; nothing changed"
-            ));
-            return Ok(OrgReport::from_model(&org, false));
-        }
-        return Err(exists_error(id));
+    if org.plan != Some(plan) {
+        differs.push(format!(
+            "its plan is {}, not {}",
+            label(org.plan),
+            label(Some(plan))
+        ));
     }
+    if differs.is_empty() {
+        return Ok(());
+    }
+    Err(Error::refused(
+        format!(
+            "organization '{id}' exists already and does not match: {}; nothing changed",
+            differs.join(", ")
+        ),
+        "--if-not-exists accepts only an identical organization; fix --name / --plan, or choose another --id",
+    ))
+}
+
+/// The org row and its `org_created` audit row.
+async fn insert(txn: &DatabaseTransaction, args: &CreateOrgArgs, id: &str) -> Result<OrgReport> {
     let ts = records::now();
     let plan: PlanType = args.plan.into();
-    let inserted = orgs::ActiveModel {
+    let org = orgs::ActiveModel {
         id: Set(id.to_owned()),
         name: Set(args.name.clone()),
         plan: Set(Some(plan)),
         created_at: Set(Some(ts)),
     }
-    .insert(&txn)
-    .await;
-    let org = match inserted {
-        Ok(org) => org,
-        Err(e) => {
-            let _ = txn.rollback().await;
-            // A concurrent create of the same id loses here.
-            if matches!(
-                e.sql_err(),
-                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-            ) {
-                return Err(exists_error(id));
-            }
-            return Err(Error::from_db(e, "inserting the organization"));
+    .insert(txn)
+    .await
+    .map_err(|e| {
+        // A concurrent create of the same id loses here.
+        if matches!(
+            e.sql_err(),
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+        ) {
+            exists_error(id)
+        } else {
+            Error::from_db(e, "inserting the organization")
         }
-    };
+    })?;
     let details = records::details(&[("name", json!(args.name)), ("plan", json!(plan))], ts);
-    if let Err(e) = records::record(&txn, id, None, "org_created", "orgs", details, ts).await {
-        let _ = txn.rollback().await;
-        return Err(e);
-    }
-    txn.commit()
-        .await
-        .map_err(|e| Error::from_db(e, "committing the organization"))?;
+    records::record(txn, id, None, "org_created", "orgs", details, ts).await?;
     Ok(OrgReport::from_model(&org, true))
 }
 

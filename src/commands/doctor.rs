@@ -14,10 +14,11 @@ use crate::db::{self, Db};
 use crate::error::Outcome;
 use crate::error::Result;
 use crate::flags::GlobalArgs;
-use crate::migrations::{Alembic, known};
+use crate::migrations::{Alembic, State, known};
 use crate::output::{Output, Report, plural, shown};
 use crate::records;
 use crate::schema::check as verify_schema;
+use crate::schema::introspect::Introspection;
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {}
@@ -103,10 +104,37 @@ pub async fn run(_args: &DoctorArgs, global: &GlobalArgs, ui: &Output) -> Result
 }
 
 async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
-    let pg = db.is_postgres();
-    let mut checks = Vec::new();
+    let mut checks = vec![check_connection(db).await];
+    let writable = db.ensure_writable().await;
+    checks.push(check_writable(&writable));
+    // State and live schema from one snapshot, shared by the migration and schema checks.
+    let (state, intro) = verify_schema::read_live(db).await?;
+    checks.push(check_migrations(&state));
+    // An empty database has no drift and nothing to audit: migrate up makes the schema.
+    let empty = state.current().is_none()
+        && state.unrecorded_tables.is_empty()
+        && state.alembic == Alembic::Absent;
+    checks.push(check_schema(db, &state, &intro, empty));
+    checks.push(check_privileges(db, &state, writable.is_ok()).await);
+    let unmanaged = !state.unrecorded_tables.is_empty()
+        && state.current().is_none()
+        && state.alembic == Alembic::Absent;
+    checks.push(check_audit(db, empty || unmanaged, ui).await);
+    let blocked = checks.iter().any(|c| c.status == Status::Fail);
+    Ok(DoctorReport {
+        database: db.url.clone(),
+        status: if blocked {
+            Readiness::Blocked
+        } else {
+            Readiness::Ready
+        },
+        checks,
+    })
+}
 
-    // Connection.
+/// The server, its version and whether the session is encrypted.
+async fn check_connection(db: &Db) -> Diagnosis {
+    let pg = db.is_postgres();
     let (version, tls) = if pg {
         (
             scalar::<String>(db, "SELECT current_setting('server_version') AS v").await,
@@ -123,7 +151,7 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
         )
     };
     let backend = if pg { "PostgreSQL" } else { "SQLite" };
-    checks.push(Diagnosis {
+    Diagnosis {
         check: "connection",
         status: if pg && tls != Some(true) {
             Status::Warn
@@ -140,27 +168,27 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
             }
         ),
         details: json!({"url": db.url, "backend": backend, "server_version": version, "tls": tls}),
-    });
+    }
+}
 
-    // Writable?
-    let writable = db.ensure_writable().await;
-    checks.push(Diagnosis {
+fn check_writable(writable: &Result<()>) -> Diagnosis {
+    Diagnosis {
         check: "writable",
         status: if writable.is_ok() {
             Status::Ok
         } else {
             Status::Fail
         },
-        summary: match &writable {
+        summary: match writable {
             Ok(()) => "the session can write".to_owned(),
             Err(e) => e.message().to_owned(),
         },
         details: json!({"writable": writable.is_ok()}),
-    });
+    }
+}
 
-    // Migration state.
-    // State and live schema from one snapshot, shared by the migration and schema checks.
-    let (state, intro) = verify_schema::read_live(db).await?;
+/// Where the bookkeeping stands: current version, pending ones, consistency.
+fn check_migrations(state: &State) -> Diagnosis {
     let pending: Vec<String> = state
         .pending()
         .into_iter()
@@ -170,7 +198,7 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
     let current = state
         .current()
         .map(|i| format!("{} ({})", known()[i].alembic_revision, known()[i].version));
-    checks.push(Diagnosis {
+    Diagnosis {
         check: "migrations",
         status: match (&consistent, pending.is_empty()) {
             (Err(_), _) => Status::Fail,
@@ -194,59 +222,62 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
             "alembic_version": (state.alembic != Alembic::Absent).then(|| state.alembic.clone()),
             "pending": pending,
         }),
-    });
+    }
+}
 
-    // Schema drift (an empty database has none: migrate up will make the schema).
-    let empty = state.current().is_none()
-        && state.unrecorded_tables.is_empty()
-        && state.alembic == Alembic::Absent;
+/// Schema drift against the recorded (or detected) version.
+fn check_schema(db: &Db, state: &State, intro: &Introspection, empty: bool) -> Diagnosis {
     if empty {
-        checks.push(Diagnosis {
+        return Diagnosis {
             check: "schema",
             status: Status::Ok,
             summary: "empty database: migrate up creates the schema".into(),
             details: json!({"findings": 0}),
-        });
-    } else {
-        match verify_schema::choose_version(&state, None)
-            .map(|against| verify_schema::build_report(db, against, &intro.schema, intro.queries, false))
-        {
-            Ok(report) => checks.push(Diagnosis {
-                check: "schema",
-                status: if report.summary.errors > 0 {
-                    Status::Fail
-                } else if report.summary.warnings > 0 {
-                    Status::Warn
-                } else {
-                    Status::Ok
-                },
-                summary: format!(
-                    "{} against revision {}: {}, {} (see verify-schema)",
-                    report.summary.status, report.against.alembic_revision,
-                    plural(report.summary.errors as u64, "error", "errors"),
-                    plural(report.summary.warnings as u64, "warning", "warnings")
-                ),
-                details: json!({"errors": report.summary.errors, "warnings": report.summary.warnings,
-                                "kinds": report.findings.iter().map(|f| f.kind).collect::<Vec<_>>()}),
-            }),
-            Err(e) => checks.push(Diagnosis {
-                check: "schema",
-                status: Status::Fail,
-                summary: e.message().to_owned(),
-                details: Value::Null,
-            }),
-        }
+        };
     }
+    let report = verify_schema::choose_version(state, None).map(|against| {
+        verify_schema::build_report(db, against, &intro.schema, intro.queries, false)
+    });
+    match report {
+        Ok(report) => Diagnosis {
+            check: "schema",
+            status: if report.summary.errors > 0 {
+                Status::Fail
+            } else if report.summary.warnings > 0 {
+                Status::Warn
+            } else {
+                Status::Ok
+            },
+            summary: format!(
+                "{} against revision {}: {}, {} (see verify-schema)",
+                report.summary.status,
+                report.against.alembic_revision,
+                plural(report.summary.errors as u64, "error", "errors"),
+                plural(report.summary.warnings as u64, "warning", "warnings")
+            ),
+            details: json!({"errors": report.summary.errors, "warnings": report.summary.warnings,
+                            "kinds": report.findings.iter().map(|f| f.kind).collect::<Vec<_>>()}),
+        },
+        Err(e) => Diagnosis {
+            check: "schema",
+            status: Status::Fail,
+            summary: e.message().to_owned(),
+            details: Value::Null,
+        },
+    }
+}
 
-    // Privileges per command.
-    let privileges = privileges(db, writable.is_ok()).await;
+/// Which commands the role may run; blocking only when migrations are pending and
+/// the role cannot apply them.
+async fn check_privileges(db: &Db, state: &State, writable: bool) -> Diagnosis {
+    let privileges = privileges(db, writable).await;
     let missing: Vec<&str> = privileges
         .iter()
         .filter(|(_, ok)| !ok)
         .map(|(cmd, _)| *cmd)
         .collect();
     let migrate_blocked = !state.pending().is_empty() && missing.contains(&"migrate");
-    checks.push(Diagnosis {
+    Diagnosis {
         check: "privileges",
         status: if migrate_blocked {
             Status::Fail
@@ -274,66 +305,53 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
                 .map(|(k, v)| ((*k).to_owned(), json!(v)))
                 .collect(),
         ),
-    });
+    }
+}
 
-    // The audit's critical findings.
-    if empty
-        || !state.unrecorded_tables.is_empty()
-            && state.current().is_none()
-            && state.alembic == Alembic::Absent
-    {
-        checks.push(Diagnosis {
+/// The audit's critical findings of the last 7 days. `unmanaged`: no schema the
+/// audit can read yet.
+async fn check_audit(db: &Db, unmanaged: bool, ui: &Output) -> Diagnosis {
+    if unmanaged {
+        return Diagnosis {
             check: "audit",
             status: Status::Ok,
             summary: "no managed schema yet: nothing to audit".into(),
             details: Value::Null,
-        });
-    } else {
-        let params = Params {
-            since: records::now() - chrono::Duration::days(7),
-            fixed_at: None,
-            org: None,
-            failed_threshold: 10,
         };
-        match audit::collect(db, &params, &Rule::ALL, ui).await {
-            Ok(audit::Collected { findings, .. }) => {
-                let critical = findings
-                    .iter()
-                    .filter(|f| f.severity == audit::Risk::Critical)
-                    .count();
-                checks.push(Diagnosis {
-                    check: "audit",
-                    status: if critical > 0 {
-                        Status::Fail
-                    } else {
-                        Status::Ok
-                    },
-                    summary: format!(
-                        "{} (last 7 days; see audit suspicious-accounts)",
-                        plural(critical as u64, "critical finding", "critical findings")
-                    ),
-                    details: json!({"critical": critical, "findings": findings.len()}),
-                });
-            }
-            Err(e) => checks.push(Diagnosis {
-                check: "audit",
-                status: Status::Warn,
-                summary: format!("the audit could not run: {}", e.message()),
-                details: Value::Null,
-            }),
-        }
     }
-
-    let blocked = checks.iter().any(|c| c.status == Status::Fail);
-    Ok(DoctorReport {
-        database: db.url.clone(),
-        status: if blocked {
-            Readiness::Blocked
-        } else {
-            Readiness::Ready
+    let params = Params {
+        since: records::now() - chrono::Duration::days(7),
+        fixed_at: None,
+        org: None,
+        failed_threshold: 10,
+    };
+    match audit::collect(db, &params, &Rule::ALL, ui).await {
+        Ok(audit::Collected { findings, .. }) => {
+            let critical = findings
+                .iter()
+                .filter(|f| f.severity == audit::Risk::Critical)
+                .count();
+            Diagnosis {
+                check: "audit",
+                status: if critical > 0 {
+                    Status::Fail
+                } else {
+                    Status::Ok
+                },
+                summary: format!(
+                    "{} (last 7 days; see audit suspicious-accounts)",
+                    plural(critical as u64, "critical finding", "critical findings")
+                ),
+                details: json!({"critical": critical, "findings": findings.len()}),
+            }
+        }
+        Err(e) => Diagnosis {
+            check: "audit",
+            status: Status::Warn,
+            summary: format!("the audit could not run: {}", e.message()),
+            details: Value::Null,
         },
-        checks,
-    })
+    }
 }
 
 /// Whether the role has what each command needs. PostgreSQL: schema CREATE and table

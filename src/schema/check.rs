@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::db::Db;
+use crate::db::{self, Db};
 use crate::error::{Error, Result};
 use crate::migrations::{self, Alembic, State, known};
 use crate::schema::diff::BOOKKEEPING_TABLES;
@@ -147,15 +147,12 @@ pub fn summarize(findings: &[Drift], strict: bool) -> CheckSummary {
 
 /// The bookkeeping state and the live schema, from one read-only snapshot.
 pub async fn read_live(db: &Db) -> Result<(State, Introspection)> {
-    let txn = db.snapshot().await?;
-    let result = async {
-        let state = migrations::read_state(&txn).await?;
-        let intro = introspect(&txn, &api_tables(db)).await?;
-        Ok::<_, Error>((state, intro))
-    }
-    .await;
-    let _ = txn.rollback().await;
-    result
+    db::read_in(db.snapshot().await?, async |txn| {
+        let state = migrations::read_state(txn).await?;
+        let intro = introspect(txn, &api_tables(db)).await?;
+        Ok((state, intro))
+    })
+    .await
 }
 
 /// The tables read in detail: every version's tables are a subset of head's.

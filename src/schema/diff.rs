@@ -159,95 +159,17 @@ fn idents(cols: &[String]) -> String {
 }
 
 fn diff_table(cx: &mut Ctx, exp: &Table, act: &Table) {
+    diff_columns(cx, exp, act);
+    diff_primary_key(cx, exp, act);
+    diff_uniques(cx, exp, act);
+    diff_foreign_keys(cx, exp, act);
+    diff_indexes(cx, exp, act);
+}
+
+fn diff_columns(cx: &mut Ctx, exp: &Table, act: &Table) {
     let t = exp.name.as_str();
-    let qt = quote_ident(t);
-    // columns
     for col in &exp.columns {
-        let object = format!("{t}.{}", col.name);
-        let Some(live) = act.column(&col.name) else {
-            cx.push(
-                Check::Columns,
-                "column_missing",
-                Some(t),
-                object,
-                Some(describe_column(col)),
-                Some("missing".into()),
-                Severity::Error,
-                Some(format!("ALTER TABLE {qt} ADD COLUMN {}", column_def(col))),
-            );
-            continue;
-        };
-        let qc = quote_ident(&col.name);
-        if live.data_type != col.data_type {
-            let fix = cx.pg_only(format!(
-                "ALTER TABLE {qt} ALTER COLUMN {qc} TYPE {ty} USING {qc}::{ty}",
-                ty = col.data_type
-            ));
-            cx.push(
-                Check::Columns,
-                "column_type",
-                Some(t),
-                object.clone(),
-                Some(col.data_type.clone()),
-                Some(live.data_type.clone()),
-                Severity::Error,
-                fix,
-            );
-        }
-        if live.nullable != col.nullable {
-            let fix = cx.pg_only(format!(
-                "ALTER TABLE {qt} ALTER COLUMN {qc} {} NOT NULL",
-                if col.nullable { "DROP" } else { "SET" }
-            ));
-            cx.push(
-                Check::Columns,
-                "column_nullability",
-                Some(t),
-                object.clone(),
-                Some(nullability(col.nullable)),
-                Some(nullability(live.nullable)),
-                Severity::Error,
-                fix,
-            );
-        }
-        if live.default != col.default {
-            let fix = match &col.default {
-                None => cx.pg_only(format!("ALTER TABLE {qt} ALTER COLUMN {qc} DROP DEFAULT")),
-                Some(d) => cx.pg_only(format!(
-                    "ALTER TABLE {qt} ALTER COLUMN {qc} SET DEFAULT {d}"
-                )),
-            };
-            cx.push(
-                Check::Columns,
-                "column_default",
-                Some(t),
-                object.clone(),
-                Some(col.default.clone().unwrap_or_else(|| "no default".into())),
-                Some(live.default.clone().unwrap_or_else(|| "no default".into())),
-                Severity::Error,
-                fix,
-            );
-        }
-        // SQLite: enum-like columns carry their labels in a CHECK.
-        if let Some(labels) = exp.checks.get(&col.name)
-            && act.checks.get(&col.name) != Some(labels)
-        {
-            cx.push(
-                Check::Enums,
-                "enum_labels",
-                Some(t),
-                object.clone(),
-                Some(list(labels)),
-                Some(
-                    act.checks
-                        .get(&col.name)
-                        .map(|l| list(l))
-                        .unwrap_or_else(|| "no CHECK".into()),
-                ),
-                Severity::Error,
-                None,
-            );
-        }
+        diff_column(cx, exp, act, col);
     }
     for col in &act.columns {
         if exp.column(&col.name).is_none() {
@@ -263,7 +185,103 @@ fn diff_table(cx: &mut Ctx, exp: &Table, act: &Table) {
             );
         }
     }
-    // primary key
+}
+
+/// One expected column against the live table: presence, type, nullability,
+/// default and (SQLite) the CHECK carrying an enum's labels.
+fn diff_column(cx: &mut Ctx, exp: &Table, act: &Table, col: &Column) {
+    let t = exp.name.as_str();
+    let qt = quote_ident(t);
+    let object = format!("{t}.{}", col.name);
+    let Some(live) = act.column(&col.name) else {
+        cx.push(
+            Check::Columns,
+            "column_missing",
+            Some(t),
+            object,
+            Some(describe_column(col)),
+            Some("missing".into()),
+            Severity::Error,
+            Some(format!("ALTER TABLE {qt} ADD COLUMN {}", column_def(col))),
+        );
+        return;
+    };
+    let qc = quote_ident(&col.name);
+    if live.data_type != col.data_type {
+        let fix = cx.pg_only(format!(
+            "ALTER TABLE {qt} ALTER COLUMN {qc} TYPE {ty} USING {qc}::{ty}",
+            ty = col.data_type
+        ));
+        cx.push(
+            Check::Columns,
+            "column_type",
+            Some(t),
+            object.clone(),
+            Some(col.data_type.clone()),
+            Some(live.data_type.clone()),
+            Severity::Error,
+            fix,
+        );
+    }
+    if live.nullable != col.nullable {
+        let fix = cx.pg_only(format!(
+            "ALTER TABLE {qt} ALTER COLUMN {qc} {} NOT NULL",
+            if col.nullable { "DROP" } else { "SET" }
+        ));
+        cx.push(
+            Check::Columns,
+            "column_nullability",
+            Some(t),
+            object.clone(),
+            Some(nullability(col.nullable)),
+            Some(nullability(live.nullable)),
+            Severity::Error,
+            fix,
+        );
+    }
+    if live.default != col.default {
+        let fix = match &col.default {
+            None => cx.pg_only(format!("ALTER TABLE {qt} ALTER COLUMN {qc} DROP DEFAULT")),
+            Some(d) => cx.pg_only(format!(
+                "ALTER TABLE {qt} ALTER COLUMN {qc} SET DEFAULT {d}"
+            )),
+        };
+        cx.push(
+            Check::Columns,
+            "column_default",
+            Some(t),
+            object.clone(),
+            Some(col.default.clone().unwrap_or_else(|| "no default".into())),
+            Some(live.default.clone().unwrap_or_else(|| "no default".into())),
+            Severity::Error,
+            fix,
+        );
+    }
+    // SQLite: enum-like columns carry their labels in a CHECK.
+    if let Some(labels) = exp.checks.get(&col.name)
+        && act.checks.get(&col.name) != Some(labels)
+    {
+        cx.push(
+            Check::Enums,
+            "enum_labels",
+            Some(t),
+            object.clone(),
+            Some(list(labels)),
+            Some(
+                act.checks
+                    .get(&col.name)
+                    .map(|l| list(l))
+                    .unwrap_or_else(|| "no CHECK".into()),
+            ),
+            Severity::Error,
+            None,
+        );
+    }
+}
+
+fn diff_primary_key(cx: &mut Ctx, exp: &Table, act: &Table) {
+    let t = exp.name.as_str();
+    let qt = quote_ident(t);
     match (&exp.primary_key, &act.primary_key) {
         (Some(e), None) => cx.push(
             Check::PrimaryKeys,
@@ -308,7 +326,12 @@ fn diff_table(cx: &mut Ctx, exp: &Table, act: &Table) {
         }
         _ => {}
     }
-    // unique constraints, matched by columns
+}
+
+/// Unique constraints, matched by columns.
+fn diff_uniques(cx: &mut Ctx, exp: &Table, act: &Table) {
+    let t = exp.name.as_str();
+    let qt = quote_ident(t);
     for e in &exp.uniques {
         match act.uniques.iter().find(|a| a.columns == e.columns) {
             None => cx.push(
@@ -346,7 +369,12 @@ fn diff_table(cx: &mut Ctx, exp: &Table, act: &Table) {
             );
         }
     }
-    // foreign keys, matched by columns
+}
+
+/// Foreign keys, matched by columns.
+fn diff_foreign_keys(cx: &mut Ctx, exp: &Table, act: &Table) {
+    let t = exp.name.as_str();
+    let qt = quote_ident(t);
     for e in &exp.foreign_keys {
         let target = |f: &ForeignKey| format!("{}({})", f.ref_table, list(&f.ref_columns));
         let add = format!(
@@ -426,7 +454,11 @@ fn diff_table(cx: &mut Ctx, exp: &Table, act: &Table) {
             );
         }
     }
-    // indexes: by name, else by columns (a renamed index)
+}
+
+/// Indexes: by name, else by columns (a renamed index).
+fn diff_indexes(cx: &mut Ctx, exp: &Table, act: &Table) {
+    let t = exp.name.as_str();
     let mut matched: Vec<&str> = Vec::new();
     for e in &exp.indexes {
         let create = create_index_sql(t, e);
