@@ -115,12 +115,15 @@ impl Kind {
     }
 }
 
-/// One error: a one-line message, an optional hint, and its kind.
+/// One error: a one-line message, an optional hint, its kind (which decides the exit
+/// code), and the error that caused it, when there is one (printed under `-vv`).
 #[derive(Debug, thiserror::Error)]
 pub struct Error {
     pub kind: Kind,
     message: String,
     hint: Option<String>,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl fmt::Display for Error {
@@ -137,7 +140,27 @@ impl Error {
             kind,
             message,
             hint: hint.map(|h| redact_text(&h)),
+            source: None,
         }
+    }
+    /// Keep the error that caused this one (its chain is printed under `-vv`).
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+    /// The causes, outermost first, each on one line with secrets redacted.
+    pub fn causes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut next = std::error::Error::source(self);
+        while let Some(cause) = next {
+            let line = one_line(&redact_text(&cause.to_string()));
+            // Wrappers often repeat their cause's text: print each text once.
+            if !out.last().is_some_and(|prev: &String| prev.contains(&line)) {
+                out.push(line);
+            }
+            next = cause.source();
+        }
+        out
     }
     pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
         Self::new(Kind::Usage, message, Some(hint.into()))
@@ -188,7 +211,7 @@ impl Error {
     /// Classify a database error. `doing` says what we were doing ("connecting", "applying
     /// m2025..."), for the message.
     pub fn from_db(err: DbErr, doing: &str) -> Self {
-        classify(&err, doing)
+        classify(&err, doing).with_source(err)
     }
 }
 
@@ -261,49 +284,7 @@ fn classify(err: &DbErr, doing: &str) -> Error {
     });
     let msg = |what: &str| format!("{doing}: {what}");
     if let Some(code) = sqlstate(err).filter(|c| c.len() == 5) {
-        let code = code.as_str();
-        return match code {
-            "28P01" | "28000" => Error::database(
-                msg(&format!("authentication failed ({detail})")),
-                "check the user and password in the database URL (or PGPASSWORD / .pgpass)",
-            ),
-            "3D000" => Error::database(
-                msg(&format!("database does not exist ({detail})")),
-                "create it first (createdb), or fix the database name in the URL",
-            ),
-            "25006" => Error::database(
-                msg(&format!("the database is read-only ({detail})")),
-                "this command writes; run it against the primary with a role that may write",
-            ),
-            "42501" => Error::database(
-                msg(&format!("permission denied ({detail})")),
-                "grant the role the privileges this command needs, or use the schema owner",
-            ),
-            "55P03" => Error::refused(
-                msg(&format!("lock wait timed out ({detail})")),
-                "another session holds a lock on the table; nothing was changed. Retry when it is done, or raise --ddl-lock-timeout",
-            ),
-            "57P01" | "57P02" | "57P03" | "08006" | "08003" | "08000" => Error::database(
-                msg(&format!("the connection to the server was lost ({detail})")),
-                "the transaction was rolled back; nothing of it was applied. Rerun the command",
-            ),
-            "57014" => Error::database(
-                msg(&format!("the statement was cancelled ({detail})")),
-                "the transaction was rolled back; nothing of it was applied",
-            ),
-            "53300" => Error::database(
-                msg(&format!("too many connections ({detail})")),
-                "the server has no free connection slot; retry later or raise max_connections",
-            ),
-            _ if code.starts_with("08") => Error::database(
-                msg(&format!("connection failure ({detail})")),
-                "check that the server is reachable and accepting connections",
-            ),
-            _ => Error::database(
-                msg(&format!("{detail} (SQLSTATE {code})")),
-                "the transaction was rolled back; nothing of it was applied",
-            ),
-        };
+        return by_sqlstate(&code, &detail, msg);
     }
     match sqlx_error(err) {
         // rustls reports certificate problems as I/O errors of kind InvalidData.
@@ -335,34 +316,85 @@ fn classify(err: &DbErr, doing: &str) -> Error {
             )),
             "expected postgres://USER@HOST[:PORT]/DATABASE or sqlite://FILE?mode=rwc",
         ),
-        Some(E::Database(db)) => match sqlite_primary_code(db.as_ref()) {
-            // SQLite: the primary result code (the low byte of the extended one).
-            Some(SQLITE_READONLY) => Error::database(
-                msg(&format!("the database is read-only ({detail})")),
-                "this command writes; check the file's permissions",
-            ),
-            Some(SQLITE_CANTOPEN) => Error::database(
-                msg(&format!("cannot open the database file ({detail})")),
-                "check the path; add ?mode=rwc to the sqlite URL to create it",
-            ),
-            Some(SQLITE_BUSY | SQLITE_LOCKED) => Error::refused(
-                msg(&format!(
-                    "the database is locked by another process ({detail})"
-                )),
-                "retry when the other writer is done, or raise --lock-wait",
-            ),
-            Some(SQLITE_NOTADB | SQLITE_CORRUPT) => Error::database(
-                msg(&format!(
-                    "the file is not a usable SQLite database ({detail})"
-                )),
-                "check the path in the database URL",
-            ),
-            _ => Error::database(
-                msg(&detail),
-                "the transaction was rolled back; nothing of it was applied",
-            ),
-        },
+        Some(E::Database(db)) => by_sqlite_code(sqlite_primary_code(db.as_ref()), &detail, msg),
         _ => Error::database(msg(&detail), "check the database URL and the server"),
+    }
+}
+
+/// A PostgreSQL error by its SQLSTATE.
+fn by_sqlstate(code: &str, detail: &str, msg: impl Fn(&str) -> String) -> Error {
+    match code {
+        "28P01" | "28000" => Error::database(
+            msg(&format!("authentication failed ({detail})")),
+            "check the user and password in the database URL (or PGPASSWORD / .pgpass)",
+        ),
+        "3D000" => Error::database(
+            msg(&format!("database does not exist ({detail})")),
+            "create it first (createdb), or fix the database name in the URL",
+        ),
+        "25006" => Error::database(
+            msg(&format!("the database is read-only ({detail})")),
+            "this command writes; run it against the primary with a role that may write",
+        ),
+        "42501" => Error::database(
+            msg(&format!("permission denied ({detail})")),
+            "grant the role the privileges this command needs, or use the schema owner",
+        ),
+        "55P03" => Error::refused(
+            msg(&format!("lock wait timed out ({detail})")),
+            "another session holds a lock on the table; nothing was changed. Retry when it is done, or raise --ddl-lock-timeout",
+        ),
+        "57P01" | "57P02" | "57P03" | "08006" | "08003" | "08000" => Error::database(
+            msg(&format!("the connection to the server was lost ({detail})")),
+            "the transaction was rolled back; nothing of it was applied. Rerun the command",
+        ),
+        "57014" => Error::database(
+            msg(&format!("the statement was cancelled ({detail})")),
+            "the transaction was rolled back; nothing of it was applied",
+        ),
+        "53300" => Error::database(
+            msg(&format!("too many connections ({detail})")),
+            "the server has no free connection slot; retry later or raise max_connections",
+        ),
+        _ if code.starts_with("08") => Error::database(
+            msg(&format!("connection failure ({detail})")),
+            "check that the server is reachable and accepting connections",
+        ),
+        _ => Error::database(
+            msg(&format!("{detail} (SQLSTATE {code})")),
+            "the transaction was rolled back; nothing of it was applied",
+        ),
+    }
+}
+
+/// A SQLite error by its primary result code (the low byte of the extended one).
+fn by_sqlite_code(code: Option<i32>, detail: &str, msg: impl Fn(&str) -> String) -> Error {
+    match code {
+        // SQLite: the primary result code (the low byte of the extended one).
+        Some(SQLITE_READONLY) => Error::database(
+            msg(&format!("the database is read-only ({detail})")),
+            "this command writes; check the file's permissions",
+        ),
+        Some(SQLITE_CANTOPEN) => Error::database(
+            msg(&format!("cannot open the database file ({detail})")),
+            "check the path; add ?mode=rwc to the sqlite URL to create it",
+        ),
+        Some(SQLITE_BUSY | SQLITE_LOCKED) => Error::refused(
+            msg(&format!(
+                "the database is locked by another process ({detail})"
+            )),
+            "retry when the other writer is done, or raise --lock-wait",
+        ),
+        Some(SQLITE_NOTADB | SQLITE_CORRUPT) => Error::database(
+            msg(&format!(
+                "the file is not a usable SQLite database ({detail})"
+            )),
+            "check the path in the database URL",
+        ),
+        _ => Error::database(
+            msg(detail),
+            "the transaction was rolled back; nothing of it was applied",
+        ),
     }
 }
 

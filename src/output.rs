@@ -47,6 +47,8 @@ impl Output {
             ColorChoice::Never => (false, false),
             ColorChoice::Auto => (!no_color && stdout_tty, !no_color && stderr_tty),
         };
+        // -vv: errors show what caused them (the driver's own error, redacted).
+        SHOW_CAUSES.store(global.verbose >= 2, Ordering::SeqCst);
         Self {
             format: global.format,
             quiet: global.quiet,
@@ -285,6 +287,7 @@ impl crate::progress::Progress for Output {
 
 /// Set by the signal thread: from now on only its own line is printed.
 static ERRORS_SILENCED: AtomicBool = AtomicBool::new(false);
+static SHOW_CAUSES: AtomicBool = AtomicBool::new(false);
 
 /// After a signal: errors the interrupted command still reports are not printed.
 pub fn silence_errors() {
@@ -315,6 +318,11 @@ pub fn print_error(err: &Error, color: bool) {
             "hint:".to_owned()
         };
         stderr_line(&format!("  {h}"), hint);
+    }
+    if SHOW_CAUSES.load(Ordering::SeqCst) {
+        for cause in err.causes() {
+            stderr_line("  caused by:", &cause);
+        }
     }
 }
 

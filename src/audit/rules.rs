@@ -42,6 +42,11 @@ impl Rule {
         Rule::NoTelemetry,
     ];
 
+    /// Rules about logins (the others are about accounts and how they came to be).
+    fn reads_logins(self) -> bool {
+        matches!(self, Rule::BruteForce | Rule::SuccessAfterFailures)
+    }
+
     /// The rule with this name (`privileged-without-provenance`, ...).
     pub fn from_name(name: &str) -> Option<Rule> {
         Rule::ALL.into_iter().find(|r| r.name() == name)
@@ -526,15 +531,55 @@ pub fn finding(rule: Rule, row: &QueryResult, p: &Params) -> Result<Finding> {
             ))
         })?
         .unwrap_or(Value::Null);
-    let ev = Evidence { rule, v: &evidence };
+    if rule == Rule::NoTelemetry {
+        return no_telemetry(&evidence);
+    }
     let role = text(row, "role")?;
-    let is_priv = privileged(role.as_deref());
-    let (severity, message) = match rule {
+    let ev = Evidence { rule, v: &evidence };
+    let (severity, message) = if rule.reads_logins() {
+        assess_logins(rule, &ev, privileged(role.as_deref()))?
+    } else {
+        assess_accounts(rule, &ev, role.as_deref(), p)?
+    };
+    Ok(Finding {
+        severity,
+        rule,
+        org_id: text(row, "org_id")?,
+        user_id: text(row, "user_id")?,
+        email: text(row, "email")?,
+        role,
+        created_at: iso_text(text(row, "created_at")?),
+        at: iso_text(text(row, "at")?),
+        message,
+        evidence,
+    })
+}
+
+/// Who registered the account, and what they were (registered-by-unauthorized).
+fn registered_by(ev: &Evidence) -> String {
+    let field = |key: &str| ev.v.get(key).and_then(Value::as_str);
+    let Some(by) = field("created_by") else {
+        return "registered with no created_by".to_owned();
+    };
+    match (field("creator_role"), field("creator_org")) {
+        (Some(r), Some(o)) => format!("registered by {by}, who is {r} of {o}"),
+        _ => format!("registered by {by}, who is not an existing user"),
+    }
+}
+
+/// Severity and message of a finding about how an account came to be.
+fn assess_accounts(
+    rule: Rule,
+    ev: &Evidence,
+    role: Option<&str>,
+    p: &Params,
+) -> Result<(Risk, String)> {
+    Ok(match rule {
         Rule::PrivilegedWithoutProvenance => (
             Risk::Critical,
             format!(
                 "{} with no registration by an owner/admin of its org or ecomind-admin ({} registration rows; created_by: {})",
-                role.as_deref().unwrap_or("?"),
+                role.unwrap_or("?"),
                 ev.n("registrations")?,
                 ev.s("created_by")?
             ),
@@ -544,30 +589,14 @@ pub fn finding(rule: Rule, row: &QueryResult, p: &Params) -> Result<Finding> {
             format!(
                 "registered as {} by {}",
                 ev.s("registered_role")?,
-                evidence
-                    .get("created_by")
+                ev.v.get("created_by")
                     .and_then(Value::as_str)
                     .unwrap_or("nobody")
             ),
         ),
-        Rule::RegisteredByUnauthorized => (
-            Risk::Critical,
-            match evidence.get("created_by").and_then(Value::as_str) {
-                None => "registered with no created_by".to_owned(),
-                Some(by) => format!(
-                    "registered by {by}, who is {}",
-                    match (
-                        evidence.get("creator_role").and_then(Value::as_str),
-                        evidence.get("creator_org").and_then(Value::as_str)
-                    ) {
-                        (Some(r), Some(o)) => format!("{r} of {o}"),
-                        _ => "not an existing user".to_owned(),
-                    }
-                ),
-            },
-        ),
+        Rule::RegisteredByUnauthorized => (Risk::Critical, registered_by(ev)),
         Rule::RegisteredBeforeFix => (
-            if is_priv {
+            if privileged(role) {
                 Risk::Critical
             } else {
                 Risk::Warning
@@ -582,10 +611,36 @@ pub fn finding(rule: Rule, row: &QueryResult, p: &Params) -> Result<Finding> {
             Risk::Warning,
             format!(
                 "{} created recently, by {}",
-                role.as_deref().unwrap_or("?"),
+                role.unwrap_or("?"),
                 ev.s("created_by")?
             ),
         ),
+        Rule::CaseVariantEmail => {
+            return Err(Error::internal(
+                "case-variant-email rows are grouped by case_variants",
+            ));
+        }
+        Rule::MultipleOwners => (
+            Risk::Info,
+            format!("{} owners: {}", ev.n("owners")?, ev.s("owner_emails")?),
+        ),
+        Rule::PrivilegedWithoutPassword => (
+            Risk::Info,
+            format!("{} has no password_hash", role.unwrap_or("?")),
+        ),
+        Rule::BruteForce | Rule::SuccessAfterFailures | Rule::NoTelemetry => {
+            return Err(Error::internal(format!(
+                "rule {} is not about accounts",
+                rule.name()
+            )));
+        }
+    })
+}
+
+/// Severity and message of a finding about logins. `is_priv`: the account is an
+/// owner or admin.
+fn assess_logins(rule: Rule, ev: &Evidence, is_priv: bool) -> Result<(Risk, String)> {
+    Ok(match rule {
         Rule::BruteForce => {
             let per_hour = ev.n("max_in_1h")?;
             (
@@ -617,32 +672,12 @@ pub fn finding(rule: Rule, row: &QueryResult, p: &Params) -> Result<Finding> {
                 ev.n("failures_in_prior_hour")?
             ),
         ),
-        Rule::CaseVariantEmail => {
-            return Err(Error::internal(
-                "case-variant-email rows are grouped by case_variants",
-            ));
+        _ => {
+            return Err(Error::internal(format!(
+                "rule {} is not about logins",
+                rule.name()
+            )));
         }
-        Rule::MultipleOwners => (
-            Risk::Info,
-            format!("{} owners: {}", ev.n("owners")?, ev.s("owner_emails")?),
-        ),
-        Rule::PrivilegedWithoutPassword => (
-            Risk::Info,
-            format!("{} has no password_hash", role.as_deref().unwrap_or("?")),
-        ),
-        Rule::NoTelemetry => return no_telemetry(&evidence),
-    };
-    Ok(Finding {
-        severity,
-        rule,
-        org_id: text(row, "org_id")?,
-        user_id: text(row, "user_id")?,
-        email: text(row, "email")?,
-        role,
-        created_at: iso_text(text(row, "created_at")?),
-        at: iso_text(text(row, "at")?),
-        message,
-        evidence,
     })
 }
 

@@ -218,6 +218,23 @@ fn label(index: usize) -> String {
     format!("{} ({})", k.alembic_revision, k.version)
 }
 
+/// The statements a baseline at `target` runs, as --dry-run shows them.
+async fn planned_statements(backend: DbBackend, target: usize) -> Result<Vec<String>> {
+    let mut statements = Vec::new();
+    if backend == DbBackend::Postgres {
+        statements.push("BEGIN".to_owned());
+        statements.push(format!(
+            "SELECT pg_try_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+        ));
+    } else {
+        statements.push("BEGIN IMMEDIATE".to_owned());
+    }
+    statements.extend(migrations::capture_install(backend).await?);
+    statements.push(insert_statement(backend, target));
+    statements.push("COMMIT".to_owned());
+    Ok(statements)
+}
+
 /// The INSERT that records migrations 0..=target, as it will run.
 fn insert_statement(backend: DbBackend, target: usize) -> String {
     let now = chrono::Utc::now().timestamp();
@@ -235,26 +252,18 @@ fn insert_statement(backend: DbBackend, target: usize) -> String {
     }
 }
 
-async fn baseline(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> {
-    let (state, intro) = read_live(db).await?;
-    if let Some(e) = already_managed(&state) {
-        return Err(e);
-    }
-    let alembic_index = match &state.alembic {
-        Alembic::Revision(rev) => Some(migrations::resolve_version(rev).map_err(|_| {
-            Error::refused(
-                format!("alembic_version is at revision '{rev}', which this build of ecomind-admin does not know"),
-                "upgrade ecomind-admin to a version that ships that revision",
-            )
-        })?),
-        _ => None,
-    };
-    let per_version = findings_per_version(db, &intro.schema);
+/// Which version to record, and why; with the reason to refuse, if any. `to`: the
+/// version --to asks for; `alembic`: the one alembic_version records.
+fn choose_target(
+    to: Option<usize>,
+    alembic: Option<usize>,
+    per_version: &[(usize, Vec<Drift>)],
+) -> Result<(Detected, Option<String>)> {
     let findings_for = |v: usize| {
         per_version
             .iter()
             .find(|(i, _)| *i == v)
-            .map(|(_, f)| f.clone())
+            .map(|(_, f)| errors_of(f))
             .unwrap_or_default()
     };
     let matching: Vec<usize> = per_version
@@ -266,10 +275,8 @@ async fn baseline(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> 
         Some(v) => format!("the schema matches {}", label(*v)),
         None => "the schema matches no known version".to_owned(),
     };
-
-    // Which version, and why.
-    let (target, refusal): (Detected, Option<String>) = if let Some(to) = args.to {
-        if let Some(a) = alembic_index
+    if let Some(to) = to {
+        if let Some(a) = alembic
             && a != to
         {
             return Err(Error::refused(
@@ -281,96 +288,44 @@ async fn baseline(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> 
                 "baseline at the Alembic revision, or fix alembic_version first",
             ));
         }
-        let d = detected(to, "chosen with --to".into());
-        let refusal = (errors_of(&findings_for(to)) > 0).then(|| {
+        let refusal = (findings_for(to) > 0).then(|| {
             format!(
                 "the schema does not match {} ({})",
                 label(to),
                 matches_text()
             )
         });
-        (d, refusal)
-    } else if let Some(a) = alembic_index {
-        let d = detected(
-            a,
+        return Ok((detected(to, "chosen with --to".into()), refusal));
+    }
+    if let Some(a) = alembic {
+        let revision = known()[a].alembic_revision;
+        let refusal = (findings_for(a) > 0).then(|| {
             format!(
-                "alembic_version is at revision {}",
-                known()[a].alembic_revision
-            ),
-        );
-        let refusal = (errors_of(&findings_for(a)) > 0).then(|| {
-            format!(
-                "alembic_version says {} but the schema does not match it ({})",
-                known()[a].alembic_revision,
+                "alembic_version says {revision} but the schema does not match it ({})",
                 matches_text()
             )
         });
-        (d, refusal)
-    } else if let Some(&v) = matching.first() {
-        (
-            detected(
-                v,
-                "the schema matches it (the newest matching version)".to_owned(),
-            ),
-            None,
-        )
-    } else {
-        // The closest version: fewest errors, the newest on a tie.
-        let (v, _) = per_version
-            .iter()
-            .min_by_key(|(v, f)| (errors_of(f), std::cmp::Reverse(*v)))
-            .expect("at least one version");
-        (
-            detected(*v, format!("closest version: {}", label(*v))),
-            Some("the schema matches no known version".to_owned()),
-        )
-    };
-    let findings = findings_for(target.index);
-    let (errors, warnings): (Vec<Drift>, Vec<Drift>) = findings
-        .into_iter()
-        .partition(|f| f.severity == Severity::Error);
-
-    let tables: Vec<String> = expected(target.index, db.backend)
-        .tables
-        .into_keys()
-        .filter(|t| intro.schema.tables.contains_key(t))
-        .collect();
-    let estimates = migrations::row_estimates(db, &tables).await?;
-    let table_rows = tables
-        .iter()
-        .map(|t| TableRows {
-            table: t.clone(),
-            estimated_rows: estimates.get(t).copied(),
-        })
-        .collect();
-
-    let mut statements = Vec::new();
-    if db.is_postgres() {
-        statements.push("BEGIN".to_owned());
-        statements.push(format!(
-            "SELECT pg_try_advisory_xact_lock({MIGRATION_LOCK_KEY})"
-        ));
-    } else {
-        statements.push("BEGIN IMMEDIATE".to_owned());
+        let why = format!("alembic_version is at revision {revision}");
+        return Ok((detected(a, why), refusal));
     }
-    statements.extend(migrations::capture_install(db.backend).await?);
-    statements.push(insert_statement(db.backend, target.index));
-    statements.push("COMMIT".to_owned());
+    if let Some(&v) = matching.first() {
+        let why = "the schema matches it (the newest matching version)".to_owned();
+        return Ok((detected(v, why), None));
+    }
+    // The closest version: fewest errors, the newest on a tie.
+    let (v, _) = per_version
+        .iter()
+        .min_by_key(|(v, f)| (errors_of(f), std::cmp::Reverse(*v)))
+        .expect("at least one version");
+    Ok((
+        detected(*v, format!("closest version: {}", label(*v))),
+        Some("the schema matches no known version".to_owned()),
+    ))
+}
 
-    let mut report = BaselineReport {
-        database: db.url.clone(),
-        action: Action::Baseline,
-        dry_run: args.dry_run,
-        refused: refusal.clone(),
-        detected: Some(target.clone()),
-        alembic_version: (state.alembic != Alembic::Absent).then(|| state.alembic.clone()),
-        tables: table_rows,
-        errors,
-        warnings,
-        statements,
-        recorded: Vec::new(),
-    };
-    if let Some(why) = refusal {
+async fn baseline(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> {
+    let (mut report, target) = plan(db, args).await?;
+    if let Some(why) = &report.refused {
         ui.emit(&report)?;
         ui.error(&Error::new(
             crate::error::Kind::CheckFailed,
@@ -406,6 +361,67 @@ async fn baseline(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> 
     report.recorded = record(db, &target, args, ui).await?;
     ui.emit(&report)?;
     Ok(Outcome::Success)
+}
+
+/// Read the live schema, pick the version and build the report (what a dry run shows).
+async fn plan(db: &Db, args: &BaselineArgs) -> Result<(BaselineReport, Detected)> {
+    let (state, intro) = read_live(db).await?;
+    if let Some(e) = already_managed(&state) {
+        return Err(e);
+    }
+    let alembic_index = match &state.alembic {
+        Alembic::Revision(rev) => Some(migrations::resolve_version(rev).map_err(|_| {
+            Error::refused(
+                format!("alembic_version is at revision '{rev}', which this build of ecomind-admin does not know"),
+                "upgrade ecomind-admin to a version that ships that revision",
+            )
+        })?),
+        _ => None,
+    };
+    let per_version = findings_per_version(db, &intro.schema);
+    let (target, refusal) = choose_target(args.to, alembic_index, &per_version)?;
+    let findings_for = |v: usize| {
+        per_version
+            .iter()
+            .find(|(i, _)| *i == v)
+            .map(|(_, f)| f.clone())
+            .unwrap_or_default()
+    };
+    let findings = findings_for(target.index);
+    let (errors, warnings): (Vec<Drift>, Vec<Drift>) = findings
+        .into_iter()
+        .partition(|f| f.severity == Severity::Error);
+
+    let tables: Vec<String> = expected(target.index, db.backend)
+        .tables
+        .into_keys()
+        .filter(|t| intro.schema.tables.contains_key(t))
+        .collect();
+    let estimates = migrations::row_estimates(db, &tables).await?;
+    let table_rows = tables
+        .iter()
+        .map(|t| TableRows {
+            table: t.clone(),
+            estimated_rows: estimates.get(t).copied(),
+        })
+        .collect();
+
+    let statements = planned_statements(db.backend, target.index).await?;
+
+    let report = BaselineReport {
+        database: db.url.clone(),
+        action: Action::Baseline,
+        dry_run: args.dry_run,
+        refused: refusal,
+        detected: Some(target.clone()),
+        alembic_version: (state.alembic != Alembic::Absent).then(|| state.alembic.clone()),
+        tables: table_rows,
+        errors,
+        warnings,
+        statements,
+        recorded: Vec::new(),
+    };
+    Ok((report, target))
 }
 
 /// Record versions 0..=target in one transaction under the migration lock, after

@@ -60,26 +60,49 @@ impl Report for VerifyReport {
             "expected: revision {} ({}), {source}",
             self.against.alembic_revision, self.against.version
         );
-        let cell = |worst: Option<Severity>| -> Styled {
-            let (sym, c) = match worst {
-                None => ("✓", comfy_table::Color::Green),
-                Some(Severity::Error) => ("✗", comfy_table::Color::Red),
-                Some(Severity::Warning) => ("⚠", comfy_table::Color::Yellow),
-            };
-            Styled(sym.to_owned(), color.then_some(c))
-        };
-        let mark = |worst: Option<Severity>| -> String {
-            let Styled(sym, c) = cell(worst);
-            match c {
-                None => sym,
-                Some(comfy_table::Color::Green) => sym.green().to_string(),
-                Some(comfy_table::Color::Red) => sym.red().to_string(),
-                Some(_) => sym.yellow().to_string(),
-            }
-        };
-        // The matrix: one row per table the API defines, one column per check. Extra
-        // tables are listed with the findings below.
-        let rows: Vec<String> = self.expected_tables.clone();
+        let _ = writeln!(out, "{}", self.matrix(ui));
+        if self.backend == "postgres" {
+            let _ = writeln!(out, "{}", self.enum_types(color));
+        }
+        self.findings_by_check(out, color);
+        let _ = writeln!(out, "\n{}", self.verdict(color));
+    }
+}
+
+/// A check's cell: a mark for the worst finding (none: passed).
+fn cell(worst: Option<Severity>, color: bool) -> Styled {
+    let (sym, c) = match worst {
+        None => ("✓", comfy_table::Color::Green),
+        Some(Severity::Error) => ("✗", comfy_table::Color::Red),
+        Some(Severity::Warning) => ("⚠", comfy_table::Color::Yellow),
+    };
+    Styled(sym.to_owned(), color.then_some(c))
+}
+
+/// The same mark, outside a table.
+fn mark(worst: Option<Severity>, color: bool) -> String {
+    let Styled(sym, c) = cell(worst, color);
+    match c {
+        None => sym,
+        Some(comfy_table::Color::Green) => sym.green().to_string(),
+        Some(comfy_table::Color::Red) => sym.red().to_string(),
+        Some(_) => sym.yellow().to_string(),
+    }
+}
+
+impl VerifyReport {
+    fn worst(&self, pred: impl Fn(&Drift) -> bool) -> Option<Severity> {
+        self.findings
+            .iter()
+            .filter(|f| pred(f))
+            .map(|f| f.severity)
+            .min()
+    }
+
+    /// One row per table the API defines, one column per check. Extra tables are
+    /// listed with the findings.
+    fn matrix(&self, ui: &Output) -> crate::output::SafeTable {
+        let color = ui.color_stdout();
         let checks: Vec<Check> = Check::ALL
             .into_iter()
             .filter(|c| *c != Check::Enums)
@@ -88,57 +111,49 @@ impl Report for VerifyReport {
         header.extend(checks.iter().map(|c| c.title()));
         header.push("enums");
         let mut t = ui.table(&header);
-        let worst = |pred: &dyn Fn(&Drift) -> bool| {
-            self.findings
-                .iter()
-                .filter(|f| pred(f))
-                .map(|f| f.severity)
-                .min()
-        };
-        for row in &rows {
+        for row in &self.expected_tables {
             let mut cells = vec![Styled(row.clone(), None)];
-            let known_table = self.expected_tables.contains(row);
             for c in &checks {
-                let w = worst(&|f: &Drift| f.check == *c && f.table.as_deref() == Some(row));
-                // An extra table is only checked for being there.
-                cells.push(if known_table || w.is_some() {
-                    cell(w)
-                } else {
-                    Styled(String::new(), None)
-                });
+                let w = self.worst(|f| f.check == *c && f.table.as_deref() == Some(row));
+                cells.push(cell(w, color));
             }
             let has_enums = self.enum_objects.contains(row);
             let enum_worst =
-                worst(&|f: &Drift| f.check == Check::Enums && f.table.as_deref() == Some(row));
+                self.worst(|f| f.check == Check::Enums && f.table.as_deref() == Some(row));
             cells.push(if has_enums || enum_worst.is_some() {
-                cell(enum_worst)
+                cell(enum_worst, color)
             } else {
                 Styled(String::new(), None)
             });
             t.add_styled_row(cells);
         }
-        let _ = writeln!(out, "{t}");
-        // Enum types (PostgreSQL) have no table.
+        t
+    }
+
+    /// PostgreSQL's enum types have no table: one line of marks.
+    fn enum_types(&self, color: bool) -> String {
         let type_findings: Vec<&Drift> =
             self.findings.iter().filter(|f| f.table.is_none()).collect();
-        if self.backend == "postgres" {
-            let mut line = String::from("enum types:");
-            let mut names: Vec<String> = self.enum_objects.clone();
-            for f in &type_findings {
-                if !names.contains(&f.object) {
-                    names.push(f.object.clone());
-                }
+        let mut line = String::from("enum types:");
+        let mut names: Vec<String> = self.enum_objects.clone();
+        for f in &type_findings {
+            if !names.contains(&f.object) {
+                names.push(f.object.clone());
             }
-            for n in names {
-                let w = type_findings
-                    .iter()
-                    .filter(|f| f.object == n)
-                    .map(|f| f.severity)
-                    .min();
-                let _ = write!(line, " {} {}", mark(w), shown(&n));
-            }
-            let _ = writeln!(out, "{line}");
         }
+        for n in names {
+            let w = type_findings
+                .iter()
+                .filter(|f| f.object == n)
+                .map(|f| f.severity)
+                .min();
+            let _ = write!(line, " {} {}", mark(w, color), shown(&n));
+        }
+        line
+    }
+
+    /// Each finding under its check, with its fix under --show-fix.
+    fn findings_by_check(&self, out: &mut String, color: bool) {
         for check in Check::ALL {
             let in_check: Vec<&Drift> = self.findings.iter().filter(|f| f.check == check).collect();
             if in_check.is_empty() {
@@ -155,7 +170,7 @@ impl Report for VerifyReport {
                     let _ = writeln!(
                         out,
                         "  {} … and {} more extra tables (all are in --format json)",
-                        mark(Some(Severity::Warning)),
+                        mark(Some(Severity::Warning), color),
                         total - n
                     );
                     break;
@@ -167,7 +182,7 @@ impl Report for VerifyReport {
                 let _ = writeln!(
                     out,
                     "  {} {sev}: {} {}: expected {}, found {}",
-                    mark(Some(f.severity)),
+                    mark(Some(f.severity), color),
                     f.kind,
                     shown(&f.object),
                     shown(f.expected.as_deref().unwrap_or("nothing")),
@@ -182,6 +197,10 @@ impl Report for VerifyReport {
                 }
             }
         }
+    }
+
+    /// PASSED / PASSED WITH WARNINGS / FAILED, with the counts.
+    fn verdict(&self, color: bool) -> String {
         let s = &self.summary;
         let line = match s.status {
             Verdict::Passed => "PASSED".to_owned(),
@@ -195,16 +214,14 @@ impl Report for VerifyReport {
             }
             _ => format!("FAILED: {}", plural(s.errors as u64, "error", "errors")),
         };
-        let line = if color {
-            match s.status {
-                Verdict::Passed => line.green().bold().to_string(),
-                Verdict::Failed => line.red().bold().to_string(),
-                Verdict::PassedWithWarnings => line.yellow().bold().to_string(),
-            }
-        } else {
-            line
-        };
-        let _ = writeln!(out, "\n{line}");
+        if !color {
+            return line;
+        }
+        match s.status {
+            Verdict::Passed => line.green().bold().to_string(),
+            Verdict::Failed => line.red().bold().to_string(),
+            Verdict::PassedWithWarnings => line.yellow().bold().to_string(),
+        }
     }
 }
 

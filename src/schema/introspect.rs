@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
 
 use super::model::{Column, Constraint, ForeignKey, Index, Schema, Table};
 use crate::db::quote_literal;
@@ -36,16 +36,23 @@ pub async fn introspect<C: ConnectionTrait>(conn: &C, tables: &[String]) -> Resu
     }
 }
 
-async fn query<C: ConnectionTrait>(conn: &C, sql: &str, tables: &str) -> Result<Vec<QueryResult>> {
+/// The rows of one catalog query, each decoded into `T` (a missing or mistyped
+/// column is an error, never a default).
+async fn rows<T: FromQueryResult, C: ConnectionTrait>(
+    conn: &C,
+    sql: &str,
+    tables: &str,
+) -> Result<Vec<T>> {
     let sql = sql.replace("{TABLES}", tables);
-    conn.query_all_raw(Statement::from_string(conn.get_database_backend(), sql))
+    let rows = conn
+        .query_all_raw(Statement::from_string(conn.get_database_backend(), sql))
         .await
-        .map_err(|e| Error::from_db(e, "reading the catalog"))
-}
-
-fn get<T: sea_orm::TryGetable>(row: &QueryResult, col: &str) -> Result<T> {
-    row.try_get("", col)
-        .map_err(|e| Error::from_db(e, &format!("reading the catalog column {col}")))
+        .map_err(|e| Error::from_db(e, "reading the catalog"))?;
+    rows.iter()
+        .map(|row| {
+            T::from_query_result(row, "").map_err(|e| Error::from_db(e, "decoding a catalog row"))
+        })
+        .collect()
 }
 
 fn table<'a>(schema: &'a mut Schema, name: &str) -> &'a mut Table {
@@ -116,65 +123,85 @@ JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
 WHERE n.nspname = current_schema() \
 ORDER BY t.typname, e.enumsortorder";
 
+#[derive(FromQueryResult)]
+struct PgColumnRow {
+    table_name: String,
+    column_name: Option<String>,
+    data_type: Option<String>,
+    nullable: Option<bool>,
+    default_expr: Option<String>,
+}
+
+#[derive(FromQueryResult)]
+struct PgOtherTablesRow {
+    names: Vec<String>,
+}
+
+#[derive(FromQueryResult)]
+struct PgConstraintRow {
+    table_name: String,
+    name: String,
+    kind: String,
+    columns: Vec<String>,
+    ref_table: Option<String>,
+    ref_columns: Vec<String>,
+}
+
+#[derive(FromQueryResult)]
+struct PgIndexRow {
+    table_name: String,
+    name: String,
+    is_unique: bool,
+    columns: Vec<String>,
+}
+
+#[derive(FromQueryResult)]
+struct PgEnumRow {
+    name: String,
+    label: String,
+}
+
 async fn postgres<C: ConnectionTrait>(conn: &C, tables: &str) -> Result<Introspection> {
     let mut schema = Schema::default();
-    for row in query(conn, PG_COLUMNS, tables).await? {
-        let t: String = get(&row, "table_name")?;
-        let column: Option<String> = get(&row, "column_name")?;
-        let entry = table(&mut schema, &t);
-        if let Some(name) = column {
+    for row in rows::<PgColumnRow, _>(conn, PG_COLUMNS, tables).await? {
+        let entry = table(&mut schema, &row.table_name);
+        if let Some(name) = row.column_name {
             entry.columns.push(Column {
                 name,
-                data_type: get(&row, "data_type")?,
-                nullable: get(&row, "nullable")?,
-                default: get(&row, "default_expr")?,
+                data_type: row.data_type.unwrap_or_default(),
+                nullable: row.nullable.unwrap_or(true),
+                default: row.default_expr,
             });
         }
     }
-    for row in query(conn, PG_OTHER_TABLES, tables).await? {
-        let names: Vec<String> = get(&row, "names")?;
-        for name in names {
+    for row in rows::<PgOtherTablesRow, _>(conn, PG_OTHER_TABLES, tables).await? {
+        for name in row.names {
             table(&mut schema, &name);
         }
     }
-    for row in query(conn, PG_CONSTRAINTS, tables).await? {
-        let t: String = get(&row, "table_name")?;
-        let name: String = get(&row, "name")?;
-        let kind: String = get(&row, "kind")?;
-        let columns: Vec<String> = get(&row, "columns")?;
-        let entry = table(&mut schema, &t);
-        match kind.as_str() {
-            "p" => {
-                entry.primary_key = Some(Constraint {
-                    name: Some(name),
-                    columns,
-                })
-            }
-            "u" => entry.uniques.push(Constraint {
-                name: Some(name),
-                columns,
-            }),
+    for row in rows::<PgConstraintRow, _>(conn, PG_CONSTRAINTS, tables).await? {
+        let entry = table(&mut schema, &row.table_name);
+        let (name, columns) = (Some(row.name), row.columns);
+        match row.kind.as_str() {
+            "p" => entry.primary_key = Some(Constraint { name, columns }),
+            "u" => entry.uniques.push(Constraint { name, columns }),
             _ => entry.foreign_keys.push(ForeignKey {
-                name: Some(name),
+                name,
                 columns,
-                ref_table: get::<Option<String>>(&row, "ref_table")?.unwrap_or_default(),
-                ref_columns: get(&row, "ref_columns")?,
+                ref_table: row.ref_table.unwrap_or_default(),
+                ref_columns: row.ref_columns,
             }),
         }
     }
-    for row in query(conn, PG_INDEXES, tables).await? {
-        let t: String = get(&row, "table_name")?;
-        let index = Index {
-            name: get(&row, "name")?,
-            columns: get(&row, "columns")?,
-            unique: get(&row, "is_unique")?,
-        };
-        table(&mut schema, &t).indexes.push(index);
+    for row in rows::<PgIndexRow, _>(conn, PG_INDEXES, tables).await? {
+        table(&mut schema, &row.table_name).indexes.push(Index {
+            name: row.name,
+            columns: row.columns,
+            unique: row.is_unique,
+        });
     }
-    for row in query(conn, PG_ENUMS, tables).await? {
-        let name: String = get(&row, "name")?;
-        let label: String = get(&row, "label")?;
-        schema.enums.entry(name).or_default().push(label);
+    for row in rows::<PgEnumRow, _>(conn, PG_ENUMS, tables).await? {
+        schema.enums.entry(row.name).or_default().push(row.label);
     }
     Ok(Introspection { schema, queries: 5 })
 }
@@ -202,114 +229,137 @@ FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) f \
 WHERE m.type = 'table' AND m.name IN ({TABLES}) \
 ORDER BY m.name, f.id, f.seq";
 
+#[derive(FromQueryResult)]
+struct SqliteColumnRow {
+    table_name: String,
+    table_sql: Option<String>,
+    column_name: Option<String>,
+    data_type: Option<String>,
+    not_null: Option<i64>,
+    default_expr: Option<String>,
+    pk: Option<i64>,
+}
+
+#[derive(FromQueryResult)]
+struct SqliteIndexRow {
+    table_name: String,
+    name: String,
+    is_unique: i64,
+    origin: String,
+    column_name: Option<String>,
+}
+
+#[derive(FromQueryResult)]
+struct SqliteForeignKeyRow {
+    table_name: String,
+    id: i64,
+    column_name: String,
+    ref_table: String,
+    ref_column: Option<String>,
+}
+
 async fn sqlite<C: ConnectionTrait>(conn: &C, tables: &str) -> Result<Introspection> {
     let mut schema = Schema::default();
+    sqlite_columns(&mut schema, rows(conn, SQLITE_COLUMNS, tables).await?);
+    sqlite_indexes(&mut schema, rows(conn, SQLITE_INDEXES, tables).await?);
+    sqlite_foreign_keys(&mut schema, rows(conn, SQLITE_FKS, tables).await?);
+    Ok(Introspection { schema, queries: 3 })
+}
+
+/// Columns, the primary key (from the columns' `pk` positions) and the CHECKs that
+/// carry enum labels (parsed from the CREATE TABLE text).
+fn sqlite_columns(schema: &mut Schema, rows: Vec<SqliteColumnRow>) {
     let mut pks: BTreeMap<String, Vec<(i64, String)>> = BTreeMap::new();
-    for row in query(conn, SQLITE_COLUMNS, tables).await? {
-        let t: String = get(&row, "table_name")?;
-        let sql: Option<String> = get(&row, "table_sql")?;
-        let column: Option<String> = get(&row, "column_name")?;
-        let entry = table(&mut schema, &t);
-        if entry.columns.is_empty() && column.is_some() {
-            entry.checks = parse_in_checks(sql.as_deref().unwrap_or(""));
+    for row in rows {
+        let entry = table(schema, &row.table_name);
+        if entry.columns.is_empty() && row.column_name.is_some() {
+            entry.checks = parse_in_checks(row.table_sql.as_deref().unwrap_or(""));
         }
-        if let Some(name) = column {
-            let pk: i64 = get(&row, "pk")?;
-            if pk > 0 {
-                pks.entry(t.clone()).or_default().push((pk, name.clone()));
-            }
-            let not_null: i64 = get(&row, "not_null")?;
-            entry.columns.push(Column {
-                name,
-                // SQLite type names are case-insensitive.
-                data_type: get::<Option<String>>(&row, "data_type")?
-                    .unwrap_or_default()
-                    .to_ascii_lowercase(),
-                // A SQLite primary-key column that is not INTEGER may hold NULL unless
-                // declared NOT NULL; report what was declared.
-                nullable: not_null == 0,
-                default: get(&row, "default_expr")?,
-            });
+        let Some(name) = row.column_name else {
+            continue;
+        };
+        if let Some(pk) = row.pk.filter(|pk| *pk > 0) {
+            pks.entry(row.table_name.clone())
+                .or_default()
+                .push((pk, name.clone()));
         }
+        entry.columns.push(Column {
+            name,
+            // SQLite type names are case-insensitive.
+            data_type: row.data_type.unwrap_or_default().to_ascii_lowercase(),
+            // A SQLite primary-key column that is not INTEGER may hold NULL unless
+            // declared NOT NULL; report what was declared.
+            nullable: row.not_null.unwrap_or(0) == 0,
+            default: row.default_expr,
+        });
     }
     for (t, mut cols) in pks {
         cols.sort();
-        table(&mut schema, &t).primary_key = Some(Constraint {
+        table(schema, &t).primary_key = Some(Constraint {
             name: None,
             columns: cols.into_iter().map(|(_, c)| c).collect(),
         });
     }
-    // Index rows come one per column, grouped by (table, index).
-    let mut current: Option<(String, String, bool, String, Vec<String>)> = None;
-    let flush = |schema: &mut Schema, cur: Option<(String, String, bool, String, Vec<String>)>| {
-        if let Some((t, name, unique, origin, columns)) = cur {
-            let entry = table(schema, &t);
-            match origin.as_str() {
-                "pk" => {}
-                "u" => entry.uniques.push(Constraint {
+}
+
+/// Index rows come one per column, ordered by (table, index): consecutive rows of one
+/// index make one index (or, for origin `u`, a unique constraint; `pk` is skipped).
+fn sqlite_indexes(schema: &mut Schema, rows: Vec<SqliteIndexRow>) {
+    let mut grouped: Vec<(SqliteIndexRow, Vec<String>)> = Vec::new();
+    for row in rows {
+        let col = row
+            .column_name
+            .clone()
+            .unwrap_or_else(|| "<expression>".to_owned());
+        match grouped.last_mut() {
+            Some((first, cols)) if first.table_name == row.table_name && first.name == row.name => {
+                cols.push(col)
+            }
+            _ => grouped.push((row, vec![col])),
+        }
+    }
+    for (row, columns) in grouped {
+        let entry = table(schema, &row.table_name);
+        match row.origin.as_str() {
+            "pk" => {}
+            "u" => entry.uniques.push(Constraint {
+                name: None,
+                columns,
+            }),
+            _ => entry.indexes.push(Index {
+                name: row.name,
+                columns,
+                unique: row.is_unique != 0,
+            }),
+        }
+    }
+}
+
+/// Foreign-key rows come one per column, ordered by (table, id, seq).
+fn sqlite_foreign_keys(schema: &mut Schema, rows: Vec<SqliteForeignKeyRow>) {
+    let mut grouped: Vec<(String, i64, ForeignKey)> = Vec::new();
+    for row in rows {
+        let ref_col = row.ref_column.unwrap_or_default();
+        match grouped.last_mut() {
+            Some((t, id, fk)) if *t == row.table_name && *id == row.id => {
+                fk.columns.push(row.column_name);
+                fk.ref_columns.push(ref_col);
+            }
+            _ => grouped.push((
+                row.table_name,
+                row.id,
+                ForeignKey {
                     name: None,
-                    columns,
-                }),
-                _ => entry.indexes.push(Index {
-                    name,
-                    columns,
-                    unique,
-                }),
-            }
-        }
-    };
-    for row in query(conn, SQLITE_INDEXES, tables).await? {
-        let t: String = get(&row, "table_name")?;
-        let name: String = get(&row, "name")?;
-        let col: Option<String> = get(&row, "column_name")?;
-        let col = col.unwrap_or_else(|| "<expression>".to_owned());
-        match &mut current {
-            Some((ct, cn, _, _, cols)) if *ct == t && *cn == name => cols.push(col),
-            _ => {
-                let unique: i64 = get(&row, "is_unique")?;
-                let origin: String = get(&row, "origin")?;
-                flush(&mut schema, current.take());
-                current = Some((t, name, unique != 0, origin, vec![col]));
-            }
+                    columns: vec![row.column_name],
+                    ref_table: row.ref_table,
+                    ref_columns: vec![ref_col],
+                },
+            )),
         }
     }
-    flush(&mut schema, current.take());
-    let mut fk: Option<(String, i64, ForeignKey)> = None;
-    let mut fks: Vec<(String, ForeignKey)> = Vec::new();
-    for row in query(conn, SQLITE_FKS, tables).await? {
-        let t: String = get(&row, "table_name")?;
-        let id: i64 = get(&row, "id")?;
-        let col: String = get(&row, "column_name")?;
-        let ref_col: Option<String> = get(&row, "ref_column")?;
-        match &mut fk {
-            Some((ft, fid, f)) if *ft == t && *fid == id => {
-                f.columns.push(col);
-                f.ref_columns.push(ref_col.unwrap_or_default());
-            }
-            _ => {
-                if let Some((ft, _, f)) = fk.take() {
-                    fks.push((ft, f));
-                }
-                fk = Some((
-                    t,
-                    id,
-                    ForeignKey {
-                        name: None,
-                        columns: vec![col],
-                        ref_table: get(&row, "ref_table")?,
-                        ref_columns: vec![ref_col.unwrap_or_default()],
-                    },
-                ));
-            }
-        }
+    for (t, _, fk) in grouped {
+        table(schema, &t).foreign_keys.push(fk);
     }
-    if let Some((ft, _, f)) = fk.take() {
-        fks.push((ft, f));
-    }
-    for (t, f) in fks {
-        table(&mut schema, &t).foreign_keys.push(f);
-    }
-    Ok(Introspection { schema, queries: 3 })
 }
 
 /// The `CHECK ("col" IN ('a', 'b'))` constraints of a SQLite CREATE TABLE statement:

@@ -125,8 +125,26 @@ fn wrong_password_is_exit_3() {
     );
     r.expect_clean_error(3);
     assert!(r.stderr.contains("authentication failed"), "{}", r.stderr);
+    assert!(!r.stderr.contains("caused by:"), "{}", r.stderr);
     assert!(!r.all().contains("definitely-wrong-pw"));
     assert!(!r.all().contains(&db.password()));
+
+    // -vv: the error keeps its source chain (the driver's error), still redacted.
+    let r = Run::from(
+        db.cmd()
+            .env("DATABASE_URL", &url)
+            .args(["-vv", "migrate", "up"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let cause = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("  caused by: "))
+        .unwrap_or_else(|| panic!("no cause under -vv:\n{}", r.stderr));
+    assert!(cause.contains("password authentication failed"), "{cause}");
+    assert!(!r.all().contains("definitely-wrong-pw"));
 }
 
 #[test]
