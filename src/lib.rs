@@ -41,11 +41,6 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         ));
     }
     init_logging(&ui, &cli.global);
-    if let Some(work) = signal_work(&cli.command)
-        && let Ok(config) = cli.global.database()
-    {
-        signals::install(config, work, ui.clone());
-    }
     let result = dispatch(&cli, &ui).await;
     if let Err(err) = &result
         && !signals::interrupted()
@@ -56,18 +51,32 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
 }
 
 async fn dispatch(cli: &Cli, ui: &Output) -> Result<Outcome> {
-    let ui = ui.clone();
+    let ctx = || context(cli, ui);
     match &cli.command {
-        Command::Migrate(cmd) => commands::migrate::run(cmd, &cli.global, &ui).await,
-        Command::Audit(cmd) => commands::audit::run(cmd, &cli.global, &ui).await,
-        Command::CreateOrg(args) => commands::create_org::run(args, &cli.global, &ui).await,
-        Command::CreateAdmin(args) => commands::create_admin::run(args, &cli.global, &ui).await,
-        Command::Baseline(args) => commands::baseline::run(args, &cli.global, &ui).await,
-        Command::VerifySchema(args) => commands::verify_schema::run(args, &cli.global, &ui).await,
-        Command::Doctor(args) => commands::doctor::run(args, &cli.global, &ui).await,
-        Command::Man => docs::man(&ui).map(|_| Outcome::Success),
-        Command::Completions(args) => docs::completions(args.shell, &ui).map(|_| Outcome::Success),
+        Command::Migrate(cmd) => commands::migrate::run(cmd, &ctx()?).await,
+        Command::Audit(cmd) => commands::audit::run(cmd, &ctx()?).await,
+        Command::CreateOrg(args) => commands::create_org::run(args, &ctx()?).await,
+        Command::CreateAdmin(args) => commands::create_admin::run(args, &ctx()?).await,
+        Command::Baseline(args) => commands::baseline::run(args, &ctx()?).await,
+        Command::VerifySchema(args) => commands::verify_schema::run(args, &ctx()?).await,
+        Command::Doctor(args) => commands::doctor::run(args, &ctx()?).await,
+        Command::Man => docs::man(ui).map(|_| Outcome::Success),
+        Command::Completions(args) => docs::completions(args.shell, ui).map(|_| Outcome::Success),
     }
+}
+
+/// The context of a command that touches a database: the database is resolved once,
+/// here, for the command and for the signal handler.
+fn context(cli: &Cli, ui: &Output) -> Result<commands::Ctx> {
+    let config = cli.global.database()?;
+    if let Some(work) = signal_work(&cli.command) {
+        signals::install(config.clone(), work, ui.clone());
+    }
+    Ok(commands::Ctx {
+        ui: ui.clone(),
+        config,
+        connect_timeout: cli.global.connect_timeout,
+    })
 }
 
 /// What a command does to the database, for the line a signal prints (None: it does

@@ -10,13 +10,14 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::Ctx;
 use crate::accounts::check_org_id;
 use crate::audit::rules::{self, Params, Rule};
 use crate::audit::{Collected, Finding, Risk, RuleCount, Skipped, collect};
 use crate::db;
 use crate::error::Outcome;
 use crate::error::{Error, Result};
-use crate::flags::{Format, GlobalArgs};
+use crate::flags::Format;
 use crate::output::{Output, Report, csv_cell, plural, shown};
 use crate::records;
 use crate::records::parse_timestamp;
@@ -258,13 +259,14 @@ impl AuditReport {
     }
 }
 
-pub async fn run(cmd: &AuditCommand, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
+pub async fn run(cmd: &AuditCommand, ctx: &Ctx) -> Result<Outcome> {
     match cmd {
-        AuditCommand::SuspiciousAccounts(args) => suspicious(args, global, ui).await,
+        AuditCommand::SuspiciousAccounts(args) => suspicious(args, ctx).await,
     }
 }
 
-async fn suspicious(args: &SuspiciousArgs, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
+async fn suspicious(args: &SuspiciousArgs, ctx: &Ctx) -> Result<Outcome> {
+    let ui = &ctx.ui;
     if let Some(org) = &args.org {
         check_org_id(org)?;
     }
@@ -285,23 +287,22 @@ async fn suspicious(args: &SuspiciousArgs, global: &GlobalArgs, ui: &Output) -> 
         org: args.org.clone(),
         failed_threshold: args.failed_threshold,
     };
-    let config = global.database()?;
     if args.show_sql {
         let mut out = String::new();
         for rule in &selected {
-            if let Some(sql) = rules::sql_for(*rule, config.backend, &params) {
+            if let Some(sql) = rules::sql_for(*rule, ctx.config.backend, &params) {
                 let _ = writeln!(out, "-- {}\n{sql};\n", rule.name());
             }
         }
         let _ = writeln!(
             out,
             "-- unparseable rows\n{};",
-            rules::unparseable_sql(config.backend, &params)
+            rules::unparseable_sql(ctx.config.backend, &params)
         );
         ui.write_stdout(out.as_bytes())?;
         return Ok(Outcome::Success);
     }
-    let db = db::connect(&config, global.connect_timeout, ui, db::Open::Existing).await?;
+    let db = ctx.connect(db::Open::Existing).await?;
     let result = collect(&db, &params, &selected, ui).await;
     db.conn.close().await.ok();
     let Collected {

@@ -11,11 +11,11 @@ use serde::Serialize;
 
 use migration::MigratorTrait;
 
+use super::Ctx;
 use crate::commands::LockArgs;
 use crate::db::{self, Db, MIGRATION_LOCK_KEY};
 use crate::error::Outcome;
 use crate::error::{Error, Result};
-use crate::flags::GlobalArgs;
 use crate::migrations::{self, Alembic, State, TRACKING_TABLE, known};
 use crate::output::{Output, Report, or_dash, plural, shown};
 use crate::schema::check::{api_tables, read_live};
@@ -165,9 +165,9 @@ impl Report for BaselineReport {
     }
 }
 
-pub async fn run(args: &BaselineArgs, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
-    let config = global.database()?;
-    let db = db::connect(&config, global.connect_timeout, ui, db::Open::Existing).await?;
+pub async fn run(args: &BaselineArgs, ctx: &Ctx) -> Result<Outcome> {
+    let ui = &ctx.ui;
+    let db = ctx.connect(db::Open::Existing).await?;
     let outcome = if args.undo {
         undo(&db, args, ui).await
     } else {

@@ -9,12 +9,12 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseTransaction, EntityTra
 use serde::Serialize;
 use serde_json::json;
 
+use super::Ctx;
 use crate::accounts::{check_email, check_org_id, check_password, find_by_email};
 use crate::db::{self, Db};
 use crate::entities::{Role, orgs, users};
 use crate::error::Outcome;
 use crate::error::{Error, Result};
-use crate::flags::GlobalArgs;
 use crate::output::{Output, Report, label, or_dash, shown};
 use crate::records;
 
@@ -182,7 +182,8 @@ impl Report for UserReport {
     }
 }
 
-pub async fn run(args: &CreateAdminArgs, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
+pub async fn run(args: &CreateAdminArgs, ctx: &Ctx) -> Result<Outcome> {
+    let ui = &ctx.ui;
     check_org_id(&args.org)?;
     check_email(&args.email)?;
     if args.bcrypt_cost < 10 {
@@ -191,8 +192,7 @@ pub async fn run(args: &CreateAdminArgs, global: &GlobalArgs, ui: &Output) -> Re
             args.bcrypt_cost
         ));
     }
-    let config = global.database()?;
-    let db = db::connect(&config, global.connect_timeout, ui, db::Open::Existing).await?;
+    let db = ctx.connect(db::Open::Existing).await?;
     let result = async {
         // Check the org and the email before asking for a password; the transaction
         // checks them again.

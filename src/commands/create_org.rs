@@ -7,12 +7,12 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseTransaction, EntityTra
 use serde::Serialize;
 use serde_json::json;
 
+use super::Ctx;
 use crate::accounts::{check_name, check_org_id};
 use crate::db::{self, Db};
 use crate::entities::{PlanType, orgs};
 use crate::error::Outcome;
 use crate::error::{Error, Result};
-use crate::flags::GlobalArgs;
 use crate::output::{Output, Report, label, or_dash, shown};
 use crate::records;
 
@@ -89,7 +89,8 @@ impl Report for OrgReport {
     }
 }
 
-pub async fn run(args: &CreateOrgArgs, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
+pub async fn run(args: &CreateOrgArgs, ctx: &Ctx) -> Result<Outcome> {
+    let ui = &ctx.ui;
     check_name(&args.name)?;
     let id = match &args.id {
         Some(id) => {
@@ -98,8 +99,7 @@ pub async fn run(args: &CreateOrgArgs, global: &GlobalArgs, ui: &Output) -> Resu
         }
         None => records::new_id("org_", 12),
     };
-    let config = global.database()?;
-    let db = db::connect(&config, global.connect_timeout, ui, db::Open::Existing).await?;
+    let db = ctx.connect(db::Open::Existing).await?;
     let result = match db.ensure_writable().await {
         Ok(()) => create(&db, args, &id, ui).await,
         Err(e) => Err(e),

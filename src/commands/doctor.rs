@@ -9,11 +9,11 @@ use sea_orm::DbBackend;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::Ctx;
 use crate::audit::{self, rules::Params, rules::Rule};
 use crate::db::{self, Db};
 use crate::error::Outcome;
 use crate::error::Result;
-use crate::flags::GlobalArgs;
 use crate::migrations::{Alembic, State, known};
 use crate::output::{Output, Report, plural, shown};
 use crate::records;
@@ -89,9 +89,9 @@ async fn scalar<T: sea_orm::TryGetable>(db: &Db, sql: &str) -> Option<T> {
         .and_then(|r| r.try_get("", "v").ok())
 }
 
-pub async fn run(_args: &DoctorArgs, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
-    let config = global.database()?;
-    let db = db::connect(&config, global.connect_timeout, ui, db::Open::Existing).await?;
+pub async fn run(_args: &DoctorArgs, ctx: &Ctx) -> Result<Outcome> {
+    let ui = &ctx.ui;
+    let db = ctx.connect(db::Open::Existing).await?;
     let report = diagnose(&db, ui).await;
     db.conn.close().await.ok();
     let report = report?;

@@ -5,11 +5,11 @@ use std::fmt::Write as _;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
+use super::Ctx;
 use crate::commands::LockArgs;
 use crate::db::{self, Db};
 use crate::error::Outcome;
 use crate::error::{Error, Result};
-use crate::flags::GlobalArgs;
 use crate::migrations::{self, Alembic, Direction, Drop, PlannedStep, State, Step, known};
 use crate::output::{Output, Report, or_dash, plural, shown};
 
@@ -81,15 +81,15 @@ fn parse_version(s: &str) -> std::result::Result<usize, String> {
     migrations::resolve_version(s)
 }
 
-pub async fn run(cmd: &MigrateCommand, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
-    let config = global.database()?;
+pub async fn run(cmd: &MigrateCommand, ctx: &Ctx) -> Result<Outcome> {
+    let ui = &ctx.ui;
     let open = match cmd {
         MigrateCommand::Up(args) if args.dry_run => db::Open::DryRun,
         MigrateCommand::Up(_) => db::Open::MayCreate,
         MigrateCommand::Down(args) if args.dry_run => db::Open::DryRun,
         _ => db::Open::Existing,
     };
-    let db = db::connect(&config, global.connect_timeout, ui, open).await?;
+    let db = ctx.connect(open).await?;
     let outcome = match cmd {
         MigrateCommand::Up(args) => up(&db, args, ui).await,
         MigrateCommand::Down(args) => down(&db, args, ui).await,

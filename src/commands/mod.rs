@@ -5,8 +5,12 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::config::DatabaseConfig;
+use crate::db::{self, Db};
+use crate::error::Result;
 use crate::flags::parse_duration;
 use crate::migrations::RunOptions;
+use crate::output::Output;
 
 pub mod audit;
 pub mod baseline;
@@ -15,6 +19,21 @@ pub mod create_org;
 pub mod doctor;
 pub mod migrate;
 pub mod verify_schema;
+
+/// What every command that touches a database gets, built once in `lib::run`: the
+/// output, the resolved database (flag > env > .env > default, `--schema`) and the
+/// connect timeout. Each command opens the database the way it needs ([`db::Open`]).
+pub struct Ctx {
+    pub ui: Output,
+    pub config: DatabaseConfig,
+    pub connect_timeout: Duration,
+}
+
+impl Ctx {
+    pub async fn connect(&self, open: db::Open) -> Result<Db> {
+        db::connect(&self.config, self.connect_timeout, &self.ui, open).await
+    }
+}
 
 /// How long to wait for locks.
 #[derive(Debug, Clone, Args)]

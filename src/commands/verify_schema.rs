@@ -6,10 +6,10 @@ use std::fmt::Write as _;
 use clap::Args;
 use owo_colors::OwoColorize;
 
+use super::Ctx;
 use crate::db;
 use crate::error::Outcome;
 use crate::error::Result;
-use crate::flags::GlobalArgs;
 use crate::migrations::{self, known};
 use crate::output::{Output, Report, Styled, plural, shown};
 use crate::schema::check::{Verdict, VerifyReport, VersionSource, check};
@@ -225,9 +225,9 @@ impl VerifyReport {
     }
 }
 
-pub async fn run(args: &VerifySchemaArgs, global: &GlobalArgs, ui: &Output) -> Result<Outcome> {
-    let config = global.database()?;
-    let db = db::connect(&config, global.connect_timeout, ui, db::Open::Existing).await?;
+pub async fn run(args: &VerifySchemaArgs, ctx: &Ctx) -> Result<Outcome> {
+    let ui = &ctx.ui;
+    let db = ctx.connect(db::Open::Existing).await?;
     let pb = ui.spinner("reading the catalog");
     let result = check(&db, args.against, args.strict).await;
     pb.finish_and_clear();
