@@ -5,8 +5,7 @@
 use std::fmt::Write as _;
 
 use clap::Args;
-use sea_orm::{ConnectionTrait, DbBackend, sea_query::Query};
-use sea_orm_migration::seaql_migrations;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde::Serialize;
 
 use migration::MigratorTrait;
@@ -16,7 +15,7 @@ use crate::commands::LockArgs;
 use crate::db::{self, Db, MIGRATION_LOCK_KEY};
 use crate::error::Outcome;
 use crate::error::{Error, Result};
-use crate::migrations::{self, Alembic, State, TRACKING_TABLE, known};
+use crate::migrations::{self, Alembic, State, TRACKING_TABLE, bookkeeping, known};
 use crate::output::{Output, Report, or_dash, plural, shown};
 use crate::schema::check::{api_tables, read_live};
 use crate::schema::introspect::introspect;
@@ -230,26 +229,20 @@ async fn planned_statements(backend: DbBackend, target: usize) -> Result<Vec<Str
         statements.push("BEGIN IMMEDIATE".to_owned());
     }
     statements.extend(migrations::capture_install(backend).await?);
-    statements.push(insert_statement(backend, target));
+    statements.push(bookkeeping::shown(&insert_statement(backend, target)));
     statements.push("COMMIT".to_owned());
     Ok(statements)
 }
 
-/// The INSERT that records migrations 0..=target, as it will run.
-fn insert_statement(backend: DbBackend, target: usize) -> String {
+/// The INSERT that records migrations 0..=target (run live, printed by the dry run).
+fn insert_statement(backend: DbBackend, target: usize) -> Statement {
+    let known = known();
+    let versions: Vec<&str> = known[..=target]
+        .iter()
+        .map(|k| k.version.as_str())
+        .collect();
     let now = chrono::Utc::now().timestamp();
-    let mut q = Query::insert();
-    q.into_table(seaql_migrations::Entity).columns([
-        seaql_migrations::Column::Version,
-        seaql_migrations::Column::AppliedAt,
-    ]);
-    for k in &known()[..=target] {
-        q.values_panic([k.version.clone().into(), now.into()]);
-    }
-    match backend {
-        DbBackend::Postgres => q.to_string(sea_orm::sea_query::PostgresQueryBuilder),
-        _ => q.to_string(sea_orm::sea_query::SqliteQueryBuilder),
-    }
+    bookkeeping::record_applied(backend, &versions, now)
 }
 
 /// Which version to record, and why; with the reason to refuse, if any. `to`: the
@@ -454,7 +447,7 @@ async fn record(
         migration::Migrator::install(txn)
             .await
             .map_err(|e| Error::from_db(e, &format!("creating {TRACKING_TABLE}")))?;
-        txn.execute_unprepared(&insert_statement(db.backend, target.index))
+        txn.execute_raw(insert_statement(db.backend, target.index))
             .await
             .map_err(|e| Error::from_db(e, &format!("recording versions in {TRACKING_TABLE}")))?;
         Ok(known()[..=target.index]

@@ -10,8 +10,9 @@ use crate::commands::LockArgs;
 use crate::db::{self, Db};
 use crate::error::Outcome;
 use crate::error::{Error, Result};
-use crate::migrations::{self, Alembic, Direction, Drop, PlannedStep, State, Step, known};
+use crate::migrations::{self, Alembic, Direction, PlannedStep, State, Step, known};
 use crate::output::{Output, Report, or_dash, plural, shown};
+use crate::schema::{self, drops::Drop};
 
 #[derive(Debug, Subcommand)]
 pub enum MigrateCommand {
@@ -317,10 +318,9 @@ async fn down(db: &Db, args: &DownArgs, ui: &Output) -> Result<Outcome> {
         args.lock.options(),
     )
     .await?;
-    let sql: Vec<String> = plan.iter().flat_map(|p| p.sql.clone()).collect();
-    let mut drops = migrations::drops_in(&sql);
+    let mut drops = schema::drops::reverting(db.backend, &to_revert);
     if !drops.is_empty() {
-        migrations::estimate_rows(db, &mut drops).await?;
+        schema::drops::estimate_rows(db, &mut drops).await?;
     }
     if args.dry_run {
         return emit_run(

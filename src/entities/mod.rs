@@ -1,6 +1,7 @@
 //! SeaORM entities for the API's 8 tables, and the `role` / `plantype` enums.
 //! They mirror `ecomind-api-schema.sql` (revision 002).
 
+pub mod alembic_version;
 pub mod audit_logs;
 pub mod daily_model_agg;
 pub mod daily_org_agg;

@@ -4,10 +4,12 @@
 //!   from the migrations (never written by hand);
 //! - [`introspect`]: the live schema, read from the catalog with a constant number
 //!   of queries (no query per table);
-//! - [`diff`]: expected vs live, as findings with a severity and the SQL that fixes them.
+//! - [`diff`]: expected vs live, as findings with a severity and the SQL that fixes them;
+//! - [`drops`]: what reverting migrations drops (adjacent snapshots diffed).
 
 pub mod check;
 pub mod diff;
+pub mod drops;
 pub mod introspect;
 pub mod model;
 pub mod snapshots;

@@ -133,7 +133,7 @@ fn dry_run_prints_the_sql_and_changes_nothing() {
         "CREATE INDEX \"ix_events_org_ts\"",
         "ALTER TABLE \"users\" ADD COLUMN \"password_hash\" varchar",
         "CREATE TABLE IF NOT EXISTS \"seaql_migrations\"",
-        "INSERT INTO seaql_migrations",
+        "INSERT INTO \"seaql_migrations\" (\"version\", \"applied_at\") VALUES ('m20251007_000001_initial_schema', ",
         "pg_try_advisory_xact_lock",
     ] {
         assert!(
