@@ -107,23 +107,7 @@ pub async fn connect(
     }
     let secret_url = url_to_open(config, open, ui)?;
     let deadline = Instant::now() + timeout;
-    let mut opts = ConnectOptions::new(secret_url);
-    opts.max_connections(1)
-        .min_connections(1)
-        .sqlx_logging(ui.verbosity() > 0)
-        .sqlx_logging_level(tracing::log::LevelFilter::Info)
-        .set_application_name(session_tag())
-        // Idle connections are never reaped mid-command.
-        .idle_timeout(None::<Duration>)
-        .max_lifetime(None::<Duration>)
-        .test_before_acquire(false)
-        // No named prepared statements: behind PgBouncer in transaction pooling mode the
-        // next transaction may run on another server connection where they do not exist.
-        // Unnamed statements live within one Parse/Bind/Execute/Sync, which is safe.
-        //
-        // No startup parameter a stock PgBouncer rejects: sqlx sends extra_float_digits
-        // unless told not to (PgBouncer answers "unsupported startup parameter").
-        .map_sqlx_postgres_opts(|o| o.statement_cache_capacity(0).extra_float_digits(None));
+    let mut opts = connect_options(secret_url, ui);
     let mut attempt = 0u32;
     loop {
         attempt += 1;
@@ -136,23 +120,7 @@ pub async fn connect(
         )
         .await
         {
-            Ok(Ok(mut conn)) => {
-                #[cfg(debug_assertions)]
-                failpoint(&mut conn);
-                let db = Db {
-                    backend: conn.get_database_backend(),
-                    conn,
-                    url: config.redacted(),
-                    search_path: config
-                        .set_search_path
-                        .then(|| config.schema.clone())
-                        .flatten(),
-                };
-                if let Some(schema) = &config.schema {
-                    db.ensure_schema_exists(schema).await?;
-                }
-                return Ok(db);
-            }
+            Ok(Ok(conn)) => return session(conn, config).await,
             Ok(Err(err)) => {
                 if is_retryable_connect(&err)
                     && Instant::now() + Duration::from_millis(250) < deadline
@@ -183,6 +151,49 @@ pub async fn connect(
             }
         }
     }
+}
+
+/// How we connect: one connection, our application_name (for cancellation), statement
+/// logging under -v, and nothing a stock PgBouncer refuses.
+fn connect_options(secret_url: String, ui: &dyn Progress) -> ConnectOptions {
+    let mut opts = ConnectOptions::new(secret_url);
+    opts.max_connections(1)
+        .min_connections(1)
+        .sqlx_logging(ui.verbosity() > 0)
+        .sqlx_logging_level(tracing::log::LevelFilter::Info)
+        .set_application_name(session_tag())
+        // Idle connections are never reaped mid-command.
+        .idle_timeout(None::<Duration>)
+        .max_lifetime(None::<Duration>)
+        .test_before_acquire(false)
+        // No named prepared statements: behind PgBouncer in transaction pooling mode the
+        // next transaction may run on another server connection where they do not exist.
+        // Unnamed statements live within one Parse/Bind/Execute/Sync, which is safe.
+        //
+        // No startup parameter a stock PgBouncer rejects: sqlx sends extra_float_digits
+        // unless told not to (PgBouncer answers "unsupported startup parameter").
+        .map_sqlx_postgres_opts(|o| o.statement_cache_capacity(0).extra_float_digits(None));
+    opts
+}
+
+/// The connected session: `--schema` checked, the failpoint armed in test builds.
+#[allow(unused_mut)]
+async fn session(mut conn: DatabaseConnection, config: &DatabaseConfig) -> Result<Db> {
+    #[cfg(debug_assertions)]
+    failpoint(&mut conn);
+    let db = Db {
+        backend: conn.get_database_backend(),
+        conn,
+        url: config.redacted(),
+        search_path: config
+            .set_search_path
+            .then(|| config.schema.clone())
+            .flatten(),
+    };
+    if let Some(schema) = &config.schema {
+        db.ensure_schema_exists(schema).await?;
+    }
+    Ok(db)
 }
 
 impl Db {

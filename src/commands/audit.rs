@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use clap::{Args, Subcommand, ValueEnum};
+use sea_orm::DbBackend;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -288,19 +289,7 @@ async fn suspicious(args: &SuspiciousArgs, ctx: &Ctx) -> Result<Outcome> {
         failed_threshold: args.failed_threshold,
     };
     if args.show_sql {
-        let mut out = String::new();
-        for rule in &selected {
-            if let Some(sql) = rules::sql_for(*rule, ctx.config.backend, &params) {
-                let _ = writeln!(out, "-- {}\n{sql};\n", rule.name());
-            }
-        }
-        let _ = writeln!(
-            out,
-            "-- unparseable rows\n{};",
-            rules::unparseable_sql(ctx.config.backend, &params)
-        );
-        ui.write_stdout(out.as_bytes())?;
-        return Ok(Outcome::Success);
+        return show_sql(&selected, ctx.config.backend, &params, ui);
     }
     let db = ctx.connect(db::Open::Existing).await?;
     let result = collect(&db, &params, &selected, ui).await;
@@ -311,21 +300,15 @@ async fn suspicious(args: &SuspiciousArgs, ctx: &Ctx) -> Result<Outcome> {
         unparseable_rows,
         skipped,
     } = result?;
-    let count = |s| findings.iter().filter(|f| f.severity == s).count();
-    let summary = AuditSummary {
-        critical: count(Risk::Critical),
-        warning: count(Risk::Warning),
-        info: count(Risk::Info),
+    let summary = summarize(
+        &findings,
         by_rule,
         unparseable_rows,
-        since: records::iso(since),
-        fixed_at: args.fixed_at.map(records::iso),
-        rules_run: selected
-            .into_iter()
-            .filter(|r| !skipped.iter().any(|s| s.rule == *r))
-            .collect(),
         skipped,
-    };
+        selected,
+        args,
+        since,
+    );
     let failed = args
         .fail_on
         .threshold()
@@ -355,4 +338,53 @@ async fn suspicious(args: &SuspiciousArgs, ctx: &Ctx) -> Result<Outcome> {
     } else {
         Outcome::Success
     })
+}
+
+/// `--show-sql`: the statements the rules would run, without connecting.
+fn show_sql(
+    selected: &[Rule],
+    backend: DbBackend,
+    params: &Params,
+    ui: &Output,
+) -> Result<Outcome> {
+    let mut out = String::new();
+    for rule in selected {
+        if let Some(sql) = rules::sql_for(*rule, backend, params) {
+            let _ = writeln!(out, "-- {}\n{sql};\n", rule.name());
+        }
+    }
+    let _ = writeln!(
+        out,
+        "-- unparseable rows\n{};",
+        rules::unparseable_sql(backend, params)
+    );
+    ui.write_stdout(out.as_bytes())?;
+    Ok(Outcome::Success)
+}
+
+/// The counts per severity and per rule, and what ran.
+fn summarize(
+    findings: &[Finding],
+    by_rule: Vec<RuleCount>,
+    unparseable_rows: i64,
+    skipped: Vec<Skipped>,
+    selected: Vec<Rule>,
+    args: &SuspiciousArgs,
+    since: NaiveDateTime,
+) -> AuditSummary {
+    let count = |s| findings.iter().filter(|f| f.severity == s).count();
+    AuditSummary {
+        critical: count(Risk::Critical),
+        warning: count(Risk::Warning),
+        info: count(Risk::Info),
+        by_rule,
+        unparseable_rows,
+        since: records::iso(since),
+        fixed_at: args.fixed_at.map(records::iso),
+        rules_run: selected
+            .into_iter()
+            .filter(|r| !skipped.iter().any(|s| s.rule == *r))
+            .collect(),
+        skipped,
+    }
 }

@@ -275,12 +275,11 @@ async fn up(db: &Db, args: &UpArgs, ui: &Output) -> Result<Outcome> {
     )
 }
 
-async fn down(db: &Db, args: &DownArgs, ui: &Output) -> Result<Outcome> {
-    let state = migrations::snapshot_state(db).await?;
-    state.check_writable()?;
+/// `keep`: the newest migration that stays applied (None: revert everything), and the
+/// migrations to revert, newest first.
+fn down_target(state: &State, args: &DownArgs) -> Result<(Option<usize>, Vec<usize>)> {
     let mut applied: Vec<usize> = state.applied.iter().map(|(i, _)| *i).collect();
     applied.sort_unstable();
-    // `keep`: the newest migration that stays applied (None: revert everything).
     let keep: Option<usize> = if args.all {
         None
     } else if let Some(to) = args.to {
@@ -296,18 +295,21 @@ async fn down(db: &Db, args: &DownArgs, ui: &Output) -> Result<Outcome> {
         Some(to)
     } else {
         let n = args.steps as usize;
-        if n >= applied.len() {
-            None
-        } else {
-            Some(applied[applied.len() - n - 1])
-        }
+        applied.len().checked_sub(n + 1).map(|i| applied[i])
     };
-    let to_revert: Vec<usize> = applied
+    let to_revert = applied
         .iter()
         .rev()
         .copied()
         .filter(|i| keep.is_none_or(|k| *i > k))
         .collect();
+    Ok((keep, to_revert))
+}
+
+async fn down(db: &Db, args: &DownArgs, ui: &Output) -> Result<Outcome> {
+    let state = migrations::snapshot_state(db).await?;
+    state.check_writable()?;
+    let (keep, to_revert) = down_target(&state, args)?;
     let from = version_ref(state.current());
     let reach = version_ref(keep);
     let plan = migrations::plan_sql(

@@ -99,6 +99,27 @@ impl Ctx {
         });
     }
 
+    /// Something live that the expected schema does not have: a warning, no fix.
+    fn extra(
+        &mut self,
+        check: Check,
+        kind: &'static str,
+        table: &str,
+        object: String,
+        actual: String,
+    ) {
+        self.push(
+            check,
+            kind,
+            Some(table),
+            object,
+            None,
+            Some(actual),
+            Severity::Warning,
+            None,
+        );
+    }
+
     /// A fix that only PostgreSQL can apply in place (SQLite needs a table rebuild).
     fn pg_only(&self, sql: String) -> Option<String> {
         self.pg.then_some(sql)
@@ -173,15 +194,12 @@ fn diff_columns(cx: &mut Ctx, exp: &Table, act: &Table) {
     }
     for col in &act.columns {
         if exp.column(&col.name).is_none() {
-            cx.push(
+            cx.extra(
                 Check::Columns,
                 "column_extra",
-                Some(t),
+                t,
                 format!("{t}.{}", col.name),
-                None,
-                Some(describe_column(col)),
-                Severity::Warning,
-                None,
+                describe_column(col),
             );
         }
     }
@@ -206,6 +224,14 @@ fn diff_column(cx: &mut Ctx, exp: &Table, act: &Table, col: &Column) {
         );
         return;
     };
+    diff_column_attributes(cx, t, col, live);
+    diff_enum_labels(cx, exp, act, col);
+}
+
+/// Type, nullability and default of a column present on both sides.
+fn diff_column_attributes(cx: &mut Ctx, t: &str, col: &Column, live: &Column) {
+    let qt = quote_ident(t);
+    let object = format!("{t}.{}", col.name);
     let qc = quote_ident(&col.name);
     if live.data_type != col.data_type {
         let fix = cx.pg_only(format!(
@@ -257,7 +283,12 @@ fn diff_column(cx: &mut Ctx, exp: &Table, act: &Table, col: &Column) {
             fix,
         );
     }
-    // SQLite: enum-like columns carry their labels in a CHECK.
+}
+
+/// SQLite: enum-like columns carry their labels in a CHECK.
+fn diff_enum_labels(cx: &mut Ctx, exp: &Table, act: &Table, col: &Column) {
+    let t = exp.name.as_str();
+    let object = format!("{t}.{}", col.name);
     if let Some(labels) = exp.checks.get(&col.name)
         && act.checks.get(&col.name) != Some(labels)
     {
@@ -355,17 +386,14 @@ fn diff_uniques(cx: &mut Ctx, exp: &Table, act: &Table) {
     }
     for a in &act.uniques {
         if !exp.uniques.iter().any(|e| e.columns == a.columns) {
-            cx.push(
+            cx.extra(
                 Check::UniqueConstraints,
                 "unique_extra",
-                Some(t),
+                t,
                 a.name
                     .clone()
                     .unwrap_or_else(|| format!("{t} unique ({})", list(&a.columns))),
-                None,
-                Some(format!("UNIQUE ({})", list(&a.columns))),
-                Severity::Warning,
-                None,
+                format!("UNIQUE ({})", list(&a.columns)),
             );
         }
     }
@@ -435,22 +463,19 @@ fn diff_foreign_keys(cx: &mut Ctx, exp: &Table, act: &Table) {
     }
     for a in &act.foreign_keys {
         if !exp.foreign_keys.iter().any(|e| e.columns == a.columns) {
-            cx.push(
+            cx.extra(
                 Check::ForeignKeys,
                 "foreign_key_extra",
-                Some(t),
+                t,
                 a.name
                     .clone()
                     .unwrap_or_else(|| format!("{t}({}) foreign key", list(&a.columns))),
-                None,
-                Some(format!(
+                format!(
                     "({}) -> {}({})",
                     list(&a.columns),
                     a.ref_table,
                     list(&a.ref_columns)
-                )),
-                Severity::Warning,
-                None,
+                ),
             );
         }
     }
@@ -465,27 +490,24 @@ fn diff_indexes(cx: &mut Ctx, exp: &Table, act: &Table) {
         match act.indexes.iter().find(|a| a.name == e.name) {
             Some(a) => {
                 matched.push(&a.name);
-                if a.columns != e.columns {
-                    cx.push(
-                        Check::Indexes,
-                        "index_columns",
-                        Some(t),
-                        e.name.clone(),
-                        Some(list(&e.columns)),
-                        Some(list(&a.columns)),
-                        Severity::Error,
-                        Some(format!("DROP INDEX {}; {create}", quote_ident(&e.name))),
-                    );
+                let changed = if a.columns != e.columns {
+                    Some(("index_columns", list(&e.columns), list(&a.columns)))
                 } else if a.unique != e.unique {
+                    Some(("index_unique", uniqueness(e.unique), uniqueness(a.unique)))
+                } else {
+                    None
+                };
+                if let Some((kind, expected, actual)) = changed {
+                    let fix = format!("DROP INDEX {}; {create}", quote_ident(&e.name));
                     cx.push(
                         Check::Indexes,
-                        "index_unique",
+                        kind,
                         Some(t),
                         e.name.clone(),
-                        Some(uniqueness(e.unique)),
-                        Some(uniqueness(a.unique)),
+                        Some(expected),
+                        Some(actual),
                         Severity::Error,
-                        Some(format!("DROP INDEX {}; {create}", quote_ident(&e.name))),
+                        Some(fix),
                     );
                 }
             }
@@ -526,19 +548,16 @@ fn diff_indexes(cx: &mut Ctx, exp: &Table, act: &Table) {
     }
     for a in &act.indexes {
         if !matched.contains(&a.name.as_str()) {
-            cx.push(
+            cx.extra(
                 Check::Indexes,
                 "index_extra",
-                Some(t),
+                t,
                 a.name.clone(),
-                None,
-                Some(format!(
+                format!(
                     "{}({})",
                     if a.unique { "UNIQUE " } else { "" },
                     list(&a.columns)
-                )),
-                Severity::Warning,
-                None,
+                ),
             );
         }
     }
