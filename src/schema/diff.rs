@@ -812,6 +812,210 @@ mod tests {
     use crate::schema::snapshots::expected;
     use sea_orm::DbBackend;
 
+    const BACKENDS: [DbBackend; 2] = [DbBackend::Postgres, DbBackend::Sqlite];
+
+    fn head(backend: DbBackend) -> Schema {
+        expected(crate::migrations::known().len() - 1, backend)
+    }
+
+    /// Every mutation of one object of the head schema, on each backend: the diff has
+    /// exactly one finding, of the expected kind, on that object, with that severity.
+    /// `mutate` returns None when the mutation does not apply (the object has no
+    /// such part), and the (kind, object, severity) it must produce otherwise.
+    fn each_mutation(
+        what: &str,
+        mutate: impl Fn(&mut Schema, &str, usize, bool) -> Option<(&'static str, String, Severity)>,
+    ) {
+        let mut cases = 0;
+        for backend in BACKENDS {
+            let pg = backend == DbBackend::Postgres;
+            let exp = head(backend);
+            for table in exp.tables.keys() {
+                for i in 0..exp.tables[table].columns.len().max(8) {
+                    let mut live = exp.clone();
+                    let Some((kind, object, severity)) = mutate(&mut live, table, i, pg) else {
+                        continue;
+                    };
+                    cases += 1;
+                    let f = diff(&exp, &live, pg);
+                    assert_eq!(f.len(), 1, "{what} {table}#{i} on {backend:?}: {f:#?}");
+                    assert_eq!(
+                        (f[0].kind, f[0].object.as_str(), f[0].severity),
+                        (kind, object.as_str(), severity),
+                        "{what} {table}#{i} on {backend:?}"
+                    );
+                }
+            }
+        }
+        assert!(cases > 0, "{what}: no object to mutate");
+    }
+
+    #[test]
+    fn every_table_missing_or_extra() {
+        each_mutation("drop table", |s, t, i, _| {
+            (i == 0).then(|| {
+                s.tables.remove(t);
+                ("table_missing", t.to_owned(), Severity::Error)
+            })
+        });
+        each_mutation("extra table", |s, t, i, _| {
+            (i == 0).then(|| {
+                let name = format!("{t}_copy");
+                let mut copy = s.tables[t].clone();
+                copy.name = name.clone();
+                s.tables.insert(name.clone(), copy);
+                ("table_extra", name, Severity::Warning)
+            })
+        });
+    }
+
+    #[test]
+    fn every_column_missing_retyped_renulled_redefaulted_or_extra() {
+        let col = |s: &mut Schema, t: &str, i: usize| -> Option<String> {
+            s.tables[t].columns.get(i).map(|c| c.name.clone())
+        };
+        each_mutation("drop column", |s, t, i, _| {
+            let c = col(s, t, i)?;
+            let table = s.tables.get_mut(t).unwrap();
+            table.columns.remove(i);
+            table.checks.remove(&c);
+            Some(("column_missing", format!("{t}.{c}"), Severity::Error))
+        });
+        each_mutation("retype column", |s, t, i, _| {
+            let c = col(s, t, i)?;
+            s.tables.get_mut(t).unwrap().columns[i].data_type = "bytea".into();
+            Some(("column_type", format!("{t}.{c}"), Severity::Error))
+        });
+        each_mutation("flip nullability", |s, t, i, _| {
+            let c = col(s, t, i)?;
+            let column = &mut s.tables.get_mut(t).unwrap().columns[i];
+            column.nullable = !column.nullable;
+            Some(("column_nullability", format!("{t}.{c}"), Severity::Error))
+        });
+        each_mutation("change default", |s, t, i, _| {
+            let c = col(s, t, i)?;
+            s.tables.get_mut(t).unwrap().columns[i].default = Some("'drift'".into());
+            Some(("column_default", format!("{t}.{c}"), Severity::Error))
+        });
+        each_mutation("extra column", |s, t, i, _| {
+            (i == 0).then(|| {
+                let mut extra = s.tables[t].columns[0].clone();
+                extra.name = "zz_extra".into();
+                s.tables.get_mut(t).unwrap().columns.push(extra);
+                ("column_extra", format!("{t}.zz_extra"), Severity::Warning)
+            })
+        });
+    }
+
+    #[test]
+    fn every_key_missing_or_changed() {
+        each_mutation("drop primary key", |s, t, i, _| {
+            let table = s.tables.get_mut(t).unwrap();
+            let pk = table.primary_key.take().filter(|_| i == 0)?;
+            let object = pk.name.unwrap_or_else(|| format!("{t} primary key"));
+            Some(("primary_key_missing", object, Severity::Error))
+        });
+        each_mutation("drop unique", |s, t, i, _| {
+            let table = s.tables.get_mut(t).unwrap();
+            (i < table.uniques.len()).then(|| {
+                let u = table.uniques.remove(i);
+                let object = u
+                    .name
+                    .unwrap_or_else(|| format!("{t} unique ({})", list(&u.columns)));
+                ("unique_missing", object, Severity::Error)
+            })
+        });
+        each_mutation("drop foreign key", |s, t, i, _| {
+            let table = s.tables.get_mut(t).unwrap();
+            (i < table.foreign_keys.len()).then(|| {
+                let f = table.foreign_keys.remove(i);
+                let object = f
+                    .name
+                    .unwrap_or_else(|| format!("{t}({}) foreign key", list(&f.columns)));
+                ("foreign_key_missing", object, Severity::Error)
+            })
+        });
+        each_mutation("retarget foreign key", |s, t, i, _| {
+            let table = s.tables.get_mut(t).unwrap();
+            let f = table.foreign_keys.get_mut(i)?;
+            f.ref_table = "elsewhere".into();
+            let object = f
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{t}({}) foreign key", list(&f.columns)));
+            Some(("foreign_key_target", object, Severity::Error))
+        });
+    }
+
+    #[test]
+    fn every_index_missing_renamed_changed_or_extra() {
+        each_mutation("drop index", |s, t, i, _| {
+            let table = s.tables.get_mut(t).unwrap();
+            (i < table.indexes.len()).then(|| {
+                (
+                    "index_missing",
+                    table.indexes.remove(i).name,
+                    Severity::Error,
+                )
+            })
+        });
+        each_mutation("rename index", |s, t, i, _| {
+            let index = s.tables.get_mut(t).unwrap().indexes.get_mut(i)?;
+            let name = std::mem::replace(&mut index.name, "ix_renamed".into());
+            Some(("index_name", name, Severity::Error))
+        });
+        each_mutation("flip index uniqueness", |s, t, i, _| {
+            let index = s.tables.get_mut(t).unwrap().indexes.get_mut(i)?;
+            index.unique = !index.unique;
+            Some(("index_unique", index.name.clone(), Severity::Error))
+        });
+        each_mutation("index other columns", |s, t, i, _| {
+            let index = s.tables.get_mut(t).unwrap().indexes.get_mut(i)?;
+            index.columns.reverse();
+            index.columns.push("id".into());
+            Some(("index_columns", index.name.clone(), Severity::Error))
+        });
+        each_mutation("extra index", |s, t, i, _| {
+            (i == 0).then(|| {
+                let table = s.tables.get_mut(t).unwrap();
+                let first = table.columns[0].name.clone();
+                table.indexes.push(Index {
+                    name: "ix_zz_extra".into(),
+                    columns: vec![first],
+                    unique: false,
+                });
+                ("index_extra", "ix_zz_extra".to_owned(), Severity::Warning)
+            })
+        });
+    }
+
+    #[test]
+    fn every_enum_label_set_changed() {
+        // SQLite: the labels live in a CHECK per column.
+        each_mutation("check labels", |s, t, i, pg| {
+            if pg {
+                return None;
+            }
+            let table = s.tables.get_mut(t).unwrap();
+            let col = table.checks.keys().nth(i)?.clone();
+            table.checks.get_mut(&col).unwrap().reverse();
+            Some(("enum_labels", format!("{t}.{col}"), Severity::Error))
+        });
+        // PostgreSQL: enum types.
+        let exp = head(DbBackend::Postgres);
+        assert!(!exp.enums.is_empty());
+        for name in exp.enums.keys() {
+            let mut live = exp.clone();
+            live.enums.get_mut(name).unwrap().push("extra_label".into());
+            let f = diff(&exp, &live, true);
+            assert_eq!(f.len(), 1, "{name}: {f:#?}");
+            assert_eq!(
+                (f[0].kind, f[0].object.as_str()),
+                ("enum_labels", name.as_str())
+            );
+        }
+    }
+
     #[test]
     fn expected_has_no_findings_against_itself() {
         for v in 0..2 {
