@@ -573,6 +573,59 @@ impl AnyDb {
             AnyDb::Lite(_) => "sqlite",
         }
     }
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, AnyDb::Pg(_))
+    }
+    /// The columns of `table`, in order.
+    pub fn columns(&self, table: &str) -> Vec<String> {
+        match self {
+            AnyDb::Pg(d) => lines(&d.psql(&format!(
+                "SELECT column_name FROM information_schema.columns \
+                 WHERE table_schema = 'public' AND table_name = '{table}' ORDER BY ordinal_position"
+            ))),
+            AnyDb::Lite(d) => d.columns(table),
+        }
+    }
+    /// Schema and rows, for "nothing changed".
+    pub fn dump_all(&self) -> String {
+        match self {
+            AnyDb::Pg(d) => d.dump_all(),
+            AnyDb::Lite(d) => d.query(".dump"),
+        }
+    }
+}
+
+/// A behaviour test written once and run on both backends:
+/// `both! { fn name(db) { ... } }` makes the tests `name::postgres` and `name::sqlite`,
+/// each handed a fresh, empty database ([`AnyDb`]; the SQLite file exists, empty, as
+/// a PostgreSQL database exists before anything is migrated).
+macro_rules! both {
+    ($($(#[doc = $doc:literal])* fn $name:ident($db:ident) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $(#[doc = $doc])*
+            fn body($db: crate::common::AnyDb) $body
+            #[test]
+            fn postgres() {
+                body(crate::common::AnyDb::Pg(crate::common::PgDb::new()))
+            }
+            #[test]
+            fn sqlite() {
+                body(crate::common::AnyDb::empty_sqlite())
+            }
+        }
+    )*};
+}
+pub(crate) use both;
+
+impl AnyDb {
+    /// A SQLite database file that exists and is empty.
+    pub fn empty_sqlite() -> AnyDb {
+        let db = SqliteDb::new();
+        std::fs::File::create(db.path()).unwrap();
+        AnyDb::Lite(db)
+    }
 }
 
 /// Start `args` (one shell word string) against the SQLite database `db` on a

@@ -1,45 +1,10 @@
 //! Concurrency, lock timeouts and crashes on PostgreSQL.
 
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-
-#[test]
-fn eight_concurrent_ups_apply_each_migration_once() {
-    let db = PgDb::new();
-    let children: Vec<Child> = (0..8)
-        .map(|_| {
-            db.std_cmd()
-                .args(["migrate", "up", "--format", "json"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn")
-        })
-        .collect();
-    let mut applied_total = 0;
-    for child in children {
-        let out = Run::from(child.wait_with_output().unwrap());
-        out.expect_code(0);
-        applied_total += out.json()["steps"].as_array().unwrap().len();
-    }
-    assert_eq!(
-        applied_total, 2,
-        "each migration applied by exactly one process"
-    );
-    assert_eq!(db.psql("SELECT count(*) FROM seaql_migrations"), "2");
-    assert_eq!(db.versions(), all_versions());
-    assert_eq!(
-        db.psql(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
-             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        ),
-        "0",
-        "no advisory lock left held"
-    );
-}
 
 fn has_password_hash(db: &PgDb) -> bool {
     db.psql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'password_hash'")
