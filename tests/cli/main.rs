@@ -6,8 +6,7 @@
 mod audit;
 mod bad_input;
 mod bad_input_matrix;
-mod baseline_pg;
-mod baseline_sqlite;
+mod baseline;
 mod bootstrap;
 mod cli_meta;
 mod common;
@@ -20,5 +19,4 @@ mod migration_integrity;
 mod operator;
 mod schema_snapshots;
 mod sqlite_errors;
-mod verify_pg;
-mod verify_sqlite;
+mod verify;

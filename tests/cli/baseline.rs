@@ -1,8 +1,58 @@
-//! `baseline` against real PostgreSQL: detection, recording, refusals, undo.
+//! `baseline`: behaviour tests written once and run on PostgreSQL and SQLite (`both!`),
+//! then the PostgreSQL ones that start from the API's reference dumps and Alembic
+//! fixtures, and the SQLite prompt.
 
 use crate::common::*;
 
-fn hand_made() -> PgDb {
+/// A database made by hand (here: by the migrations, then its bookkeeping dropped).
+fn hand_made(db: &AnyDb, to: &str) {
+    db.run(&["migrate", "up", "--to", to]).expect_code(0);
+    db.query("DROP TABLE seaql_migrations");
+}
+
+both! {
+    /// A hand-made schema at 001 is detected as 001 and adopted; migrate up then works
+    /// from there; a second baseline is refused; --undo removes only the bookkeeping.
+    fn adopts_a_hand_made_database(db) {
+        hand_made(&db, "001");
+        let r = db.run(&["baseline", "--yes", "--format", "json"]);
+        r.expect_code(0);
+        assert_eq!(r.json()["detected"]["alembic_revision"], "001");
+        assert_eq!(db.versions(), vec![V1]);
+        db.run(&["migrate", "up"]).expect_code(0);
+        db.run(&["verify-schema", "--strict"]).expect_code(0);
+        db.run(&["baseline", "--yes"]).expect_clean_error(4);
+        db.run(&["baseline", "--undo", "--yes"]).expect_code(0);
+        assert!(!db.tables().contains(&"seaql_migrations".to_owned()));
+        assert_eq!(db.columns("users").len(), 7);
+    }
+
+    /// An empty database matches no version: refused (exit 1), nothing written.
+    fn empty_database_is_refused(db) {
+        let r = db.run(&["baseline", "--yes", "--format", "json"]);
+        r.expect_code(1);
+        assert!(r.json()["refused"].is_string(), "{}", r.stdout);
+        assert!(db.tables().is_empty(), "{:?}", db.tables());
+    }
+
+    /// --dry-run, and a run with neither --yes nor a terminal, leave schema and rows as
+    /// they were.
+    fn dry_run_and_refusals_leave_everything_identical(db) {
+        hand_made(&db, "002");
+        db.query("INSERT INTO orgs (id, name) VALUES ('org_0123456789ab', 'Acme')");
+        let before = db.dump_all();
+        let r = db.run(&["baseline", "--dry-run", "--format", "json"]);
+        r.expect_code(0);
+        assert_eq!(r.json()["detected"]["alembic_revision"], "002");
+        assert_eq!(db.dump_all(), before);
+        db.run(&["baseline"]).expect_clean_error(4); // no TTY, no --yes
+        assert_eq!(db.dump_all(), before);
+    }
+}
+
+// PostgreSQL: the API's reference dumps and Alembic fixtures.
+
+fn reference_made() -> PgDb {
     let db = PgDb::new();
     db.load(&reference("ecomind-api-schema.sql"));
     db
@@ -16,7 +66,7 @@ fn baseline(db: &PgDb, extra: &[&str]) -> Run {
 
 #[test]
 fn hand_made_head_schema_is_detected_as_002_and_adopted() {
-    let db = hand_made();
+    let db = reference_made();
     db.psql("INSERT INTO orgs (id, name, plan) VALUES ('org_0123456789ab', 'Acme', 'pro')");
     let r = baseline(&db, &["--dry-run"]);
     r.expect_code(0);
@@ -53,7 +103,7 @@ fn hand_made_head_schema_is_detected_as_002_and_adopted() {
 
 #[test]
 fn without_password_hash_is_detected_as_001_and_up_adds_it() {
-    let db = hand_made();
+    let db = reference_made();
     db.psql("ALTER TABLE users DROP COLUMN password_hash");
     let r = baseline(&db, &["--yes"]);
     r.expect_code(0);
@@ -101,7 +151,7 @@ fn alembic_fixtures_are_detected_from_alembic_version_and_kept_in_step() {
 
 #[test]
 fn uppercase_enums_and_extra_tables_are_refused_until_fixed() {
-    let db = hand_made();
+    let db = reference_made();
     for l in ["owner", "admin", "analyst", "viewer", "billing"] {
         db.psql(&format!(
             "ALTER TYPE role RENAME VALUE '{l}' TO '{}'",
@@ -160,7 +210,7 @@ fn uppercase_enums_and_extra_tables_are_refused_until_fixed() {
 
 #[test]
 fn missing_table_is_refused_and_nothing_is_written() {
-    let db = hand_made();
+    let db = reference_made();
     db.psql("DROP TABLE daily_provider_agg");
     let before = db.dump_all();
     let r = baseline(&db, &["--yes"]);
@@ -189,7 +239,7 @@ fn alembic_revision_that_disagrees_with_the_schema_is_refused_showing_both() {
 
 #[test]
 fn to_picks_the_version_but_still_requires_the_match() {
-    let db = hand_made();
+    let db = reference_made();
     let before = db.dump_all();
     // Head schema at 001: password_hash is extra, a warning; allowed.
     let r = baseline(&db, &["--to", "001", "--dry-run"]);
@@ -206,7 +256,7 @@ fn to_picks_the_version_but_still_requires_the_match() {
 
 #[test]
 fn already_baselined_is_exit_4_and_undo_removes_only_the_bookkeeping() {
-    let db = hand_made();
+    let db = reference_made();
     db.psql("INSERT INTO orgs (id, name) VALUES ('org_0123456789ab', 'Acme')");
     baseline(&db, &["--yes"]).expect_code(0);
     let r = db.run(&["baseline", "--yes"]);
@@ -242,7 +292,7 @@ fn already_baselined_is_exit_4_and_undo_removes_only_the_bookkeeping() {
 
 #[test]
 fn dry_run_and_refusals_leave_catalog_and_data_identical() {
-    let db = hand_made();
+    let db = reference_made();
     let before = db.dump_all();
     baseline(&db, &["--dry-run"]).expect_code(0);
     assert_eq!(db.dump_all(), before);
@@ -257,4 +307,28 @@ fn undo_keeps_alembic_version() {
     baseline(&db, &["--yes"]).expect_code(0);
     db.run(&["baseline", "--undo", "--yes"]).expect_code(0);
     assert_eq!(db.psql("SELECT version_num FROM alembic_version"), "002");
+}
+
+// SQLite: the prompt on a terminal.
+
+#[test]
+fn baseline_on_a_tty_shows_the_plan_and_asks() {
+    let made = SqliteDb::new();
+    made.run(&["migrate", "up", "--to", "001"]).expect_code(0);
+    made.query("DROP TABLE seaql_migrations");
+    // Enter: the default is No; nothing is written.
+    let r = on_tty(&made, "baseline", "\n");
+    assert_eq!(r.code, 4, "{}", r.all());
+    assert!(r.stdout.contains("[y/N]"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("seaql_migrations"),
+        "the plan is shown: {}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("not confirmed"), "{}", r.stdout);
+    assert!(!made.tables().contains(&"seaql_migrations".to_owned()));
+    // y: recorded.
+    let r = on_tty(&made, "baseline", "y\n");
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(made.versions(), vec![V1]);
 }

@@ -1,8 +1,49 @@
-//! `verify-schema` against real PostgreSQL: clean databases, one test per drift, fixes.
+//! `verify-schema`: behaviour tests written once and run on PostgreSQL and SQLite
+//! (`both!`), then end-to-end drift cases on PostgreSQL with their fix SQL applied to
+//! a real server, and SQLite's CHECK-based enums. Every kind of drift on every object
+//! is covered by the unit tests on the schema model (`schema::diff`).
 
 use serde_json::Value;
 
 use crate::common::*;
+
+both! {
+    /// Clean at each version; a dropped index and an extra table are found, in check
+    /// order, and the index's fix SQL makes it clean again.
+    fn clean_at_each_version_and_drift_found(db) {
+        db.run(&["migrate", "up", "--to", "001"]).expect_code(0);
+        let r = db.run(&["verify-schema", "--strict", "--format", "json"]);
+        r.expect_code(0);
+        assert_eq!(r.json()["against"]["alembic_revision"], "001");
+        db.run(&["migrate", "up"]).expect_code(0);
+        db.run(&["verify-schema", "--strict"]).expect_code(0);
+
+        db.query("DROP INDEX ix_audit_logs_ts; CREATE TABLE extra_stuff (x int)");
+        let r = db.run(&["verify-schema", "--format", "json"]);
+        r.expect_code(1);
+        let f = r.json()["findings"].as_array().unwrap().clone();
+        assert_eq!(f.len(), 2, "{f:#?}");
+        assert_eq!(f[0]["kind"], "table_extra");
+        assert_eq!(f[0]["severity"], "warning");
+        assert_eq!(f[1]["kind"], "index_missing");
+        assert_eq!(f[1]["object"], "ix_audit_logs_ts");
+        db.query(f[1]["fix_sql"].as_str().unwrap());
+        db.run(&["verify-schema"]).expect_code(0);
+    }
+
+    /// An unmanaged, empty database is compared with head (exit 1: every table is
+    /// missing), and verify-schema writes nothing.
+    fn verify_writes_nothing(db) {
+        let before = db.dump_all();
+        let r = db.run(&["verify-schema", "--format", "json"]);
+        r.expect_code(1);
+        assert_eq!(r.json()["against"]["source"], "unmanaged");
+        assert!(db.tables().is_empty(), "{:?}", db.tables());
+        assert_eq!(db.dump_all(), before);
+    }
+}
+
+// PostgreSQL: each drift end to end, and its fix applied.
 
 fn migrated() -> PgDb {
     let db = PgDb::new();
@@ -344,4 +385,26 @@ fn connection_errors_are_exit_3_and_redacted() {
     r.expect_clean_error(3);
     assert!(r.stderr.contains("postgres:***@"), "{}", r.stderr);
     assert!(!r.all().contains("wrong-pw-789"));
+}
+
+// SQLite: enum labels live in CHECK constraints.
+
+#[test]
+fn enum_check_labels_are_verified() {
+    let db = SqliteDb::new();
+    db.run(&["migrate", "up"]).expect_code(0);
+    // Rebuild orgs with an UPPERCASE CHECK, as an old development database would have.
+    db.query(
+        "PRAGMA foreign_keys = OFF; \
+         CREATE TABLE orgs_new (\"id\" varchar NOT NULL PRIMARY KEY, \"name\" varchar NOT NULL, \
+           \"plan\" varchar CHECK (\"plan\" IN ('FREE', 'PRO', 'ENTERPRISE')), \"created_at\" datetime_text); \
+         DROP TABLE orgs; ALTER TABLE orgs_new RENAME TO orgs;",
+    );
+    let r = db.run(&["verify-schema", "--format", "json"]);
+    r.expect_code(1);
+    let f = r.json()["findings"].as_array().unwrap().clone();
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0]["kind"], "enum_labels");
+    assert_eq!(f[0]["object"], "orgs.plan");
+    assert_eq!(f[0]["actual"], "FREE, PRO, ENTERPRISE");
 }
