@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::common::*;
 
-const WINDOW: [&str; 4] = ["--since", "2026-10-10", "--fixed-at", "2026-10-01"];
+pub(crate) const WINDOW: [&str; 4] = ["--since", "2026-10-10", "--fixed-at", "2026-10-01"];
 
 /// (rule, user or org, severity) of every planted finding.
 fn expected() -> BTreeSet<(String, String, String)> {
@@ -71,7 +71,7 @@ fn pg_fixture() -> PgDb {
     db
 }
 
-fn sqlite_fixture() -> SqliteDb {
+pub(crate) fn sqlite_fixture() -> SqliteDb {
     let db = SqliteDb::new();
     db.run(&["migrate", "up"]).expect_code(0);
     let sql = std::fs::read_to_string(reference("audit-fixture.sql")).unwrap();

@@ -17,6 +17,7 @@ mod migrate;
 mod migrate_safety_pg;
 mod migration_integrity;
 mod operator;
+mod output_snapshots;
 mod schema_snapshots;
 mod sqlite_errors;
 mod verify;
