@@ -5,12 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Tools the integration tests call: sqlite3 (to inspect SQLite files), script
-# (util-linux, a pseudo-terminal for the prompt tests), groff (renders the man page).
+# Tools the integration tests call: sqlite3 (to inspect SQLite files), groff (renders
+# the man page). The prompt tests make their own pseudo-terminal (expectrl).
 # PostgreSQL comes below.
 need=()
 command -v sqlite3 >/dev/null || need+=(sqlite3)
-command -v script >/dev/null || need+=(bsdutils)
 command -v groff >/dev/null || need+=(groff-base)
 if ((${#need[@]})); then
     if [[ $(id -u) -eq 0 ]]; then

@@ -317,7 +317,7 @@ fn baseline_on_a_tty_shows_the_plan_and_asks() {
     made.run(&["migrate", "up", "--to", "001"]).expect_code(0);
     made.query("DROP TABLE seaql_migrations");
     // Enter: the default is No; nothing is written.
-    let r = on_tty(&made, "baseline", "\n");
+    let r = on_tty(&made, "baseline", "");
     assert_eq!(r.code, 4, "{}", r.all());
     assert!(r.stdout.contains("[y/N]"), "{}", r.stdout);
     assert!(
@@ -328,7 +328,7 @@ fn baseline_on_a_tty_shows_the_plan_and_asks() {
     assert!(r.stdout.contains("not confirmed"), "{}", r.stdout);
     assert!(!made.tables().contains(&"seaql_migrations".to_owned()));
     // y: recorded.
-    let r = on_tty(&made, "baseline", "y\n");
+    let r = on_tty(&made, "baseline", "y");
     assert_eq!(r.code, 0, "{}", r.all());
     assert_eq!(made.versions(), vec![V1]);
 }

@@ -460,20 +460,21 @@ fn the_prompt_asks_again_on_a_mismatch() {
     db.run(&["migrate", "up"]).expect_code(0);
     db.run(&["create-org", "--name", "Acme", "--id", ORG])
         .expect_code(0);
-    let mut child = spawn_on_tty(
+    let mut tty = Tty::spawn(
         &db,
         &format!("create-admin --org {ORG} --email tty@acme.example.com --bcrypt-cost 4"),
     );
-    {
-        let stdin = child.stdin.as_mut().unwrap();
-        // A mismatched confirmation, then a matching pair.
-        for line in [PW, "something else entirely", PW, PW] {
-            std::thread::sleep(std::time::Duration::from_millis(400));
-            stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
-            stdin.flush().unwrap();
-        }
-    }
-    let r = Run::from(child.wait_with_output().unwrap());
+    // A mismatched confirmation, then a matching pair.
+    tty.expect("Password for tty@acme.example.com");
+    tty.type_line(PW);
+    tty.expect("Repeat the password");
+    tty.type_line("something else entirely");
+    tty.expect("do not match");
+    tty.expect("Password for tty@acme.example.com");
+    tty.type_line(PW);
+    tty.expect("Repeat the password");
+    tty.type_line(PW);
+    let r = tty.finish();
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stdout.contains("do not match"), "{}", r.stdout);
     assert!(

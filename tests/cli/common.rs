@@ -628,32 +628,75 @@ impl AnyDb {
     }
 }
 
-/// Start `args` (one shell word string) against the SQLite database `db` on a
-/// pseudo-terminal (`script`), with stdin and stdout piped.
-pub fn spawn_on_tty(db: &SqliteDb, args: &str) -> std::process::Child {
-    let bin = assert_cmd::cargo::cargo_bin("ecomind-admin");
-    StdCommand::new("script")
-        .arg("-qec")
-        .arg(format!("{} {args}", bin.display()))
-        .arg("/dev/null")
-        .current_dir(db.dir.path())
-        .env("DATABASE_URL", db.url())
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script (util-linux) runs")
+/// The binary on a real pseudo-terminal (expectrl): stdin, stdout and stderr are the
+/// terminal, so prompts are asked. In `db`'s directory, with its URL; `args` is split
+/// on spaces.
+pub struct Tty {
+    session: expectrl::session::OsSession,
+    /// Everything the terminal showed so far.
+    pub seen: String,
 }
 
-/// Run `args` on a pseudo-terminal, typing `answer`.
+impl Tty {
+    pub fn spawn(db: &SqliteDb, args: &str) -> Tty {
+        let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("ecomind-admin"));
+        cmd.args(args.split_whitespace())
+            .current_dir(db.dir.path())
+            .env("DATABASE_URL", db.url())
+            .env("NO_COLOR", "1");
+        let mut session = expectrl::Session::spawn(cmd).expect("spawn on a pty");
+        session.set_expect_timeout(Some(std::time::Duration::from_secs(60)));
+        Tty {
+            session,
+            seen: String::new(),
+        }
+    }
+
+    /// Wait until the terminal shows `text` (fails the test after 60 s).
+    #[track_caller]
+    pub fn expect(&mut self, text: &str) {
+        use expectrl::Expect;
+        let found = self.session.expect(text).unwrap_or_else(|e| {
+            panic!(
+                "waiting for {text:?}: {e}; the terminal showed:\n{}",
+                self.seen
+            )
+        });
+        self.seen
+            .push_str(&String::from_utf8_lossy(found.as_bytes()));
+    }
+
+    /// Type a line.
+    pub fn type_line(&mut self, line: &str) {
+        use expectrl::Expect;
+        self.session.send_line(line).unwrap();
+    }
+
+    /// Read to the end and return what the run showed and its exit code (stdout and
+    /// stderr are one stream on a terminal: both are in `stdout`).
+    pub fn finish(mut self) -> Run {
+        use expectrl::Expect;
+        use expectrl::process::unix::WaitStatus;
+        if let Ok(rest) = self.session.expect(expectrl::Eof) {
+            self.seen
+                .push_str(&String::from_utf8_lossy(rest.as_bytes()));
+        }
+        let code = match self.session.get_process().wait().unwrap() {
+            WaitStatus::Exited(_, code) => code,
+            other => panic!("not exited: {other:?}\n{}", self.seen),
+        };
+        Run {
+            code,
+            stdout: self.seen,
+            stderr: String::new(),
+        }
+    }
+}
+
+/// Run `args` on a pseudo-terminal: wait for the `[y/N]` question, answer it.
 pub fn on_tty(db: &SqliteDb, args: &str, answer: &str) -> Run {
-    let mut child = spawn_on_tty(db, args);
-    child
-        .stdin
-        .as_mut()
-        .unwrap()
-        .write_all(answer.as_bytes())
-        .unwrap();
-    Run::from(child.wait_with_output().unwrap())
+    let mut tty = Tty::spawn(db, args);
+    tty.expect("[y/N]");
+    tty.type_line(answer);
+    tty.finish()
 }

@@ -438,21 +438,21 @@ fn dry_run_writes_nothing_not_even_the_tracking_table() {
     assert!(db.tables().is_empty(), "{:?}", db.tables());
 }
 
-/// Run the binary on a pseudo-terminal (util-linux `script`), answering `answer`.
+/// On a pseudo-terminal (expectrl), the revert asks; Enter is No.
 #[test]
 fn down_on_a_tty_asks_and_defaults_to_no() {
     let db = SqliteDb::new();
     db.run(&["migrate", "up"]).expect_code(0);
     db.query("INSERT INTO orgs (id, name) VALUES ('org_000000000001', 'a')");
 
-    let r = on_tty(&db, "migrate down --all", "\n");
+    let r = on_tty(&db, "migrate down --all", "");
     assert_eq!(r.code, 4, "{}", r.all());
     assert!(r.stdout.contains("table orgs (~1 row)"), "{}", r.stdout);
     assert!(r.stdout.contains("[y/N]"), "{}", r.stdout);
     assert!(r.stdout.contains("not confirmed"), "{}", r.stdout);
     assert_eq!(db.versions(), all_versions());
 
-    let r = on_tty(&db, "migrate down", "y\n");
+    let r = on_tty(&db, "migrate down", "y");
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(
         r.stdout.contains("column users.password_hash"),
