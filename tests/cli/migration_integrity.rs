@@ -2,8 +2,8 @@
 //! by a checksum in `migration/checksums.txt`. The API's schema is the contract, so an
 //! edited migration is a test failure here (sqlx and Flyway refuse one at run time).
 //!
-//! A new migration: run this test with `ECOMIND_WRITE_CHECKSUMS=1` once and commit the
-//! manifest; the lines of shipped migrations must not change.
+//! A new migration: `cargo xtask snapshots` (or this test with `ECOMIND_WRITE_CHECKSUMS=1`)
+//! adds its lines to the manifest; the lines of shipped migrations are never rewritten.
 
 use sha2::{Digest, Sha256};
 
@@ -67,7 +67,16 @@ fn shipped_migrations_are_never_edited() {
     lines.sort();
     let actual = lines.join("\n") + "\n";
     if std::env::var_os("ECOMIND_WRITE_CHECKSUMS").is_some() {
-        std::fs::write(MANIFEST, &actual).unwrap();
+        // Add the lines of new migrations; a shipped migration's lines are never rewritten.
+        let pinned = std::fs::read_to_string(MANIFEST).unwrap_or_default();
+        let shipped = |line: &str| {
+            let version = line.split(' ').next().unwrap_or("");
+            pinned.lines().any(|l| l.split(' ').next() == Some(version))
+        };
+        let mut merged: Vec<&str> = pinned.lines().collect();
+        merged.extend(actual.lines().filter(|l| !shipped(l)));
+        merged.sort();
+        std::fs::write(MANIFEST, merged.join("\n") + "\n").unwrap();
     }
     let pinned = std::fs::read_to_string(MANIFEST).expect("migration/checksums.txt");
     for line in pinned.lines() {
@@ -80,8 +89,8 @@ fn shipped_migrations_are_never_edited() {
     for line in actual.lines() {
         assert!(
             pinned.lines().any(|l| l == line),
-            "`{line}` is not in migration/checksums.txt: a new migration? Run this test once \
-             with ECOMIND_WRITE_CHECKSUMS=1 and commit the manifest"
+            "`{line}` is not in migration/checksums.txt: a new migration? Run `cargo xtask \
+             snapshots` and commit the manifest"
         );
     }
 }
