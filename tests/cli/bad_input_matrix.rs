@@ -206,7 +206,7 @@ fn thirty_and_more_bad_inputs() {
         ),
         case(
             "baseline --to unknown",
-            &["baseline", "--to", "003", "--dry-run"],
+            &["baseline", "--to", "999", "--dry-run"],
             2,
             "unknown version",
         ),

@@ -417,6 +417,33 @@ pub fn all_versions() -> Vec<String> {
         .collect()
 }
 
+/// The newest migration this build ships (its Alembic revision: [`head_revision`]).
+pub fn head_version() -> String {
+    all_versions().pop().unwrap()
+}
+
+pub fn head_revision() -> &'static str {
+    ecomind_admin::migrations::known()
+        .last()
+        .unwrap()
+        .alembic_revision
+}
+
+/// The columns of `table` in the snapshot of version `index` (what the migrations
+/// make at that version), for the backend of `db`.
+pub fn snapshot_columns(db: &AnyDb, index: usize, table: &str) -> Vec<String> {
+    let backend = if db.is_postgres() {
+        sea_orm::DbBackend::Postgres
+    } else {
+        sea_orm::DbBackend::Sqlite
+    };
+    ecomind_admin::schema::snapshots::expected(index, backend).tables[table]
+        .columns
+        .iter()
+        .map(|c| c.name.clone())
+        .collect()
+}
+
 pub const V1: &str = "m20251007_000001_initial_schema";
 pub const V2: &str = "m20251008_000002_add_user_password";
 

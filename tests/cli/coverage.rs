@@ -9,8 +9,13 @@ fn migrate_down_to_a_version_on_both_backends() {
         let r = db.run(&["migrate", "down", "--to", V1, "--yes", "--format", "json"]);
         r.expect_code(0);
         let steps = r.json()["steps"].as_array().unwrap().clone();
-        assert_eq!(steps.len(), 1, "{}: {steps:?}", db.name());
-        assert_eq!(steps[0]["version"], V2);
+        assert_eq!(
+            steps.len(),
+            all_versions().len() - 1,
+            "{}: {steps:?}",
+            db.name()
+        );
+        assert_eq!(steps[0]["version"], head_version().as_str());
         assert_eq!(db.versions(), vec![V1], "{}", db.name());
         // Already there: nothing to revert.
         let r = db.run(&["migrate", "down", "--to", V1, "--yes"]);

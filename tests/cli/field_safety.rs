@@ -552,7 +552,8 @@ fn check_if_not_exists_mismatch(run: &dyn Fn(&[&str]) -> Run, count: &dyn Fn(&st
 #[test]
 fn audit_at_revision_001_skips_what_it_cannot_read_and_refuses_unknown_orgs() {
     for db in AnyDb::both() {
-        db.run(&["migrate", "down", "--yes"]).expect_code(0);
+        db.run(&["migrate", "down", "--to", "001", "--yes"])
+            .expect_code(0);
         db.query(
             "INSERT INTO orgs (id, name) VALUES ('org_a', 'A'); \
              INSERT INTO users (id, org_id, email, role, created_at) \
@@ -952,7 +953,7 @@ fn every_command_works_on_schema_app_and_no_second_copy_is_made() {
     let r = app(&["audit", "suspicious-accounts", "--format", "json"]);
     r.expect_code(0);
     app(&["baseline", "--dry-run"]).expect_clean_error(4);
-    app(&["migrate", "down", "--yes"]).expect_code(0);
+    app(&["migrate", "down", "--to", "001", "--yes"]).expect_code(0);
     assert_eq!(
         db.psql("SELECT count(*) FROM app.seaql_migrations"),
         "1",

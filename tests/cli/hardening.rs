@@ -38,7 +38,7 @@ fn pgbouncer_transaction_pooling_concurrent_migrations() {
         r.expect_code(0);
         steps += r.json()["steps"].as_array().unwrap().len();
     }
-    assert_eq!(steps, 2, "each migration applied once");
+    assert_eq!(steps, all_versions().len(), "each migration applied once");
     assert_eq!(db.versions(), all_versions());
     assert_eq!(
         db.psql(
