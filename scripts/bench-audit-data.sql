@@ -1,21 +1,36 @@
 -- Data generator for scripts/bench-audit.sh (PostgreSQL, after `migrate up`).
--- psql -v orgs=1000 -v users=100000 -v rows=5000000 -f scripts/bench-audit-data.sql
+-- psql -v orgs=1000 -v users=100000 -v rows=5000000 -v attackers=0 -f scripts/bench-audit-data.sql
 -- Deterministic: the same sizes make the same data (times are relative to
--- 2026-11-01, not to now). A few planted suspicious accounts; the rest is clean.
+-- 2026-11-01, not to now). Shaped like a year of a real deployment:
+--   - users created evenly over the year before 2026-11-01, so some privileged
+--     accounts are recent (inside the benchmark's --since 2026-10-25);
+--   - one registration row per user (a few planted without, or registered as admin
+--     by a viewer);
+--   - a month of login traffic (2026-10-02 .. 2026-11-01) with one failure in four,
+--     1% logouts;
+--   - failed-login bursts: 40 accounts with 12 failures within 30 s, one with 200
+--     within 50 s;
+--   - `attackers` (default 0) admin accounts created in the last 3 days with no
+--     registration row at all: the growth-with-findings benchmark.
 \set ON_ERROR_STOP on
+\if :{?attackers}
+\else
+\set attackers 0
+\endif
 BEGIN;
 INSERT INTO orgs (id, name, plan, created_at)
-SELECT 'org_' || lpad(to_hex(k), 12, '0'), 'Org ' || k, 'free', TIMESTAMP '2026-01-01'
+SELECT 'org_' || lpad(to_hex(k), 12, '0'), 'Org ' || k, 'free', TIMESTAMP '2025-11-01'
 FROM generate_series(1, :orgs) k;
 
--- Users 1..orgs are the owners of orgs 1..orgs; every 50th is an admin.
+-- Users 1..orgs are the owners of orgs 1..orgs; every 50th is an admin. User i is
+-- created at 2025-11-01 + i/users of a year.
 INSERT INTO users (id, org_id, email, name, role, created_at, password_hash)
 SELECT 'user_' || lpad(to_hex(i), 12, '0'),
        'org_' || lpad(to_hex(1 + (i - 1) % :orgs), 12, '0'),
        'user' || i || '@bench.example.com',
        'User ' || i,
        (CASE WHEN i <= :orgs THEN 'owner' WHEN i % 50 = 0 THEN 'admin' ELSE 'viewer' END)::role,
-       TIMESTAMP '2026-01-01' + make_interval(secs => i * 200),
+       TIMESTAMP '2025-11-01' + make_interval(secs => i::double precision * 31536000 / :users),
        '$2b$04$abcdefghijklmnopqrstuu5lDfq4ZxX0mYf1q5gUo3Wc3pQxRr2K6'
 FROM generate_series(1, :users) i;
 
@@ -34,12 +49,13 @@ SELECT 'audit_' || lpad(to_hex(i), 16, '0'),
                             WHEN i <= :orgs OR i % 50 = 0 THEN 'ecomind-admin'
                             ELSE 'user_' || lpad(to_hex(1 + (i - 1) % :orgs), 12, '0') END,
          'success', true,
-         'timestamp', to_char(TIMESTAMP '2026-01-01' + make_interval(secs => i * 200), 'YYYY-MM-DD"T"HH24:MI:SS.US')),
-       TIMESTAMP '2026-01-01' + make_interval(secs => i * 200)
-FROM generate_series(1, :users) i
+         'timestamp', to_char(t, 'YYYY-MM-DD"T"HH24:MI:SS.US')),
+       t
+FROM (SELECT i, TIMESTAMP '2025-11-01' + make_interval(secs => i::double precision * 31536000 / :users) AS t
+      FROM generate_series(1, :users) i) r
 WHERE i % 10000 <> 0;
 
--- Login events over the 30 days before 2026-11-01: 80% success, 19% failed, 1% logout.
+-- A month of logins before 2026-11-01: one failure in four, 1% logouts.
 INSERT INTO audit_logs (id, org_id, user_id, action, resource, details, ts)
 SELECT 'audit_' || lpad(to_hex(:users + j), 16, '0'),
        'org_' || lpad(to_hex(1 + (u - 1) % :orgs), 12, '0'),
@@ -54,17 +70,38 @@ SELECT 'audit_' || lpad(to_hex(:users + j), 16, '0'),
 FROM (
   SELECT j,
          1 + ((j::bigint * 7919) % :users)::int AS u,
-         CASE WHEN j % 100 < 80 THEN 'login_success' WHEN j % 100 < 99 THEN 'login_failed' ELSE 'logout' END AS a,
+         -- Independent of the user (a Lehmer generator, not j itself): failures spread over every account.
+         CASE WHEN j % 100 = 99 THEN 'logout' WHEN (j::bigint * 48271 % 2147483647) % 4 = 0 THEN 'login_failed' ELSE 'login_success' END AS a,
          TIMESTAMP '2026-10-02' + make_interval(secs => (j::bigint * 2592000 / (:rows - :users))::double precision) AS t
-  FROM generate_series(1, :rows - :users - 200) j
+  FROM generate_series(1, :rows - :users - 680) j
 ) e;
 
--- Planted brute force: 200 failures on one account within 50 seconds.
+-- Bursts: 40 accounts with 12 failures within 30 s (warnings), one with 200 within
+-- 50 s (critical), spread over the last week.
 INSERT INTO audit_logs (id, org_id, user_id, action, resource, details, ts)
-SELECT 'audit_' || lpad(to_hex(:rows - 200 + k), 16, '0'), 'org_' || lpad(to_hex(2), 12, '0'), 'user_' || lpad(to_hex(1001), 12, '0'),
+SELECT 'audit_' || lpad(to_hex(:rows - 680 + n), 16, '0'),
+       'org_' || lpad(to_hex(1 + (u - 1) % :orgs), 12, '0'), 'user_' || lpad(to_hex(u), 12, '0'),
        'login_failed', 'authentication',
-       json_build_object('email', 'user1001@bench.example.com', 'reason', 'invalid_password', 'success', false),
-       TIMESTAMP '2026-10-30 12:00:00' + make_interval(secs => k * 0.25)
-FROM generate_series(1, 200) k;
+       json_build_object('email', 'user' || u || '@bench.example.com', 'reason', 'invalid_password', 'success', false),
+       t
+FROM (
+  SELECT row_number() OVER () AS n, u, t FROM (
+    SELECT 2000 + b * 37 AS u, TIMESTAMP '2026-10-25 06:00:00' + make_interval(hours => b * 4, secs => k * 2.5) AS t
+    FROM generate_series(1, 40) b, generate_series(1, 12) k
+    UNION ALL
+    SELECT 1001, TIMESTAMP '2026-10-30 12:00:00' + make_interval(secs => k * 0.25)
+    FROM generate_series(1, 200) k
+  ) x
+) y;
+
+-- The growth benchmark: admins created in the last 3 days, with no registration row.
+INSERT INTO users (id, org_id, email, name, role, created_at, password_hash)
+SELECT 'user_a' || lpad(to_hex(k), 11, '0'),
+       'org_' || lpad(to_hex(1 + (k - 1) % :orgs), 12, '0'),
+       'intruder' || k || '@bench.example.com',
+       'Intruder ' || k, 'admin',
+       TIMESTAMP '2026-10-29' + make_interval(secs => k * 60),
+       '$2b$04$abcdefghijklmnopqrstuu5lDfq4ZxX0mYf1q5gUo3Wc3pQxRr2K6'
+FROM generate_series(1, :attackers) k;
 COMMIT;
 ANALYZE;

@@ -3,6 +3,7 @@
 //! `audit suspicious-accounts` and `doctor`; knows nothing of the command line or the
 //! terminal (progress goes through [`Progress`]).
 
+pub mod pass;
 pub mod rules;
 pub mod sql;
 
@@ -112,30 +113,31 @@ pub async fn collect(
         if let Some(org) = &params.org {
             ensure_org(txn, db.backend, org).await?;
         }
-        let has_password_hash =
-            crate::migrations::has_column(txn, db.backend, "users", "password_hash").await?;
+        let skipped = skipped_rules(txn, db.backend, selected, ui).await?;
+        let runnable: Vec<Rule> = selected
+            .iter()
+            .copied()
+            .filter(|r| !skipped.iter().any(|s| s.rule == *r))
+            .collect();
         let mut findings = Vec::new();
-        let mut by_rule = Vec::new();
-        let mut skipped = Vec::new();
-        for rule in selected {
-            if *rule == Rule::PrivilegedWithoutPassword && !has_password_hash {
-                let reason = "users.password_hash does not exist (the database is at revision 001; `migrate up` adds it)".to_owned();
-                ui.note(&format!("rule {} skipped: {reason}", rule.name()));
-                skipped.push(Skipped { rule: *rule, reason });
-                continue;
-            }
-            let before = findings.len();
+        let unparseable_rows =
+            one_pass(txn, db.backend, params, &runnable, &mut findings, ui).await?;
+        for rule in runnable.iter().filter(|r| !pass::RULES.contains(r)) {
             if let Some(sql) = rules::sql_for(*rule, db.backend, params) {
                 let step = ui.step(&format!("rule {}", rule.name()));
                 run_rule(txn, db.backend, *rule, sql, params, &mut findings).await?;
                 drop(step);
             }
-            by_rule.push(RuleCount {
-                rule: *rule,
-                findings: findings.len() - before,
-            });
         }
-        let unparseable_rows = rules::count_unparseable(txn, db.backend, params).await?;
+        // Rule order first (stable: each rule's own order stays), as the report lists them.
+        findings.sort_by_key(|f| Rule::ALL.iter().position(|r| *r == f.rule));
+        let by_rule = runnable
+            .iter()
+            .map(|rule| RuleCount {
+                rule: *rule,
+                findings: findings.iter().filter(|f| f.rule == *rule).count(),
+            })
+            .collect();
         Ok(Collected {
             findings,
             by_rule,
@@ -149,6 +151,107 @@ pub async fn collect(
         .findings
         .sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.at.cmp(&b.at)));
     Ok(collected)
+}
+
+/// The statements an audit of `selected` runs, with a label each (for `--show-sql`):
+/// the session settings and the one pass over audit_logs, then the rules that read
+/// only `users`.
+pub fn statements(backend: DbBackend, params: &Params, selected: &[Rule]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if backend == DbBackend::Postgres {
+        for setting in pass::SETTINGS {
+            out.push(("the audit's transaction".to_owned(), setting.to_owned()));
+        }
+    }
+    let in_pass: Vec<&str> = selected
+        .iter()
+        .filter(|r| pass::RULES.contains(r))
+        .map(|r| r.name())
+        .collect();
+    out.push((
+        format!(
+            "one pass over audit_logs: {} and the unparseable rows",
+            if in_pass.is_empty() {
+                "no rule".to_owned()
+            } else {
+                in_pass.join(", ")
+            }
+        ),
+        pass::statement(backend, params, selected),
+    ));
+    for rule in selected.iter().filter(|r| !pass::RULES.contains(r)) {
+        if let Some(sql) = rules::sql_for(*rule, backend, params) {
+            out.push((rule.name().to_owned(), sql));
+        }
+    }
+    out
+}
+
+/// The selected rules the database's revision cannot answer, each noted once.
+async fn skipped_rules(
+    txn: &DatabaseTransaction,
+    backend: DbBackend,
+    selected: &[Rule],
+    ui: &dyn Progress,
+) -> Result<Vec<Skipped>> {
+    let mut skipped = Vec::new();
+    if selected.contains(&Rule::PrivilegedWithoutPassword)
+        && !crate::migrations::has_column(txn, backend, "users", "password_hash").await?
+    {
+        let rule = Rule::PrivilegedWithoutPassword;
+        let reason = "users.password_hash does not exist (the database is at revision 001; `migrate up` adds it)".to_owned();
+        ui.note(&format!("rule {} skipped: {reason}", rule.name()));
+        skipped.push(Skipped { rule, reason });
+    }
+    Ok(skipped)
+}
+
+/// The one pass over audit_logs ([`pass`]) for the rules among `rules` that read it:
+/// their findings, and the count of rows the rules cannot read.
+async fn one_pass(
+    txn: &DatabaseTransaction,
+    backend: DbBackend,
+    params: &Params,
+    rules: &[Rule],
+    findings: &mut Vec<Finding>,
+    ui: &dyn Progress,
+) -> Result<i64> {
+    let step = ui.step("one pass over audit_logs");
+    if backend == DbBackend::Postgres {
+        // Settings of this read-only transaction only (see `pass::SETTINGS`).
+        for setting in pass::SETTINGS {
+            txn.execute_unprepared(setting)
+                .await
+                .map_err(|e| Error::from_db(e, "tuning the audit's transaction"))?;
+        }
+    }
+    let sql = pass::statement(backend, params, rules);
+    let mut stream = txn
+        .stream_raw(Statement::from_string(backend, sql))
+        .await
+        .map_err(|e| Error::from_db(e, "running the audit"))?;
+    let mut unparseable = 0;
+    while let Some(row) = stream.next().await {
+        let row = row.map_err(|e| Error::from_db(e, "reading the audit's findings"))?;
+        let name: String = row
+            .try_get("", "rule")
+            .map_err(|e| Error::from_db(e, "reading the audit's findings"))?;
+        if name == pass::UNPARSEABLE {
+            let n: Option<String> = row
+                .try_get("", "evidence")
+                .map_err(|e| Error::from_db(e, "counting unparseable audit rows"))?;
+            unparseable = n.and_then(|n| n.parse().ok()).unwrap_or(0);
+            continue;
+        }
+        let rule = Rule::from_name(&name)
+            .ok_or_else(|| Error::internal(format!("the audit returned an unknown rule {name}")))?;
+        let f = rules::finding(rule, &row, params)?;
+        if rules::keep(&f) {
+            findings.push(f);
+        }
+    }
+    drop(step);
+    Ok(unparseable)
 }
 
 /// `--org` must name an existing organization (exit 4 otherwise).

@@ -2,14 +2,13 @@
 //! becomes a finding.
 
 use chrono::NaiveDateTime;
-use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement};
+use sea_orm::{DbBackend, QueryResult};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::sql::Dialect;
 use super::{Finding, Risk};
 use crate::error::{Error, Result};
-use crate::records::CREATED_BY;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -81,96 +80,7 @@ pub struct Params {
 /// Brute force becomes critical at this many failures for one email within an hour.
 const CRITICAL_PER_HOUR: i64 = 100;
 /// Failures within the hour before a success that make success-after-failures.
-const FAILURES_BEFORE_SUCCESS: i64 = 5;
-
-/// The registrations the API logged, with the keys the rules read.
-fn reg_cte(d: &Dialect) -> String {
-    format!(
-        "reg AS (SELECT a.id AS audit_id, a.org_id, a.user_id, a.ts, \
-                {email} AS email, lower({email}) AS email_l, {role} AS reg_role, {by} AS created_by \
-         FROM audit_logs a WHERE a.action = 'user_registered' AND {obj})",
-        email = d.j("a.details", "email"),
-        role = d.j("a.details", "role"),
-        by = d.j("a.details", "created_by"),
-        obj = d.is_obj("a.details"),
-    )
-}
-
-/// Registrations by an authorized creator (`ok`), and those that are also clean
-/// (a viewer, or written by ecomind-admin: `clean`), keyed by user id and email.
-fn ok_cte() -> String {
-    format!(
-        "ok AS (SELECT r.user_id, r.email_l, r.reg_role, r.created_by FROM reg r WHERE {auth}), \
-         clean AS (SELECT user_id, email_l FROM ok WHERE reg_role = 'viewer' OR created_by = '{CREATED_BY}')",
-        auth = authorized("r")
-    )
-}
-
-/// No row of `cte` is about user `u`, by id or by email. `NOT IN` over uncorrelated
-/// subqueries (NULLs excluded) is a hashed lookup on PostgreSQL and an ephemeral index
-/// on SQLite, whatever the planner guesses about the CTE's size.
-fn none_about(cte: &str, u: &str) -> String {
-    format!(
-        "{u}.id NOT IN (SELECT user_id FROM {cte} WHERE user_id IS NOT NULL) \
-         AND lower({u}.email) NOT IN (SELECT email_l FROM {cte} WHERE email_l IS NOT NULL)"
-    )
-}
-
-/// Join the user a (flagged, so few) registration row `r` is about: by user_id, else
-/// by email.
-fn join_user(u: &str) -> String {
-    format!(
-        "LEFT JOIN users {u} ON {u}.id = COALESCE(r.user_id, \
-           (SELECT x.id FROM users x WHERE lower(x.email) = r.email_l ORDER BY x.id LIMIT 1))"
-    )
-}
-
-/// `r` was created by an owner or admin of its org, or by ecomind-admin.
-fn authorized(r: &str) -> String {
-    format!(
-        "({r}.created_by = '{CREATED_BY}' OR EXISTS (SELECT 1 FROM users c WHERE c.id = {r}.created_by \
-         AND c.org_id = {r}.org_id AND CAST(c.role AS TEXT) IN ('owner', 'admin')))"
-    )
-}
-
-/// Registration row `r` is about user `u`.
-fn about(r: &str, u: &str) -> String {
-    format!("({r}.user_id = {u}.id OR {r}.email_l = lower({u}.email))")
-}
-
-/// A rule over registration rows: `bad` selects the flagged rows from `reg` (few, so
-/// materialized before the users they are about are joined); the evidence is the row's
-/// id, creator and time, plus `extra`.
-fn flagged_registrations(d: &Dialect, bad: &str, extra: &[(&str, String)]) -> String {
-    let mut ev = vec![
-        ("audit_id", "r.audit_id".to_owned()),
-        ("created_by", "r.created_by".to_owned()),
-        ("registered_at", d.ts_text("r.ts")),
-    ];
-    ev.extend(extra.iter().cloned());
-    format!(
-        "WITH {reg}, bad AS MATERIALIZED ({bad}) \
-         SELECT r.org_id AS org_id, COALESCE(u.id, r.user_id) AS user_id, COALESCE(u.email, r.email) AS email, \
-                CAST(u.role AS TEXT) AS role, {created} AS created_at, {at} AS at, {ev} AS evidence \
-         FROM bad r {join} \
-         ORDER BY r.ts",
-        reg = reg_cte(d),
-        join = join_user("u"),
-        created = d.ts_text("u.created_at"),
-        at = d.ts_text("r.ts"),
-        ev = d.obj(&ev),
-    )
-}
-
-/// Evidence: who created user `u`, from its registration rows (`<none>` for a row
-/// without created_by).
-fn creators(d: &Dialect) -> String {
-    format!(
-        "(SELECT {} FROM reg r WHERE {})",
-        d.agg("COALESCE(r.created_by, '<none>')"),
-        about("r", "u")
-    )
-}
+pub(crate) const FAILURES_BEFORE_SUCCESS: i64 = 5;
 
 /// The common columns of a user-based finding.
 fn user_cols(d: &Dialect, u: &str) -> String {
@@ -183,22 +93,15 @@ fn user_cols(d: &Dialect, u: &str) -> String {
 
 const PRIVILEGED: &str = "CAST(u.role AS TEXT) IN ('owner', 'admin')";
 
-/// The SQL of a rule, or None when it does not apply (registered-before-fix without
-/// --fixed-at).
+/// The SQL of a rule that reads only `users` (the others are branches of the one pass
+/// over audit_logs, [`super::pass`]); None for those.
 pub fn sql_for(rule: Rule, backend: DbBackend, p: &Params) -> Option<String> {
     let d = Dialect::new(backend);
     Some(match rule {
-        Rule::PrivilegedWithoutProvenance => privileged_without_provenance_sql(&d, p),
-        Rule::ElevatedRoleAtRegistration => elevated_role_at_registration_sql(&d, p),
-        Rule::RegisteredByUnauthorized => registered_by_unauthorized_sql(&d, p),
-        Rule::RegisteredBeforeFix => registered_before_fix_sql(&d, p)?,
-        Rule::PrivilegedCreatedRecently => privileged_created_recently_sql(&d, p),
-        Rule::BruteForce => brute_force_sql(&d, p),
-        Rule::SuccessAfterFailures => success_after_failures_sql(&d, p),
         Rule::CaseVariantEmail => case_variant_email_sql(&d, p),
         Rule::MultipleOwners => multiple_owners_sql(&d, p),
         Rule::PrivilegedWithoutPassword => privileged_without_password_sql(&d, p),
-        Rule::NoTelemetry => no_telemetry_sql(&d, p),
+        _ => return None,
     })
 }
 
@@ -210,159 +113,6 @@ fn per_user(d: &Dialect, with: &str, cond: &str, evidence: String) -> String {
          FROM users u WHERE {cond} ORDER BY u.created_at",
         cols = user_cols(d, "u"),
         created = d.ts_text("u.created_at"),
-    )
-}
-
-/// The CTEs of the provenance rules: the registrations, and the authorized ones.
-fn provenance_ctes(d: &Dialect) -> String {
-    format!("WITH {}, {} ", reg_cte(d), ok_cte())
-}
-
-/// The SQL of `privileged-without-provenance`.
-fn privileged_without_provenance_sql(d: &Dialect, p: &Params) -> String {
-    let org_u = d.org_filter("u.org_id", p.org.as_deref());
-    per_user(
-        d,
-        &provenance_ctes(d),
-        &format!("{PRIVILEGED}{org_u} AND {}", none_about("ok", "u")),
-        d.obj(&[
-            (
-                "registrations",
-                format!("(SELECT COUNT(*) FROM reg r WHERE {})", about("r", "u")),
-            ),
-            ("created_by", creators(d)),
-        ]),
-    )
-}
-
-/// The SQL of `elevated-role-at-registration`.
-fn elevated_role_at_registration_sql(d: &Dialect, p: &Params) -> String {
-    flagged_registrations(
-        d,
-        &format!(
-            "SELECT * FROM reg r WHERE r.reg_role IS NOT NULL AND r.reg_role <> 'viewer' \
-             AND COALESCE(r.created_by, '') <> '{CREATED_BY}'{org}",
-            org = d.org_filter("r.org_id", p.org.as_deref()),
-        ),
-        &[("registered_role", "r.reg_role".into())],
-    )
-}
-
-/// The SQL of `registered-by-unauthorized`.
-fn registered_by_unauthorized_sql(d: &Dialect, p: &Params) -> String {
-    flagged_registrations(
-        d,
-        &format!(
-            "SELECT r.*, c.org_id AS creator_org, CAST(c.role AS TEXT) AS creator_role \
-             FROM reg r LEFT JOIN users c ON c.id = r.created_by \
-             WHERE (r.created_by IS NULL OR (r.created_by <> '{CREATED_BY}' \
-                    AND (c.id IS NULL OR c.org_id <> r.org_id \
-                         OR CAST(c.role AS TEXT) NOT IN ('owner', 'admin')))){org}",
-            org = d.org_filter("r.org_id", p.org.as_deref()),
-        ),
-        &[
-            ("creator_org", "r.creator_org".into()),
-            ("creator_role", "r.creator_role".into()),
-        ],
-    )
-}
-
-/// The SQL of `registered-before-fix`, or None when it does not apply.
-fn registered_before_fix_sql(d: &Dialect, p: &Params) -> Option<String> {
-    let org_u = d.org_filter("u.org_id", p.org.as_deref());
-    let fixed = p.fixed_at?;
-    Some(per_user(
-        d,
-        &provenance_ctes(d),
-        &format!(
-            "{}{org_u} AND {}",
-            d.ts_cmp("u.created_at", "<", fixed),
-            none_about("clean", "u")
-        ),
-        d.obj(&[
-            ("fixed_at", format!("'{}'", crate::records::iso(fixed))),
-            ("created_by", creators(d)),
-        ]),
-    ))
-}
-
-/// The SQL of `privileged-created-recently`.
-fn privileged_created_recently_sql(d: &Dialect, p: &Params) -> String {
-    let org_u = d.org_filter("u.org_id", p.org.as_deref());
-    per_user(
-        d,
-        &format!("WITH {} ", reg_cte(d)),
-        &format!(
-            "{PRIVILEGED} AND {}{org_u}",
-            d.ts_cmp("u.created_at", ">=", p.since)
-        ),
-        d.obj(&[("created_by", creators(d))]),
-    )
-}
-
-/// The SQL of `brute-force`.
-fn brute_force_sql(d: &Dialect, p: &Params) -> String {
-    let org_a = d.org_filter("org_id", p.org.as_deref());
-    format!(
-        "WITH f AS (SELECT lower({email}) AS email_l, ts, {reason} AS reason FROM audit_logs \
-                    WHERE action = 'login_failed' AND {since} AND {email} IS NOT NULL{org_a}), \
-         w AS (SELECT email_l, ts, reason, \
-                      COUNT(*) OVER (PARTITION BY email_l {minute}) AS per_minute, \
-                      COUNT(*) OVER (PARTITION BY email_l {hour}) AS per_hour FROM f), \
-         b AS (SELECT email_l, MAX(per_minute) AS max_per_minute, MAX(per_hour) AS max_per_hour, \
-                      COUNT(*) AS failures, MIN(ts) AS first_ts, MAX(ts) AS last_ts, {reasons} AS reasons \
-               FROM w GROUP BY email_l HAVING MAX(per_minute) >= {threshold}) \
-         SELECT u.org_id AS org_id, u.id AS user_id, COALESCE(u.email, b.email_l) AS email, \
-                CAST(u.role AS TEXT) AS role, {created} AS created_at, {last} AS at, {ev} AS evidence \
-         FROM b LEFT JOIN users u ON lower(u.email) = b.email_l \
-         ORDER BY b.last_ts",
-        email = d.j("details", "email"),
-        reason = d.j("details", "reason"),
-        since = d.ts_cmp("ts", ">=", p.since),
-        minute = d.following(60),
-        hour = d.following(3600),
-        reasons = d.agg_distinct("reason"),
-        threshold = p.failed_threshold,
-        created = d.ts_text("u.created_at"),
-        last = d.ts_text("b.last_ts"),
-        ev = d.obj(&[
-            ("max_in_60s", "b.max_per_minute".into()),
-            ("max_in_1h", "b.max_per_hour".into()),
-            ("failures", "b.failures".into()),
-            ("first", d.ts_text("b.first_ts")),
-            ("last", d.ts_text("b.last_ts")),
-            ("reasons", "b.reasons".into()),
-        ]),
-    )
-}
-
-/// The SQL of `success-after-failures`.
-fn success_after_failures_sql(d: &Dialect, p: &Params) -> String {
-    let org_a = d.org_filter("org_id", p.org.as_deref());
-    format!(
-        "WITH e AS (SELECT lower({email}) AS email_l, ts, action, \
-                           CASE WHEN action = 'login_failed' THEN 1 ELSE 0 END AS failed \
-                    FROM audit_logs WHERE action IN ('login_failed', 'login_success') \
-                    AND {since_hour} AND {email} IS NOT NULL{org_a}), \
-         w AS (SELECT email_l, ts, action, SUM(failed) OVER (PARTITION BY email_l {hour}) AS failures_before FROM e), \
-         s AS (SELECT email_l, MIN(ts) AS first_success, MAX(failures_before) AS failures, COUNT(*) AS successes \
-               FROM w WHERE action = 'login_success' AND {since} AND failures_before >= {n} GROUP BY email_l) \
-         SELECT u.org_id AS org_id, u.id AS user_id, COALESCE(u.email, s.email_l) AS email, \
-                CAST(u.role AS TEXT) AS role, {created} AS created_at, {at} AS at, {ev} AS evidence \
-         FROM s LEFT JOIN users u ON lower(u.email) = s.email_l \
-         ORDER BY s.first_success",
-        email = d.j("details", "email"),
-        since_hour = d.ts_cmp("ts", ">=", p.since - chrono::Duration::hours(1)),
-        since = d.ts_cmp("ts", ">=", p.since),
-        hour = d.preceding(3600),
-        n = FAILURES_BEFORE_SUCCESS,
-        created = d.ts_text("u.created_at"),
-        at = d.ts_text("s.first_success"),
-        ev = d.obj(&[
-            ("failures_in_prior_hour", "s.failures".into()),
-            ("successes_after_failures", "s.successes".into()),
-            ("first_success", d.ts_text("s.first_success")),
-        ]),
     )
 }
 
@@ -403,63 +153,6 @@ fn privileged_without_password_sql(d: &Dialect, p: &Params) -> String {
         &format!("{PRIVILEGED} AND u.password_hash IS NULL{org_u}"),
         d.obj(&[("password_hash", "NULL".into())]),
     )
-}
-
-/// The SQL of `no-telemetry`.
-fn no_telemetry_sql(d: &Dialect, p: &Params) -> String {
-    let org_u = d.org_filter("u.org_id", p.org.as_deref());
-    let org_a = d.org_filter("org_id", p.org.as_deref());
-    format!(
-        "SELECT NULL AS org_id, NULL AS user_id, NULL AS email, NULL AS role, NULL AS created_at, NULL AS at, \
-                {ev} AS evidence",
-        ev = d.obj(&[
-            (
-                "login_events_since",
-                format!(
-                    "(SELECT COUNT(*) FROM audit_logs WHERE action IN ('login_success', 'login_failed', 'logout') \
-                      AND {}{org_a})",
-                    d.ts_cmp("ts", ">=", p.since)
-                ),
-            ),
-            ("oldest_audit_row", format!("(SELECT {} FROM audit_logs)", d.ts_text("MIN(ts)"))),
-            (
-                "newest_privileged_account",
-                format!("(SELECT {} FROM users u WHERE {PRIVILEGED}{org_u})", d.ts_text("MAX(u.created_at)")),
-            ),
-        ]),
-    )
-}
-
-/// Rows the rules skip: details not an object, no email, a registration without role.
-pub fn unparseable_sql(backend: DbBackend, p: &Params) -> String {
-    let d = Dialect::new(backend);
-    format!(
-        "SELECT COUNT(*) AS n FROM audit_logs \
-         WHERE action IN ('user_registered', 'login_failed', 'login_success', 'logout'){org} \
-         AND (details IS NULL OR NOT {obj} OR {email} IS NULL \
-              OR (action = 'user_registered' AND {role} IS NULL))",
-        org = d.org_filter("org_id", p.org.as_deref()),
-        obj = d.is_obj("details"),
-        email = d.j("details", "email"),
-        role = d.j("details", "role"),
-    )
-}
-
-pub async fn count_unparseable<C: ConnectionTrait>(
-    conn: &C,
-    backend: DbBackend,
-    p: &Params,
-) -> Result<i64> {
-    let row = conn
-        .query_one_raw(Statement::from_string(backend, unparseable_sql(backend, p)))
-        .await
-        .map_err(|e| Error::from_db(e, "counting unparseable audit rows"))?;
-    match row {
-        Some(r) => r
-            .try_get("", "n")
-            .map_err(|e| Error::from_db(e, "counting unparseable audit rows")),
-        None => Ok(0),
-    }
 }
 
 fn text(row: &QueryResult, col: &str) -> Result<Option<String>> {
@@ -764,13 +457,18 @@ fn no_telemetry(evidence: &Value) -> Result<Finding> {
         rule: Rule::NoTelemetry,
         v: evidence,
     };
-    let logins = ev.n("login_events_since")?;
+    // null: there are logins inside --since, and they were not counted (the audit is
+    // conclusive on that count; see `pass::no_telemetry`).
+    let logins = match ev.get("login_events_since")? {
+        Value::Null => None,
+        _ => Some(ev.n("login_events_since")?),
+    };
     let oldest = evidence.get("oldest_audit_row").and_then(Value::as_str);
     let newest_priv = evidence
         .get("newest_privileged_account")
         .and_then(Value::as_str);
     let mut reasons = Vec::new();
-    if logins == 0 {
+    if logins == Some(0) {
         reasons.push("no login events at all inside --since".to_owned());
     }
     match (oldest, newest_priv) {

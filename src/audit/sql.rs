@@ -122,6 +122,60 @@ impl Dialect {
         }
     }
 
+    /// True when any row of the group is: `bool_or` (SQLite: booleans are 0 / 1).
+    pub fn bool_or(&self, expr: &str) -> String {
+        if self.pg {
+            format!("bool_or({expr})")
+        } else {
+            format!("MAX({expr})")
+        }
+    }
+
+    /// `a` and `b` differ, NULL counting as a value.
+    pub fn distinct_from(&self, a: &str, b: &str) -> String {
+        if self.pg {
+            format!("{a} IS DISTINCT FROM {b}")
+        } else {
+            format!("{a} IS NOT {b}")
+        }
+    }
+
+    /// The hour timestamp `col` falls in.
+    pub fn hour(&self, col: &str) -> String {
+        if self.pg {
+            format!("date_trunc('hour', {col})")
+        } else {
+            format!("(CAST(strftime('%s', {col}) AS INTEGER) / 3600)")
+        }
+    }
+
+    /// The hour before hour `h` (a value of [`Dialect::hour`]).
+    pub fn previous_hour(&self, h: &str) -> String {
+        if self.pg {
+            format!("{h} - INTERVAL '1 hour'")
+        } else {
+            format!("{h} - 1")
+        }
+    }
+
+    /// A NULL timestamp (a branch of a UNION without one).
+    pub fn null_ts(&self) -> &'static str {
+        if self.pg {
+            "CAST(NULL AS TIMESTAMP)"
+        } else {
+            "NULL"
+        }
+    }
+
+    /// Timestamp `a` is later than timestamp `b` (both SQL expressions).
+    pub fn later(&self, a: &str, b: &str) -> String {
+        if self.pg {
+            format!("{a} > {b}")
+        } else {
+            format!("julianday({a}) > julianday({b})")
+        }
+    }
+
     /// `AND col = 'org'` when filtering by org (the id is validated; quoted anyway).
     pub fn org_filter(&self, col: &str, org: Option<&str>) -> String {
         org.map(|o| format!(" AND {col} = {}", quote_literal(o)))

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::Ctx;
 use crate::accounts::check_org_id;
-use crate::audit::rules::{self, Params, Rule};
+use crate::audit::rules::{Params, Rule};
 use crate::audit::{Collected, Finding, Risk, RuleCount, Skipped, collect};
 use crate::db;
 use crate::error::Outcome;
@@ -348,16 +348,9 @@ fn show_sql(
     ui: &Output,
 ) -> Result<Outcome> {
     let mut out = String::new();
-    for rule in selected {
-        if let Some(sql) = rules::sql_for(*rule, backend, params) {
-            let _ = writeln!(out, "-- {}\n{sql};\n", rule.name());
-        }
+    for (label, sql) in crate::audit::statements(backend, params, selected) {
+        let _ = writeln!(out, "-- {label}\n{sql};\n");
     }
-    let _ = writeln!(
-        out,
-        "-- unparseable rows\n{};",
-        rules::unparseable_sql(backend, params)
-    );
     ui.write_stdout(out.as_bytes())?;
     Ok(Outcome::Success)
 }

@@ -1,0 +1,145 @@
+-- The floor of scripts/bench-audit.sh: every rule of `audit suspicious-accounts` that
+-- reads audit_logs, plus the unparseable-row count, written by hand the way a DBA
+-- would in psql, independently of the CLI's SQL: one parallel count of the rows no
+-- rule can read; the registrations into a small indexed temporary table; the logins
+-- of the last week read through the index on ts; one plain query per rule. Each query prints `rule <TAB> org_id <TAB> user_id <TAB> email <TAB>
+-- evidence`; the benchmark checks that these are the CLI's findings and evidence.
+--
+-- psql -X -q -tA -F $'\t' -v since="'2026-10-25'" -v fixed="'2026-06-01'" -f scripts/bench-audit-floor.sql URL
+-- (brute-force threshold 10 failures within 60 s, success-after-failures 5 within the
+-- hour before; no --org.) It writes only a temporary table, dropped at COMMIT.
+\set ON_ERROR_STOP on
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SET LOCAL jit = off;
+
+-- unparseable rows: one parallel pass over the table, parsing each document's email.
+SELECT 'unparseable', '', '', '', count(*) FROM audit_logs
+WHERE action IN ('user_registered', 'login_failed', 'login_success', 'logout')
+  AND (details->>'email' IS NULL OR (action = 'user_registered' AND details->>'role' IS NULL));
+
+-- Registrations (objects only), each with whether its creator could make it; the scan
+-- parses only the registrations' documents.
+CREATE TEMP TABLE regs ON COMMIT DROP AS
+SELECT e.id, e.org_id, e.user_id, e.ts, e.email, lower(e.email) AS email_l, e.reg_role, e.created_by,
+       c.id AS creator_id, c.org_id AS creator_org, c.role::text AS creator_role,
+       (e.created_by = 'ecomind-admin'
+        OR (c.org_id = e.org_id AND c.role IN ('owner', 'admin'))) IS TRUE AS authorized
+FROM (SELECT id, org_id, user_id, ts, details->>'email' AS email, details->>'role' AS reg_role,
+             details->>'created_by' AS created_by
+      FROM audit_logs WHERE action = 'user_registered' AND json_typeof(details) = 'object') e
+LEFT JOIN users c ON c.id = e.created_by;
+CREATE INDEX ON regs (user_id);
+CREATE INDEX ON regs (email_l);
+ANALYZE regs;
+
+-- Which registrations are about which user: its user_id, or its email (any case).
+CREATE TEMP TABLE about ON COMMIT DROP AS
+SELECT u.id AS uid, r.* FROM users u JOIN regs r ON r.user_id = u.id
+UNION
+SELECT u.id, r.* FROM users u JOIN regs r ON r.email_l = lower(u.email);
+CREATE INDEX ON about (uid);
+ANALYZE about;
+
+-- privileged-without-provenance
+SELECT 'privileged-without-provenance', u.org_id, u.id, u.email,
+       json_build_object('registrations', (SELECT count(*) FROM about a WHERE a.uid = u.id),
+                         'created_by', (SELECT string_agg(coalesce(a.created_by, '<none>'), ',' ORDER BY coalesce(a.created_by, '<none>'))
+                                        FROM about a WHERE a.uid = u.id))
+FROM users u
+WHERE u.role IN ('owner', 'admin')
+  AND NOT EXISTS (SELECT 1 FROM about a WHERE a.uid = u.id AND a.authorized);
+
+-- registered-before-fix
+SELECT 'registered-before-fix', u.org_id, u.id, u.email,
+       json_build_object('fixed_at', to_char(TIMESTAMP :fixed, 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+                         'created_by', (SELECT string_agg(coalesce(a.created_by, '<none>'), ',' ORDER BY coalesce(a.created_by, '<none>'))
+                                        FROM about a WHERE a.uid = u.id))
+FROM users u
+WHERE u.created_at < TIMESTAMP :fixed
+  AND NOT EXISTS (SELECT 1 FROM about a WHERE a.uid = u.id AND a.authorized
+                  AND (a.reg_role = 'viewer' OR a.created_by = 'ecomind-admin'));
+
+-- privileged-created-recently
+SELECT 'privileged-created-recently', u.org_id, u.id, u.email,
+       json_build_object('created_by', (SELECT string_agg(coalesce(a.created_by, '<none>'), ',' ORDER BY coalesce(a.created_by, '<none>'))
+                                        FROM about a WHERE a.uid = u.id))
+FROM users u
+WHERE u.role IN ('owner', 'admin') AND u.created_at >= TIMESTAMP :since;
+
+-- The user a registration row names: its user_id, else the first user with its email.
+CREATE TEMP TABLE reg_user ON COMMIT DROP AS
+SELECT r.id AS reg_id,
+       CASE WHEN r.user_id IS NOT NULL THEN (SELECT u.id FROM users u WHERE u.id = r.user_id)
+            ELSE (SELECT min(u.id) FROM users u WHERE lower(u.email) = r.email_l) END AS uid
+FROM regs r
+WHERE (r.reg_role <> 'viewer' AND coalesce(r.created_by, '') <> 'ecomind-admin')
+   OR r.created_by IS NULL
+   OR (r.created_by <> 'ecomind-admin' AND (r.creator_id IS NULL OR r.creator_org <> r.org_id
+                                            OR r.creator_role NOT IN ('owner', 'admin')));
+
+-- elevated-role-at-registration
+SELECT 'elevated-role-at-registration', r.org_id, coalesce(u.id, r.user_id), coalesce(u.email, r.email),
+       json_build_object('audit_id', r.id, 'created_by', r.created_by,
+                         'registered_at', to_char(r.ts, 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+                         'registered_role', r.reg_role)
+FROM regs r JOIN reg_user x ON x.reg_id = r.id LEFT JOIN users u ON u.id = x.uid
+WHERE r.reg_role <> 'viewer' AND coalesce(r.created_by, '') <> 'ecomind-admin';
+
+-- registered-by-unauthorized
+SELECT 'registered-by-unauthorized', r.org_id, coalesce(u.id, r.user_id), coalesce(u.email, r.email),
+       json_build_object('audit_id', r.id, 'created_by', r.created_by,
+                         'registered_at', to_char(r.ts, 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+                         'creator_org', r.creator_org, 'creator_role', r.creator_role)
+FROM regs r JOIN reg_user x ON x.reg_id = r.id LEFT JOIN users u ON u.id = x.uid
+WHERE r.created_by IS NULL
+   OR (r.created_by <> 'ecomind-admin' AND (r.creator_id IS NULL OR r.creator_org <> r.org_id
+                                            OR r.creator_role NOT IN ('owner', 'admin')));
+
+-- brute-force: an email with 10 failures within 60 s (the 9th next failure within
+-- 60 s), then its exact windows.
+WITH f AS (SELECT lower(details->>'email') AS email_l, ts, details->>'reason' AS reason FROM audit_logs
+           WHERE action = 'login_failed' AND ts >= TIMESTAMP :since AND details->>'email' IS NOT NULL),
+hot AS (SELECT DISTINCT email_l FROM (
+          SELECT email_l, ts, lead(ts, 9) OVER (PARTITION BY email_l ORDER BY ts) AS ts9 FROM f) s
+        WHERE ts9 <= ts + INTERVAL '60 seconds'),
+win AS (SELECT f.email_l, f.ts, f.reason,
+               count(*) OVER (PARTITION BY f.email_l ORDER BY f.ts RANGE BETWEEN CURRENT ROW AND INTERVAL '60 seconds' FOLLOWING) AS m,
+               count(*) OVER (PARTITION BY f.email_l ORDER BY f.ts RANGE BETWEEN CURRENT ROW AND INTERVAL '1 hour' FOLLOWING) AS h
+        FROM f JOIN hot USING (email_l)),
+agg AS (SELECT email_l, max(m) AS m, max(h) AS h, count(*) AS n, min(ts) AS first, max(ts) AS last,
+               string_agg(DISTINCT reason, ',') AS reasons
+        FROM win GROUP BY email_l)
+SELECT 'brute-force', u.org_id, u.id, coalesce(u.email, a.email_l),
+       json_build_object('max_in_60s', a.m, 'max_in_1h', a.h, 'failures', a.n,
+                         'first', to_char(a.first, 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+                         'last', to_char(a.last, 'YYYY-MM-DD"T"HH24:MI:SS.US'), 'reasons', a.reasons)
+FROM agg a LEFT JOIN users u ON lower(u.email) = a.email_l;
+
+-- success-after-failures: a success with 5 failures of the same email in the hour
+-- before it (inclusive), inside --since.
+WITH l AS (SELECT lower(details->>'email') AS email_l, ts, action FROM audit_logs
+           WHERE action IN ('login_failed', 'login_success') AND ts >= TIMESTAMP :since - INTERVAL '1 hour'
+             AND details->>'email' IS NOT NULL),
+hot AS (SELECT DISTINCT email_l FROM (
+          SELECT email_l, ts, lag(ts, 4) OVER (PARTITION BY email_l ORDER BY ts) AS ts4
+          FROM l WHERE action = 'login_failed') s
+        WHERE ts4 >= ts - INTERVAL '1 hour'),
+win AS (SELECT l.email_l, l.ts, l.action,
+               count(*) FILTER (WHERE l.action = 'login_failed')
+                 OVER (PARTITION BY l.email_l ORDER BY l.ts RANGE BETWEEN INTERVAL '1 hour' PRECEDING AND CURRENT ROW) AS before
+        FROM l JOIN hot USING (email_l)),
+agg AS (SELECT email_l, min(ts) AS first, max(before) AS n, count(*) AS k FROM win
+        WHERE action = 'login_success' AND ts >= TIMESTAMP :since AND before >= 5 GROUP BY email_l)
+SELECT 'success-after-failures', u.org_id, u.id, coalesce(u.email, a.email_l),
+       json_build_object('failures_in_prior_hour', a.n, 'successes_after_failures', a.k,
+                         'first_success', to_char(a.first, 'YYYY-MM-DD"T"HH24:MI:SS.US'))
+FROM agg a LEFT JOIN users u ON lower(u.email) = a.email_l;
+
+-- no-telemetry: only when the audit is inconclusive (n: whether any login exists).
+SELECT 'no-telemetry', '', '', '', json_build_object('login_events_since', n)
+FROM (SELECT (SELECT count(*) FROM (SELECT 1 FROM audit_logs WHERE action IN ('login_success', 'login_failed', 'logout')
+                                      AND ts >= TIMESTAMP :since LIMIT 1) x) AS n,
+             (SELECT min(ts) FROM audit_logs) AS oldest,
+             (SELECT max(created_at) FROM users WHERE role IN ('owner', 'admin')) AS newest) s
+WHERE n = 0 OR (oldest IS NULL AND newest IS NOT NULL) OR oldest > newest;
+COMMIT;
