@@ -99,7 +99,10 @@ done
 for _ in $(seq 1 "$RUNS"); do
     t_huge+=("$(ms ours "$HUGE")")
 done
-rss_kb=$( { DATABASE_URL="$base/$BIG" /usr/bin/time -f '%M' "$BIN" "${ARGS[@]}" >/dev/null 2>/dev/null; } 2>&1 | tail -1 )
+RSS_FILE=$(mktemp)
+trap 'rm -f "$RSS_FILE"' EXIT
+DATABASE_URL="$base/$BIG" /usr/bin/time -o "$RSS_FILE" -f '%M' "$BIN" "${ARGS[@]}" >/dev/null 2>&1
+rss_kb=$(tail -1 "$RSS_FILE")
 findings=$(ours "$BIG" | python3 -c 'import json,sys; s=json.load(sys.stdin)["summary"]; print(s["critical"], "critical,", s["warning"], "warning,", s["info"], "info")')
 
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
