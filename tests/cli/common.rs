@@ -132,7 +132,13 @@ pub struct PgDb {
 
 impl PgDb {
     pub fn new() -> Self {
-        let admin = url::Url::parse(&admin_url()).expect("ECOMIND_TEST_DATABASE_URL is a URL");
+        Self::on(&admin_url())
+    }
+
+    /// A database of our own on the server of superuser URL `admin` (the version
+    /// matrix's servers).
+    pub fn on(admin: &str) -> Self {
+        let admin = url::Url::parse(admin).expect("the admin URL is a URL");
         let name = format!(
             "ecomind_t_{}_{}_{}",
             std::process::id(),

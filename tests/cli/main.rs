@@ -10,6 +10,7 @@ mod baseline;
 mod bootstrap;
 mod cli_meta;
 mod common;
+mod compat;
 mod coverage;
 mod field_safety;
 mod hardening;
