@@ -45,13 +45,48 @@ FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid JOIN pg_namespace n ON n.oi
 WHERE n.nspname = 'public' GROUP BY t.typname \
 ORDER BY 1";
 
+/// The roles of a managed database, on the server of superuser URL `admin`: an owner
+/// that is not a superuser (it owns the test database, as on managed services, with the
+/// server's default privileges on `public`), and a reader with only CONNECT and SELECT.
+const OWNER: &str = "ecomind_compat_owner";
+const READER: &str = "ecomind_compat_reader";
+const ROLE_PW: &str = "compat-role-pw";
+
+fn managed(db: &PgDb, admin: &str) {
+    psql(
+        admin,
+        &format!(
+            "DO $$ BEGIN \
+               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{OWNER}') THEN \
+                 CREATE ROLE {OWNER} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{ROLE_PW}'; END IF; \
+               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{READER}') THEN \
+                 CREATE ROLE {READER} LOGIN NOSUPERUSER PASSWORD '{ROLE_PW}'; END IF; \
+             END $$"
+        ),
+    );
+    psql(
+        admin,
+        &format!(
+            "ALTER DATABASE {db} OWNER TO {OWNER}; REVOKE ALL ON DATABASE {db} FROM PUBLIC; \
+             GRANT CONNECT ON DATABASE {db} TO {READER}",
+            db = db.name
+        ),
+    );
+}
+
 fn compatibility_set(major: u32) {
     let url = server(major);
     let v = format!("PostgreSQL {major}");
 
-    // migrate up makes exactly the API's schema, catalog for catalog, on this server.
+    // migrate up, as the owner of the database (not a superuser), makes exactly the
+    // API's schema, catalog for catalog, on this server.
     let ours = PgDb::on(&url);
-    let r = ours.run(&["migrate", "up"]);
+    managed(&ours, &url);
+    let owner = ours.url_as(OWNER, ROLE_PW);
+    let reader = ours.url_as(READER, ROLE_PW);
+    let as_owner = |args: &[&str]| ours.run_at(&owner, args);
+    let as_reader = |args: &[&str]| ours.run_at(&reader, args);
+    let r = as_owner(&["migrate", "up"]);
     assert_eq!(r.code, 0, "{v}: migrate up: {}", r.stderr);
     let theirs = PgDb::on(&url);
     theirs.load(&reference("ecomind-api-schema.sql"));
@@ -61,16 +96,68 @@ fn compatibility_set(major: u32) {
         "{v}: migrate up vs the API's schema"
     );
 
-    // status, verify-schema clean and with drift.
-    let r = ours.run(&["migrate", "status", "--format", "json"]);
-    assert_eq!(r.code, 0, "{v}: status: {}", r.stderr);
-    let r = ours.run(&["verify-schema", "--strict"]);
-    assert_eq!(r.code, 0, "{v}: verify-schema: {}{}", r.stdout, r.stderr);
-    ours.psql("DROP INDEX ix_audit_logs_ts");
-    let r = ours.run(&["verify-schema", "--format", "json"]);
+    // The read commands as the reader (CONNECT, and SELECT on the tables).
+    psql(
+        &owner,
+        &format!("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {READER}"),
+    );
+    for args in [
+        &["migrate", "status"][..],
+        &["migrate", "current", "--check"],
+        &["verify-schema", "--strict"],
+        &["audit", "suspicious-accounts", "--fail-on", "never"],
+        &["baseline", "--dry-run"],
+    ] {
+        let r = as_reader(args);
+        // baseline --dry-run on a managed database: refused (exit 4), read-only.
+        let want = if args[0] == "baseline" { 4 } else { 0 };
+        assert_eq!(
+            r.code, want,
+            "{v}: {args:?} as the reader: {}{}",
+            r.stdout, r.stderr
+        );
+    }
+    // doctor says, per command, what each role may run.
+    let may = |r: Run| {
+        r.json()["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "privileges")
+            .unwrap()["details"]
+            .clone()
+    };
+    let p = may(as_reader(&["doctor", "--format", "json"]));
+    // Before 15, PUBLIC may CREATE in the public schema: anyone may create the
+    // bookkeeping table that baseline adds.
+    for (cmd, ok) in [
+        ("migrate", false),
+        ("baseline", major < 15),
+        ("create-org", false),
+        ("create-admin", false),
+        ("verify-schema", true),
+        ("audit", true),
+    ] {
+        assert_eq!(p[cmd], ok, "{v}: doctor as the reader, {cmd}: {p}");
+    }
+    let p = may(as_owner(&["doctor", "--format", "json"]));
+    for cmd in [
+        "migrate",
+        "baseline",
+        "create-org",
+        "create-admin",
+        "verify-schema",
+        "audit",
+    ] {
+        assert_eq!(p[cmd], true, "{v}: doctor as the owner, {cmd}: {p}");
+    }
+
+    // verify-schema with drift.
+    psql(&owner, "DROP INDEX ix_audit_logs_ts");
+    let r = as_reader(&["verify-schema", "--format", "json"]);
     assert_eq!(r.code, 1, "{v}: verify-schema with drift: {}", r.stderr);
     assert_eq!(r.json()["findings"][0]["kind"], "index_missing", "{v}");
-    ours.psql("CREATE INDEX ix_audit_logs_ts ON audit_logs (ts)");
+    psql(&owner, "CREATE INDEX ix_audit_logs_ts ON audit_logs (ts)");
 
     // baseline detects the hand-made schema (002) and the Alembic fixture (001).
     let r = theirs.run(&["baseline", "--dry-run", "--format", "json"]);
@@ -82,11 +169,12 @@ fn compatibility_set(major: u32) {
     assert_eq!(r.code, 0, "{v}: baseline: {}", r.stderr);
     assert_eq!(r.json()["detected"]["alembic_revision"], "001", "{v}");
 
-    // create-org, create-admin.
-    let r = ours.run(&["create-org", "--id", "org_0123456789ab", "--name", "Acme"]);
+    // create-org, create-admin, as the owner.
+    let r = as_owner(&["create-org", "--id", "org_0123456789ab", "--name", "Acme"]);
     assert_eq!(r.code, 0, "{v}: create-org: {}", r.stderr);
     let r = Run::from(
         ours.cmd()
+            .env("DATABASE_URL", &owner)
             .args([
                 "create-admin",
                 "--org",
@@ -106,7 +194,7 @@ fn compatibility_set(major: u32) {
     assert_eq!(audit.run(&["migrate", "up"]).code, 0, "{v}");
     audit.load(&reference("audit-fixture.sql"));
     crate::audit::check_exactly_the_planted_findings(&|a| audit.run(a));
-    let r = ours.run(&["doctor", "--format", "json"]);
+    let r = as_owner(&["doctor", "--format", "json"]);
     assert!(matches!(r.code, 0 | 1), "{v}: doctor: {}", r.stderr);
     let checks = r.json()["checks"].as_array().unwrap().clone();
     for check in ["connection", "migrations", "schema", "privileges"] {
@@ -114,11 +202,17 @@ fn compatibility_set(major: u32) {
         assert_ne!(c["status"], "fail", "{v}: doctor {check}: {c}");
     }
 
-    // down and up again.
-    let r = ours.run(&["migrate", "down", "--all", "--yes"]);
+    // The reader cannot write: refused before anything changes.
+    let before = psql(&owner, "SELECT count(*) FROM users");
+    let r = as_reader(&["create-org", "--name", "Nope"]);
+    assert_ne!(r.code, 0, "{v}: create-org as the reader");
+    assert_eq!(psql(&owner, "SELECT count(*) FROM users"), before, "{v}");
+
+    // down and up again, as the owner.
+    let r = as_owner(&["migrate", "down", "--all", "--yes"]);
     assert_eq!(r.code, 0, "{v}: migrate down --all: {}", r.stderr);
     assert_eq!(ours.tables(), vec!["seaql_migrations"], "{v}");
-    assert_eq!(ours.run(&["migrate", "up"]).code, 0, "{v}");
+    assert_eq!(as_owner(&["migrate", "up"]).code, 0, "{v}");
 }
 
 macro_rules! versions {
