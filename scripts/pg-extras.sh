@@ -5,6 +5,7 @@
 #                               for DNS:localhost only (so 127.0.0.1 fails verify-full)
 #   ECOMIND_TEST_STANDBY_URL    a streaming hot standby made with pg_basebackup
 #   ECOMIND_TEST_PGBOUNCER_URL  PgBouncer in transaction pooling mode in front of the server
+#   ECOMIND_TEST_PGBOUNCER_SESSION_URL  the same in session pooling mode
 # Everything else goes to stderr. Installs pgbouncer with apt when missing (as root).
 set -euo pipefail
 ADMIN_URL="$1"
@@ -88,28 +89,34 @@ if ! command -v pgbouncer >/dev/null; then
         log "pgbouncer is not installed (apt-get install pgbouncer, or run as root)"; exit 1
     fi
 fi
-BPORT=6432
-BDIR="$WORK/pgbouncer"
-if ! "$BIN/pg_isready" -q -h 127.0.0.1 -p "$BPORT"; then
-    log "starting pgbouncer (transaction pooling) on port $BPORT"
-    mkdir -p "$BDIR"
-    printf '"%s" "%s"\n' "$PGUSER_" "$PGPASS_" > "$BDIR/userlist.txt"
-    cat > "$BDIR/pgbouncer.ini" <<INI
+# PgBouncer in its stock configuration (only [databases], auth and pool_mode), in
+# transaction pooling mode on 6432 and in session pooling mode on 6433.
+start_bouncer() { # port mode
+    local bport=$1 mode=$2 bdir="$WORK/pgbouncer-$2"
+    if ! "$BIN/pg_isready" -q -h 127.0.0.1 -p "$bport"; then
+        log "starting pgbouncer ($mode pooling) on port $bport"
+        mkdir -p "$bdir"
+        printf '"%s" "%s"\n' "$PGUSER_" "$PGPASS_" > "$bdir/userlist.txt"
+        cat > "$bdir/pgbouncer.ini" <<INI
 [databases]
 * = host=127.0.0.1 port=$PORT
 
 [pgbouncer]
 listen_addr = 127.0.0.1
-listen_port = $BPORT
+listen_port = $bport
 unix_socket_dir =
 auth_type = scram-sha-256
-auth_file = $BDIR/userlist.txt
-pool_mode = transaction
-pidfile = $BDIR/pgbouncer.pid
-logfile = $BDIR/pgbouncer.log
+auth_file = $bdir/userlist.txt
+pool_mode = $mode
+pidfile = $bdir/pgbouncer.pid
+logfile = $bdir/pgbouncer.log
 INI
-    [[ $(id -u) -eq 0 ]] && chown -R postgres:postgres "$BDIR" && chmod 600 "$BDIR/userlist.txt"
-    "${RUNAS[@]}" pgbouncer -d "$BDIR/pgbouncer.ini" >&2
-    for _ in $(seq 1 50); do "$BIN/pg_isready" -q -h 127.0.0.1 -p "$BPORT" && break; sleep 0.2; done
-fi
-echo "export ECOMIND_TEST_PGBOUNCER_URL='postgres://$PGUSER_:$PGPASS_@127.0.0.1:$BPORT/postgres'"
+        [[ $(id -u) -eq 0 ]] && chown -R postgres:postgres "$bdir" && chmod 600 "$bdir/userlist.txt"
+        "${RUNAS[@]}" pgbouncer -d "$bdir/pgbouncer.ini" >&2
+        for _ in $(seq 1 50); do "$BIN/pg_isready" -q -h 127.0.0.1 -p "$bport" && break; sleep 0.2; done
+    fi
+}
+start_bouncer 6432 transaction
+start_bouncer 6433 session
+echo "export ECOMIND_TEST_PGBOUNCER_URL='postgres://$PGUSER_:$PGPASS_@127.0.0.1:6432/postgres'"
+echo "export ECOMIND_TEST_PGBOUNCER_SESSION_URL='postgres://$PGUSER_:$PGPASS_@127.0.0.1:6433/postgres'"

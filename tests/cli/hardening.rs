@@ -19,8 +19,18 @@ fn at(base: &str, db: &str) -> String {
 
 #[test]
 fn pgbouncer_transaction_pooling_concurrent_migrations() {
+    through_pgbouncer("ECOMIND_TEST_PGBOUNCER_URL");
+}
+
+#[test]
+fn pgbouncer_session_pooling_concurrent_migrations() {
+    through_pgbouncer("ECOMIND_TEST_PGBOUNCER_SESSION_URL");
+}
+
+/// 8 concurrent `migrate up`, verify-schema and the audit through a stock PgBouncer.
+fn through_pgbouncer(url_env: &str) {
     let db = PgDb::new();
-    let via = at(&env("ECOMIND_TEST_PGBOUNCER_URL"), &db.name);
+    let via = at(&env(url_env), &db.name);
     let children: Vec<Child> = (0..8)
         .map(|_| {
             db.std_cmd()
