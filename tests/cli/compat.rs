@@ -50,6 +50,8 @@ ORDER BY 1";
 /// server's default privileges on `public`), and a reader with only CONNECT and SELECT.
 const OWNER: &str = "ecomind_compat_owner";
 const READER: &str = "ecomind_compat_reader";
+/// A role with only what the README's grants table lists for create-org and create-admin.
+const WRITER: &str = "ecomind_compat_writer";
 const ROLE_PW: &str = "compat-role-pw";
 
 fn managed(db: &PgDb, admin: &str) {
@@ -61,6 +63,8 @@ fn managed(db: &PgDb, admin: &str) {
                  CREATE ROLE {OWNER} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{ROLE_PW}'; END IF; \
                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{READER}') THEN \
                  CREATE ROLE {READER} LOGIN NOSUPERUSER PASSWORD '{ROLE_PW}'; END IF; \
+               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{WRITER}') THEN \
+                 CREATE ROLE {WRITER} LOGIN NOSUPERUSER PASSWORD '{ROLE_PW}'; END IF; \
              END $$"
         ),
     );
@@ -68,7 +72,7 @@ fn managed(db: &PgDb, admin: &str) {
         admin,
         &format!(
             "ALTER DATABASE {db} OWNER TO {OWNER}; REVOKE ALL ON DATABASE {db} FROM PUBLIC; \
-             GRANT CONNECT ON DATABASE {db} TO {READER}",
+             GRANT CONNECT ON DATABASE {db} TO {READER}, {WRITER}",
             db = db.name
         ),
     );
@@ -168,6 +172,53 @@ fn compatibility_set(major: u32) {
     let r = alembic.run(&["baseline", "--yes", "--format", "json"]);
     assert_eq!(r.code, 0, "{v}: baseline: {}", r.stderr);
     assert_eq!(r.json()["detected"]["alembic_revision"], "001", "{v}");
+
+    // create-org and create-admin with only the grants the README lists for them.
+    psql(
+        &owner,
+        &format!(
+            "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {WRITER}; \
+             GRANT INSERT ON orgs, users, audit_logs TO {WRITER}"
+        ),
+    );
+    let writer = ours.url_as(WRITER, ROLE_PW);
+    let p = may(ours.run_at(&writer, &["doctor", "--format", "json"]));
+    for (cmd, ok) in [
+        ("migrate", false),
+        ("create-org", true),
+        ("create-admin", true),
+    ] {
+        assert_eq!(p[cmd], ok, "{v}: doctor as the writer, {cmd}: {p}");
+    }
+    let r = ours.run_at(
+        &writer,
+        &["create-org", "--id", "org_00000000000w", "--name", "W"],
+    );
+    assert_eq!(
+        r.code, 0,
+        "{v}: create-org with the README's grants: {}",
+        r.stderr
+    );
+    let r = Run::from(
+        ours.cmd()
+            .env("DATABASE_URL", &writer)
+            .args([
+                "create-admin",
+                "--org",
+                "org_00000000000w",
+                "--email",
+                "w@acme.test",
+            ])
+            .args(["--password-stdin", "--bcrypt-cost", "4"])
+            .write_stdin("a strong password 1\n")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(
+        r.code, 0,
+        "{v}: create-admin with the README's grants: {}",
+        r.stderr
+    );
 
     // create-org, create-admin, as the owner.
     let r = as_owner(&["create-org", "--id", "org_0123456789ab", "--name", "Acme"]);
