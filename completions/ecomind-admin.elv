@@ -35,6 +35,8 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand baseline 'Adopt an existing database (hand-made or Alembic-managed) after proving which version its schema is; --undo removes the baseline'
             cand create-org 'Create an organization (with an audit_logs row)'
             cand create-admin 'Create an owner or admin who can log in to the API (with an audit_logs row)'
+            cand users 'The API''s users: list them (read-only)'
+            cand orgs 'The API''s organizations: list them (read-only)'
             cand audit 'Security audits (read-only)'
             cand verify-schema 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
             cand doctor 'Check everything a deploy needs (exit 1 when something blocks it). Read-only'
@@ -202,6 +204,82 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'ecomind-admin;users'= {
+            cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
+            cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
+            cand --format 'Output format of the result on stdout'
+            cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
+            cand -q 'Print only the result and errors: no notes or progress'
+            cand --quiet 'Print only the result and errors: no notes or progress'
+            cand -v 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand --verbose 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand list 'List users, sorted by org and email (table, JSON or CSV; streamed)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ecomind-admin;users;list'= {
+            cand --org 'Only the users of this organization (it must exist)'
+            cand --role 'Only users with this role (repeatable)'
+            cand --email-like 'Only emails matching this SQL LIKE pattern, ignoring case (% any, _ one character)'
+            cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
+            cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
+            cand --format 'Output format of the result on stdout'
+            cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
+            cand --privileged 'Only owners and admins (the same as --role owner --role admin)'
+            cand -q 'Print only the result and errors: no notes or progress'
+            cand --quiet 'Print only the result and errors: no notes or progress'
+            cand -v 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand --verbose 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ecomind-admin;users;help'= {
+            cand list 'List users, sorted by org and email (table, JSON or CSV; streamed)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ecomind-admin;users;help;list'= {
+        }
+        &'ecomind-admin;users;help;help'= {
+        }
+        &'ecomind-admin;orgs'= {
+            cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
+            cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
+            cand --format 'Output format of the result on stdout'
+            cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
+            cand -q 'Print only the result and errors: no notes or progress'
+            cand --quiet 'Print only the result and errors: no notes or progress'
+            cand -v 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand --verbose 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand list 'List organizations with their number of users, sorted by id (table, JSON or CSV)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ecomind-admin;orgs;list'= {
+            cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
+            cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
+            cand --format 'Output format of the result on stdout'
+            cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
+            cand -q 'Print only the result and errors: no notes or progress'
+            cand --quiet 'Print only the result and errors: no notes or progress'
+            cand -v 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand --verbose 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ecomind-admin;orgs;help'= {
+            cand list 'List organizations with their number of users, sorted by id (table, JSON or CSV)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ecomind-admin;orgs;help;list'= {
+        }
+        &'ecomind-admin;orgs;help;help'= {
+        }
         &'ecomind-admin;audit'= {
             cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
             cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
@@ -305,6 +383,8 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand baseline 'Adopt an existing database (hand-made or Alembic-managed) after proving which version its schema is; --undo removes the baseline'
             cand create-org 'Create an organization (with an audit_logs row)'
             cand create-admin 'Create an owner or admin who can log in to the API (with an audit_logs row)'
+            cand users 'The API''s users: list them (read-only)'
+            cand orgs 'The API''s organizations: list them (read-only)'
             cand audit 'Security audits (read-only)'
             cand verify-schema 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
             cand doctor 'Check everything a deploy needs (exit 1 when something blocks it). Read-only'
@@ -331,6 +411,16 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         &'ecomind-admin;help;create-org'= {
         }
         &'ecomind-admin;help;create-admin'= {
+        }
+        &'ecomind-admin;help;users'= {
+            cand list 'List users, sorted by org and email (table, JSON or CSV; streamed)'
+        }
+        &'ecomind-admin;help;users;list'= {
+        }
+        &'ecomind-admin;help;orgs'= {
+            cand list 'List organizations with their number of users, sorted by id (table, JSON or CSV)'
+        }
+        &'ecomind-admin;help;orgs;list'= {
         }
         &'ecomind-admin;help;audit'= {
             cand suspicious-accounts 'Find accounts that abused the fixed registration hole, and accounts under attack'

@@ -135,3 +135,155 @@ pub async fn find_by_email<C: sea_orm::ConnectionTrait>(
         .await
         .map_err(|e| Error::from_db(e, "looking up the email"))
 }
+
+/// Which users `users list` shows (all when empty).
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    pub org: Option<String>,
+    /// Role labels (`owner`, `admin`, ...); none: every role.
+    pub roles: Vec<&'static str>,
+    /// A LIKE pattern matched against the lowercased email.
+    pub email_like: Option<String>,
+}
+
+/// One user as `users list` shows it: never the hash, only whether one is set (None:
+/// the database is at revision 001, with no password_hash column).
+#[derive(Debug, Clone, sea_orm::FromQueryResult, serde::Serialize)]
+pub struct UserListing {
+    pub id: String,
+    pub org_id: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub role: Option<String>,
+    #[serde(serialize_with = "iso_opt")]
+    pub created_at: Option<chrono::NaiveDateTime>,
+    pub has_password: Option<bool>,
+}
+
+/// One organization as `orgs list` shows it, with its number of users.
+#[derive(Debug, Clone, sea_orm::FromQueryResult, serde::Serialize)]
+pub struct OrgListing {
+    pub id: String,
+    pub name: String,
+    pub plan: Option<String>,
+    #[serde(serialize_with = "iso_opt")]
+    pub created_at: Option<chrono::NaiveDateTime>,
+    pub users: i64,
+}
+
+fn iso_opt<S: serde::Serializer>(
+    t: &Option<chrono::NaiveDateTime>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&records::iso(*t)),
+        None => s.serialize_none(),
+    }
+}
+
+/// Every user matching `filter`, sorted by org, email and id, streamed to `each` (which
+/// returns false to stop), in one read-only snapshot: memory stays flat whatever the
+/// number of users.
+pub async fn each_user(
+    db: &crate::db::Db,
+    filter: &UserFilter,
+    mut each: impl FnMut(UserListing) -> Result<bool>,
+) -> Result<()> {
+    crate::db::read_in(db.snapshot().await?, async |txn| {
+        crate::migrations::ensure_api_tables(txn).await?;
+        let has_hash =
+            crate::migrations::has_column(txn, db.backend, "users", "password_hash").await?;
+        let stmt = users_statement(db.backend, filter, has_hash);
+        stream_rows(txn, stmt, "listing users", &mut each).await
+    })
+    .await
+}
+
+/// Stream the rows of `stmt`, each decoded into `T` (a missing column is an error), to
+/// `each` until it returns false.
+async fn stream_rows<T: sea_orm::FromQueryResult>(
+    txn: &sea_orm::DatabaseTransaction,
+    stmt: sea_orm::Statement,
+    what: &str,
+    each: &mut impl FnMut(T) -> Result<bool>,
+) -> Result<()> {
+    use futures_util::StreamExt;
+    use sea_orm::StreamTrait;
+    let mut stream = txn
+        .stream_raw(stmt)
+        .await
+        .map_err(|e| Error::from_db(e, what))?;
+    while let Some(row) = stream.next().await {
+        let row = row.map_err(|e| Error::from_db(e, what))?;
+        let item = T::from_query_result(&row, "").map_err(|e| Error::from_db(e, what))?;
+        if !each(item)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The statement of `users list`: the org and the pattern are bound values; the roles
+/// are labels of our own enum.
+pub fn users_statement(
+    backend: sea_orm::DbBackend,
+    filter: &UserFilter,
+    has_hash: bool,
+) -> sea_orm::Statement {
+    let pg = backend == sea_orm::DbBackend::Postgres;
+    let mut values: Vec<sea_orm::Value> = Vec::new();
+    let mut conds: Vec<String> = Vec::new();
+    let param = |v: String, values: &mut Vec<sea_orm::Value>| {
+        values.push(v.into());
+        if pg {
+            format!("${}", values.len())
+        } else {
+            "?".to_owned()
+        }
+    };
+    if let Some(org) = &filter.org {
+        let p = param(org.clone(), &mut values);
+        conds.push(format!("org_id = {p}"));
+    }
+    if let Some(pattern) = &filter.email_like {
+        let p = param(pattern.to_lowercase(), &mut values);
+        conds.push(format!("lower(email) LIKE {p}"));
+    }
+    if !filter.roles.is_empty() {
+        let labels: Vec<String> = filter.roles.iter().map(|r| format!("'{r}'")).collect();
+        conds.push(format!("CAST(role AS TEXT) IN ({})", labels.join(", ")));
+    }
+    let sql = format!(
+        "SELECT id, org_id, email, name, CAST(role AS TEXT) AS role, created_at, {hash} AS has_password \
+         FROM users{where_} ORDER BY org_id, email, id",
+        hash = if has_hash {
+            "(password_hash IS NOT NULL)"
+        } else if pg {
+            "CAST(NULL AS BOOLEAN)"
+        } else {
+            "NULL"
+        },
+        where_ = if conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conds.join(" AND "))
+        },
+    );
+    sea_orm::Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// Every organization with its number of users, sorted by id, streamed to `each`.
+pub async fn each_org(
+    db: &crate::db::Db,
+    mut each: impl FnMut(OrgListing) -> Result<bool>,
+) -> Result<()> {
+    crate::db::read_in(db.snapshot().await?, async |txn| {
+        crate::migrations::ensure_api_tables(txn).await?;
+        let sql = "SELECT o.id, o.name, CAST(o.plan AS TEXT) AS plan, o.created_at, COALESCE(c.n, 0) AS users \
+                   FROM orgs o LEFT JOIN (SELECT org_id, COUNT(*) AS n FROM users GROUP BY org_id) c \
+                   ON c.org_id = o.id ORDER BY o.id";
+        let stmt = sea_orm::Statement::from_string(db.backend, sql);
+        stream_rows(txn, stmt, "listing organizations", &mut each).await
+    })
+    .await
+}

@@ -53,6 +53,14 @@ pub enum Command {
     /// Create an owner or admin who can log in to the API (with an audit_logs row).
     CreateAdmin(commands::create_admin::CreateAdminArgs),
 
+    /// The API's users: list them (read-only).
+    #[command(subcommand)]
+    Users(commands::users::UsersCommand),
+
+    /// The API's organizations: list them (read-only).
+    #[command(subcommand)]
+    Orgs(commands::orgs::OrgsCommand),
+
     /// Security audits (read-only).
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),

@@ -34,9 +34,14 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         panic!("ECOMIND_TEST_PANIC is set");
     }
     let ui = Output::new(&cli.global);
-    if ui.format == cli::Format::Csv && !matches!(cli.command, Command::Audit(_)) {
+    if ui.format == cli::Format::Csv
+        && !matches!(
+            cli.command,
+            Command::Audit(_) | Command::Users(_) | Command::Orgs(_)
+        )
+    {
         return Err(error::Error::usage(
-            "--format csv is only supported by `audit suspicious-accounts`",
+            "--format csv is only supported by `audit suspicious-accounts`, `users list` and `orgs list`",
             "use --format table or --format json",
         ));
     }
@@ -60,6 +65,8 @@ async fn dispatch(cli: &Cli, ui: &Output) -> Result<Outcome> {
         Command::Baseline(args) => commands::baseline::run(args, &ctx()?).await,
         Command::VerifySchema(args) => commands::verify_schema::run(args, &ctx()?).await,
         Command::Doctor(args) => commands::doctor::run(args, &ctx()?).await,
+        Command::Users(cmd) => commands::users::run(cmd, &ctx()?).await,
+        Command::Orgs(cmd) => commands::orgs::run(cmd, &ctx()?).await,
         Command::Man => docs::man(ui).map(|_| Outcome::Success),
         Command::Completions(args) => docs::completions(args.shell, ui).map(|_| Outcome::Success),
     }

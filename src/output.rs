@@ -461,3 +461,102 @@ pub fn plural(n: impl Into<i128>, one: &str, many: &str) -> String {
 pub fn or_dash<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "-".to_owned())
 }
+
+/// Rows written as they come, whatever their number: one JSON document
+/// `{"<key>": [...], "count": N}` (one object per line), CSV (a header, then neutralized
+/// cells) or tables of at most [`RowStream::PAGE`] rows. Stops quietly when the reader
+/// of stdout goes away ([`RowStream::row`] returns false).
+pub struct RowStream<'a> {
+    ui: &'a Output,
+    header: &'a [&'a str],
+    count: usize,
+    page: Option<SafeTable>,
+}
+
+impl<'a> RowStream<'a> {
+    /// Rows per table in the human format (memory stays flat).
+    pub const PAGE: usize = 1000;
+
+    pub fn start(ui: &'a Output, key: &str, header: &'a [&'a str]) -> Result<Self> {
+        match ui.format {
+            Format::Json => ui.write_stdout(format!("{{\n  \"{key}\": [").as_bytes())?,
+            Format::Csv => ui.write_stdout(&csv_record(header.iter().copied())?)?,
+            Format::Table => {}
+        }
+        Ok(Self {
+            ui,
+            header,
+            count: 0,
+            page: None,
+        })
+    }
+
+    /// One row: `json` for --format json, `cells` (in the header's order) otherwise.
+    /// False when stdout is gone: the caller stops reading.
+    pub fn row(&mut self, json: &impl Serialize, cells: &[String]) -> Result<bool> {
+        if self.ui.stdout_closed.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        match self.ui.format {
+            Format::Json => {
+                let obj = serde_json::to_string(json)
+                    .map_err(|e| Error::internal(format!("cannot serialize a row: {e}")))?;
+                let sep = if self.count == 0 { "\n    " } else { ",\n    " };
+                self.ui.write_stdout(format!("{sep}{obj}").as_bytes())?;
+            }
+            Format::Csv => {
+                let line = csv_record(cells.iter().map(|c| csv_cell(c)))?;
+                self.ui.write_stdout(&line)?;
+            }
+            Format::Table => {
+                let page = self.page.get_or_insert_with(|| self.ui.table(self.header));
+                page.add_row(cells);
+                if (self.count + 1).is_multiple_of(Self::PAGE) {
+                    self.flush_page()?;
+                }
+            }
+        }
+        self.count += 1;
+        Ok(true)
+    }
+
+    fn flush_page(&mut self) -> Result<()> {
+        if let Some(page) = self.page.take() {
+            self.ui.write_stdout(format!("{page}\n").as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// End the document; the number of rows written.
+    pub fn finish(mut self) -> Result<usize> {
+        match self.ui.format {
+            Format::Json => {
+                let close = if self.count == 0 { "]" } else { "\n  ]" };
+                self.ui.write_stdout(
+                    format!("{close},\n  \"count\": {}\n}}\n", self.count).as_bytes(),
+                )?;
+            }
+            Format::Csv => {}
+            Format::Table => {
+                if self.count == 0 {
+                    self.page = Some(self.ui.table(self.header));
+                }
+                self.flush_page()?;
+            }
+        }
+        Ok(self.count)
+    }
+}
+
+/// One CSV record (quoted as needed by the csv crate), with its line end.
+fn csv_record<I, S>(cells: I) -> Result<Vec<u8>>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<[u8]>,
+{
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(cells)
+        .map_err(|e| Error::internal(format!("cannot write a CSV row: {e}")))?;
+    w.into_inner()
+        .map_err(|e| Error::internal(format!("cannot write a CSV row: {e}")))
+}

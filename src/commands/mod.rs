@@ -18,6 +18,8 @@ pub mod create_admin;
 pub mod create_org;
 pub mod doctor;
 pub mod migrate;
+pub mod orgs;
+pub mod users;
 pub mod verify_schema;
 
 /// What every command that touches a database gets, built once in `lib::run`: the

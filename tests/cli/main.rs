@@ -3,6 +3,7 @@
 // The product's output must go through output::escape (clippy.toml); a test may print.
 #![allow(clippy::disallowed_macros)]
 
+mod accounts;
 mod audit;
 mod bad_input;
 mod bad_input_matrix;

@@ -1,0 +1,44 @@
+//! `orgs list`: the organizations, with their number of users. Read-only.
+
+use clap::Subcommand;
+
+use super::Ctx;
+use crate::accounts::{OrgListing, each_org};
+use crate::db;
+use crate::error::{Outcome, Result};
+use crate::output::RowStream;
+use crate::records;
+
+#[derive(Debug, Subcommand)]
+pub enum OrgsCommand {
+    /// List organizations with their number of users, sorted by id (table, JSON or CSV).
+    List,
+}
+
+const HEADER: [&str; 5] = ["id", "name", "plan", "created_at", "users"];
+
+pub async fn run(cmd: &OrgsCommand, ctx: &Ctx) -> Result<Outcome> {
+    match cmd {
+        OrgsCommand::List => {
+            let db = ctx.connect(db::Open::Existing).await?;
+            let result = async {
+                let mut out = RowStream::start(&ctx.ui, "orgs", &HEADER)?;
+                each_org(&db, |o: OrgListing| out.row(&o, &cells(&o))).await?;
+                out.finish()
+            }
+            .await;
+            db.conn.close().await.ok();
+            result.map(|_| Outcome::Success)
+        }
+    }
+}
+
+fn cells(o: &OrgListing) -> Vec<String> {
+    vec![
+        o.id.clone(),
+        o.name.clone(),
+        o.plan.clone().unwrap_or_default(),
+        o.created_at.map(records::iso).unwrap_or_default(),
+        o.users.to_string(),
+    ]
+}

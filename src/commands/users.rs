@@ -1,0 +1,136 @@
+//! `users`: the API's accounts after bootstrap. `users list` shows them (never a
+//! password hash, only whether one is set). Read-only.
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::Ctx;
+use crate::accounts::{UserFilter, UserListing, check_org_id, each_user};
+use crate::db;
+use crate::error::{Error, Outcome, Result};
+use crate::output::RowStream;
+use crate::records;
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// List users, sorted by org and email (table, JSON or CSV; streamed).
+    List(UsersListArgs),
+}
+
+/// The API's roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Owner,
+    Admin,
+    Analyst,
+    Viewer,
+    Billing,
+}
+
+impl RoleArg {
+    fn label(self) -> &'static str {
+        match self {
+            RoleArg::Owner => "owner",
+            RoleArg::Admin => "admin",
+            RoleArg::Analyst => "analyst",
+            RoleArg::Viewer => "viewer",
+            RoleArg::Billing => "billing",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct UsersListArgs {
+    /// Only the users of this organization (it must exist).
+    #[arg(long, value_name = "ORG_ID")]
+    pub org: Option<String>,
+
+    /// Only users with this role (repeatable).
+    #[arg(long, value_enum, value_name = "ROLE")]
+    pub role: Vec<RoleArg>,
+
+    /// Only owners and admins (the same as --role owner --role admin).
+    #[arg(long, conflicts_with = "role")]
+    pub privileged: bool,
+
+    /// Only emails matching this SQL LIKE pattern, ignoring case (% any, _ one character).
+    #[arg(long, value_name = "PATTERN")]
+    pub email_like: Option<String>,
+}
+
+const HEADER: [&str; 7] = [
+    "id",
+    "org_id",
+    "email",
+    "name",
+    "role",
+    "created_at",
+    "password",
+];
+
+pub async fn run(cmd: &UsersCommand, ctx: &Ctx) -> Result<Outcome> {
+    match cmd {
+        UsersCommand::List(args) => list(args, ctx).await,
+    }
+}
+
+async fn list(args: &UsersListArgs, ctx: &Ctx) -> Result<Outcome> {
+    if let Some(org) = &args.org {
+        check_org_id(org)?;
+    }
+    let roles: Vec<&'static str> = if args.privileged {
+        vec!["owner", "admin"]
+    } else {
+        args.role.iter().map(|r| r.label()).collect()
+    };
+    let filter = UserFilter {
+        org: args.org.clone(),
+        roles,
+        email_like: args.email_like.clone(),
+    };
+    let db = ctx.connect(db::Open::Existing).await?;
+    let result = async {
+        if let Some(org) = &filter.org
+            && !org_exists(&db, org).await?
+        {
+            return Err(Error::refused(
+                format!("organization '{org}' not found"),
+                "see `ecomind-admin orgs list`; without --org every organization is listed",
+            ));
+        }
+        let mut out = RowStream::start(&ctx.ui, "users", &HEADER)?;
+        each_user(&db, &filter, |u: UserListing| out.row(&u, &cells(&u))).await?;
+        out.finish()
+    }
+    .await;
+    db.conn.close().await.ok();
+    result.map(|_| Outcome::Success)
+}
+
+fn cells(u: &UserListing) -> Vec<String> {
+    vec![
+        u.id.clone(),
+        u.org_id.clone(),
+        u.email.clone(),
+        u.name.clone().unwrap_or_default(),
+        u.role.clone().unwrap_or_default(),
+        u.created_at.map(records::iso).unwrap_or_default(),
+        match u.has_password {
+            Some(true) => "set",
+            Some(false) => "none",
+            None => "-",
+        }
+        .to_owned(),
+    ]
+}
+
+async fn org_exists(db: &db::Db, org: &str) -> Result<bool> {
+    use sea_orm::EntityTrait;
+    let found = db::read_in(db.snapshot().await?, async |txn| {
+        crate::entities::orgs::Entity::find_by_id(org.to_owned())
+            .one(txn)
+            .await
+            .map_err(|e| Error::from_db(e, "looking up the organization"))
+    })
+    .await?;
+    Ok(found.is_some())
+}

@@ -1,0 +1,123 @@
+//! `users list` and `orgs list`, on both backends: filters, formats, no hash ever
+//! shown, CSV neutralized, unknown org refused, many rows streamed.
+
+use crate::common::*;
+
+/// An org with an admin (made by create-admin, with a password) and two users inserted
+/// as the API would (one without a password), one with a formula-like email.
+fn seed(db: &AnyDb) {
+    db.run(&["migrate", "up"]).expect_code(0);
+    db.run(&["create-org", "--id", "org_a", "--name", "A, Inc"])
+        .expect_code(0);
+    db.run(&["create-org", "--id", "org_b", "--name", "B"])
+        .expect_code(0);
+    let r = db.run_stdin(
+        &[
+            "create-admin",
+            "--org",
+            "org_a",
+            "--email",
+            "ops@a.test",
+            "--password-stdin",
+            "--bcrypt-cost",
+            "4",
+        ],
+        b"a strong password 1\n",
+    );
+    r.expect_code(0);
+    db.query(
+        "INSERT INTO users (id, org_id, email, role, created_at) VALUES \
+         ('user_000000000001', 'org_a', 'viewer@a.test', 'viewer', '2026-01-01 00:00:00'), \
+         ('user_000000000002', 'org_b', '=cmd@b.test', 'owner', '2026-01-02 00:00:00')",
+    );
+}
+
+both! {
+    /// Every format lists the users sorted by org and email, says whether a password is
+    /// set and never shows a hash; the filters narrow the list.
+    fn users_list_formats_and_filters(db) {
+        seed(&db);
+        let hash = db.query("SELECT password_hash FROM users WHERE email = 'ops@a.test'");
+        assert!(hash.starts_with("$2b$"), "{hash}");
+
+        let r = db.run(&["users", "list", "--format", "json"]);
+        r.expect_code(0);
+        assert!(!r.all().contains(&hash), "a hash was shown");
+        let j = r.json();
+        assert_eq!(j["count"], 3);
+        let emails: Vec<&str> = j["users"].as_array().unwrap().iter().map(|u| u["email"].as_str().unwrap()).collect();
+        assert_eq!(emails, ["ops@a.test", "viewer@a.test", "=cmd@b.test"], "sorted by org, then email");
+        assert_eq!(j["users"][0]["has_password"], true);
+        assert_eq!(j["users"][1]["has_password"], false);
+
+        let r = db.run(&["users", "list"]);
+        r.expect_code(0);
+        assert!(r.stdout.contains("viewer@a.test") && r.stdout.contains("none"), "{}", r.stdout);
+        assert!(!r.all().contains(&hash));
+
+        let r = db.run(&["users", "list", "--format", "csv"]);
+        r.expect_code(0);
+        assert!(r.stdout.starts_with("id,org_id,email,name,role,created_at,password\n"), "{}", r.stdout);
+        assert!(r.stdout.contains(",'=cmd@b.test,"), "formula neutralized: {}", r.stdout);
+        assert!(!r.all().contains(&hash));
+
+        let count = |args: &[&str]| {
+            let mut a = vec!["users", "list", "--format", "json"];
+            a.extend_from_slice(args);
+            let r = db.run(&a);
+            r.expect_code(0);
+            r.json()["count"].as_u64().unwrap()
+        };
+        assert_eq!(count(&["--org", "org_a"]), 2);
+        assert_eq!(count(&["--role", "viewer"]), 1);
+        assert_eq!(count(&["--role", "viewer", "--role", "owner"]), 2);
+        assert_eq!(count(&["--privileged"]), 2);
+        assert_eq!(count(&["--email-like", "%@A.TEST"]), 2);
+        assert_eq!(count(&["--org", "org_b", "--privileged"]), 1);
+    }
+
+    /// An unknown --org is refused (exit 4), not an empty list.
+    fn users_list_unknown_org_is_exit_4(db) {
+        seed(&db);
+        let r = db.run(&["users", "list", "--org", "org_zz"]);
+        r.expect_clean_error(4);
+        assert!(r.stderr.contains("org_zz"), "{}", r.stderr);
+    }
+
+    /// orgs list: every org with its number of users.
+    fn orgs_list_counts_users(db) {
+        seed(&db);
+        let r = db.run(&["orgs", "list", "--format", "json"]);
+        r.expect_code(0);
+        let j = r.json();
+        assert_eq!(j["count"], 2);
+        assert_eq!(j["orgs"][0]["id"], "org_a");
+        assert_eq!(j["orgs"][0]["users"], 2);
+        assert_eq!(j["orgs"][1]["users"], 1);
+        let r = db.run(&["orgs", "list", "--format", "csv"]);
+        r.expect_code(0);
+        assert!(r.stdout.contains("org_a,\"A, Inc\","), "{}", r.stdout);
+    }
+
+    /// 2,500 users: every format lists them all (tables come in pages of 1,000).
+    fn users_list_streams_many(db) {
+        db.run(&["migrate", "up"]).expect_code(0);
+        db.run(&["create-org", "--id", "org_many", "--name", "Many"]).expect_code(0);
+        let rows = if db.is_postgres() {
+            "SELECT 'user_' || lpad(g::text, 12, '0'), 'org_many', 'u' || g || '@x.com', 'viewer' FROM generate_series(1, 2500) g"
+        } else {
+            "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 2500) \
+             SELECT printf('user_%012d', n), 'org_many', 'u' || n || '@x.com', 'viewer' FROM g"
+        };
+        db.query(&format!("INSERT INTO users (id, org_id, email, role) {rows}"));
+        let r = db.run(&["users", "list", "--format", "json"]);
+        r.expect_code(0);
+        assert_eq!(r.json()["users"].as_array().unwrap().len(), 2500);
+        let r = db.run(&["users", "list", "--format", "csv"]);
+        assert_eq!(r.stdout.lines().count(), 2501);
+        let r = db.run(&["users", "list"]);
+        r.expect_code(0);
+        assert_eq!(r.stdout.matches("@x.com").count(), 2500);
+        assert_eq!(r.stdout.matches("╞").count(), 3, "three pages of at most 1,000 rows");
+    }
+}
