@@ -121,6 +121,9 @@ _ecomind__admin() {
             ecomind__admin__subcmd__help__subcmd__users,list)
                 cmd="ecomind__admin__subcmd__help__subcmd__users__subcmd__list"
                 ;;
+            ecomind__admin__subcmd__help__subcmd__users,set-role)
+                cmd="ecomind__admin__subcmd__help__subcmd__users__subcmd__set__subcmd__role"
+                ;;
             ecomind__admin__subcmd__migrate,current)
                 cmd="ecomind__admin__subcmd__migrate__subcmd__current"
                 ;;
@@ -169,11 +172,17 @@ _ecomind__admin() {
             ecomind__admin__subcmd__users,list)
                 cmd="ecomind__admin__subcmd__users__subcmd__list"
                 ;;
+            ecomind__admin__subcmd__users,set-role)
+                cmd="ecomind__admin__subcmd__users__subcmd__set__subcmd__role"
+                ;;
             ecomind__admin__subcmd__users__subcmd__help,help)
                 cmd="ecomind__admin__subcmd__users__subcmd__help__subcmd__help"
                 ;;
             ecomind__admin__subcmd__users__subcmd__help,list)
                 cmd="ecomind__admin__subcmd__users__subcmd__help__subcmd__list"
+                ;;
+            ecomind__admin__subcmd__users__subcmd__help,set-role)
+                cmd="ecomind__admin__subcmd__users__subcmd__help__subcmd__set__subcmd__role"
                 ;;
             *)
                 ;;
@@ -802,7 +811,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__help__subcmd__users)
-            opts="list"
+            opts="list set-role"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -816,6 +825,20 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__help__subcmd__users__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__help__subcmd__users__subcmd__set__subcmd__role)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1282,7 +1305,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users)
-            opts="-q -v -h --database-url --schema --connect-timeout --format --color --quiet --verbose --help list help"
+            opts="-q -v -h --database-url --schema --connect-timeout --format --color --quiet --verbose --help list set-role help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1316,7 +1339,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users__subcmd__help)
-            opts="list help"
+            opts="list set-role help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1357,6 +1380,20 @@ _ecomind__admin() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ecomind__subcmd__admin__subcmd__users__subcmd__help__subcmd__set__subcmd__role)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ecomind__subcmd__admin__subcmd__users__subcmd__list)
             opts="-q -v -h --org --role --privileged --email-like --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1373,6 +1410,44 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --email-like)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schema)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__users__subcmd__set__subcmd__role)
+            opts="-q -v -h --reason --yes --force --dry-run --database-url --schema --connect-timeout --format --color --quiet --verbose --help owner admin analyst viewer billing"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --reason)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -217,6 +217,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand list 'List users, sorted by org and email (table, JSON or CSV; streamed)'
+            cand set-role 'Change a user''s role, with a role_changed audit row (confirmation for owner/admin)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ecomind-admin;users;list'= {
@@ -236,11 +237,31 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'ecomind-admin;users;set-role'= {
+            cand --reason 'Why (kept in the audit row)'
+            cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
+            cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
+            cand --format 'Output format of the result on stdout'
+            cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
+            cand --yes 'Do not ask before an elevation to owner or admin (for scripts)'
+            cand --force 'Allow taking the last owner or admin of an org below admin'
+            cand --dry-run 'Show the change and the audit row; write nothing'
+            cand -q 'Print only the result and errors: no notes or progress'
+            cand --quiet 'Print only the result and errors: no notes or progress'
+            cand -v 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand --verbose 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'ecomind-admin;users;help'= {
             cand list 'List users, sorted by org and email (table, JSON or CSV; streamed)'
+            cand set-role 'Change a user''s role, with a role_changed audit row (confirmation for owner/admin)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ecomind-admin;users;help;list'= {
+        }
+        &'ecomind-admin;users;help;set-role'= {
         }
         &'ecomind-admin;users;help;help'= {
         }
@@ -414,8 +435,11 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         }
         &'ecomind-admin;help;users'= {
             cand list 'List users, sorted by org and email (table, JSON or CSV; streamed)'
+            cand set-role 'Change a user''s role, with a role_changed audit row (confirmation for owner/admin)'
         }
         &'ecomind-admin;help;users;list'= {
+        }
+        &'ecomind-admin;help;users;set-role'= {
         }
         &'ecomind-admin;help;orgs'= {
             cand list 'List organizations with their number of users, sorted by id (table, JSON or CSV)'

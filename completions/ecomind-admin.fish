@@ -188,20 +188,21 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list help" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list help" -l schema -d 'PostgreSQL schema that holds the API\'s tables, when it is not the first of the role\'s search_path (default: the URL\'s options, else the search_path, normally public). Every transaction runs with this search_path' -r
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list help" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list help" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role help" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role help" -l schema -d 'PostgreSQL schema that holds the API\'s tables, when it is not the first of the role\'s search_path (default: the URL\'s options, else the search_path, normally public). Every transaction runs with this search_path' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role help" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role help" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts only)'"
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list help" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role help" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list help" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list help" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list help" -f -a "list" -d 'List users, sorted by org and email (table, JSON or CSV; streamed)'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role help" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role help" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role help" -f -a "list" -d 'List users, sorted by org and email (table, JSON or CSV; streamed)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role help" -f -a "set-role" -d 'Change a user\'s role, with a role_changed audit row (confirmation for owner/admin)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l org -d 'Only the users of this organization (it must exist)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l role -d 'Only users with this role (repeatable)' -r -f -a "owner\t''
 admin\t''
@@ -222,7 +223,24 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and _
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l reason -d 'Why (kept in the audit row)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l schema -d 'PostgreSQL schema that holds the API\'s tables, when it is not the first of the role\'s search_path (default: the URL\'s options, else the search_path, normally public). Every transaction runs with this search_path' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document (stable, documented in the README)'
+csv\t'CSV with a header row (audit suspicious-accounts only)'"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l yes -d 'Do not ask before an elevation to owner or admin (for scripts)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l force -d 'Allow taking the last owner or admin of an org below admin'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l dry-run -d 'Show the change and the audit row; write nothing'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from help" -f -a "list" -d 'List users, sorted by org and email (table, JSON or CSV; streamed)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from help" -f -a "set-role" -d 'Change a user\'s role, with a role_changed audit row (confirmation for owner/admin)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -l schema -d 'PostgreSQL schema that holds the API\'s tables, when it is not the first of the role\'s search_path (default: the URL\'s options, else the search_path, normally public). Every transaction runs with this search_path' -r
@@ -368,5 +386,6 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __fish_seen_subcommand_from migrate" -f -a "current" -d 'Show the current version (SeaORM and Alembic); --check exits 1 when migrations are pending'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __fish_seen_subcommand_from migrate" -f -a "status" -d 'List every migration with its Alembic revision, applied or pending, and when'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "list" -d 'List users, sorted by org and email (table, JSON or CSV; streamed)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "set-role" -d 'Change a user\'s role, with a role_changed audit row (confirmation for owner/admin)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __fish_seen_subcommand_from orgs" -f -a "list" -d 'List organizations with their number of users, sorted by id (table, JSON or CSV)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "suspicious-accounts" -d 'Find accounts that abused the fixed registration hole, and accounts under attack'

@@ -2,7 +2,9 @@
 //! address. Shared by create-org, create-admin and the audit; knows nothing of the
 //! command line or the terminal.
 
-use sea_orm::{EntityTrait, QuerySelect};
+use sea_orm::{EntityTrait, PaginatorTrait, QuerySelect};
+
+use crate::db;
 
 use crate::entities::users;
 use crate::error::{Error, Result};
@@ -287,3 +289,172 @@ pub async fn each_org(
     })
     .await
 }
+
+/// What `users set-role` changed (or, with `dry_run`, would change).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RoleChange {
+    pub user_id: String,
+    pub org_id: String,
+    pub email: String,
+    pub old_role: Option<String>,
+    pub new_role: String,
+    pub changed: bool,
+    pub dry_run: bool,
+    /// The audit_logs row written (or that would be written).
+    pub audit_details: serde_json::Value,
+}
+
+fn privileged_role(role: Option<crate::entities::Role>) -> bool {
+    matches!(
+        role,
+        Some(crate::entities::Role::Owner | crate::entities::Role::Admin)
+    )
+}
+
+/// The user `email` names (ignoring case and the domain's spelling), or exit 4.
+async fn user_by_email<C: sea_orm::ConnectionTrait>(conn: &C, email: &str) -> Result<users::Model> {
+    find_by_email(conn, email).await?.ok_or_else(|| {
+        Error::refused(
+            format!("no user with email '{}'", printable(email, 200)),
+            "see `ecomind-admin users list --email-like '%part%'`",
+        )
+    })
+}
+
+/// Refuse (exit 4) to take `user` below admin when no other owner or admin is left in
+/// its org.
+async fn keep_one_privileged(
+    txn: &sea_orm::DatabaseTransaction,
+    user: &users::Model,
+    role: crate::entities::Role,
+) -> Result<()> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    if !privileged_role(user.role) || privileged_role(Some(role)) {
+        return Ok(());
+    }
+    let others = users::Entity::find()
+        .filter(users::Column::OrgId.eq(user.org_id.clone()))
+        .filter(users::Column::Id.ne(user.id.clone()))
+        .filter(
+            users::Column::Role.is_in([crate::entities::Role::Owner, crate::entities::Role::Admin]),
+        )
+        .count(txn)
+        .await
+        .map_err(|e| Error::from_db(e, "counting the org's owners and admins"))?;
+    if others > 0 {
+        return Ok(());
+    }
+    Err(Error::refused(
+        format!(
+            "'{}' is the last owner or admin of {}; nothing changed",
+            printable(&user.email, 200),
+            user.org_id
+        ),
+        "promote another user first, or pass --force to leave the org without one",
+    ))
+}
+
+/// The new role and its `role_changed` row.
+async fn apply_role(
+    txn: &sea_orm::DatabaseTransaction,
+    user: users::Model,
+    role: crate::entities::Role,
+    details: serde_json::Value,
+    ts: chrono::NaiveDateTime,
+) -> Result<()> {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    let org_id = user.org_id.clone();
+    let user_id = user.id.clone();
+    let mut active: users::ActiveModel = user.into();
+    active.role = Set(Some(role));
+    active
+        .update(txn)
+        .await
+        .map_err(|e| Error::from_db(e, "changing the role"))?;
+    records::record(
+        txn,
+        &org_id,
+        Some(&user_id),
+        "role_changed",
+        "users",
+        details,
+        ts,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Change the role of the user `email` to `role`, with one `role_changed` audit row,
+/// in one transaction serialized per organization (two changes in one org never
+/// interleave, so none can leave it without an owner or admin). Refuses (exit 4) to
+/// take the last owner-or-admin of an org below admin unless `force`.
+pub async fn set_role(
+    db: &crate::db::Db,
+    email: &str,
+    role: crate::entities::Role,
+    reason: &str,
+    force: bool,
+    dry_run: bool,
+    ui: &dyn crate::progress::Progress,
+) -> Result<RoleChange> {
+    if reason.trim().is_empty() {
+        return Err(Error::refused(
+            "--reason is empty",
+            "say why the role changes; it is kept in the audit row",
+        ));
+    }
+    // The org is read first to take its lock; read again under the lock.
+    let org = db::read_in(db.snapshot().await?, async |txn| {
+        crate::migrations::ensure_api_tables(txn).await?;
+        Ok(user_by_email(txn, email).await?.org_id)
+    })
+    .await?;
+    let txn = db
+        .begin_serialized(crate::db::ORG_LOCK_CLASS, &org, ROLE_LOCK_WAIT, ui)
+        .await?;
+    let work = async |txn: &sea_orm::DatabaseTransaction| {
+        let user = user_by_email(txn, email).await?;
+        let ts = records::now();
+        let new_role = sea_orm::ActiveEnum::to_value(&role);
+        let old_role = user.role.map(|r| sea_orm::ActiveEnum::to_value(&r));
+        let details = records::details_by(
+            "changed_by",
+            &[
+                ("email", serde_json::json!(user.email)),
+                ("old_role", serde_json::json!(old_role)),
+                ("new_role", serde_json::json!(new_role)),
+                ("reason", serde_json::json!(reason)),
+            ],
+            ts,
+        );
+        let mut change = RoleChange {
+            user_id: user.id.clone(),
+            org_id: user.org_id.clone(),
+            email: user.email.clone(),
+            old_role: old_role.clone(),
+            new_role: new_role.clone(),
+            changed: false,
+            dry_run,
+            audit_details: details.clone(),
+        };
+        if user.role == Some(role) {
+            return Ok(change);
+        }
+        if !force {
+            keep_one_privileged(txn, &user, role).await?;
+        }
+        change.changed = true;
+        if dry_run {
+            return Ok(change);
+        }
+        apply_role(txn, user, role, details, ts).await?;
+        Ok(change)
+    };
+    if dry_run {
+        return db::read_in(txn, work).await;
+    }
+    db::commit_if_ok(txn, "committing the role change", work).await
+}
+
+/// How long a role change waits for another one in the same organization.
+const ROLE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);

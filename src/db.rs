@@ -515,6 +515,8 @@ async fn set_busy_timeout<C: ConnectionTrait>(conn: &C, timeout: Duration) -> Re
 /// The advisory-lock class of account creation (the first key of the two-key form,
 /// a lock space apart from the migration lock's one-key form).
 pub const ACCOUNT_LOCK_CLASS: i32 = 0x6163_6374; // "acct"
+/// The advisory-lock class of changes to an organization's accounts (role changes).
+pub const ORG_LOCK_CLASS: i32 = 0x6f72_6773; // "orgs"
 
 /// Polling for a lock: says once that it waits, gives up after the deadline.
 struct Waiter {

@@ -106,11 +106,16 @@ pub fn host() -> String {
 /// `details` of a row the CLI writes: the per-action keys, then created_by, os_user, host,
 /// success and timestamp.
 pub fn details(fields: &[(&str, Value)], ts: NaiveDateTime) -> Value {
+    details_by("created_by", fields, ts)
+}
+
+/// The same, with ecomind-admin named under `by` (`changed_by` for a role change).
+pub fn details_by(by: &str, fields: &[(&str, Value)], ts: NaiveDateTime) -> Value {
     let mut map = Map::new();
     for (k, v) in fields {
         map.insert((*k).to_owned(), v.clone());
     }
-    map.insert("created_by".into(), json!(CREATED_BY));
+    map.insert(by.into(), json!(CREATED_BY));
     map.insert("os_user".into(), json!(os_user()));
     map.insert("host".into(), json!(host()));
     map.insert("success".into(), json!(true));

@@ -4,16 +4,49 @@
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::Ctx;
-use crate::accounts::{UserFilter, UserListing, check_org_id, each_user};
+use std::fmt::Write as _;
+
+use crate::accounts::{RoleChange, UserFilter, UserListing, check_org_id, each_user};
 use crate::db;
+use crate::entities::Role;
 use crate::error::{Error, Outcome, Result};
 use crate::output::RowStream;
+use crate::output::{Output, Report, shown};
 use crate::records;
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
     /// List users, sorted by org and email (table, JSON or CSV; streamed).
     List(UsersListArgs),
+
+    /// Change a user's role, with a role_changed audit row (confirmation for owner/admin).
+    SetRole(SetRoleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SetRoleArgs {
+    /// The user's email (compared ignoring case and the domain's IDNA spelling).
+    pub email: String,
+
+    /// The new role.
+    #[arg(value_enum)]
+    pub role: RoleArg,
+
+    /// Why (kept in the audit row).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+
+    /// Do not ask before an elevation to owner or admin (for scripts).
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Allow taking the last owner or admin of an org below admin.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Show the change and the audit row; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// The API's roles.
@@ -27,6 +60,16 @@ pub enum RoleArg {
 }
 
 impl RoleArg {
+    fn role(self) -> Role {
+        match self {
+            RoleArg::Owner => Role::Owner,
+            RoleArg::Admin => Role::Admin,
+            RoleArg::Analyst => Role::Analyst,
+            RoleArg::Viewer => Role::Viewer,
+            RoleArg::Billing => Role::Billing,
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             RoleArg::Owner => "owner",
@@ -70,6 +113,7 @@ const HEADER: [&str; 7] = [
 pub async fn run(cmd: &UsersCommand, ctx: &Ctx) -> Result<Outcome> {
     match cmd {
         UsersCommand::List(args) => list(args, ctx).await,
+        UsersCommand::SetRole(args) => set_role(args, ctx).await,
     }
 }
 
@@ -133,4 +177,69 @@ async fn org_exists(db: &db::Db, org: &str) -> Result<bool> {
     })
     .await?;
     Ok(found.is_some())
+}
+
+impl Report for RoleChange {
+    fn render(&self, out: &mut String, _ui: &Output) {
+        let what = match (self.changed, self.dry_run) {
+            (false, _) => "already has that role; nothing changed",
+            (true, true) => "would change (dry run; nothing was written)",
+            (true, false) => "changed",
+        };
+        let _ = writeln!(
+            out,
+            "{} ({}, {}): {} -> {}: {what}",
+            shown(&self.email),
+            self.user_id,
+            self.org_id,
+            self.old_role.as_deref().unwrap_or("no role"),
+            self.new_role
+        );
+        if self.changed {
+            let _ = writeln!(
+                out,
+                "audit_logs row (role_changed): {}",
+                shown(&self.audit_details.to_string())
+            );
+        }
+    }
+}
+
+async fn set_role(args: &SetRoleArgs, ctx: &Ctx) -> Result<Outcome> {
+    let ui = &ctx.ui;
+    crate::accounts::check_email(&args.email)?;
+    let db = ctx.connect(db::Open::Existing).await?;
+    let result = async {
+        let elevation = matches!(args.role, RoleArg::Owner | RoleArg::Admin);
+        if !args.dry_run {
+            db.ensure_writable().await?;
+            if elevation {
+                ui.confirm_destructive(
+                    args.yes,
+                    &format!(
+                        "make '{}' {} in {}",
+                        shown(&args.email),
+                        args.role.label(),
+                        db.url
+                    ),
+                    "An owner or admin can manage users and everything else of the org.",
+                    "Change the role?",
+                )?;
+            }
+        }
+        crate::accounts::set_role(
+            &db,
+            &args.email,
+            args.role.role(),
+            &args.reason,
+            args.force,
+            args.dry_run,
+            ui,
+        )
+        .await
+    }
+    .await;
+    db.conn.close().await.ok();
+    ui.emit(&result?)?;
+    Ok(Outcome::Success)
 }

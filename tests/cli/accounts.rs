@@ -121,3 +121,69 @@ both! {
         assert_eq!(r.stdout.matches("╞").count(), 3, "three pages of at most 1,000 rows");
     }
 }
+
+both! {
+    /// set-role: an elevation needs --yes without a terminal; --dry-run writes nothing;
+    /// the change and one documented role_changed row land together; the last owner or
+    /// admin of an org is kept unless --force; an unknown email is refused. Every
+    /// refusal is exit 4 with the users and audit rows unchanged.
+    fn set_role_changes_with_one_audit_row_and_refuses_cleanly(db) {
+        seed(&db);
+        let state = || {
+            format!(
+                "{}\n--\n{}",
+                db.query("SELECT id, role FROM users ORDER BY id"),
+                db.query("SELECT count(*) FROM audit_logs")
+            )
+        };
+        let role = |email: &str| db.query(&format!("SELECT role FROM users WHERE email = '{email}'"));
+        let before = state();
+        for args in [
+            &["users", "set-role", "viewer@a.test", "admin", "--reason", "on call"][..],
+            &["users", "set-role", "nobody@a.test", "admin", "--reason", "x", "--yes"],
+            &["users", "set-role", "ops@a.test", "viewer", "--reason", "x"],
+            &["users", "set-role", "viewer@a.test", "admin", "--reason", " ", "--yes"],
+        ] {
+            let r = db.run(args);
+            r.expect_clean_error(4);
+            assert_eq!(state(), before, "{args:?} changed something");
+        }
+        let r = db.run(&["users", "set-role", "VIEWER@a.test", "admin", "--reason", "on call", "--dry-run", "--format", "json"]);
+        r.expect_code(0);
+        assert_eq!(r.json()["changed"], true);
+        assert_eq!(r.json()["audit_details"]["new_role"], "admin");
+        assert_eq!(state(), before, "--dry-run wrote");
+
+        let r = db.run(&["users", "set-role", "VIEWER@a.test", "admin", "--reason", "on call", "--yes"]);
+        r.expect_code(0);
+        assert_eq!(role("viewer@a.test"), "admin");
+        let rows = db.query("SELECT user_id, org_id, resource FROM audit_logs WHERE action = 'role_changed'");
+        assert_eq!(rows, "user_000000000001|org_a|users");
+        let details: serde_json::Value = serde_json::from_str(&db.query(
+            "SELECT details FROM audit_logs WHERE action = 'role_changed'",
+        ))
+        .unwrap();
+        let mut keys: Vec<&str> = details.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            ["changed_by", "email", "host", "new_role", "old_role", "os_user", "reason", "success", "timestamp"]
+        );
+        assert_eq!(details["old_role"], "viewer");
+        assert_eq!(details["new_role"], "admin");
+        assert_eq!(details["reason"], "on call");
+        assert_eq!(details["changed_by"], "ecomind-admin");
+
+        // Now org_a has two admins: one may go; the last one stays unless --force.
+        db.run(&["users", "set-role", "ops@a.test", "viewer", "--reason", "rotation"]).expect_code(0);
+        let before = state();
+        db.run(&["users", "set-role", "viewer@a.test", "viewer", "--reason", "x"]).expect_clean_error(4);
+        assert_eq!(state(), before);
+        db.run(&["users", "set-role", "viewer@a.test", "viewer", "--reason", "x", "--force"]).expect_code(0);
+        assert_eq!(db.query("SELECT count(*) FROM users WHERE org_id = 'org_a' AND role IN ('owner', 'admin')"), "0");
+        // The same role again: nothing changes, no row.
+        let before = state();
+        db.run(&["users", "set-role", "viewer@a.test", "viewer", "--reason", "x"]).expect_code(0);
+        assert_eq!(state(), before);
+    }
+}
