@@ -44,7 +44,7 @@ pub const RULES: [Rule; 8] = [
 ///   candidates by nested loop (a CTE rescan per candidate: over 10 minutes); every
 ///   join here is an equality join that a hash join answers in one pass.
 /// - `jit = off`: JIT compilation cost ~0.7 s on the per-rule statements this replaced
-///   (measured in issue 13); the pass is I/O and JSON bound, JIT saves it nothing.
+///   (issue 13 measured it); not measured separately on the pass.
 /// - `parallel_tuple_cost = 0.001`: the scan keeps ~1.2M of 5M rows; at the default
 ///   (0.1) the planner prefers one process parsing every row's JSON.
 pub const SETTINGS: [&str; 3] = [
