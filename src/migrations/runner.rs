@@ -55,14 +55,25 @@ pub async fn run_up(
     opts: RunOptions,
     ui: &dyn Progress,
 ) -> Result<Vec<Step>> {
+    run_steps(db, opts, ui, "committing the migration", async |txn| {
+        up_one(txn, target, opts, ui).await
+    })
+    .await
+}
+
+/// Run `one` in its own locked transaction until it has nothing left to do (None):
+/// the steps taken, oldest first.
+async fn run_steps(
+    db: &Db,
+    opts: RunOptions,
+    ui: &dyn Progress,
+    committing: &str,
+    one: impl AsyncFn(&DatabaseTransaction) -> Result<Option<Step>>,
+) -> Result<Vec<Step>> {
     let mut done = Vec::new();
     loop {
         let txn = db.begin_locked(opts.lock_wait, ui).await?;
-        let step = db::commit_if_ok(txn, "committing the migration", async |txn| {
-            up_one(txn, target, opts, ui).await
-        })
-        .await?;
-        match step {
+        match db::commit_if_ok(txn, committing, async |txn| one(txn).await).await? {
             Some(step) => done.push(step),
             None => return Ok(done),
         }
@@ -118,18 +129,10 @@ pub async fn run_down(
     opts: RunOptions,
     ui: &dyn Progress,
 ) -> Result<Vec<Step>> {
-    let mut done = Vec::new();
-    loop {
-        let txn = db.begin_locked(opts.lock_wait, ui).await?;
-        let step = db::commit_if_ok(txn, "committing the revert", async |txn| {
-            down_one(txn, keep, opts, ui).await
-        })
-        .await?;
-        match step {
-            Some(step) => done.push(step),
-            None => return Ok(done),
-        }
-    }
+    run_steps(db, opts, ui, "committing the revert", async |txn| {
+        down_one(txn, keep, opts, ui).await
+    })
+    .await
 }
 
 async fn down_one(
