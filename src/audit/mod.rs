@@ -122,7 +122,7 @@ pub async fn collect(
         let mut findings = Vec::new();
         let unparseable_rows =
             one_pass(txn, db.backend, params, &runnable, &mut findings, ui).await?;
-        for rule in runnable.iter().filter(|r| !pass::RULES.contains(r)) {
+        for rule in runnable.iter().filter(|r| !r.reads_audit_logs()) {
             if let Some(sql) = rules::sql_for(*rule, db.backend, params) {
                 let step = ui.step(&format!("rule {}", rule.name()));
                 run_rule(txn, db.backend, *rule, sql, params, &mut findings).await?;
@@ -165,7 +165,7 @@ pub fn statements(backend: DbBackend, params: &Params, selected: &[Rule]) -> Vec
     }
     let in_pass: Vec<&str> = selected
         .iter()
-        .filter(|r| pass::RULES.contains(r))
+        .filter(|r| r.reads_audit_logs())
         .map(|r| r.name())
         .collect();
     out.push((
@@ -179,7 +179,7 @@ pub fn statements(backend: DbBackend, params: &Params, selected: &[Rule]) -> Vec
         ),
         pass::statement(backend, params, selected),
     ));
-    for rule in selected.iter().filter(|r| !pass::RULES.contains(r)) {
+    for rule in selected.iter().filter(|r| !r.reads_audit_logs()) {
         if let Some(sql) = rules::sql_for(*rule, backend, params) {
             out.push((rule.name().to_owned(), sql));
         }

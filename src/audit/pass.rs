@@ -25,18 +25,6 @@ use super::rules::{FAILURES_BEFORE_SUCCESS, Params, Rule};
 use super::sql::Dialect;
 use crate::records::CREATED_BY;
 
-/// The rules the pass answers (the others read only `users`).
-pub const RULES: [Rule; 8] = [
-    Rule::PrivilegedWithoutProvenance,
-    Rule::ElevatedRoleAtRegistration,
-    Rule::RegisteredByUnauthorized,
-    Rule::RegisteredBeforeFix,
-    Rule::PrivilegedCreatedRecently,
-    Rule::BruteForce,
-    Rule::SuccessAfterFailures,
-    Rule::NoTelemetry,
-];
-
 /// Settings of the audit's own read-only transaction on PostgreSQL (`SET LOCAL`: they
 /// end with it). Measured on 5,000,000 audit rows (scripts/bench-audit.sh data):
 /// - `enable_nestloop = off`: the planner estimates a materialized CTE at a few
@@ -56,13 +44,14 @@ pub const SETTINGS: [&str; 3] = [
 /// The name of the row that carries the unparseable count.
 pub const UNPARSEABLE: &str = "unparseable";
 
-/// The statement of the pass for the `selected` rules (those of [`RULES`]; the
+/// The statement of the pass for the `selected` rules (those that
+/// [`Rule::reads_audit_logs`]; the
 /// unparseable count is always there).
 pub fn statement(backend: DbBackend, p: &Params, selected: &[Rule]) -> String {
     let d = Dialect::new(backend);
     let mut branches = Vec::new();
-    for (ord, rule) in RULES.iter().enumerate() {
-        if !selected.contains(rule) {
+    for (ord, rule) in Rule::ALL.iter().enumerate() {
+        if !rule.reads_audit_logs() || !selected.contains(rule) {
             continue;
         }
         if let Some(sql) = branch(&d, *rule, p) {
@@ -77,7 +66,7 @@ pub fn statement(backend: DbBackend, p: &Params, selected: &[Rule]) -> String {
         "SELECT {n} AS ord, '{UNPARSEABLE}' AS rule, NULL AS org_id, NULL AS user_id, NULL AS email, \
          NULL AS role, NULL AS created_at, NULL AS at, CAST(COUNT(*) AS TEXT) AS evidence, {no_ts} AS sort_ts \
          FROM w WHERE {bad}{org}",
-        n = RULES.len(),
+        n = Rule::ALL.len(),
         no_ts = d.null_ts(),
         bad = unparseable(),
         org = d.org_filter("org_id", p.org.as_deref()),
@@ -87,7 +76,7 @@ pub fn statement(backend: DbBackend, p: &Params, selected: &[Rule]) -> String {
          SELECT rule, org_id, user_id, email, role, created_at, at, evidence FROM ({union}) f \
          ORDER BY ord, sort_ts",
         w = working_set(&d, p),
-        reg = registrations(&d),
+        reg = registrations(),
         pu = per_user(&d),
         fe = failures_per_email(&d, p),
         brute = brute_force_ctes(&d, p),
@@ -130,7 +119,7 @@ fn working_set(d: &Dialect, p: &Params) -> String {
 
 /// Each registration once: its creator, and whether the creator was allowed to make
 /// it (ecomind-admin, or an owner or admin of the same org).
-fn registrations(_d: &Dialect) -> String {
+fn registrations() -> String {
     format!(
         "reg AS MATERIALIZED (SELECT r.audit_id, r.org_id, r.user_id, r.ts, r.email, r.email_l, \
                 r.reg_role, r.created_by, c.id AS creator_id, c.org_id AS creator_org, \

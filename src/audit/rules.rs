@@ -41,6 +41,15 @@ impl Rule {
         Rule::NoTelemetry,
     ];
 
+    /// Rules answered by the one pass over audit_logs ([`super::pass`]); the others
+    /// read only `users`, one statement each ([`sql_for`]).
+    pub fn reads_audit_logs(self) -> bool {
+        !matches!(
+            self,
+            Rule::CaseVariantEmail | Rule::MultipleOwners | Rule::PrivilegedWithoutPassword
+        )
+    }
+
     /// Rules about logins (the others are about accounts and how they came to be).
     fn reads_logins(self) -> bool {
         matches!(self, Rule::BruteForce | Rule::SuccessAfterFailures)
