@@ -130,13 +130,7 @@ fn wrong_password_is_exit_3() {
     assert!(!r.all().contains(&db.password()));
 
     // -vv: the error keeps its source chain (the driver's error), still redacted.
-    let r = Run::from(
-        db.cmd()
-            .env("DATABASE_URL", &url)
-            .args(["-vv", "migrate", "up"])
-            .output()
-            .unwrap(),
-    );
+    let r = db.run_at(&url, &["-vv", "migrate", "up"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
     let cause = r
         .stderr

@@ -90,6 +90,17 @@ fn compatibility_set(major: u32) {
     let reader = ours.url_as(READER, ROLE_PW);
     let as_owner = |args: &[&str]| ours.run_at(&owner, args);
     let as_reader = |args: &[&str]| ours.run_at(&reader, args);
+    let create_admin = |url: &str, org: &str, email: &str| {
+        Run::from(
+            ours.cmd()
+                .env("DATABASE_URL", url)
+                .args(["create-admin", "--org", org, "--email", email])
+                .args(["--password-stdin", "--bcrypt-cost", "4"])
+                .write_stdin("a strong password 1\n")
+                .output()
+                .unwrap(),
+        )
+    };
     let r = as_owner(&["migrate", "up"]);
     assert_eq!(r.code, 0, "{v}: migrate up: {}", r.stderr);
     let theirs = PgDb::on(&url);
@@ -199,21 +210,7 @@ fn compatibility_set(major: u32) {
         "{v}: create-org with the README's grants: {}",
         r.stderr
     );
-    let r = Run::from(
-        ours.cmd()
-            .env("DATABASE_URL", &writer)
-            .args([
-                "create-admin",
-                "--org",
-                "org_00000000000w",
-                "--email",
-                "w@acme.test",
-            ])
-            .args(["--password-stdin", "--bcrypt-cost", "4"])
-            .write_stdin("a strong password 1\n")
-            .output()
-            .unwrap(),
-    );
+    let r = create_admin(&writer, "org_00000000000w", "w@acme.test");
     assert_eq!(
         r.code, 0,
         "{v}: create-admin with the README's grants: {}",
@@ -223,21 +220,7 @@ fn compatibility_set(major: u32) {
     // create-org, create-admin, as the owner.
     let r = as_owner(&["create-org", "--id", "org_0123456789ab", "--name", "Acme"]);
     assert_eq!(r.code, 0, "{v}: create-org: {}", r.stderr);
-    let r = Run::from(
-        ours.cmd()
-            .env("DATABASE_URL", &owner)
-            .args([
-                "create-admin",
-                "--org",
-                "org_0123456789ab",
-                "--email",
-                "ops@acme.test",
-            ])
-            .args(["--password-stdin", "--bcrypt-cost", "4"])
-            .write_stdin("a strong password 1\n")
-            .output()
-            .unwrap(),
-    );
+    let r = create_admin(&owner, "org_0123456789ab", "ops@acme.test");
     assert_eq!(r.code, 0, "{v}: create-admin: {}", r.stderr);
 
     // The planted audit set, and doctor.

@@ -324,13 +324,7 @@ fn unknown_alembic_revision_is_refused() {
 fn tls_sslmode_require_connects() {
     let db = PgDb::new();
     let url = format!("{}?sslmode=require", db.url());
-    let r = Run::from(
-        db.cmd()
-            .env("DATABASE_URL", &url)
-            .args(["migrate", "current", "--format", "json"])
-            .output()
-            .unwrap(),
-    );
+    let r = db.run_at(&url, &["migrate", "current", "--format", "json"]);
     r.expect_code(0);
     assert!(
         r.json()["database"]
@@ -338,13 +332,7 @@ fn tls_sslmode_require_connects() {
             .unwrap()
             .contains("sslmode=require")
     );
-    let r = Run::from(
-        db.cmd()
-            .env("DATABASE_URL", &url)
-            .args(["migrate", "up"])
-            .output()
-            .unwrap(),
-    );
+    let r = db.run_at(&url, &["migrate", "up"]);
     r.expect_code(0);
     assert_eq!(db.versions(), all_versions());
 }
