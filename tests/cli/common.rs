@@ -450,6 +450,10 @@ pub fn snapshot_columns(db: &AnyDb, index: usize, table: &str) -> Vec<String> {
         .collect()
 }
 
+/// The advisory locks held in the current database (0 after every run of ours).
+pub const ADVISORY_LOCKS: &str = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+
 pub const V1: &str = "m20251007_000001_initial_schema";
 pub const V2: &str = "m20251008_000002_add_user_password";
 

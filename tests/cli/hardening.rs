@@ -50,14 +50,7 @@ fn through_pgbouncer(url_env: &str) {
     }
     assert_eq!(steps, all_versions().len(), "each migration applied once");
     assert_eq!(db.versions(), all_versions());
-    assert_eq!(
-        db.psql(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
-             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        ),
-        "0",
-        "no advisory lock left held"
-    );
+    assert_eq!(db.psql(ADVISORY_LOCKS), "0", "no advisory lock left held");
     db.run_at(&via, &["verify-schema"]).expect_code(0);
     db.load(&reference("audit-fixture.sql"));
     let r = db.run_at(

@@ -186,10 +186,7 @@ both! {
         assert_eq!(db.versions(), all_versions());
         if db.is_postgres() {
             assert_eq!(
-                db.query(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
-                     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-                ),
+                db.query(ADVISORY_LOCKS),
                 "0",
                 "no advisory lock left held"
             );
