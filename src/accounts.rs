@@ -138,6 +138,16 @@ pub async fn find_by_email<C: sea_orm::ConnectionTrait>(
         .map_err(|e| Error::from_db(e, "looking up the email"))
 }
 
+/// Does organization `id` exist? (`--org` of audit and users list: an unknown org is
+/// refused, never an empty result.)
+pub async fn org_exists<C: sea_orm::ConnectionTrait>(conn: &C, id: &str) -> Result<bool> {
+    let found = crate::entities::orgs::Entity::find_by_id(id.to_owned())
+        .one(conn)
+        .await
+        .map_err(|e| Error::from_db(e, "looking up the organization"))?;
+    Ok(found.is_some())
+}
+
 /// Which users `users list` shows (all when empty).
 #[derive(Debug, Clone, Default)]
 pub struct UserFilter {
@@ -193,6 +203,14 @@ pub async fn each_user(
 ) -> Result<()> {
     crate::db::read_in(db.snapshot().await?, async |txn| {
         crate::migrations::ensure_api_tables(txn).await?;
+        if let Some(org) = &filter.org
+            && !org_exists(txn, org).await?
+        {
+            return Err(Error::refused(
+                format!("organization '{}' not found", printable(org, 80)),
+                "see `ecomind-admin orgs list`; without --org every organization is listed",
+            ));
+        }
         let has_hash =
             crate::migrations::has_column(txn, db.backend, "users", "password_hash").await?;
         let stmt = users_statement(db.backend, filter, has_hash);

@@ -111,7 +111,7 @@ pub async fn collect(
     let mut collected = db::read_in(db.snapshot().await?, async |txn| {
         crate::migrations::ensure_api_tables(txn).await?;
         if let Some(org) = &params.org {
-            ensure_org(txn, db.backend, org).await?;
+            ensure_org(txn, org).await?;
         }
         let skipped = skipped_rules(txn, db.backend, selected, ui).await?;
         let runnable: Vec<Rule> = selected
@@ -255,25 +255,14 @@ async fn one_pass(
 }
 
 /// `--org` must name an existing organization (exit 4 otherwise).
-async fn ensure_org(txn: &DatabaseTransaction, backend: DbBackend, org: &str) -> Result<()> {
-    let found = txn
-        .query_one_raw(Statement::from_sql_and_values(
-            backend,
-            match backend {
-                DbBackend::Postgres => "SELECT 1 AS one FROM orgs WHERE id = $1",
-                _ => "SELECT 1 AS one FROM orgs WHERE id = ?",
-            },
-            [org.into()],
-        ))
-        .await
-        .map_err(|e| Error::from_db(e, "looking up the organization"))?;
-    if found.is_none() {
-        return Err(Error::refused(
-            format!("organization '{}' not found", shown(org)),
-            "check --org (an id like org_0123456789ab); without --org every organization is audited",
-        ));
+async fn ensure_org(txn: &DatabaseTransaction, org: &str) -> Result<()> {
+    if crate::accounts::org_exists(txn, org).await? {
+        return Ok(());
     }
-    Ok(())
+    Err(Error::refused(
+        format!("organization '{}' not found", shown(org)),
+        "check --org (an id like org_0123456789ab); without --org every organization is audited",
+    ))
 }
 
 /// Stream one rule's rows into findings.

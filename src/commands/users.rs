@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use crate::accounts::{RoleChange, UserFilter, UserListing, check_org_id, each_user};
 use crate::db;
 use crate::entities::Role;
-use crate::error::{Error, Outcome, Result};
+use crate::error::{Outcome, Result};
 use crate::output::RowStream;
 use crate::output::{Output, Report, shown};
 use crate::records;
@@ -133,14 +133,6 @@ async fn list(args: &UsersListArgs, ctx: &Ctx) -> Result<Outcome> {
     };
     let db = ctx.connect(db::Open::Existing).await?;
     let result = async {
-        if let Some(org) = &filter.org
-            && !org_exists(&db, org).await?
-        {
-            return Err(Error::refused(
-                format!("organization '{org}' not found"),
-                "see `ecomind-admin orgs list`; without --org every organization is listed",
-            ));
-        }
         let mut out = RowStream::start(&ctx.ui, "users", &HEADER)?;
         each_user(&db, &filter, |u: UserListing| out.row(&u, &cells(&u))).await?;
         out.finish()
@@ -165,18 +157,6 @@ fn cells(u: &UserListing) -> Vec<String> {
         }
         .to_owned(),
     ]
-}
-
-async fn org_exists(db: &db::Db, org: &str) -> Result<bool> {
-    use sea_orm::EntityTrait;
-    let found = db::read_in(db.snapshot().await?, async |txn| {
-        crate::entities::orgs::Entity::find_by_id(org.to_owned())
-            .one(txn)
-            .await
-            .map_err(|e| Error::from_db(e, "looking up the organization"))
-    })
-    .await?;
-    Ok(found.is_some())
 }
 
 impl Report for RoleChange {
