@@ -468,9 +468,14 @@ pub fn or_dash<T: std::fmt::Display>(v: Option<T>) -> String {
 /// of stdout goes away ([`RowStream::row`] returns false).
 pub struct RowStream<'a> {
     ui: &'a Output,
+    key: String,
     header: &'a [&'a str],
     count: usize,
     page: Option<SafeTable>,
+    /// The document's opening (JSON) or header (CSV) is written: only with the first
+    /// row or at the end, so that an error before any row leaves stdout empty (and
+    /// --format json prints its error document).
+    opened: bool,
 }
 
 impl<'a> RowStream<'a> {
@@ -478,17 +483,30 @@ impl<'a> RowStream<'a> {
     pub const PAGE: usize = 1000;
 
     pub fn start(ui: &'a Output, key: &str, header: &'a [&'a str]) -> Result<Self> {
-        match ui.format {
-            Format::Json => ui.write_stdout(format!("{{\n  \"{key}\": [").as_bytes())?,
-            Format::Csv => ui.write_stdout(&csv_record(header.iter().copied())?)?,
-            Format::Table => {}
-        }
         Ok(Self {
             ui,
+            key: key.to_owned(),
             header,
             count: 0,
             page: None,
+            opened: false,
         })
+    }
+
+    fn open(&mut self) -> Result<()> {
+        if self.opened {
+            return Ok(());
+        }
+        self.opened = true;
+        match self.ui.format {
+            Format::Json => self
+                .ui
+                .write_stdout(format!("{{\n  \"{}\": [", self.key).as_bytes()),
+            Format::Csv => self
+                .ui
+                .write_stdout(&csv_record(self.header.iter().copied())?),
+            Format::Table => Ok(()),
+        }
     }
 
     /// One row: `json` for --format json, `cells` (in the header's order) otherwise.
@@ -497,6 +515,7 @@ impl<'a> RowStream<'a> {
         if self.ui.stdout_closed.load(Ordering::Relaxed) {
             return Ok(false);
         }
+        self.open()?;
         match self.ui.format {
             Format::Json => {
                 let obj = serde_json::to_string(json)
@@ -529,6 +548,7 @@ impl<'a> RowStream<'a> {
 
     /// End the document; the number of rows written.
     pub fn finish(mut self) -> Result<usize> {
+        self.open()?;
         match self.ui.format {
             Format::Json => {
                 let close = if self.count == 0 { "]" } else { "\n  ]" };

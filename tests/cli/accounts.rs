@@ -82,6 +82,10 @@ both! {
         let r = db.run(&["users", "list", "--org", "org_zz"]);
         r.expect_clean_error(4);
         assert!(r.stderr.contains("org_zz"), "{}", r.stderr);
+        // --format json: stdout is the error document, not the start of a list.
+        let r = db.run(&["users", "list", "--org", "org_zz", "--format", "json"]);
+        assert_eq!(r.code, 4, "{}", r.stderr);
+        assert_eq!(r.json()["error"]["kind"], "refused", "{}", r.stdout);
     }
 
     /// orgs list: every org with its number of users.
