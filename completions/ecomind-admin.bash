@@ -121,6 +121,9 @@ _ecomind__admin() {
             ecomind__admin__subcmd__help__subcmd__users,list)
                 cmd="ecomind__admin__subcmd__help__subcmd__users__subcmd__list"
                 ;;
+            ecomind__admin__subcmd__help__subcmd__users,reset-password)
+                cmd="ecomind__admin__subcmd__help__subcmd__users__subcmd__reset__subcmd__password"
+                ;;
             ecomind__admin__subcmd__help__subcmd__users,set-role)
                 cmd="ecomind__admin__subcmd__help__subcmd__users__subcmd__set__subcmd__role"
                 ;;
@@ -172,6 +175,9 @@ _ecomind__admin() {
             ecomind__admin__subcmd__users,list)
                 cmd="ecomind__admin__subcmd__users__subcmd__list"
                 ;;
+            ecomind__admin__subcmd__users,reset-password)
+                cmd="ecomind__admin__subcmd__users__subcmd__reset__subcmd__password"
+                ;;
             ecomind__admin__subcmd__users,set-role)
                 cmd="ecomind__admin__subcmd__users__subcmd__set__subcmd__role"
                 ;;
@@ -180,6 +186,9 @@ _ecomind__admin() {
                 ;;
             ecomind__admin__subcmd__users__subcmd__help,list)
                 cmd="ecomind__admin__subcmd__users__subcmd__help__subcmd__list"
+                ;;
+            ecomind__admin__subcmd__users__subcmd__help,reset-password)
+                cmd="ecomind__admin__subcmd__users__subcmd__help__subcmd__reset__subcmd__password"
                 ;;
             ecomind__admin__subcmd__users__subcmd__help,set-role)
                 cmd="ecomind__admin__subcmd__users__subcmd__help__subcmd__set__subcmd__role"
@@ -320,7 +329,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --rule)
-                    COMPREPLY=($(compgen -W "privileged-without-provenance elevated-role-at-registration registered-by-unauthorized registered-before-fix privileged-created-recently brute-force success-after-failures case-variant-email multiple-owners privileged-without-password no-telemetry" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "privileged-without-provenance elevated-role-at-registration registered-by-unauthorized registered-before-fix privileged-created-recently role-changed-recently brute-force success-after-failures case-variant-email multiple-owners privileged-without-password no-telemetry" -- "${cur}"))
                     return 0
                     ;;
                 --failed-threshold)
@@ -811,7 +820,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__help__subcmd__users)
-            opts="list set-role"
+            opts="list set-role reset-password"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -825,6 +834,20 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__help__subcmd__users__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__help__subcmd__users__subcmd__reset__subcmd__password)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1305,7 +1328,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users)
-            opts="-q -v -h --database-url --schema --connect-timeout --format --color --quiet --verbose --help list set-role help"
+            opts="-q -v -h --database-url --schema --connect-timeout --format --color --quiet --verbose --help list set-role reset-password help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1339,7 +1362,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users__subcmd__help)
-            opts="list set-role help"
+            opts="list set-role reset-password help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1367,6 +1390,20 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__users__subcmd__help__subcmd__reset__subcmd__password)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1410,6 +1447,48 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --email-like)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schema)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__users__subcmd__reset__subcmd__password)
+            opts="-q -v -h --password-stdin --bcrypt-cost --reason --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bcrypt-cost)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reason)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -35,7 +35,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand baseline 'Adopt an existing database (hand-made or Alembic-managed) after proving which version its schema is; --undo removes the baseline'
             cand create-org 'Create an organization (with an audit_logs row)'
             cand create-admin 'Create an owner or admin who can log in to the API (with an audit_logs row)'
-            cand users 'The API''s users: list them (read-only)'
+            cand users 'The API''s users: list them, change a role, reset a password'
             cand orgs 'The API''s organizations: list them (read-only)'
             cand audit 'Security audits (read-only)'
             cand verify-schema 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
@@ -195,7 +195,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
             cand --format 'Output format of the result on stdout'
             cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
-            cand --password-stdin 'Read the password from the first line of stdin (trailing CR/LF stripped). Otherwise ECOMIND_ADMIN_PASSWORD, otherwise a hidden prompt. There is no password flag: argv is visible to every user of the machine'
+            cand --password-stdin 'Read the password from the first line of stdin (trailing CR/LF stripped). Otherwise ECOMIND_ADMIN_PASSWORD, otherwise a hidden prompt (asked twice). There is no password flag: argv is visible to every user of the machine'
             cand --if-not-exists 'When a user with that email exists: say so, change nothing (never the password), exit 0'
             cand -q 'Print only the result and errors: no notes or progress'
             cand --quiet 'Print only the result and errors: no notes or progress'
@@ -218,6 +218,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand list 'List users, sorted by org and email (table, JSON or CSV; streamed)'
             cand set-role 'Change a user''s role, with a role_changed audit row (confirmation for owner/admin)'
+            cand reset-password 'Set a new password (stdin, ECOMIND_ADMIN_PASSWORD or a prompt), with a password_reset audit row; the old password stops working'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ecomind-admin;users;list'= {
@@ -254,14 +255,33 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'ecomind-admin;users;reset-password'= {
+            cand --bcrypt-cost 'bcrypt cost factor, 4 to 31 (below 10 only for tests)'
+            cand --reason 'Why (kept in the audit row)'
+            cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
+            cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
+            cand --format 'Output format of the result on stdout'
+            cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
+            cand --password-stdin 'Read the password from the first line of stdin (trailing CR/LF stripped). Otherwise ECOMIND_ADMIN_PASSWORD, otherwise a hidden prompt (asked twice). There is no password flag: argv is visible to every user of the machine'
+            cand -q 'Print only the result and errors: no notes or progress'
+            cand --quiet 'Print only the result and errors: no notes or progress'
+            cand -v 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand --verbose 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'ecomind-admin;users;help'= {
             cand list 'List users, sorted by org and email (table, JSON or CSV; streamed)'
             cand set-role 'Change a user''s role, with a role_changed audit row (confirmation for owner/admin)'
+            cand reset-password 'Set a new password (stdin, ECOMIND_ADMIN_PASSWORD or a prompt), with a password_reset audit row; the old password stops working'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ecomind-admin;users;help;list'= {
         }
         &'ecomind-admin;users;help;set-role'= {
+        }
+        &'ecomind-admin;users;help;reset-password'= {
         }
         &'ecomind-admin;users;help;help'= {
         }
@@ -404,7 +424,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand baseline 'Adopt an existing database (hand-made or Alembic-managed) after proving which version its schema is; --undo removes the baseline'
             cand create-org 'Create an organization (with an audit_logs row)'
             cand create-admin 'Create an owner or admin who can log in to the API (with an audit_logs row)'
-            cand users 'The API''s users: list them (read-only)'
+            cand users 'The API''s users: list them, change a role, reset a password'
             cand orgs 'The API''s organizations: list them (read-only)'
             cand audit 'Security audits (read-only)'
             cand verify-schema 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
@@ -436,10 +456,13 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         &'ecomind-admin;help;users'= {
             cand list 'List users, sorted by org and email (table, JSON or CSV; streamed)'
             cand set-role 'Change a user''s role, with a role_changed audit row (confirmation for owner/admin)'
+            cand reset-password 'Set a new password (stdin, ECOMIND_ADMIN_PASSWORD or a prompt), with a password_reset audit row; the old password stops working'
         }
         &'ecomind-admin;help;users;list'= {
         }
         &'ecomind-admin;help;users;set-role'= {
+        }
+        &'ecomind-admin;help;users;reset-password'= {
         }
         &'ecomind-admin;help;orgs'= {
             cand list 'List organizations with their number of users, sorted by id (table, JSON or CSV)'

@@ -41,7 +41,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "migrate
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "baseline" -d 'Adopt an existing database (hand-made or Alembic-managed) after proving which version its schema is; --undo removes the baseline'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "create-org" -d 'Create an organization (with an audit_logs row)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "create-admin" -d 'Create an owner or admin who can log in to the API (with an audit_logs row)'
-complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "users" -d 'The API\'s users: list them (read-only)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "users" -d 'The API\'s users: list them, change a role, reset a password'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "orgs" -d 'The API\'s organizations: list them (read-only)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "audit" -d 'Security audits (read-only)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -f -a "verify-schema" -d 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
@@ -183,26 +183,27 @@ csv\t'CSV with a header row (audit suspicious-accounts only)'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l password-stdin -d 'Read the password from the first line of stdin (trailing CR/LF stripped). Otherwise ECOMIND_ADMIN_PASSWORD, otherwise a hidden prompt. There is no password flag: argv is visible to every user of the machine'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l password-stdin -d 'Read the password from the first line of stdin (trailing CR/LF stripped). Otherwise ECOMIND_ADMIN_PASSWORD, otherwise a hidden prompt (asked twice). There is no password flag: argv is visible to every user of the machine'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l if-not-exists -d 'When a user with that email exists: say so, change nothing (never the password), exit 0'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role help" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role help" -l schema -d 'PostgreSQL schema that holds the API\'s tables, when it is not the first of the role\'s search_path (default: the URL\'s options, else the search_path, normally public). Every transaction runs with this search_path' -r
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role help" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role help" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -l schema -d 'PostgreSQL schema that holds the API\'s tables, when it is not the first of the role\'s search_path (default: the URL\'s options, else the search_path, normally public). Every transaction runs with this search_path' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts only)'"
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role help" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role help" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role help" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role help" -f -a "list" -d 'List users, sorted by org and email (table, JSON or CSV; streamed)'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role help" -f -a "set-role" -d 'Change a user\'s role, with a role_changed audit row (confirmation for owner/admin)'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -f -a "list" -d 'List users, sorted by org and email (table, JSON or CSV; streamed)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -f -a "set-role" -d 'Change a user\'s role, with a role_changed audit row (confirmation for owner/admin)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -f -a "reset-password" -d 'Set a new password (stdin, ECOMIND_ADMIN_PASSWORD or a prompt), with a password_reset audit row; the old password stops working'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l org -d 'Only the users of this organization (it must exist)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l role -d 'Only users with this role (repeatable)' -r -f -a "owner\t''
 admin\t''
@@ -239,8 +240,24 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and _
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l bcrypt-cost -d 'bcrypt cost factor, 4 to 31 (below 10 only for tests)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l reason -d 'Why (kept in the audit row)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l schema -d 'PostgreSQL schema that holds the API\'s tables, when it is not the first of the role\'s search_path (default: the URL\'s options, else the search_path, normally public). Every transaction runs with this search_path' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document (stable, documented in the README)'
+csv\t'CSV with a header row (audit suspicious-accounts only)'"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l password-stdin -d 'Read the password from the first line of stdin (trailing CR/LF stripped). Otherwise ECOMIND_ADMIN_PASSWORD, otherwise a hidden prompt (asked twice). There is no password flag: argv is visible to every user of the machine'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from help" -f -a "list" -d 'List users, sorted by org and email (table, JSON or CSV; streamed)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from help" -f -a "set-role" -d 'Change a user\'s role, with a role_changed audit row (confirmation for owner/admin)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from help" -f -a "reset-password" -d 'Set a new password (stdin, ECOMIND_ADMIN_PASSWORD or a prompt), with a password_reset audit row; the old password stops working'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -l schema -d 'PostgreSQL schema that holds the API\'s tables, when it is not the first of the role\'s search_path (default: the URL\'s options, else the search_path, normally public). Every transaction runs with this search_path' -r
@@ -292,6 +309,7 @@ elevated-role-at-registration\t''
 registered-by-unauthorized\t''
 registered-before-fix\t''
 privileged-created-recently\t''
+role-changed-recently\t''
 brute-force\t''
 success-after-failures\t''
 case-variant-email\t''
@@ -373,7 +391,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and no
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin users orgs audit verify-schema doctor man completions help" -f -a "baseline" -d 'Adopt an existing database (hand-made or Alembic-managed) after proving which version its schema is; --undo removes the baseline'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin users orgs audit verify-schema doctor man completions help" -f -a "create-org" -d 'Create an organization (with an audit_logs row)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin users orgs audit verify-schema doctor man completions help" -f -a "create-admin" -d 'Create an owner or admin who can log in to the API (with an audit_logs row)'
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin users orgs audit verify-schema doctor man completions help" -f -a "users" -d 'The API\'s users: list them (read-only)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin users orgs audit verify-schema doctor man completions help" -f -a "users" -d 'The API\'s users: list them, change a role, reset a password'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin users orgs audit verify-schema doctor man completions help" -f -a "orgs" -d 'The API\'s organizations: list them (read-only)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin users orgs audit verify-schema doctor man completions help" -f -a "audit" -d 'Security audits (read-only)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and not __fish_seen_subcommand_from migrate baseline create-org create-admin users orgs audit verify-schema doctor man completions help" -f -a "verify-schema" -d 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
@@ -387,5 +405,6 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __fish_seen_subcommand_from migrate" -f -a "status" -d 'List every migration with its Alembic revision, applied or pending, and when'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "list" -d 'List users, sorted by org and email (table, JSON or CSV; streamed)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "set-role" -d 'Change a user\'s role, with a role_changed audit row (confirmation for owner/admin)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __fish_seen_subcommand_from users" -f -a "reset-password" -d 'Set a new password (stdin, ECOMIND_ADMIN_PASSWORD or a prompt), with a password_reset audit row; the old password stops working'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __fish_seen_subcommand_from orgs" -f -a "list" -d 'List organizations with their number of users, sorted by id (table, JSON or CSV)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "suspicious-accounts" -d 'Find accounts that abused the fixed registration hole, and accounts under attack'

@@ -2,7 +2,7 @@
 //! address. Shared by create-org, create-admin and the audit; knows nothing of the
 //! command line or the terminal.
 
-use sea_orm::{EntityTrait, PaginatorTrait, QuerySelect};
+use sea_orm::{EntityTrait, QuerySelect};
 
 use crate::db;
 
@@ -111,6 +111,15 @@ pub fn check_password(password: &str, email: &str) -> std::result::Result<(), St
         return Err("the password must not be the email address".into());
     }
     Ok(())
+}
+
+/// A bcrypt hash of `password` that passlib (the API) verifies. The caller has checked
+/// the policy, so the password is at most 72 bytes and nothing is truncated. (The
+/// crate's non_truncating_hash counts bcrypt's NUL terminator and would refuse a
+/// 72-byte password that passlib and the API accept.)
+pub fn hash_password(password: &str, cost: u32) -> Result<String> {
+    bcrypt::hash(password.as_bytes(), cost)
+        .map_err(|e| Error::internal(format!("bcrypt failed: {e}")))
 }
 
 /// The user whose email is the same address as `email` ([`records::email_key`]: Unicode
@@ -329,14 +338,64 @@ fn privileged_role(role: Option<crate::entities::Role>) -> bool {
     )
 }
 
-/// The user `email` names (ignoring case and the domain's spelling), or exit 4.
-async fn user_by_email<C: sea_orm::ConnectionTrait>(conn: &C, email: &str) -> Result<users::Model> {
-    find_by_email(conn, email).await?.ok_or_else(|| {
-        Error::refused(
-            format!("no user with email '{}'", printable(email, 200)),
-            "see `ecomind-admin users list --email-like '%part%'`",
+/// The user whose stored email is exactly `email`; with `lock`, its row locked for the
+/// transaction on PostgreSQL (`FOR UPDATE`; SQLite's write lock is the database's).
+/// None: exit 4, naming the users with the same address ignoring case and the domain's
+/// spelling when there are any (a role or a password is changed only for the address
+/// as the API stores it).
+async fn user_by_email<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    email: &str,
+    lock: bool,
+) -> Result<users::Model> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let mut query = users::Entity::find().filter(users::Column::Email.eq(email));
+    if lock {
+        query = query.lock_exclusive();
+    }
+    let exact = query
+        .all(conn)
+        .await
+        .map_err(|e| Error::from_db(e, "looking up the email"))?;
+    if let [user] = &exact[..] {
+        return Ok(user.clone());
+    }
+    if exact.len() > 1 {
+        return Err(Error::refused(
+            format!(
+                "{} users have the email '{}'",
+                exact.len(),
+                printable(email, 200)
+            ),
+            "fix the duplicate rows first; see `ecomind-admin audit suspicious-accounts --rule case-variant-email`",
+        ));
+    }
+    let key = records::email_key(email);
+    let all: Vec<String> = users::Entity::find()
+        .select_only()
+        .column(users::Column::Email)
+        .into_tuple()
+        .all(conn)
+        .await
+        .map_err(|e| Error::from_db(e, "looking up the email"))?;
+    let mut variants: Vec<String> = all
+        .iter()
+        .filter(|e| records::email_key(e) == key)
+        .map(|e| format!("'{}'", printable(e, 200)))
+        .collect();
+    variants.sort();
+    let hint = if variants.is_empty() {
+        "see `ecomind-admin users list --email-like '%part%'`".to_owned()
+    } else {
+        format!(
+            "did you mean {}? pass the address exactly as stored",
+            variants.join(" or ")
         )
-    })
+    };
+    Err(Error::refused(
+        format!("no user with email '{}'", printable(email, 200)),
+        hint,
+    ))
 }
 
 /// Refuse (exit 4) to take `user` below admin when no other owner or admin is left in
@@ -350,16 +409,22 @@ async fn keep_one_privileged(
     if !privileged_role(user.role) || privileged_role(Some(role)) {
         return Ok(());
     }
-    let others = users::Entity::find()
+    // Locked (PostgreSQL): a concurrent demotion of the other one, even by hand-written
+    // SQL, waits for this transaction and then sees the new role.
+    let others: Vec<String> = users::Entity::find()
+        .select_only()
+        .column(users::Column::Id)
         .filter(users::Column::OrgId.eq(user.org_id.clone()))
         .filter(users::Column::Id.ne(user.id.clone()))
         .filter(
             users::Column::Role.is_in([crate::entities::Role::Owner, crate::entities::Role::Admin]),
         )
-        .count(txn)
+        .lock_exclusive()
+        .into_tuple()
+        .all(txn)
         .await
         .map_err(|e| Error::from_db(e, "counting the org's owners and admins"))?;
-    if others > 0 {
+    if !others.is_empty() {
         return Ok(());
     }
     Err(Error::refused(
@@ -402,36 +467,70 @@ async fn apply_role(
     Ok(())
 }
 
-/// Change the role of the user `email` to `role`, with one `role_changed` audit row,
-/// in one transaction serialized per organization (two changes in one org never
-/// interleave, so none can leave it without an owner or admin). Refuses (exit 4) to
-/// take the last owner-or-admin of an org below admin unless `force`.
+/// The user `email` names exactly (see `user_by_email`), read in its own snapshot:
+/// what a command shows and confirms before it changes anything.
+pub async fn find_user(db: &crate::db::Db, email: &str) -> Result<users::Model> {
+    db::read_in(db.snapshot().await?, async |txn| {
+        crate::migrations::ensure_api_tables(txn).await?;
+        if !crate::migrations::has_column(txn, db.backend, "users", "password_hash").await? {
+            return Err(Error::refused(
+                "the database is at revision 001: users has no password_hash column, and the API has no login to manage",
+                "run `ecomind-admin migrate up` first",
+            ));
+        }
+        user_by_email(txn, email, false).await
+    })
+    .await
+}
+
+/// Begin the transaction that changes `found` (as [`find_user`] read it): serialized
+/// with every other account change in its organization, and the user read again under
+/// the lock, locked, and checked to be the same account.
+async fn begin_change(
+    db: &crate::db::Db,
+    found: &users::Model,
+    ui: &dyn crate::progress::Progress,
+) -> Result<(sea_orm::DatabaseTransaction, users::Model)> {
+    let txn = db
+        .begin_serialized(
+            crate::db::ORG_LOCK_CLASS,
+            &found.org_id,
+            ACCOUNT_LOCK_WAIT,
+            ui,
+        )
+        .await?;
+    let user = match user_by_email(&txn, &found.email, true).await {
+        Ok(user) if user.id == found.id && user.org_id == found.org_id => user,
+        Ok(_) | Err(_) => {
+            txn.rollback().await.ok();
+            return Err(Error::refused(
+                format!(
+                    "the user '{}' changed while ecomind-admin was preparing; nothing changed",
+                    printable(&found.email, 200)
+                ),
+                "run the command again",
+            ));
+        }
+    };
+    Ok((txn, user))
+}
+
+/// Change the role of `found` (from [`find_user`]) to `role`, with one `role_changed`
+/// audit row, in one transaction serialized per organization (two changes in one org
+/// never interleave, so none can leave it without an owner or admin). Refuses (exit 4)
+/// to take the last owner-or-admin of an org below admin unless `force`.
 pub async fn set_role(
     db: &crate::db::Db,
-    email: &str,
+    found: &users::Model,
     role: crate::entities::Role,
     reason: &str,
     force: bool,
     dry_run: bool,
     ui: &dyn crate::progress::Progress,
 ) -> Result<RoleChange> {
-    if reason.trim().is_empty() {
-        return Err(Error::refused(
-            "--reason is empty",
-            "say why the role changes; it is kept in the audit row",
-        ));
-    }
-    // The org is read first to take its lock; read again under the lock.
-    let org = db::read_in(db.snapshot().await?, async |txn| {
-        crate::migrations::ensure_api_tables(txn).await?;
-        Ok(user_by_email(txn, email).await?.org_id)
-    })
-    .await?;
-    let txn = db
-        .begin_serialized(crate::db::ORG_LOCK_CLASS, &org, ROLE_LOCK_WAIT, ui)
-        .await?;
+    check_reason(reason)?;
+    let (txn, user) = begin_change(db, found, ui).await?;
     let work = async |txn: &sea_orm::DatabaseTransaction| {
-        let user = user_by_email(txn, email).await?;
         let ts = records::now();
         let new_role = sea_orm::ActiveEnum::to_value(&role);
         let old_role = user.role.map(|r| sea_orm::ActiveEnum::to_value(&r));
@@ -465,7 +564,7 @@ pub async fn set_role(
         if dry_run {
             return Ok(change);
         }
-        apply_role(txn, user, role, details, ts).await?;
+        apply_role(txn, user.clone(), role, details, ts).await?;
         Ok(change)
     };
     if dry_run {
@@ -474,5 +573,78 @@ pub async fn set_role(
     db::commit_if_ok(txn, "committing the role change", work).await
 }
 
-/// How long a role change waits for another one in the same organization.
-const ROLE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// A `--reason` must say something (it is kept in the audit row).
+fn check_reason(reason: &str) -> Result<()> {
+    if reason.trim().is_empty() {
+        return Err(Error::refused(
+            "--reason is empty",
+            "say why; it is kept in the audit row",
+        ));
+    }
+    Ok(())
+}
+
+/// What `users reset-password` changed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PasswordReset {
+    pub user_id: String,
+    pub org_id: String,
+    pub email: String,
+    /// The audit_logs row written (never the hash or the password).
+    pub audit_details: serde_json::Value,
+}
+
+/// Replace the password hash of `found` (from [`find_user`]) with `hash`, with one
+/// `password_reset` audit row (no hash in it), in one transaction serialized with the
+/// org's other account changes.
+pub async fn reset_password(
+    db: &crate::db::Db,
+    found: &users::Model,
+    hash: String,
+    reason: Option<&str>,
+    ui: &dyn crate::progress::Progress,
+) -> Result<PasswordReset> {
+    if let Some(reason) = reason {
+        check_reason(reason)?;
+    }
+    let (txn, user) = begin_change(db, found, ui).await?;
+    db::commit_if_ok(txn, "committing the new password", async |txn| {
+        use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+        let ts = records::now();
+        let details = records::details_by(
+            "changed_by",
+            &[
+                ("email", serde_json::json!(user.email)),
+                ("reason", serde_json::json!(reason)),
+            ],
+            ts,
+        );
+        let report = PasswordReset {
+            user_id: user.id.clone(),
+            org_id: user.org_id.clone(),
+            email: user.email.clone(),
+            audit_details: details.clone(),
+        };
+        let mut active: users::ActiveModel = user.clone().into();
+        active.password_hash = Set(Some(hash));
+        active
+            .update(txn)
+            .await
+            .map_err(|e| Error::from_db(e, "storing the new password hash"))?;
+        records::record(
+            txn,
+            &report.org_id,
+            Some(&report.user_id),
+            "password_reset",
+            "users",
+            details,
+            ts,
+        )
+        .await?;
+        Ok(report)
+    })
+    .await
+}
+
+/// How long an account change waits for another one in the same organization.
+const ACCOUNT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);

@@ -53,7 +53,7 @@ pub enum Command {
     /// Create an owner or admin who can log in to the API (with an audit_logs row).
     CreateAdmin(commands::create_admin::CreateAdminArgs),
 
-    /// The API's users: list them (read-only).
+    /// The API's users: list them, change a role, reset a password.
     #[command(subcommand)]
     Users(commands::users::UsersCommand),
 

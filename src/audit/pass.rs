@@ -68,15 +68,16 @@ pub fn statement(backend: DbBackend, p: &Params, selected: &[Rule]) -> String {
          FROM w WHERE {bad}{org}",
         n = Rule::ALL.len(),
         no_ts = d.null_ts(),
-        bad = unparseable(),
+        bad = unparseable(&d),
         org = d.org_filter("org_id", p.org.as_deref()),
     ));
     format!(
-        "WITH {w}, {reg}, {pu}, {fe}, {brute}, {success} \
+        "WITH {w}, {reg}, {rc}, {pu}, {fe}, {brute}, {success} \
          SELECT rule, org_id, user_id, email, role, created_at, at, evidence FROM ({union}) f \
          ORDER BY ord, sort_ts",
         w = working_set(&d, p),
         reg = registrations(),
+        rc = role_changes(&d),
         pu = per_user(&d),
         fe = failures_per_email(&d, p),
         brute = brute_force_ctes(&d, p),
@@ -86,9 +87,14 @@ pub fn statement(backend: DbBackend, p: &Params, selected: &[Rule]) -> String {
 }
 
 /// A row of `w` the rules cannot read: no email (details missing, not an object, or
-/// without the key), or a registration without its role.
-fn unparseable() -> String {
-    "(email IS NULL OR (action = 'user_registered' AND reg_role IS NULL))".to_owned()
+/// without the key), a registration without its role, or a role change without its
+/// new role.
+fn unparseable(d: &Dialect) -> String {
+    format!(
+        "(email IS NULL OR (action = 'user_registered' AND reg_role IS NULL) \
+          OR (action = 'role_changed' AND {} IS NULL))",
+        d.j("rc_details", "new_role")
+    )
 }
 
 /// The working set: one scan of audit_logs, each kept row's keys taken out of
@@ -102,14 +108,17 @@ fn working_set(d: &Dialect, p: &Params) -> String {
                 CASE WHEN a.action = 'user_registered' THEN {role} END AS reg_role, \
                 CASE WHEN a.action = 'user_registered' THEN {by} END AS created_by, \
                 CASE WHEN a.action = 'login_failed' THEN {reason} END AS reason, \
-                CASE WHEN a.action = 'user_registered' THEN {obj} END AS obj \
+                CASE WHEN a.action = 'user_registered' THEN {obj} END AS obj, \
+                CASE WHEN a.action = 'role_changed' THEN a.details END AS rc_details \
          FROM audit_logs a \
-         WHERE a.action IN ('user_registered', 'login_failed', 'login_success', 'logout') \
-           AND ((a.action = 'user_registered' AND {obj}) \
-                OR (a.action <> 'user_registered' AND {recent}{org} AND {email} IS NOT NULL) \
+         WHERE a.action IN ('user_registered', 'role_changed', 'login_failed', 'login_success', 'logout') \
+           AND ((a.action IN ('user_registered', 'role_changed') AND {obj}) \
+                OR (a.action NOT IN ('user_registered', 'role_changed') AND {recent}{org} AND {email} IS NOT NULL) \
                 OR ({email} IS NULL{org}) \
-                OR (a.action = 'user_registered' AND {role} IS NULL{org})))",
+                OR (a.action = 'user_registered' AND {role} IS NULL{org}) \
+                OR (a.action = 'role_changed' AND {new_role} IS NULL{org})))",
         role = d.j("a.details", "role"),
+        new_role = d.j("a.details", "new_role"),
         by = d.j("a.details", "created_by"),
         reason = d.j("a.details", "reason"),
         obj = d.is_obj("a.details"),
@@ -131,21 +140,51 @@ fn registrations() -> String {
     )
 }
 
+/// Each `role_changed` row once (ecomind-admin's `users set-role`, or any other writer
+/// of that action): its keys, and whether its author could make it (ecomind-admin, or
+/// an owner or admin of the same org).
+fn role_changes(d: &Dialect) -> String {
+    let by = d.j("r.rc_details", "changed_by");
+    format!(
+        "rc AS MATERIALIZED (SELECT r.audit_id, r.org_id, r.user_id, r.ts, \
+                {new_role} AS new_role, {old_role} AS old_role, {by} AS changed_by, \
+                {reason} AS reason, {os_user} AS os_user, {host} AS host, \
+                (COALESCE({by} = '{CREATED_BY}', FALSE) \
+                 OR COALESCE(c.org_id = r.org_id AND CAST(c.role AS TEXT) IN ('owner', 'admin'), FALSE)) AS authorized \
+         FROM w r LEFT JOIN users c ON c.id = {by} \
+         WHERE r.action = 'role_changed' AND {new_role} IS NOT NULL)",
+        new_role = d.j("r.rc_details", "new_role"),
+        old_role = d.j("r.rc_details", "old_role"),
+        reason = d.j("r.rc_details", "reason"),
+        os_user = d.j("r.rc_details", "os_user"),
+        host = d.j("r.rc_details", "host"),
+    )
+}
+
 /// Per user: the registrations about it (by user_id, then by email where the user_id
 /// is another's), whether one is authorized (`has_ok`) or clean (`has_clean`: a viewer,
-/// or made by ecomind-admin), and who made them.
+/// or made by ecomind-admin), and who made them; and `le`, the latest recorded event
+/// that set its role (a registration, or a role change by user_id): which, the role,
+/// by whom, when, and whether its author could make it.
 fn per_user(d: &Dialect) -> String {
     let clean =
         format!("(r.authorized AND (r.reg_role = 'viewer' OR r.created_by = '{CREATED_BY}'))");
     format!(
-        "ru AS (SELECT u.id AS uid, r.authorized, {clean} AS clean, r.created_by \
+        "ru AS (SELECT u.id AS uid, r.authorized, {clean} AS clean, r.created_by, r.ts, r.audit_id, r.reg_role \
                 FROM reg r JOIN users u ON u.id = r.user_id \
                 UNION ALL \
-                SELECT u.id, r.authorized, {clean}, r.created_by \
+                SELECT u.id, r.authorized, {clean}, r.created_by, r.ts, r.audit_id, r.reg_role \
                 FROM reg r JOIN users u ON lower(u.email) = r.email_l \
                 WHERE {other}), \
          pu AS MATERIALIZED (SELECT uid, COUNT(*) AS registrations, {ok} AS has_ok, {cl} AS has_clean, \
-                {creators} AS creators FROM ru GROUP BY uid)",
+                {creators} AS creators FROM ru GROUP BY uid), \
+         ev AS (SELECT uid, ts, audit_id, 'user_registered' AS action, reg_role AS role, created_by AS by_, authorized FROM ru \
+                UNION ALL \
+                SELECT u.id, c.ts, c.audit_id, 'role_changed', c.new_role, c.changed_by, c.authorized \
+                FROM rc c JOIN users u ON u.id = c.user_id), \
+         le AS MATERIALIZED (SELECT uid, action, role, by_, ts, authorized FROM \
+                (SELECT ev.*, ROW_NUMBER() OVER (PARTITION BY uid ORDER BY ts DESC, audit_id DESC) AS n FROM ev) x \
+                WHERE n = 1)",
         other = d.distinct_from("r.user_id", "u.id"),
         ok = d.bool_or("authorized"),
         cl = d.bool_or("clean"),
@@ -217,12 +256,20 @@ fn branch(d: &Dialect, rule: Rule, p: &Params) -> Option<String> {
     Some(match rule {
         Rule::PrivilegedWithoutProvenance => user_branch(
             d,
-            &format!("{PRIVILEGED}{org_u} AND NOT COALESCE(pu.has_ok, FALSE)"),
+            &format!(
+                "{PRIVILEGED}{org_u} AND NOT COALESCE(le.authorized AND lower(le.role) = CAST(u.role AS TEXT), FALSE)"
+            ),
             &[
                 ("registrations", "COALESCE(pu.registrations, 0)".into()),
                 ("created_by", "pu.creators".into()),
+                ("recorded_action", "le.action".into()),
+                ("recorded_role", "le.role".into()),
+                ("recorded_by", "le.by_".into()),
+                ("recorded_at", d.ts_text("le.ts")),
+                ("recorded_authorized", d.boolean("le.authorized")),
             ],
         ),
+        Rule::RoleChangedRecently => role_change_branch(d, p),
         Rule::RegisteredBeforeFix => {
             let fixed = p.fixed_at?;
             user_branch(
@@ -301,14 +348,40 @@ fn login_rule(d: &Dialect, rule: Rule) -> String {
     )
 }
 
-/// One finding per user `u` matching `cond`, with `pu` (its registrations) joined.
+/// One finding per user `u` matching `cond`, with `pu` (its registrations) and `le`
+/// (its latest recorded role) joined.
 fn user_branch(d: &Dialect, cond: &str, evidence: &[(&str, String)]) -> String {
     format!(
         "SELECT u.org_id AS org_id, u.id AS user_id, u.email AS email, CAST(u.role AS TEXT) AS role, \
                 {created} AS created_at, {created} AS at, {ev} AS evidence, u.created_at AS sort_ts \
-         FROM users u LEFT JOIN pu ON pu.uid = u.id WHERE {cond}",
+         FROM users u LEFT JOIN pu ON pu.uid = u.id LEFT JOIN le ON le.uid = u.id WHERE {cond}",
         created = d.ts_text("u.created_at"),
         ev = d.obj(evidence),
+    )
+}
+
+/// role-changed-recently: one finding per role change to owner or admin inside
+/// `--since`, with who ran it.
+fn role_change_branch(d: &Dialect, p: &Params) -> String {
+    format!(
+        "SELECT c.org_id AS org_id, COALESCE(u.id, c.user_id) AS user_id, u.email AS email, \
+                CAST(u.role AS TEXT) AS role, {created} AS created_at, {at} AS at, {ev} AS evidence, c.ts AS sort_ts \
+         FROM rc c LEFT JOIN users u ON u.id = c.user_id \
+         WHERE lower(c.new_role) IN ('owner', 'admin') AND {since}{org}",
+        created = d.ts_text("u.created_at"),
+        at = d.ts_text("c.ts"),
+        since = d.ts_cmp("c.ts", ">=", p.since),
+        org = d.org_filter("c.org_id", p.org.as_deref()),
+        ev = d.obj(&[
+            ("audit_id", "c.audit_id".into()),
+            ("changed_at", d.ts_text("c.ts")),
+            ("old_role", "c.old_role".into()),
+            ("new_role", "c.new_role".into()),
+            ("changed_by", "c.changed_by".into()),
+            ("os_user", "c.os_user".into()),
+            ("host", "c.host".into()),
+            ("reason", "c.reason".into()),
+        ]),
     )
 }
 

@@ -18,6 +18,7 @@ pub enum Rule {
     RegisteredByUnauthorized,
     RegisteredBeforeFix,
     PrivilegedCreatedRecently,
+    RoleChangedRecently,
     BruteForce,
     SuccessAfterFailures,
     CaseVariantEmail,
@@ -27,12 +28,13 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 11] = [
+    pub const ALL: [Rule; 12] = [
         Rule::PrivilegedWithoutProvenance,
         Rule::ElevatedRoleAtRegistration,
         Rule::RegisteredByUnauthorized,
         Rule::RegisteredBeforeFix,
         Rule::PrivilegedCreatedRecently,
+        Rule::RoleChangedRecently,
         Rule::BruteForce,
         Rule::SuccessAfterFailures,
         Rule::CaseVariantEmail,
@@ -67,6 +69,7 @@ impl Rule {
             Rule::RegisteredByUnauthorized => "registered-by-unauthorized",
             Rule::RegisteredBeforeFix => "registered-before-fix",
             Rule::PrivilegedCreatedRecently => "privileged-created-recently",
+            Rule::RoleChangedRecently => "role-changed-recently",
             Rule::BruteForce => "brute-force",
             Rule::SuccessAfterFailures => "success-after-failures",
             Rule::CaseVariantEmail => "case-variant-email",
@@ -269,6 +272,33 @@ fn registered_by(ev: &Evidence) -> String {
     }
 }
 
+/// Why a privileged account has no provenance: no recorded event set its role, the
+/// latest one was made by someone who could not, or it gave another role.
+fn without_provenance(ev: &Evidence, role: Option<&str>) -> Result<String> {
+    let role = role.unwrap_or("?");
+    let what = ev.s("recorded_action")?;
+    if what == "-" {
+        return Ok(format!(
+            "{role} with no registration or role change recorded ({} registration rows)",
+            ev.n("registrations")?
+        ));
+    }
+    let event = format!(
+        "{what} at {} by {}",
+        ev.s("recorded_at")?,
+        ev.s("recorded_by")?
+    );
+    let recorded = ev.s("recorded_role")?;
+    if ev.get("recorded_authorized")? != &Value::Bool(true) {
+        return Ok(format!(
+            "{role}; its latest recorded role ({recorded}, {event}) was not given by an owner/admin of its org or ecomind-admin"
+        ));
+    }
+    Ok(format!(
+        "{role}, but its latest recorded role is {recorded} ({event}): changed outside the API and ecomind-admin"
+    ))
+}
+
 /// Severity and message of a finding about how an account came to be.
 fn assess_accounts(
     rule: Rule,
@@ -277,13 +307,18 @@ fn assess_accounts(
     p: &Params,
 ) -> Result<(Risk, String)> {
     Ok(match rule {
-        Rule::PrivilegedWithoutProvenance => (
-            Risk::Critical,
+        Rule::PrivilegedWithoutProvenance => (Risk::Critical, without_provenance(ev, role)?),
+        Rule::RoleChangedRecently => (
+            Risk::Warning,
             format!(
-                "{} with no registration by an owner/admin of its org or ecomind-admin ({} registration rows; created_by: {})",
-                role.unwrap_or("?"),
-                ev.n("registrations")?,
-                ev.s("created_by")?
+                "role changed from {} to {} at {} by {} (os user {} on {}): {}",
+                ev.s("old_role")?,
+                ev.s("new_role")?,
+                ev.s("changed_at")?,
+                ev.s("changed_by")?,
+                ev.s("os_user")?,
+                ev.s("host")?,
+                ev.s("reason")?
             ),
         ),
         Rule::ElevatedRoleAtRegistration => (

@@ -79,6 +79,15 @@ impl Dialect {
         }
     }
 
+    /// A boolean as a JSON true / false inside [`Dialect::obj`] (SQLite's are 0 / 1).
+    pub fn boolean(&self, expr: &str) -> String {
+        if self.pg {
+            expr.to_owned()
+        } else {
+            format!("(CASE WHEN {expr} THEN json('true') WHEN NOT {expr} THEN json('false') END)")
+        }
+    }
+
     /// Comma-separated values of a group.
     pub fn agg(&self, expr: &str) -> String {
         if self.pg {

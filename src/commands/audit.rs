@@ -197,7 +197,7 @@ impl Report for AuditReport {
         if s.unparseable_rows > 0 {
             let _ = writeln!(
                 out,
-                "unparseable audit rows (details not an object, or missing email/role): {}",
+                "unparseable audit rows (details not an object, or missing email, role or new_role): {}",
                 s.unparseable_rows
             );
         }

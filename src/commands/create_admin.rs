@@ -2,24 +2,20 @@
 //! passlib accepts and an audit row like the API's own registration event.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, Read};
 
 use clap::{Args, ValueEnum};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseTransaction, EntityTrait};
 use serde::Serialize;
 use serde_json::json;
 
-use super::Ctx;
-use crate::accounts::{check_email, check_org_id, check_password, find_by_email};
+use super::{Ctx, PasswordArgs};
+use crate::accounts::{check_email, check_org_id, find_by_email};
 use crate::db::{self, Db};
 use crate::entities::{Role, orgs, users};
 use crate::error::Outcome;
 use crate::error::{Error, Result};
 use crate::output::{Output, Report, label, or_dash, shown};
 use crate::records;
-
-/// The environment variable a CI job can put the password in.
-pub const PASSWORD_ENV: &str = "ECOMIND_ADMIN_PASSWORD";
 
 #[derive(Debug, Args)]
 pub struct CreateAdminArgs {
@@ -40,15 +36,8 @@ pub struct CreateAdminArgs {
     #[arg(long, value_enum, default_value_t = AdminRole::Admin)]
     pub role: AdminRole,
 
-    /// Read the password from the first line of stdin (trailing CR/LF stripped).
-    /// Otherwise ECOMIND_ADMIN_PASSWORD, otherwise a hidden prompt. There is no
-    /// password flag: argv is visible to every user of the machine.
-    #[arg(long)]
-    pub password_stdin: bool,
-
-    /// bcrypt cost factor, 4 to 31 (below 10 only for tests).
-    #[arg(long, value_name = "N", default_value_t = 12, value_parser = clap::value_parser!(u32).range(4..=31))]
-    pub bcrypt_cost: u32,
+    #[command(flatten)]
+    pub password: PasswordArgs,
 
     /// When a user with that email exists: say so, change nothing (never the
     /// password), exit 0.
@@ -69,75 +58,6 @@ impl From<AdminRole> for Role {
             AdminRole::Owner => Role::Owner,
         }
     }
-}
-
-fn policy_error(msg: String) -> Error {
-    Error::refused(
-        msg,
-        "choose a password of 12 or more characters and at most 72 bytes",
-    )
-}
-
-/// The password, from stdin, the environment, or a prompt, in that order.
-fn read_password(args: &CreateAdminArgs, ui: &Output) -> Result<String> {
-    if args.password_stdin {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .lock()
-            .take(64 * 1024)
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| {
-                Error::refused(
-                    format!("cannot read the password from stdin: {e}"),
-                    "pipe the password into --password-stdin",
-                )
-            })?;
-        if buf.is_empty() {
-            return Err(Error::refused(
-                "--password-stdin: stdin is empty",
-                "pipe the password into it, e.g. `printf '%s\\n' \"$PW\" | ecomind-admin create-admin --password-stdin ...`",
-            ));
-        }
-        while matches!(buf.last(), Some(b'\n' | b'\r')) {
-            buf.pop();
-        }
-        let pw = String::from_utf8(buf).map_err(|_| {
-            Error::refused(
-                "--password-stdin: the password is not valid UTF-8",
-                "pass the password as UTF-8 text",
-            )
-        })?;
-        check_password(&pw, &args.email).map_err(policy_error)?;
-        return Ok(pw);
-    }
-    if let Ok(pw) = std::env::var(PASSWORD_ENV) {
-        ui.note(format!(
-            "using the password from the {PASSWORD_ENV} environment variable"
-        ));
-        check_password(&pw, &args.email).map_err(policy_error)?;
-        return Ok(pw);
-    }
-    if !ui.interactive() {
-        return Err(Error::refused(
-            "no password: stdin is not a terminal and no password source was given",
-            format!("pipe it with --password-stdin, or set {PASSWORD_ENV}"),
-        ));
-    }
-    let email = args.email.clone();
-    dialoguer::Password::new()
-        .with_prompt(format!("Password for {}", shown(&args.email)))
-        .with_confirmation(
-            "Repeat the password",
-            "The passwords do not match; try again.",
-        )
-        .validate_with(move |pw: &String| check_password(pw, &email))
-        .interact()
-        .map_err(|e| {
-            Error::refused(
-                format!("cannot read the password: {e}"),
-                "use --password-stdin",
-            )
-        })
 }
 
 #[derive(Debug, Serialize)]
@@ -186,12 +106,7 @@ pub async fn run(args: &CreateAdminArgs, ctx: &Ctx) -> Result<Outcome> {
     let ui = &ctx.ui;
     check_org_id(&args.org)?;
     check_email(&args.email)?;
-    if args.bcrypt_cost < 10 {
-        ui.warn(format!(
-            "bcrypt cost {} is weak; use it for tests only (default 12)",
-            args.bcrypt_cost
-        ));
-    }
+    args.password.warn_if_weak(ui);
     let db = ctx.connect(db::Open::Existing).await?;
     let result = async {
         // Check the org and the email before asking for a password; the transaction
@@ -208,18 +123,7 @@ pub async fn run(args: &CreateAdminArgs, ctx: &Ctx) -> Result<Outcome> {
             return Ok(UserReport::from_model(&existing, false));
         }
         db.ensure_writable().await?;
-        let password = read_password(args, ui)?;
-        let pb = ui.spinner(format!(
-            "hashing the password (bcrypt cost {})",
-            args.bcrypt_cost
-        ));
-        // check_password guarantees at most 72 bytes, so nothing is truncated. (The
-        // crate's non_truncating_hash counts bcrypt's NUL terminator and would refuse a
-        // 72-byte password that passlib and the API accept.)
-        let hash = bcrypt::hash(password.as_bytes(), args.bcrypt_cost)
-            .map_err(|e| Error::internal(format!("bcrypt failed: {e}")))?;
-        drop(password);
-        pb.finish_and_clear();
+        let hash = args.password.read_and_hash(&args.email, ui)?;
         create(&db, args, hash, ui).await
     }
     .await;
@@ -385,6 +289,7 @@ async fn insert(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accounts::check_password;
 
     #[test]
     fn password_policy() {

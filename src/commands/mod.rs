@@ -58,3 +58,125 @@ impl LockArgs {
         }
     }
 }
+
+/// The environment variable a CI job can put the password in.
+pub const PASSWORD_ENV: &str = "ECOMIND_ADMIN_PASSWORD";
+
+/// Where a new password comes from and how it is hashed (create-admin, users
+/// reset-password). There is no password flag: argv is visible to every user of the
+/// machine.
+#[derive(Debug, Clone, Args)]
+pub struct PasswordArgs {
+    /// Read the password from the first line of stdin (trailing CR/LF stripped).
+    /// Otherwise ECOMIND_ADMIN_PASSWORD, otherwise a hidden prompt (asked twice). There
+    /// is no password flag: argv is visible to every user of the machine.
+    #[arg(long)]
+    pub password_stdin: bool,
+
+    /// bcrypt cost factor, 4 to 31 (below 10 only for tests).
+    #[arg(long, value_name = "N", default_value_t = 12, value_parser = clap::value_parser!(u32).range(4..=31))]
+    pub bcrypt_cost: u32,
+}
+
+fn policy_error(msg: String) -> crate::error::Error {
+    crate::error::Error::refused(
+        msg,
+        "choose a password of 12 or more characters and at most 72 bytes",
+    )
+}
+
+impl PasswordArgs {
+    pub fn warn_if_weak(&self, ui: &Output) {
+        if self.bcrypt_cost < 10 {
+            ui.warn(format!(
+                "bcrypt cost {} is weak; use it for tests only (default 12)",
+                self.bcrypt_cost
+            ));
+        }
+    }
+
+    /// The password for `email` (stdin, the environment, or a prompt, in that order),
+    /// checked against the policy and hashed the way passlib verifies; the password
+    /// itself is dropped before this returns.
+    pub fn read_and_hash(&self, email: &str, ui: &Output) -> Result<String> {
+        let password = self.read(email, ui)?;
+        let pb = ui.spinner(format!(
+            "hashing the password (bcrypt cost {})",
+            self.bcrypt_cost
+        ));
+        let hash = crate::accounts::hash_password(&password, self.bcrypt_cost);
+        drop(password);
+        pb.finish_and_clear();
+        hash
+    }
+
+    fn read(&self, email: &str, ui: &Output) -> Result<String> {
+        use crate::accounts::check_password;
+        use crate::error::Error;
+        if self.password_stdin {
+            let pw = password_from_stdin()?;
+            check_password(&pw, email).map_err(policy_error)?;
+            return Ok(pw);
+        }
+        if let Ok(pw) = std::env::var(PASSWORD_ENV) {
+            ui.note(format!(
+                "using the password from the {PASSWORD_ENV} environment variable"
+            ));
+            check_password(&pw, email).map_err(policy_error)?;
+            return Ok(pw);
+        }
+        if !ui.interactive() {
+            return Err(Error::refused(
+                "no password: stdin is not a terminal and no password source was given",
+                format!("pipe it with --password-stdin, or set {PASSWORD_ENV}"),
+            ));
+        }
+        let owned = email.to_owned();
+        dialoguer::Password::new()
+            .with_prompt(format!("Password for {}", crate::output::shown(email)))
+            .with_confirmation(
+                "Repeat the password",
+                "The passwords do not match; try again.",
+            )
+            .validate_with(move |pw: &String| check_password(pw, &owned))
+            .interact()
+            .map_err(|e| {
+                Error::refused(
+                    format!("cannot read the password: {e}"),
+                    "use --password-stdin",
+                )
+            })
+    }
+}
+
+/// The first line of stdin (at most 64 KiB read), without its CR/LF.
+fn password_from_stdin() -> Result<String> {
+    use crate::error::Error;
+    use std::io::{BufRead, Read};
+    let mut buf = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(64 * 1024)
+        .read_until(b'\n', &mut buf)
+        .map_err(|e| {
+            Error::refused(
+                format!("cannot read the password from stdin: {e}"),
+                "pipe the password into --password-stdin",
+            )
+        })?;
+    if buf.is_empty() {
+        return Err(Error::refused(
+            "--password-stdin: stdin is empty",
+            "pipe the password into it, e.g. `printf '%s\\n' \"$PW\" | ecomind-admin ... --password-stdin`",
+        ));
+    }
+    while matches!(buf.last(), Some(b'\n' | b'\r')) {
+        buf.pop();
+    }
+    String::from_utf8(buf).map_err(|_| {
+        Error::refused(
+            "--password-stdin: the password is not valid UTF-8",
+            "pass the password as UTF-8 text",
+        )
+    })
+}

@@ -1,12 +1,15 @@
 //! `users`: the API's accounts after bootstrap. `users list` shows them (never a
-//! password hash, only whether one is set). Read-only.
+//! password hash, only whether one is set); `users set-role` and `users
+//! reset-password` change one, each with its audit row.
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::Ctx;
+use super::{Ctx, PasswordArgs};
 use std::fmt::Write as _;
 
-use crate::accounts::{RoleChange, UserFilter, UserListing, check_org_id, each_user};
+use crate::accounts::{
+    PasswordReset, RoleChange, UserFilter, UserListing, check_org_id, each_user,
+};
 use crate::db;
 use crate::entities::Role;
 use crate::error::{Outcome, Result};
@@ -21,11 +24,28 @@ pub enum UsersCommand {
 
     /// Change a user's role, with a role_changed audit row (confirmation for owner/admin).
     SetRole(SetRoleArgs),
+
+    /// Set a new password (stdin, ECOMIND_ADMIN_PASSWORD or a prompt), with a
+    /// password_reset audit row; the old password stops working.
+    ResetPassword(ResetPasswordArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ResetPasswordArgs {
+    /// The user's email, exactly as stored (a case variant is refused with a hint).
+    pub email: String,
+
+    #[command(flatten)]
+    pub password: PasswordArgs,
+
+    /// Why (kept in the audit row).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct SetRoleArgs {
-    /// The user's email (compared ignoring case and the domain's IDNA spelling).
+    /// The user's email, exactly as stored (a case variant is refused with a hint).
     pub email: String,
 
     /// The new role.
@@ -114,6 +134,7 @@ pub async fn run(cmd: &UsersCommand, ctx: &Ctx) -> Result<Outcome> {
     match cmd {
         UsersCommand::List(args) => list(args, ctx).await,
         UsersCommand::SetRole(args) => set_role(args, ctx).await,
+        UsersCommand::ResetPassword(args) => reset_password(args, ctx).await,
     }
 }
 
@@ -190,15 +211,20 @@ async fn set_role(args: &SetRoleArgs, ctx: &Ctx) -> Result<Outcome> {
     crate::accounts::check_email(&args.email)?;
     let db = ctx.connect(db::Open::Existing).await?;
     let result = async {
-        let elevation = matches!(args.role, RoleArg::Owner | RoleArg::Admin);
+        let found = crate::accounts::find_user(&db, &args.email).await?;
+        let elevation = matches!(args.role, RoleArg::Owner | RoleArg::Admin)
+            && found.role != Some(args.role.role());
         if !args.dry_run {
             db.ensure_writable().await?;
             if elevation {
                 ui.confirm_destructive(
                     args.yes,
                     &format!(
-                        "make '{}' {} in {}",
-                        shown(&args.email),
+                        "make '{}' ({}, {}, now {}) {} in {}",
+                        shown(&found.email),
+                        found.id,
+                        found.org_id,
+                        crate::output::label(found.role),
                         args.role.label(),
                         db.url
                     ),
@@ -209,7 +235,7 @@ async fn set_role(args: &SetRoleArgs, ctx: &Ctx) -> Result<Outcome> {
         }
         crate::accounts::set_role(
             &db,
-            &args.email,
+            &found,
             args.role.role(),
             &args.reason,
             args.force,
@@ -217,6 +243,41 @@ async fn set_role(args: &SetRoleArgs, ctx: &Ctx) -> Result<Outcome> {
             ui,
         )
         .await
+    }
+    .await;
+    db.conn.close().await.ok();
+    ui.emit(&result?)?;
+    Ok(Outcome::Success)
+}
+
+impl Report for PasswordReset {
+    fn render(&self, out: &mut String, _ui: &Output) {
+        let _ = writeln!(
+            out,
+            "{} ({}, {}): password changed; the old one no longer works",
+            shown(&self.email),
+            self.user_id,
+            self.org_id,
+        );
+        let _ = writeln!(
+            out,
+            "audit_logs row (password_reset): {}",
+            shown(&self.audit_details.to_string())
+        );
+    }
+}
+
+async fn reset_password(args: &ResetPasswordArgs, ctx: &Ctx) -> Result<Outcome> {
+    let ui = &ctx.ui;
+    crate::accounts::check_email(&args.email)?;
+    args.password.warn_if_weak(ui);
+    let db = ctx.connect(db::Open::Existing).await?;
+    let result = async {
+        // Who, before asking for a password; the transaction reads the user again.
+        let found = crate::accounts::find_user(&db, &args.email).await?;
+        db.ensure_writable().await?;
+        let hash = args.password.read_and_hash(&found.email, ui)?;
+        crate::accounts::reset_password(&db, &found, hash, args.reason.as_deref(), ui).await
     }
     .await;
     db.conn.close().await.ok();

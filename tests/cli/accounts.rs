@@ -1,5 +1,6 @@
-//! `users list` and `orgs list`, on both backends: filters, formats, no hash ever
-//! shown, CSV neutralized, unknown org refused, many rows streamed.
+//! `users list`, `orgs list`, `users set-role` and `users reset-password`, on both
+//! backends: filters, formats, no hash ever shown, CSV neutralized, refusals that
+//! change nothing, audit rows as documented, passlib interop, the prompt.
 
 use crate::common::*;
 
@@ -152,13 +153,19 @@ both! {
             r.expect_clean_error(4);
             assert_eq!(state(), before, "{args:?} changed something");
         }
-        let r = db.run(&["users", "set-role", "VIEWER@a.test", "admin", "--reason", "on call", "--dry-run", "--format", "json"]);
+        // A case variant of a stored address is refused, with the address as stored.
+        let r = db.run(&["users", "set-role", "VIEWER@a.test", "admin", "--reason", "on call", "--yes"]);
+        r.expect_clean_error(4);
+        assert!(r.stderr.contains("did you mean 'viewer@a.test'?"), "{}", r.stderr);
+        assert_eq!(state(), before);
+
+        let r = db.run(&["users", "set-role", "viewer@a.test", "admin", "--reason", "on call", "--dry-run", "--format", "json"]);
         r.expect_code(0);
         assert_eq!(r.json()["changed"], true);
         assert_eq!(r.json()["audit_details"]["new_role"], "admin");
         assert_eq!(state(), before, "--dry-run wrote");
 
-        let r = db.run(&["users", "set-role", "VIEWER@a.test", "admin", "--reason", "on call", "--yes"]);
+        let r = db.run(&["users", "set-role", "viewer@a.test", "admin", "--reason", "on call", "--yes"]);
         r.expect_code(0);
         assert_eq!(role("viewer@a.test"), "admin");
         let rows = db.query("SELECT user_id, org_id, resource FROM audit_logs WHERE action = 'role_changed'");
@@ -190,4 +197,148 @@ both! {
         db.run(&["users", "set-role", "viewer@a.test", "viewer", "--reason", "x"]).expect_code(0);
         assert_eq!(state(), before);
     }
+}
+
+/// The password of ops@a.test after [`seed`].
+const SEED_PW: &str = "a strong password 1";
+const NEW_PW: &str = "a brand new passphrase";
+
+/// Everything reset-password may change: the users' hashes and the audit rows.
+fn password_state(db: &AnyDb) -> String {
+    format!(
+        "{}\n--\n{}",
+        db.query("SELECT id, email, role, password_hash FROM users ORDER BY id"),
+        db.query("SELECT count(*) FROM audit_logs")
+    )
+}
+
+fn reset(db: &AnyDb, email: &str, extra: &[&str], stdin: &str) -> Run {
+    let mut args = vec![
+        "users",
+        "reset-password",
+        email,
+        "--password-stdin",
+        "--bcrypt-cost",
+        "4",
+    ];
+    args.extend_from_slice(extra);
+    db.run_stdin(&args, stdin.as_bytes())
+}
+
+both! {
+    /// reset-password: every refusal is exit 4 with nothing changed; the new hash and
+    /// one documented password_reset row land together; the old password stops
+    /// working; neither password nor hash is ever printed, logged or kept in the row.
+    fn reset_password_replaces_the_hash_with_one_audit_row(db) {
+        seed(&db);
+        let before = password_state(&db);
+        let old_hash = db.query("SELECT password_hash FROM users WHERE email = 'ops@a.test'");
+        let refusals: [(&str, &[&str], &str, &str); 6] = [
+            ("nobody@a.test", &[], "a fine password 123\n", "no user with email 'nobody@a.test'"),
+            ("OPS@a.test", &[], "a fine password 123\n", "did you mean 'ops@a.test'?"),
+            ("ops@a.test", &[], "short\n", "at least 12 are required"),
+            ("viewer@a.test", &[], "VIEWER@a.test\n", "must not be the email"),
+            ("ops@a.test", &[], "", "stdin is empty"),
+            ("ops@a.test", &["--reason", "  "], "a fine password 123\n", "--reason is empty"),
+        ];
+        for (email, extra, stdin, says) in refusals {
+            let r = reset(&db, email, extra, stdin);
+            r.expect_clean_error(4);
+            assert!(r.stderr.contains(says), "{email} {extra:?}: {}", r.stderr);
+            assert!(!r.all().contains("fine password"), "a password was printed: {}", r.all());
+            assert_eq!(password_state(&db), before, "{email} {extra:?} changed something");
+        }
+        // No terminal, no --password-stdin, no environment variable: exit 4.
+        let r = db.run(&["users", "reset-password", "ops@a.test"]);
+        r.expect_clean_error(4);
+        assert!(r.stderr.contains("--password-stdin"), "{}", r.stderr);
+        assert_eq!(password_state(&db), before);
+
+        let r = reset(&db, "ops@a.test", &["--reason", "lost laptop", "--format", "json", "-vv"], &format!("{NEW_PW}\r\n"));
+        r.expect_code(0);
+        let new_hash = db.query("SELECT password_hash FROM users WHERE email = 'ops@a.test'");
+        assert_ne!(new_hash, old_hash);
+        assert!(bcrypt::verify(NEW_PW, &new_hash).unwrap(), "the new password works");
+        assert!(!bcrypt::verify(SEED_PW, &new_hash).unwrap(), "the old password still works");
+        for secret in [NEW_PW, new_hash.as_str(), old_hash.as_str()] {
+            assert!(!r.all().contains(secret), "{secret:?} was printed or logged:\n{}", r.all());
+        }
+        let j = r.json();
+        assert_eq!(j["email"], "ops@a.test");
+        assert_eq!(j["audit_details"]["reason"], "lost laptop");
+
+        let rows = db.query("SELECT user_id, org_id, resource FROM audit_logs WHERE action = 'password_reset'");
+        let ops_id = db.query("SELECT id FROM users WHERE email = 'ops@a.test'");
+        assert_eq!(rows, format!("{ops_id}|org_a|users"));
+        let text = db.query("SELECT details FROM audit_logs WHERE action = 'password_reset'");
+        assert!(!text.contains("$2b$") && !text.contains(NEW_PW), "{text}");
+        let details: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut keys: Vec<&str> = details.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(keys, ["changed_by", "email", "host", "os_user", "reason", "success", "timestamp"]);
+        assert_eq!(details["changed_by"], "ecomind-admin");
+        assert_eq!(details["email"], "ops@a.test");
+        // Nothing else changed: the other users, the role, the other rows.
+        let rows_before: i64 = before.rsplit('\n').next().unwrap().parse().unwrap();
+        assert_eq!(db.query("SELECT count(*) FROM audit_logs"), (rows_before + 1).to_string());
+        assert_eq!(db.query("SELECT role FROM users WHERE email = 'ops@a.test'"), "admin");
+
+        // From the environment, for a user who had no password; announced, not shown.
+        let r = Run::from(
+            db.cmd()
+                .env("ECOMIND_ADMIN_PASSWORD", NEW_PW)
+                .args(["users", "reset-password", "viewer@a.test", "--bcrypt-cost", "4"])
+                .output()
+                .unwrap(),
+        );
+        r.expect_code(0);
+        assert!(r.stderr.contains("ECOMIND_ADMIN_PASSWORD"), "{}", r.stderr);
+        assert!(!r.all().contains(NEW_PW));
+        let hash = db.query("SELECT password_hash FROM users WHERE email = 'viewer@a.test'");
+        assert!(bcrypt::verify(NEW_PW, &hash).unwrap());
+        assert_eq!(db.query("SELECT count(*) FROM audit_logs WHERE action = 'password_reset'"), "2");
+    }
+}
+
+/// The API's password stack (passlib's CryptContext, as the API uses it) accepts the
+/// new password after reset-password, and rejects the old one.
+#[test]
+fn passlib_verifies_the_reset_password_and_rejects_the_old() {
+    let db = AnyDb::Pg(PgDb::new());
+    seed(&db);
+    let old_hash = db.query("SELECT password_hash FROM users WHERE email = 'ops@a.test'");
+    assert!(passlib_verifies(SEED_PW, &old_hash), "the seed's hash");
+    let r = db.run_stdin(
+        &["users", "reset-password", "ops@a.test", "--password-stdin"],
+        format!("{NEW_PW}\n").as_bytes(),
+    );
+    r.expect_code(0);
+    let hash = db.query("SELECT password_hash FROM users WHERE email = 'ops@a.test'");
+    assert!(hash.starts_with("$2b$12$"), "the default cost: {hash}");
+    assert!(
+        passlib_verifies(NEW_PW, &hash),
+        "passlib rejects the new password"
+    );
+    assert!(
+        !passlib_verifies(SEED_PW, &hash),
+        "passlib accepts the old password"
+    );
+}
+
+/// On a terminal the password is asked twice and never echoed.
+#[test]
+fn reset_password_prompts_twice_on_a_terminal() {
+    let any = AnyDb::Lite(SqliteDb::new());
+    seed(&any);
+    let AnyDb::Lite(db) = &any else {
+        unreachable!("a SQLite database")
+    };
+    let mut tty = Tty::spawn(db, "users reset-password ops@a.test --bcrypt-cost 4");
+    tty.expect("Password for ops@a.test");
+    tty.type_line(NEW_PW);
+    tty.expect("Repeat the password");
+    tty.type_line(NEW_PW);
+    tty.finish_secret(NEW_PW);
+    let hash = db.query("SELECT password_hash FROM users WHERE email = 'ops@a.test'");
+    assert!(bcrypt::verify(NEW_PW, &hash).unwrap());
 }

@@ -16,6 +16,30 @@ fn expected() -> BTreeSet<(String, String, String)> {
             "user_00000000a005",
             "critical",
         ),
+        // Registered as viewers, admins now: by hand-written SQL (a009, b005), recorded
+        // as analyst (a00a), by a role change its author could not make (a00b).
+        (
+            "privileged-without-provenance",
+            "user_00000000a009",
+            "critical",
+        ),
+        (
+            "privileged-without-provenance",
+            "user_00000000a00a",
+            "critical",
+        ),
+        (
+            "privileged-without-provenance",
+            "user_00000000a00b",
+            "critical",
+        ),
+        (
+            "privileged-without-provenance",
+            "user_00000000b005",
+            "critical",
+        ),
+        ("role-changed-recently", "user_00000000a008", "warning"),
+        ("role-changed-recently", "user_00000000a00b", "warning"),
         (
             "elevated-role-at-registration",
             "user_00000000b002",
@@ -104,10 +128,11 @@ pub(crate) fn check_exactly_the_planted_findings(run: &dyn Fn(&[&str]) -> Run) {
         _ => 2,
     };
     assert!(sev.windows(2).all(|w| rank(w[0]) <= rank(w[1])), "{sev:?}");
-    assert_eq!(j["summary"]["critical"], 3);
-    assert_eq!(j["summary"]["warning"], 6);
+    assert_eq!(j["summary"]["critical"], 7);
+    assert_eq!(j["summary"]["warning"], 8);
     assert_eq!(j["summary"]["info"], 2);
-    assert_eq!(j["summary"]["unparseable_rows"], 4);
+    assert_eq!(j["summary"]["unparseable_rows"], 5);
+    check_role_change_provenance(&j);
     // Evidence carries the facts.
     let bf = j["findings"]
         .as_array()
@@ -126,7 +151,7 @@ pub(crate) fn check_exactly_the_planted_findings(run: &dyn Fn(&[&str]) -> Run) {
     let mut rdr = csv::Reader::from_reader(r.stdout.as_bytes());
     assert_eq!(rdr.headers().unwrap().iter().next(), Some("severity"));
     let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
-    assert_eq!(rows.len(), 11);
+    assert_eq!(rows.len(), 17);
     for row in &rows {
         serde_json::from_str::<Value>(&row[9]).expect("evidence column is JSON");
     }
@@ -151,7 +176,7 @@ pub(crate) fn check_exactly_the_planted_findings(run: &dyn Fn(&[&str]) -> Run) {
     assert!(
         human
             .stdout
-            .contains("summary: 3 critical, 6 warning, 2 info"),
+            .contains("summary: 7 critical, 8 warning, 2 info"),
         "{}",
         human.stdout
     );
@@ -173,6 +198,66 @@ pub(crate) fn check_exactly_the_planted_findings(run: &dyn Fn(&[&str]) -> Run) {
         "org c has no logins: {rules:?}"
     );
     assert!(!rules.contains("brute-force"));
+}
+
+/// The findings about role changes say what was recorded, by whom and from where.
+fn check_role_change_provenance(j: &Value) {
+    let find = |rule: &str, user: &str| -> Value {
+        j["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["rule"] == rule && f["user_id"] == user)
+            .unwrap_or_else(|| panic!("no {rule} finding for {user}"))
+            .clone()
+    };
+    let promoted = find("role-changed-recently", "user_00000000a008");
+    let ev = &promoted["evidence"];
+    assert_eq!(ev["audit_id"], "audit_0000000000000049");
+    assert_eq!(ev["changed_at"], "2026-10-21T09:00:00.000000");
+    assert_eq!(ev["old_role"], "viewer");
+    assert_eq!(ev["new_role"], "admin");
+    assert_eq!(ev["changed_by"], "ecomind-admin");
+    assert_eq!(ev["os_user"], "ops");
+    assert_eq!(ev["host"], "bastion-1");
+    assert_eq!(ev["reason"], "INC-42 new team lead");
+    assert_eq!(
+        promoted["message"],
+        "role changed from viewer to admin at 2026-10-21T09:00:00.000000 by ecomind-admin \
+         (os user ops on bastion-1): INC-42 new team lead"
+    );
+    let raw = find("privileged-without-provenance", "user_00000000a009");
+    assert_eq!(raw["evidence"]["recorded_action"], "user_registered");
+    assert_eq!(raw["evidence"]["recorded_role"], "viewer");
+    assert_eq!(raw["evidence"]["recorded_authorized"], true);
+    assert!(
+        raw["message"]
+            .as_str()
+            .unwrap()
+            .contains("its latest recorded role is viewer (user_registered at 2026-09-09T10:00:00.000000 by user_00000000a001)"),
+        "{raw}"
+    );
+    let drifted = find("privileged-without-provenance", "user_00000000a00a");
+    assert_eq!(drifted["evidence"]["recorded_action"], "role_changed");
+    assert_eq!(drifted["evidence"]["recorded_role"], "analyst");
+    let forged = find("privileged-without-provenance", "user_00000000a00b");
+    assert_eq!(forged["evidence"]["recorded_authorized"], false);
+    assert!(
+        forged["message"]
+            .as_str()
+            .unwrap()
+            .contains("was not given by an owner/admin"),
+        "{forged}"
+    );
+    let none = find("privileged-without-provenance", "user_00000000a005");
+    assert_eq!(none["evidence"]["recorded_action"], Value::Null);
+    assert!(
+        none["message"]
+            .as_str()
+            .unwrap()
+            .contains("no registration or role change recorded"),
+        "{none}"
+    );
 }
 
 fn check_no_telemetry(run: &dyn Fn(&[&str]) -> Run) {

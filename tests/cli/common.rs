@@ -709,6 +709,20 @@ impl Tty {
         self.session.send_line(line).unwrap();
     }
 
+    /// Read to the end of a run that read the password `pw` at a prompt: it must exit 0
+    /// and never show the password.
+    #[track_caller]
+    pub fn finish_secret(self, pw: &str) -> Run {
+        let r = self.finish();
+        assert_eq!(r.code, 0, "{}", r.all());
+        assert!(
+            !r.stdout.contains(pw),
+            "the password was echoed:\n{}",
+            r.stdout
+        );
+        r
+    }
+
     /// Read to the end and return what the run showed and its exit code (stdout and
     /// stderr are one stream on a terminal: both are in `stdout`).
     pub fn finish(mut self) -> Run {
@@ -736,4 +750,39 @@ pub fn on_tty(db: &SqliteDb, args: &str, answer: &str) -> Run {
     tty.expect("[y/N]");
     tty.type_line(answer);
     tty.finish()
+}
+
+pub fn python() -> String {
+    std::env::var("ECOMIND_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("ECOMIND_TEST_PYTHON is not set: the passlib interop test needs the venv scripts/test.sh prepares")
+    })
+}
+
+/// passlib's CryptContext(schemes=["bcrypt"]), as the API uses it.
+pub fn passlib_verifies(password: &str, hash: &str) -> bool {
+    let mut child = StdCommand::new(python())
+        .arg("-c")
+        .arg(
+            "import sys\nfrom passlib.context import CryptContext\n\
+             pw, h = sys.stdin.buffer.read().decode('utf-8').split('\\0')\n\
+             print(CryptContext(schemes=['bcrypt']).verify(pw, h))",
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the venv's python runs");
+    child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(format!("{password}\0{hash}").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "passlib: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim() == "True"
 }

@@ -65,7 +65,7 @@ fn through_pgbouncer(url_env: &str) {
         ],
     );
     r.expect_code(1);
-    assert_eq!(r.json()["summary"]["critical"], 3);
+    assert_eq!(r.json()["summary"]["critical"], 7);
 }
 
 #[test]
