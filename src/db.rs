@@ -601,6 +601,8 @@ pub async fn commit_if_ok<T>(
 ) -> Result<T> {
     match work(&txn).await {
         Ok(value) => {
+            #[cfg(debug_assertions)]
+            commit_delay().await;
             txn.commit().await.map_err(|e| Error::from_db(e, what))?;
             Ok(value)
         }
@@ -608,6 +610,19 @@ pub async fn commit_if_ok<T>(
             let _ = txn.rollback().await;
             Err(e)
         }
+    }
+}
+
+/// Test builds only: `ECOMIND_FAILPOINT_COMMIT_DELAY_MS=N` holds every write
+/// transaction open N ms before its commit, so that the concurrency tests make two
+/// runs overlap for certain instead of by chance.
+#[cfg(debug_assertions)]
+async fn commit_delay() {
+    if let Some(ms) = std::env::var("ECOMIND_FAILPOINT_COMMIT_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
     }
 }
 

@@ -342,3 +342,152 @@ fn reset_password_prompts_twice_on_a_terminal() {
     let hash = db.query("SELECT password_hash FROM users WHERE email = 'ops@a.test'");
     assert!(bcrypt::verify(NEW_PW, &hash).unwrap());
 }
+
+both! {
+    /// Concurrent set-role runs serialize: two demotions of an org's two admins leave
+    /// exactly one (the other is refused, exit 4); two changes of one user never lose
+    /// an update (the second row's old_role is the first row's new_role).
+    fn concurrent_set_role_runs_serialize(db) {
+        seed(&db);
+        db.query(
+            "INSERT INTO users (id, org_id, email, role, created_at) VALUES \
+             ('user_000000000003', 'org_a', 'second@a.test', 'admin', '2026-01-03 00:00:00')",
+        );
+        // Each run holds its transaction open 400 ms before committing: the two overlap.
+        let slow = |args: &[&str]| {
+            Run::from(db.cmd().env("ECOMIND_FAILPOINT_COMMIT_DELAY_MS", "400").args(args).output().unwrap())
+        };
+        let demote = |email: &str| slow(&["users", "set-role", email, "viewer", "--reason", "race"]);
+        for round in 0..3 {
+            db.query("UPDATE users SET role = 'admin' WHERE email IN ('ops@a.test', 'second@a.test')");
+            let (a, b) = std::thread::scope(|s| {
+                let a = s.spawn(|| demote("ops@a.test"));
+                let b = s.spawn(|| demote("second@a.test"));
+                (a.join().unwrap(), b.join().unwrap())
+            });
+            let mut codes = [a.code, b.code];
+            codes.sort();
+            assert_eq!(codes, [0, 4], "round {round}: {}\n{}", a.all(), b.all());
+            let refused = if a.code == 4 { &a } else { &b };
+            assert!(refused.stderr.contains("last owner or admin"), "{}", refused.stderr);
+            assert_eq!(
+                db.query("SELECT count(*) FROM users WHERE org_id = 'org_a' AND role IN ('owner', 'admin')"),
+                "1",
+                "round {round}"
+            );
+        }
+
+        db.query("DELETE FROM audit_logs WHERE action = 'role_changed'");
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| slow(&["users", "set-role", "viewer@a.test", "analyst", "--reason", "a"]));
+            let b = s.spawn(|| slow(&["users", "set-role", "viewer@a.test", "billing", "--reason", "b"]));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        a.expect_code(0);
+        b.expect_code(0);
+        let chain = db.query(
+            "SELECT details FROM audit_logs WHERE action = 'role_changed' ORDER BY ts, id",
+        );
+        let rows: Vec<serde_json::Value> = chain.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(rows.len(), 2, "{chain}");
+        assert_eq!(rows[0]["old_role"], "viewer", "{chain}");
+        assert_eq!(rows[1]["old_role"], rows[0]["new_role"], "a lost update: {chain}");
+        assert_eq!(
+            db.query("SELECT role FROM users WHERE email = 'viewer@a.test'"),
+            rows[1]["new_role"].as_str().unwrap()
+        );
+    }
+
+    /// The audit trusts set-role's row and nothing else: a promotion by set-role is not
+    /// flagged (and is listed for review); one by hand-written SQL is.
+    fn the_audit_trusts_set_role_and_flags_raw_sql(db) {
+        seed(&db);
+        db.query(
+            "INSERT INTO users (id, org_id, email, role, created_at, password_hash) VALUES \
+             ('user_000000000004', 'org_a', 'bysql@a.test', 'viewer', '2026-01-04 00:00:00', 'x')",
+        );
+        let no_provenance = || -> Vec<String> {
+            let r = db.run(&[
+                "audit", "suspicious-accounts", "--rule", "privileged-without-provenance",
+                "--rule", "role-changed-recently", "--since", "1d", "--fail-on", "never", "--format", "json",
+            ]);
+            r.expect_code(0);
+            r.json()["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| format!("{} {}", f["rule"].as_str().unwrap(), f["email"].as_str().unwrap()))
+                .collect()
+        };
+        // The seed's users inserted by hand: the owner of org_b has no registration row.
+        let baseline = no_provenance();
+        assert_eq!(baseline, ["privileged-without-provenance =cmd@b.test"]);
+
+        db.run(&["users", "set-role", "viewer@a.test", "admin", "--reason", "INC-1", "--yes"]).expect_code(0);
+        db.query("UPDATE users SET role = 'admin' WHERE email = 'bysql@a.test'");
+        let mut found = no_provenance();
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                "privileged-without-provenance =cmd@b.test",
+                "privileged-without-provenance bysql@a.test",
+                "role-changed-recently viewer@a.test",
+            ]
+        );
+        // Changed again by hand after set-role: the recorded role is no longer the role.
+        db.query("UPDATE users SET role = 'owner' WHERE email = 'viewer@a.test'");
+        assert!(no_provenance().contains(&"privileged-without-provenance viewer@a.test".to_owned()));
+    }
+}
+
+/// A demotion by hand-written SQL racing with set-role: set-role waits for the other
+/// admin's row, then sees it demoted and refuses, so the org keeps its admin.
+#[test]
+fn set_role_waits_for_a_concurrent_demotion_and_keeps_an_admin() {
+    let any = AnyDb::Pg(PgDb::new());
+    seed(&any);
+    let AnyDb::Pg(db) = &any else {
+        unreachable!("a PostgreSQL database")
+    };
+    db.psql(
+        "INSERT INTO users (id, org_id, email, role, created_at) VALUES \
+         ('user_000000000003', 'org_a', 'second@a.test', 'admin', '2026-01-03 00:00:00')",
+    );
+    let blocker = Blocker::psql_txn(
+        db,
+        "UPDATE users SET role = 'viewer' WHERE email = 'second@a.test';",
+    );
+    let child = db
+        .std_cmd()
+        .args([
+            "users",
+            "set-role",
+            "ops@a.test",
+            "viewer",
+            "--reason",
+            "race",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("set-role to wait for the row lock", 20, || {
+        db.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event_type = 'Lock' AND application_name <> 'psql'",
+        ) == "1"
+    });
+    blocker.commit();
+    let r = Run::from(child.wait_with_output().unwrap());
+    r.expect_clean_error(4);
+    assert!(r.stderr.contains("last owner or admin"), "{}", r.stderr);
+    assert_eq!(
+        db.psql("SELECT email FROM users WHERE org_id = 'org_a' AND role IN ('owner', 'admin')"),
+        "ops@a.test"
+    );
+    assert_eq!(
+        db.psql("SELECT count(*) FROM audit_logs WHERE action = 'role_changed'"),
+        "0"
+    );
+}

@@ -514,6 +514,33 @@ impl Blocker {
     }
 }
 
+impl Blocker {
+    /// A psql session that has run `BEGIN; <sql>` and keeps its transaction open until
+    /// [`Blocker::commit`] (or rolls back when dropped).
+    pub fn psql_txn(db: &PgDb, sql: &str) -> Self {
+        let child = Self::session(
+            "psql",
+            &["-X", "-q", "-v", "ON_ERROR_STOP=1", &db.url()],
+            &format!("BEGIN; {sql}"),
+        );
+        wait_for("the blocker's transaction", 20, || {
+            db.psql(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND application_name = 'psql' AND state = 'idle in transaction'",
+            ) == "1"
+        });
+        Blocker(child)
+    }
+
+    /// Commit the transaction and end the session.
+    pub fn commit(mut self) {
+        let stdin = self.0.stdin.as_mut().unwrap();
+        writeln!(stdin, "COMMIT;\n\\q").unwrap();
+        let status = self.0.wait().unwrap();
+        assert!(status.success(), "the blocker's COMMIT failed");
+    }
+}
+
 impl Drop for Blocker {
     fn drop(&mut self) {
         let _ = self.0.kill();
