@@ -10,6 +10,8 @@
 --     1% logouts;
 --   - failed-login bursts: 40 accounts with 12 failures within 30 s, one with 200
 --     within 50 s;
+--   - role changes: analysts made by set-role, admins promoted by set-role in the
+--     last week, and a few admins promoted by hand-written SQL (no row);
 --   - `attackers` (default 0) admin accounts created in the last 3 days with no
 --     registration row at all: the growth-with-findings benchmark.
 \set ON_ERROR_STOP on
@@ -29,7 +31,9 @@ SELECT 'user_' || lpad(to_hex(i), 12, '0'),
        'org_' || lpad(to_hex(1 + (i - 1) % :orgs), 12, '0'),
        'user' || i || '@bench.example.com',
        'User ' || i,
-       (CASE WHEN i <= :orgs THEN 'owner' WHEN i % 50 = 0 THEN 'admin' ELSE 'viewer' END)::role,
+       (CASE WHEN i <= :orgs THEN 'owner' WHEN i % 50 = 0 THEN 'admin'
+             WHEN i % 1000 = 17 OR i % 5000 = 23 THEN 'admin' WHEN i % 100 = 13 THEN 'analyst'
+             ELSE 'viewer' END)::role,
        TIMESTAMP '2025-11-01' + make_interval(secs => i::double precision * 31536000 / :users),
        '$2b$04$abcdefghijklmnopqrstuu5lDfq4ZxX0mYf1q5gUo3Wc3pQxRr2K6'
 FROM generate_series(1, :users) i;
@@ -54,6 +58,26 @@ SELECT 'audit_' || lpad(to_hex(i), 16, '0'),
 FROM (SELECT i, TIMESTAMP '2025-11-01' + make_interval(secs => i::double precision * 31536000 / :users) AS t
       FROM generate_series(1, :users) i) r
 WHERE i % 10000 <> 0;
+
+-- Role changes by `users set-role`: every 100th user + 13 made analyst a day after
+-- its registration; every 1,000th + 17 promoted to admin in the last week (each
+-- listed by role-changed-recently, none without provenance). Every 5,000th + 23 is an
+-- admin promoted by hand-written SQL: no row (flagged).
+INSERT INTO audit_logs (id, org_id, user_id, action, resource, details, ts)
+SELECT 'audit_f' || lpad(to_hex(i), 15, '0'),
+       'org_' || lpad(to_hex(1 + (i - 1) % :orgs), 12, '0'),
+       'user_' || lpad(to_hex(i), 12, '0'),
+       'role_changed', 'users',
+       json_build_object('email', 'user' || i || '@bench.example.com', 'old_role', 'viewer',
+                         'new_role', CASE WHEN i % 1000 = 17 THEN 'admin' ELSE 'analyst' END,
+                         'reason', 'bench ' || i, 'changed_by', 'ecomind-admin', 'os_user', 'ops',
+                         'host', 'bastion-1', 'success', true,
+                         'timestamp', to_char(t, 'YYYY-MM-DD"T"HH24:MI:SS.US')),
+       t
+FROM (SELECT i, CASE WHEN i % 1000 = 17 THEN TIMESTAMP '2026-10-25 01:00:00' + make_interval(mins => i / 1000)
+                     ELSE TIMESTAMP '2025-11-02' + make_interval(secs => i::double precision * 31536000 / :users) END AS t
+      FROM generate_series(:orgs + 1, :users) i) r
+WHERE i % 1000 = 17 OR (i % 100 = 13 AND i % 50 <> 0);
 
 -- A month of logins before 2026-11-01: one failure in four, 1% logouts.
 INSERT INTO audit_logs (id, org_id, user_id, action, resource, details, ts)

@@ -14,8 +14,9 @@ SET LOCAL jit = off;
 
 -- unparseable rows: one parallel pass over the table, parsing each document's email.
 SELECT 'unparseable', '', '', '', count(*) FROM audit_logs
-WHERE action IN ('user_registered', 'login_failed', 'login_success', 'logout')
-  AND (details->>'email' IS NULL OR (action = 'user_registered' AND details->>'role' IS NULL));
+WHERE action IN ('user_registered', 'role_changed', 'login_failed', 'login_success', 'logout')
+  AND (details->>'email' IS NULL OR (action = 'user_registered' AND details->>'role' IS NULL)
+       OR (action = 'role_changed' AND details->>'new_role' IS NULL));
 
 -- Registrations (objects only), each with whether its creator could make it; the scan
 -- parses only the registrations' documents.
@@ -40,14 +41,48 @@ SELECT u.id, r.* FROM users u JOIN regs r ON r.email_l = lower(u.email);
 CREATE INDEX ON about (uid);
 ANALYZE about;
 
--- privileged-without-provenance
+-- Role changes (`users set-role` writes them), each with whether its author could
+-- make it.
+CREATE TEMP TABLE changes ON COMMIT DROP AS
+SELECT e.*, (e.changed_by = 'ecomind-admin'
+             OR (c.org_id = e.org_id AND c.role IN ('owner', 'admin'))) IS TRUE AS authorized
+FROM (SELECT id, org_id, user_id, ts, details->>'new_role' AS new_role, details->>'old_role' AS old_role,
+             details->>'changed_by' AS changed_by, details->>'reason' AS reason,
+             details->>'os_user' AS os_user, details->>'host' AS host
+      FROM audit_logs WHERE action = 'role_changed' AND json_typeof(details) = 'object'
+        AND details->>'new_role' IS NOT NULL) e
+LEFT JOIN users c ON c.id = e.changed_by;
+CREATE INDEX ON changes (user_id);
+ANALYZE changes;
+
+-- privileged-without-provenance: the latest recorded event that set the user's role
+-- (a registration about it, or a role change) must exist, be authorized, and give
+-- the role it has now.
 SELECT 'privileged-without-provenance', u.org_id, u.id, u.email,
        json_build_object('registrations', (SELECT count(*) FROM about a WHERE a.uid = u.id),
                          'created_by', (SELECT string_agg(coalesce(a.created_by, '<none>'), ',' ORDER BY coalesce(a.created_by, '<none>'))
-                                        FROM about a WHERE a.uid = u.id))
+                                        FROM about a WHERE a.uid = u.id),
+                         'recorded_action', l.action, 'recorded_role', l.role, 'recorded_by', l.by_,
+                         'recorded_at', to_char(l.ts, 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+                         'recorded_authorized', l.authorized)
 FROM users u
+LEFT JOIN LATERAL (
+  SELECT * FROM (SELECT 'user_registered' AS action, a.reg_role AS role, a.created_by AS by_, a.ts, a.id, a.authorized
+                 FROM about a WHERE a.uid = u.id
+                 UNION ALL
+                 SELECT 'role_changed', c.new_role, c.changed_by, c.ts, c.id, c.authorized
+                 FROM changes c WHERE c.user_id = u.id) ev
+  ORDER BY ts DESC, id DESC LIMIT 1) l ON true
 WHERE u.role IN ('owner', 'admin')
-  AND NOT EXISTS (SELECT 1 FROM about a WHERE a.uid = u.id AND a.authorized);
+  AND NOT coalesce(l.authorized AND lower(l.role) = u.role::text, false);
+
+-- role-changed-recently: every change to owner or admin inside --since.
+SELECT 'role-changed-recently', c.org_id, coalesce(u.id, c.user_id), u.email,
+       json_build_object('audit_id', c.id, 'changed_at', to_char(c.ts, 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+                         'old_role', c.old_role, 'new_role', c.new_role, 'changed_by', c.changed_by,
+                         'os_user', c.os_user, 'host', c.host, 'reason', c.reason)
+FROM changes c LEFT JOIN users u ON u.id = c.user_id
+WHERE lower(c.new_role) IN ('owner', 'admin') AND c.ts >= TIMESTAMP :since;
 
 -- registered-before-fix
 SELECT 'registered-before-fix', u.org_id, u.id, u.email,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark: `audit suspicious-accounts` (all 11 rules) on PostgreSQL against a floor
+# Benchmark: `audit suspicious-accounts` (all 12 rules) on PostgreSQL against a floor
 # written by hand, independently of the CLI's SQL (scripts/bench-audit-floor.sql),
 # on data shaped like a year of a deployment (scripts/bench-audit-data.sql: 1,000
 # orgs, 100,000 users created over the year, a month of login traffic with one
@@ -31,7 +31,7 @@ psql_admin() { psql -X -q -tA -v ON_ERROR_STOP=1 "$ADMIN_URL" -c "$1"; }
 
 prepare() { # rows attackers -> prints the database name
     local rows=$1 attackers=$2 db="ecomind_bench_audit_${1}_${2}"
-    local marker="ecomind-bench orgs=$ORGS users=$USERS rows=$rows attackers=$attackers v2"
+    local marker="ecomind-bench orgs=$ORGS users=$USERS rows=$rows attackers=$attackers v3"
     if [[ $(psql_admin "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '$db'") != "$marker" ]]; then
         echo "generating $db ..." >&2
         psql_admin "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null

@@ -64,7 +64,7 @@ pub enum Format {
     Table,
     /// One JSON document (stable, documented in the README).
     Json,
-    /// CSV with a header row (audit suspicious-accounts only).
+    /// CSV with a header row (audit suspicious-accounts, users list, orgs list).
     Csv,
 }
 

@@ -491,3 +491,41 @@ fn set_role_waits_for_a_concurrent_demotion_and_keeps_an_admin() {
         "0"
     );
 }
+
+/// On a terminal an elevation shows the user and asks; "n" (or Enter) changes nothing,
+/// "y" changes the role. A demotion does not ask.
+#[test]
+fn set_role_asks_on_a_terminal_before_an_elevation() {
+    let any = AnyDb::Lite(SqliteDb::new());
+    seed(&any);
+    let AnyDb::Lite(db) = &any else {
+        unreachable!("a SQLite database")
+    };
+    let before = any.snapshot();
+    let args = "users set-role viewer@a.test admin --reason on-call";
+    let r = on_tty(db, args, "n");
+    assert_eq!(r.code, 4, "{}", r.stdout);
+    assert!(r.stdout.contains("not confirmed"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("make 'viewer@a.test' (user_000000000001, org_a, now viewer) admin"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(any.snapshot(), before, "answered no, yet something changed");
+    let r = on_tty(db, args, "y");
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert_eq!(
+        db.query("SELECT role FROM users WHERE email = 'viewer@a.test'"),
+        "admin"
+    );
+    let mut tty = Tty::spawn(db, "users set-role viewer@a.test viewer --reason done");
+    tty.expect("-> viewer: changed");
+    let r = tty.finish();
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("[y/N]"),
+        "a demotion asked: {}",
+        r.stdout
+    );
+}
