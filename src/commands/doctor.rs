@@ -355,8 +355,8 @@ async fn check_audit(db: &Db, unmanaged: bool, ui: &Output) -> Diagnosis {
 }
 
 /// Whether the role has what each command needs. PostgreSQL: schema CREATE and table
-/// ownership for migrate and baseline, INSERT for create-org / create-admin, SELECT for
-/// audit. SQLite: whether the connection may write decides. `writable`: the session is
+/// ownership for migrate and baseline, INSERT for create-org / create-admin, UPDATE on
+/// users for set-role / reset-password, SELECT for audit and users list. SQLite: whether the connection may write decides. `writable`: the session is
 /// not read-only (checked once by the caller).
 async fn privileges(db: &Db, writable: bool) -> Vec<(&'static str, bool)> {
     if db.backend != DbBackend::Postgres {
@@ -370,8 +370,11 @@ async fn privileges(db: &Db, writable: bool) -> Vec<(&'static str, bool)> {
             ("baseline", writable),
             ("create-org", writable),
             ("create-admin", writable),
+            ("users set-role", writable),
+            ("users reset-password", writable),
             ("verify-schema", true),
             ("audit", true),
+            ("users list", true),
         ];
     }
     let q = |sql: &str| sql.to_owned();
@@ -412,6 +415,11 @@ async fn privileges(db: &Db, writable: bool) -> Vec<(&'static str, bool)> {
     let select_audit = scalar::<bool>(db, &table_priv("audit_logs", "SELECT"))
         .await
         .unwrap_or(false);
+    let update_users = scalar::<bool>(db, &table_priv("users", "UPDATE"))
+        .await
+        .unwrap_or(false);
+    // UPDATE on users (for the change and its FOR UPDATE row lock), INSERT for the row.
+    let change_users = writable && update_users && select_users && insert_audit;
     vec![
         ("migrate", writable && create_schema && owns),
         ("baseline", writable && create_schema),
@@ -420,7 +428,10 @@ async fn privileges(db: &Db, writable: bool) -> Vec<(&'static str, bool)> {
             "create-admin",
             writable && insert_users && insert_audit && select_users,
         ),
+        ("users set-role", change_users),
+        ("users reset-password", change_users),
         ("verify-schema", true),
         ("audit", select_users && select_audit),
+        ("users list", select_users),
     ]
 }

@@ -50,7 +50,8 @@ ORDER BY 1";
 /// server's default privileges on `public`), and a reader with only CONNECT and SELECT.
 const OWNER: &str = "ecomind_compat_owner";
 const READER: &str = "ecomind_compat_reader";
-/// A role with only what the README's grants table lists for create-org and create-admin.
+/// A role with only what the README's grants table lists for create-org and create-admin
+/// (then set-role and reset-password).
 const WRITER: &str = "ecomind_compat_writer";
 const ROLE_PW: &str = "compat-role-pw";
 
@@ -150,8 +151,11 @@ fn compatibility_set(major: u32) {
         ("baseline", major < 15),
         ("create-org", false),
         ("create-admin", false),
+        ("users set-role", false),
+        ("users reset-password", false),
         ("verify-schema", true),
         ("audit", true),
+        ("users list", true),
     ] {
         assert_eq!(p[cmd], ok, "{v}: doctor as the reader, {cmd}: {p}");
     }
@@ -161,8 +165,11 @@ fn compatibility_set(major: u32) {
         "baseline",
         "create-org",
         "create-admin",
+        "users set-role",
+        "users reset-password",
         "verify-schema",
         "audit",
+        "users list",
     ] {
         assert_eq!(p[cmd], true, "{v}: doctor as the owner, {cmd}: {p}");
     }
@@ -198,6 +205,7 @@ fn compatibility_set(major: u32) {
         ("migrate", false),
         ("create-org", true),
         ("create-admin", true),
+        ("users set-role", false),
     ] {
         assert_eq!(p[cmd], ok, "{v}: doctor as the writer, {cmd}: {p}");
     }
@@ -214,6 +222,51 @@ fn compatibility_set(major: u32) {
     assert_eq!(
         r.code, 0,
         "{v}: create-admin with the README's grants: {}",
+        r.stderr
+    );
+    // set-role and reset-password with the README's grants: UPDATE on users.
+    psql(&owner, &format!("GRANT UPDATE ON users TO {WRITER}"));
+    let p = may(ours.run_at(&writer, &["doctor", "--format", "json"]));
+    assert_eq!(p["users set-role"], true, "{v}: doctor as the writer: {p}");
+    assert_eq!(
+        p["users reset-password"], true,
+        "{v}: doctor as the writer: {p}"
+    );
+    let r = ours.run_at(
+        &writer,
+        &[
+            "users",
+            "set-role",
+            "w@acme.test",
+            "owner",
+            "--reason",
+            "compat",
+            "--yes",
+        ],
+    );
+    assert_eq!(
+        r.code, 0,
+        "{v}: set-role with the README's grants: {}",
+        r.stderr
+    );
+    let r = Run::from(
+        ours.cmd()
+            .env("DATABASE_URL", &writer)
+            .args([
+                "users",
+                "reset-password",
+                "w@acme.test",
+                "--password-stdin",
+                "--bcrypt-cost",
+                "4",
+            ])
+            .write_stdin("another strong password\n")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(
+        r.code, 0,
+        "{v}: reset-password with the README's grants: {}",
         r.stderr
     );
 
