@@ -404,6 +404,7 @@ async fn keep_one_privileged(
     txn: &sea_orm::DatabaseTransaction,
     user: &users::Model,
     role: crate::entities::Role,
+    lock: bool,
 ) -> Result<()> {
     use sea_orm::{ColumnTrait, QueryFilter};
     if !privileged_role(user.role) || privileged_role(Some(role)) {
@@ -411,15 +412,18 @@ async fn keep_one_privileged(
     }
     // Locked (PostgreSQL): a concurrent demotion of the other one, even by hand-written
     // SQL, waits for this transaction and then sees the new role.
-    let others: Vec<String> = users::Entity::find()
+    let mut query = users::Entity::find()
         .select_only()
         .column(users::Column::Id)
         .filter(users::Column::OrgId.eq(user.org_id.clone()))
         .filter(users::Column::Id.ne(user.id.clone()))
         .filter(
             users::Column::Role.is_in([crate::entities::Role::Owner, crate::entities::Role::Admin]),
-        )
-        .lock_exclusive()
+        );
+    if lock {
+        query = query.lock_exclusive();
+    }
+    let others: Vec<String> = query
         .into_tuple()
         .all(txn)
         .await
@@ -485,12 +489,20 @@ pub async fn find_user(db: &crate::db::Db, email: &str) -> Result<users::Model> 
 
 /// Begin the transaction that changes `found` (as [`find_user`] read it): serialized
 /// with every other account change in its organization, and the user read again under
-/// the lock, locked, and checked to be the same account.
+/// the lock, locked, and checked to be the same account. Without `write` (a dry run),
+/// a read-only snapshot.
 async fn begin_change(
     db: &crate::db::Db,
     found: &users::Model,
+    write: bool,
     ui: &dyn crate::progress::Progress,
 ) -> Result<(sea_orm::DatabaseTransaction, users::Model)> {
+    if !write {
+        // A dry run: one read-only snapshot, no lock (it works on a standby, for a reader).
+        let txn = db.snapshot().await?;
+        let user = user_by_email(&txn, &found.email, false).await?;
+        return Ok((txn, user));
+    }
     let txn = db
         .begin_serialized(
             crate::db::ORG_LOCK_CLASS,
@@ -501,6 +513,10 @@ async fn begin_change(
         .await?;
     let user = match user_by_email(&txn, &found.email, true).await {
         Ok(user) if user.id == found.id && user.org_id == found.org_id => user,
+        Err(e) if e.code() != crate::error::exit::REFUSED => {
+            txn.rollback().await.ok();
+            return Err(e);
+        }
         Ok(_) | Err(_) => {
             txn.rollback().await.ok();
             return Err(Error::refused(
@@ -529,7 +545,7 @@ pub async fn set_role(
     ui: &dyn crate::progress::Progress,
 ) -> Result<RoleChange> {
     check_reason(reason)?;
-    let (txn, user) = begin_change(db, found, ui).await?;
+    let (txn, user) = begin_change(db, found, !dry_run, ui).await?;
     let work = async |txn: &sea_orm::DatabaseTransaction| {
         let ts = records::now();
         let new_role = sea_orm::ActiveEnum::to_value(&role);
@@ -558,7 +574,7 @@ pub async fn set_role(
             return Ok(change);
         }
         if !force {
-            keep_one_privileged(txn, &user, role).await?;
+            keep_one_privileged(txn, &user, role, !dry_run).await?;
         }
         change.changed = true;
         if dry_run {
@@ -607,7 +623,7 @@ pub async fn reset_password(
     if let Some(reason) = reason {
         check_reason(reason)?;
     }
-    let (txn, user) = begin_change(db, found, ui).await?;
+    let (txn, user) = begin_change(db, found, true, ui).await?;
     db::commit_if_ok(txn, "committing the new password", async |txn| {
         use sea_orm::{ActiveModelTrait, ActiveValue::Set};
         let ts = records::now();

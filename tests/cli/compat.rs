@@ -289,6 +289,41 @@ fn compatibility_set(major: u32) {
         assert_ne!(c["status"], "fail", "{v}: doctor {check}: {c}");
     }
 
+    // A dry run of set-role needs only SELECT: the reader may preview a change.
+    let r = as_reader(&[
+        "users",
+        "set-role",
+        "ops@acme.test",
+        "viewer",
+        "--reason",
+        "x",
+        "--dry-run",
+        "--force",
+    ]);
+    assert_eq!(
+        r.code, 0,
+        "{v}: set-role --dry-run as the reader: {}",
+        r.stderr
+    );
+    assert!(r.stdout.contains("would change"), "{v}: {}", r.stdout);
+    let roles = psql(&owner, "SELECT id, role FROM users ORDER BY id");
+    let r = as_reader(&[
+        "users",
+        "set-role",
+        "ops@acme.test",
+        "viewer",
+        "--reason",
+        "x",
+        "--force",
+    ]);
+    assert_eq!(r.code, 3, "{v}: set-role as the reader: {}", r.stderr);
+    assert!(r.stderr.contains("permission denied"), "{v}: {}", r.stderr);
+    assert_eq!(
+        psql(&owner, "SELECT id, role FROM users ORDER BY id"),
+        roles,
+        "{v}"
+    );
+
     // The reader cannot write: refused before anything changes.
     let before = psql(&owner, "SELECT count(*) FROM users");
     let r = as_reader(&["create-org", "--name", "Nope"]);
