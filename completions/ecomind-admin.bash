@@ -46,6 +46,9 @@ _ecomind__admin() {
             ecomind__admin,orgs)
                 cmd="ecomind__admin__subcmd__orgs"
                 ;;
+            ecomind__admin,upgrade)
+                cmd="ecomind__admin__subcmd__upgrade"
+                ;;
             ecomind__admin,users)
                 cmd="ecomind__admin__subcmd__users"
                 ;;
@@ -93,6 +96,9 @@ _ecomind__admin() {
                 ;;
             ecomind__admin__subcmd__help,orgs)
                 cmd="ecomind__admin__subcmd__help__subcmd__orgs"
+                ;;
+            ecomind__admin__subcmd__help,upgrade)
+                cmd="ecomind__admin__subcmd__help__subcmd__upgrade"
                 ;;
             ecomind__admin__subcmd__help,users)
                 cmd="ecomind__admin__subcmd__help__subcmd__users"
@@ -200,7 +206,7 @@ _ecomind__admin() {
 
     case "${cmd}" in
         ecomind__admin)
-            opts="-q -v -h -V --database-url --schema --connect-timeout --format --color --quiet --verbose --help --version migrate baseline create-org create-admin users orgs audit verify-schema doctor man completions help"
+            opts="-q -v -h -V --database-url --schema --connect-timeout --format --color --quiet --verbose --help --version migrate baseline create-org create-admin users orgs audit verify-schema doctor upgrade man completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -582,7 +588,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__help)
-            opts="migrate baseline create-org create-admin users orgs audit verify-schema doctor man completions help"
+            opts="migrate baseline create-org create-admin users orgs audit verify-schema doctor upgrade man completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -808,6 +814,20 @@ _ecomind__admin() {
         ecomind__subcmd__admin__subcmd__help__subcmd__orgs__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__help__subcmd__upgrade)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1300,6 +1320,68 @@ _ecomind__admin() {
                 return 0
             fi
             case "${prev}" in
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schema)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__upgrade)
+            opts="-y -q -v -h --to --backup-dir --no-backup --pg-bin-dir --yes --allow-drift --fail-on --report --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backup-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pg-bin-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fail-on)
+                    COMPREPLY=($(compgen -W "critical warning info never" -- "${cur}"))
+                    return 0
+                    ;;
+                --report)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ddl-lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -40,6 +40,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand audit 'Security audits (read-only)'
             cand verify-schema 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
             cand doctor 'Check everything a deploy needs (exit 1 when something blocks it). Read-only'
+            cand upgrade 'The deployment plan''s database steps in one: pre-flight, plan, backup, migrate, verify-schema, post-deploy audit, report (stops at a failing step, with the command that restores the backup; a rerun continues)'
             cand man 'Print the man page (roff) to stdout'
             cand completions 'Print shell completions to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -393,6 +394,30 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'ecomind-admin;upgrade'= {
+            cand --to 'Upgrade to this version (migration name or Alembic revision); default: the newest'
+            cand --backup-dir 'Where the backup goes (created, mode 0700, when missing)'
+            cand --pg-bin-dir 'The directory of pg_dump and pg_restore (default: PATH, then /usr/lib/postgresql/<N>/bin, newest first)'
+            cand --fail-on 'Exit 1 when the post-deploy audit finds something at or above this severity'
+            cand --report 'Also write the JSON report to FILE (for the change record)'
+            cand --lock-wait 'How long to wait for another ecomind-admin''s migration lock before giving up (exit 4)'
+            cand --ddl-lock-timeout 'lock_timeout for the migration''s statements: a migration queued behind a long transaction fails cleanly (exit 4, nothing changed) instead of blocking the table'
+            cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
+            cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m)'
+            cand --format 'Output format of the result on stdout'
+            cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
+            cand --no-backup 'Take no backup. Never implied: without it, no backup means no upgrade'
+            cand -y 'Do not ask for confirmation (required when stdin is not a terminal)'
+            cand --yes 'Do not ask for confirmation (required when stdin is not a terminal)'
+            cand --allow-drift 'Go on when the schema has drifted from its version (the drift is still reported)'
+            cand -q 'Print only the result and errors: no notes or progress'
+            cand --quiet 'Print only the result and errors: no notes or progress'
+            cand -v 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand --verbose 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'ecomind-admin;man'= {
             cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL'
             cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
@@ -429,6 +454,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand audit 'Security audits (read-only)'
             cand verify-schema 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
             cand doctor 'Check everything a deploy needs (exit 1 when something blocks it). Read-only'
+            cand upgrade 'The deployment plan''s database steps in one: pre-flight, plan, backup, migrate, verify-schema, post-deploy audit, report (stops at a failing step, with the command that restores the backup; a rerun continues)'
             cand man 'Print the man page (roff) to stdout'
             cand completions 'Print shell completions to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -477,6 +503,8 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         &'ecomind-admin;help;verify-schema'= {
         }
         &'ecomind-admin;help;doctor'= {
+        }
+        &'ecomind-admin;help;upgrade'= {
         }
         &'ecomind-admin;help;man'= {
         }

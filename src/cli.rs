@@ -71,6 +71,11 @@ pub enum Command {
     /// Check everything a deploy needs (exit 1 when something blocks it). Read-only.
     Doctor(commands::doctor::DoctorArgs),
 
+    /// The deployment plan's database steps in one: pre-flight, plan, backup, migrate,
+    /// verify-schema, post-deploy audit, report (stops at a failing step, with the
+    /// command that restores the backup; a rerun continues).
+    Upgrade(commands::upgrade::UpgradeArgs),
+
     /// Print the man page (roff) to stdout.
     Man,
 

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod backup;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod flags;
 pub mod migrations;
 pub mod output;
+pub mod privileges;
 pub mod progress;
 pub mod records;
 pub mod redact;
@@ -67,6 +69,7 @@ async fn dispatch(cli: &Cli, ui: &Output) -> Result<Outcome> {
         Command::Doctor(args) => commands::doctor::run(args, &ctx()?).await,
         Command::Users(cmd) => commands::users::run(cmd, &ctx()?).await,
         Command::Orgs(cmd) => commands::orgs::run(cmd, &ctx()?).await,
+        Command::Upgrade(args) => commands::upgrade::run(args, &ctx()?).await,
         Command::Man => docs::man(ui).map(|_| Outcome::Success),
         Command::Completions(args) => docs::completions(args.shell, ui).map(|_| Outcome::Success),
     }
@@ -90,12 +93,16 @@ fn context(cli: &Cli, ui: &Output) -> Result<commands::Ctx> {
 /// not touch one).
 fn signal_work(command: &Command) -> Option<signals::Work> {
     use commands::migrate::MigrateCommand;
+    use commands::users::UsersCommand;
     use signals::Work;
     Some(match command {
         Command::Migrate(MigrateCommand::Up(a)) if !a.dry_run => Work::Schema,
         Command::Migrate(MigrateCommand::Down(a)) if !a.dry_run => Work::Schema,
         Command::Baseline(a) if !a.dry_run => Work::Schema,
         Command::CreateOrg(_) | Command::CreateAdmin(_) => Work::Create,
+        Command::Users(UsersCommand::SetRole(a)) if !a.dry_run => Work::Create,
+        Command::Users(UsersCommand::ResetPassword(_)) => Work::Create,
+        Command::Upgrade(_) => Work::Schema,
         Command::Man | Command::Completions(_) => return None,
         _ => Work::ReadOnly,
     })

@@ -53,6 +53,7 @@ pub fn install(config: DatabaseConfig, work: Work, ui: Output) {
                 return;
             };
             INTERRUPTED.store(true, Ordering::SeqCst);
+            crate::backup::kill_running_tool();
             crate::output::silence_errors();
             let (name, kind) = if sig == SIGTERM {
                 ("SIGTERM", Kind::Terminated)

@@ -7,14 +7,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The core: knows nothing of clap, the terminal, or the commands.
-const CORE: [&str; 11] = [
+const CORE: [&str; 13] = [
     "accounts",
     "audit",
+    "backup",
     "config",
     "db",
     "entities",
     "error",
     "migrations",
+    "privileges",
     "progress",
     "records",
     "schema",

@@ -6,12 +6,12 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use sea_orm::DbBackend;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::Ctx;
+use super::{Ctx, FailOn};
 use crate::accounts::check_org_id;
 use crate::audit::rules::{Params, Rule};
 use crate::audit::{Collected, Finding, Risk, RuleCount, Skipped, collect};
@@ -101,25 +101,6 @@ fn parse_since(s: &str) -> std::result::Result<Since, String> {
         return Err(format!("'{s}' is more than 100 years"));
     }
     Ok(Since::Ago(d))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FailOn {
-    Critical,
-    Warning,
-    Info,
-    Never,
-}
-
-impl FailOn {
-    fn threshold(self) -> Option<Risk> {
-        match self {
-            FailOn::Critical => Some(Risk::Critical),
-            FailOn::Warning => Some(Risk::Warning),
-            FailOn::Info => Some(Risk::Info),
-            FailOn::Never => None,
-        }
-    }
 }
 
 #[derive(Debug, Serialize)]

@@ -19,6 +19,7 @@ pub mod create_org;
 pub mod doctor;
 pub mod migrate;
 pub mod orgs;
+pub mod upgrade;
 pub mod users;
 pub mod verify_schema;
 
@@ -179,4 +180,25 @@ fn password_from_stdin() -> Result<String> {
             "pass the password as UTF-8 text",
         )
     })
+}
+
+/// `--fail-on`: the severity of an audit finding that makes the exit code 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    Critical,
+    Warning,
+    Info,
+    Never,
+}
+
+impl FailOn {
+    pub fn threshold(self) -> Option<crate::audit::Risk> {
+        use crate::audit::Risk;
+        match self {
+            FailOn::Critical => Some(Risk::Critical),
+            FailOn::Warning => Some(Risk::Warning),
+            FailOn::Info => Some(Risk::Info),
+            FailOn::Never => None,
+        }
+    }
 }

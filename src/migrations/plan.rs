@@ -141,3 +141,68 @@ async fn capture_migration(
     }
     Ok(recorded(conn))
 }
+
+/// The table a statement of our migrations touches and the lock it takes on it
+/// (PostgreSQL's lock modes; `new table` for a table it creates); None for a statement
+/// that takes no table lock (a type, a setting, the migration lock).
+pub fn statement_lock(sql: &str) -> Option<(String, &'static str)> {
+    let words: Vec<&str> = sql.split_whitespace().collect();
+    let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
+    let at = |i: usize| upper.get(i).map(String::as_str).unwrap_or("");
+    // The identifier after position `i`, past IF [NOT] EXISTS / ONLY / CONCURRENTLY.
+    let name_after = |mut i: usize| -> Option<String> {
+        while matches!(at(i), "IF" | "NOT" | "EXISTS" | "ONLY" | "CONCURRENTLY") {
+            i += 1;
+        }
+        let raw = words.get(i)?;
+        let raw = raw.split('(').next().unwrap_or(raw);
+        let last = raw.rsplit('.').next().unwrap_or(raw);
+        Some(last.trim_matches('"').to_owned())
+    };
+    let (table, lock) = match (at(0), at(1)) {
+        ("ALTER", "TABLE") => (name_after(2)?, "ACCESS EXCLUSIVE"),
+        ("DROP", "TABLE") => (name_after(2)?, "ACCESS EXCLUSIVE"),
+        ("CREATE", "TABLE") => (name_after(2)?, "new table"),
+        ("CREATE", "INDEX" | "UNIQUE") => {
+            let on = upper.iter().position(|w| w == "ON")?;
+            (name_after(on + 1)?, "SHARE (blocks writes)")
+        }
+        ("INSERT", "INTO") => (name_after(2)?, "ROW EXCLUSIVE"),
+        ("UPDATE", _) => (name_after(1)?, "ROW EXCLUSIVE"),
+        ("DELETE", "FROM") => (name_after(2)?, "ROW EXCLUSIVE"),
+        _ => return None,
+    };
+    Some((table, lock))
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::statement_lock;
+
+    #[test]
+    fn locks_of_our_statements() {
+        let l = |s: &str| statement_lock(s).map(|(t, l)| format!("{t} {l}"));
+        assert_eq!(
+            l("ALTER TABLE \"users\" ADD COLUMN \"password_hash\" varchar(255)").as_deref(),
+            Some("users ACCESS EXCLUSIVE")
+        );
+        assert_eq!(
+            l("CREATE TABLE IF NOT EXISTS \"orgs\" ( \"id\" varchar )").as_deref(),
+            Some("orgs new table")
+        );
+        assert_eq!(
+            l("CREATE INDEX \"ix_users_email\" ON \"users\" (\"email\")").as_deref(),
+            Some("users SHARE (blocks writes)")
+        );
+        assert_eq!(
+            l("CREATE UNIQUE INDEX \"ux\" ON \"public\".\"users\" (\"email\")").as_deref(),
+            Some("users SHARE (blocks writes)")
+        );
+        assert_eq!(
+            l("UPDATE \"alembic_version\" SET \"version_num\" = '002'").as_deref(),
+            Some("alembic_version ROW EXCLUSIVE")
+        );
+        assert_eq!(l("CREATE TYPE \"role\" AS ENUM ('owner')"), None);
+        assert_eq!(l("SET LOCAL lock_timeout = '10000ms'"), None);
+    }
+}

@@ -409,3 +409,32 @@ pub async fn row_estimates(db: &Db, tables: &[String]) -> Result<HashMap<String,
     }
     Ok(counts)
 }
+
+/// On-disk size of `tables` with their indexes and TOAST (PostgreSQL's
+/// `pg_total_relation_size`, from the catalog; no scan). Empty on SQLite.
+pub async fn table_sizes(db: &Db, tables: &[String]) -> Result<HashMap<String, i64>> {
+    let mut sizes = HashMap::new();
+    if !db.is_postgres() || tables.is_empty() {
+        return Ok(sizes);
+    }
+    let list: Vec<String> = tables.iter().map(|t| quote_literal(t)).collect();
+    let rows = db
+        .query_all(&format!(
+            "SELECT c.relname::text AS name, pg_total_relation_size(c.oid)::bigint AS bytes \
+             FROM pg_class c WHERE c.relkind IN ('r', 'p') \
+               AND c.relnamespace = current_schema()::regnamespace AND c.relname IN ({})",
+            list.join(", ")
+        ))
+        .await
+        .map_err(|e| e.context("reading table sizes"))?;
+    for row in rows {
+        let name: String = row
+            .try_get("", "name")
+            .map_err(|e| Error::from_db(e, "reading table sizes"))?;
+        let bytes: i64 = row
+            .try_get("", "bytes")
+            .map_err(|e| Error::from_db(e, "reading table sizes"))?;
+        sizes.insert(name, bytes);
+    }
+    Ok(sizes)
+}

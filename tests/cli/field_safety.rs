@@ -890,6 +890,22 @@ fn signals_cancel_our_statements_roll_back_and_say_so_postgres() {
         .expect_code(0);
     interrupt_while_waiting(&db, "users", &CREATE_ADMIN_A, "-TERM", 143, "rolled back");
     assert_eq!(db.psql("SELECT count(*) FROM users"), "0");
+    // A role change waiting to write its audit row: rolled back, the role unchanged.
+    db.psql(
+        "INSERT INTO users (id, org_id, email, role) VALUES ('user_000000000009', 'org_a', 'b@x.com', 'viewer')",
+    );
+    interrupt_while_waiting(
+        &db,
+        "audit_logs",
+        &["users", "set-role", "b@x.com", "analyst", "--reason", "x"],
+        "-INT",
+        130,
+        "its transaction was rolled back",
+    );
+    assert_eq!(
+        db.psql("SELECT role FROM users WHERE email = 'b@x.com'"),
+        "viewer"
+    );
 }
 
 #[test]

@@ -1,0 +1,537 @@
+//! Backups before an upgrade, and the command that restores one. PostgreSQL:
+//! `pg_dump --format=custom`, checked with `pg_restore --list`; SQLite: `VACUUM INTO` a
+//! copy, checked with `PRAGMA integrity_check`. A password reaches the client tools
+//! through a temporary 0600 passfile, never their argv. Knows nothing of the terminal:
+//! progress goes through [`Progress`].
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+
+/// A backup that was taken (or reused) and checked.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct Backup {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub duration_ms: u64,
+    /// How it was checked (`pg_restore --list: 42 entries`, `integrity_check: ok`).
+    pub checked: String,
+    /// The command that puts it back, runnable as printed.
+    pub restore_command: String,
+}
+
+/// The PostgreSQL client tools a backup uses.
+#[derive(Debug, Clone)]
+pub struct PgTools {
+    pub pg_dump: PathBuf,
+    pub pg_restore: PathBuf,
+    pub major: u32,
+}
+
+/// The major version a PostgreSQL client tool says it is (`pg_dump (PostgreSQL) 15.18`).
+fn tool_major(tool: &Path) -> Option<u32> {
+    let out = Command::new(tool).arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text
+        .split_whitespace()
+        .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))?;
+    version.split(['.', ' ']).next()?.parse().ok()
+}
+
+/// Where to look for pg_dump: `bin_dir` when given; else PATH, then Debian's and the
+/// PGDG packages' `/usr/lib/postgresql/<N>/bin` (newest first).
+fn candidate_dirs(bin_dir: Option<&Path>) -> Vec<PathBuf> {
+    if let Some(dir) = bin_dir {
+        return vec![dir.to_owned()];
+    }
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((n, e.path().join("bin")))
+        })
+        .collect();
+    versioned.sort_by_key(|v| std::cmp::Reverse(v.0));
+    dirs.extend(versioned.into_iter().map(|(_, d)| d));
+    dirs
+}
+
+/// pg_dump and pg_restore not older than the server's major version (pg_dump refuses
+/// to dump a newer server), or exit 4 saying which version is needed.
+pub fn find_pg_tools(server_major: u32, bin_dir: Option<&Path>) -> Result<PgTools> {
+    let mut seen = Vec::new();
+    for dir in candidate_dirs(bin_dir) {
+        let (dump, restore) = (dir.join("pg_dump"), dir.join("pg_restore"));
+        if !dump.is_file() || !restore.is_file() {
+            continue;
+        }
+        match tool_major(&dump) {
+            Some(major) if major >= server_major => {
+                return Ok(PgTools {
+                    pg_dump: dump,
+                    pg_restore: restore,
+                    major,
+                });
+            }
+            Some(major) => seen.push(format!("{} ({major})", dump.display())),
+            None => seen.push(format!("{} (no version)", dump.display())),
+        }
+    }
+    let found = if seen.is_empty() {
+        "no pg_dump found".to_owned()
+    } else {
+        format!("only older ones: {}", seen.join(", "))
+    };
+    Err(Error::refused(
+        format!(
+            "the backup needs pg_dump and pg_restore {server_major} or newer (the server is PostgreSQL {server_major}); {found}"
+        ),
+        format!(
+            "install the PostgreSQL {server_major} client tools (Debian: postgresql-client-{server_major}) or pass --pg-bin-dir; --no-backup skips the backup"
+        ),
+    ))
+}
+
+/// Only what libpq understands of the URL's query (sqlx takes a few more).
+const LIBPQ_PARAMS: [&str; 9] = [
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "options",
+    "application_name",
+    "connect_timeout",
+    "host",
+    "target_session_attrs",
+];
+
+/// The URL for the client tools: no password, only libpq's parameters; and the
+/// password (percent-decoded), if the URL has one.
+pub fn libpq_url(secret_url: &str) -> Result<(String, Option<String>)> {
+    let mut url = url::Url::parse(secret_url)
+        .map_err(|e| Error::internal(format!("the database URL no longer parses: {e}")))?;
+    let password = url.password().map(|p| {
+        percent_encoding::percent_decode_str(p)
+            .decode_utf8_lossy()
+            .into_owned()
+    });
+    let _ = url.set_password(None);
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| LIBPQ_PARAMS.contains(&k.as_ref()))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    url.set_query(None);
+    if !kept.is_empty() {
+        url.query_pairs_mut().extend_pairs(kept);
+    }
+    Ok((url.to_string(), password))
+}
+
+/// A 0600 passfile in the temporary directory, removed when dropped.
+struct PassFile(PathBuf);
+
+impl PassFile {
+    fn new(password: &str) -> Result<Self> {
+        use std::io::Write;
+        #[cfg(unix)]
+        use std::os::unix::fs::OpenOptionsExt;
+        let escaped = password.replace('\\', "\\\\").replace(':', "\\:");
+        let path = std::env::temp_dir().join(format!(
+            "ecomind-admin-{}-{}.pgpass",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        opts.mode(0o600);
+        let mut f = opts.open(&path).map_err(|e| {
+            Error::refused(
+                format!("cannot write a passfile for pg_dump: {e}"),
+                "check the temporary directory (TMPDIR)",
+            )
+        })?;
+        writeln!(f, "*:*:*:*:{escaped}")
+            .map_err(|e| Error::internal(format!("writing the passfile: {e}")))?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for PassFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A client tool's command: the connection through the environment (the passfile when
+/// the URL has a password), never the password in argv.
+fn pg_command(tool: &Path, pass: Option<&PassFile>) -> Command {
+    let mut cmd = Command::new(tool);
+    if let Some(p) = pass {
+        cmd.env("PGPASSFILE", &p.0).env_remove("PGPASSWORD");
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// The client tool running now (its pid; 0: none), for [`kill_running_tool`].
+static RUNNING: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Stop the client tool running now, if any (SIGINT / SIGTERM: a pg_dump must not go
+/// on writing after ecomind-admin has exited).
+pub fn kill_running_tool() {
+    let pid = RUNNING.swap(0, std::sync::atomic::Ordering::SeqCst);
+    if pid != 0 {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Run `cmd` to the end, polling (the async runtime keeps running: a signal is
+/// handled), reporting the size of `growing` on `ui` while it runs.
+async fn run_tool(
+    mut cmd: Command,
+    what: &str,
+    growing: Option<&Path>,
+    ui: &dyn Progress,
+) -> Result<String> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            Error::refused(
+                format!("cannot run {what}: {e}"),
+                "check the PostgreSQL client tools",
+            )
+        })?;
+    RUNNING.store(child.id(), std::sync::atomic::Ordering::SeqCst);
+    let started = Instant::now();
+    let mut told = Duration::ZERO;
+    let mut _spinner = ui.step(what);
+    loop {
+        if child
+            .try_wait()
+            .map_err(|e| Error::internal(format!("waiting for {what}: {e}")))?
+            .is_some()
+        {
+            break;
+        }
+        if let Some(path) = growing
+            && started.elapsed() >= told + Duration::from_secs(1)
+        {
+            told = started.elapsed();
+            let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            _spinner = ui.step(&format!(
+                "{what}: {} written in {} s",
+                human_bytes(bytes),
+                told.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    RUNNING.store(0, std::sync::atomic::Ordering::SeqCst);
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::internal(format!("reading {what}'s output: {e}")))?;
+    if !out.status.success() {
+        let stderr = crate::redact::redact_text(String::from_utf8_lossy(&out.stderr).trim());
+        return Err(Error::refused(
+            format!("{what} failed ({}): {}", out.status, first_line(&stderr)),
+            "nothing was changed; fix the cause and run the upgrade again",
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+/// `12.3 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// A word for a shell: single-quoted unless plainly safe.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// Create `path` empty and readable by its owner only (a backup holds password
+/// hashes); the tools write into it.
+fn create_private(path: &Path) -> Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path).map(drop).map_err(|e| {
+        Error::refused(
+            format!("cannot create the backup file {}: {e}", path.display()),
+            "check --backup-dir",
+        )
+    })
+}
+
+/// `pg_dump --format=custom` of the database into `path`, checked with `pg_restore
+/// --list`.
+pub async fn dump_postgres(
+    secret_url: &str,
+    tools: &PgTools,
+    path: &Path,
+    ui: &dyn Progress,
+) -> Result<Backup> {
+    let (url, password) = libpq_url(secret_url)?;
+    let pass = password.as_deref().map(PassFile::new).transpose()?;
+    let started = Instant::now();
+    create_private(path)?;
+    let mut dump = pg_command(&tools.pg_dump, pass.as_ref());
+    dump.arg("--format=custom")
+        .arg("--file")
+        .arg(path)
+        .arg("--dbname")
+        .arg(&url);
+    if let Err(e) = run_tool(dump, "pg_dump", Some(path), ui).await {
+        let _ = std::fs::remove_file(path);
+        return Err(e);
+    }
+    let mut list = pg_command(&tools.pg_restore, None);
+    list.arg("--list").arg(path);
+    let toc = run_tool(list, "pg_restore --list", None, ui).await?;
+    let entries = toc
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .count();
+    let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    Ok(Backup {
+        path: path.to_owned(),
+        bytes,
+        duration_ms: started.elapsed().as_millis() as u64,
+        checked: format!("pg_restore --list: {entries} entries"),
+        restore_command: format!(
+            "pg_restore --clean --if-exists --no-owner -d '{}' {}",
+            url.replace('\'', "'\\''"),
+            shell_quote(&path.display().to_string())
+        ),
+    })
+}
+
+/// `VACUUM INTO` a copy of the SQLite database at `path`, checked with `PRAGMA
+/// integrity_check` on the copy.
+pub async fn copy_sqlite(db: &Db, live: &Path, path: &Path) -> Result<Backup> {
+    use sea_orm::ConnectionTrait;
+    let started = Instant::now();
+    create_private(path)?;
+    let target = path.display().to_string();
+    db.conn
+        .execute_unprepared(&format!(
+            "VACUUM INTO {}",
+            crate::db::quote_literal(&target)
+        ))
+        .await
+        .map_err(|e| Error::from_db(e, "copying the database (VACUUM INTO)"))?;
+    let copy = sea_orm::Database::connect(format!("sqlite://{target}?mode=ro"))
+        .await
+        .map_err(|e| Error::from_db(e, "opening the copy"))?;
+    let row = copy
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            "PRAGMA integrity_check",
+        ))
+        .await
+        .map_err(|e| Error::from_db(e, "checking the copy"))?;
+    copy.close().await.ok();
+    let verdict: String = row
+        .and_then(|r| r.try_get_by_index::<String>(0).ok())
+        .unwrap_or_default();
+    if verdict != "ok" {
+        return Err(Error::refused(
+            format!("the copy at {target} fails PRAGMA integrity_check: {verdict}"),
+            "nothing was changed; check the disk and run the upgrade again",
+        ));
+    }
+    let live = shell_quote(&live.display().to_string());
+    Ok(Backup {
+        path: path.to_owned(),
+        bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+        duration_ms: started.elapsed().as_millis() as u64,
+        checked: "integrity_check: ok".into(),
+        restore_command: format!(
+            "cp -- {} {live} && rm -f -- {live}-wal {live}-shm",
+            shell_quote(&target)
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libpq_urls_lose_the_password_and_sqlx_params() {
+        let (url, pw) = libpq_url(
+            "postgres://ops:s%3Acret@db.example.com:6432/ecomind?sslmode=require&statement-cache-capacity=0",
+        )
+        .unwrap();
+        assert_eq!(
+            url,
+            "postgres://ops@db.example.com:6432/ecomind?sslmode=require"
+        );
+        assert_eq!(pw.as_deref(), Some("s:cret"));
+        let (url, pw) = libpq_url("postgres://ops@h/db").unwrap();
+        assert_eq!(url, "postgres://ops@h/db");
+        assert_eq!(pw, None);
+    }
+
+    #[test]
+    fn shell_words() {
+        assert_eq!(shell_quote("/tmp/a.dump"), "/tmp/a.dump");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(
+            shell_quote("postgres://u@h:5432/db?sslmode=require"),
+            "'postgres://u@h:5432/db?sslmode=require'"
+        );
+    }
+}
+
+/// What the database is now, cheaply: its recorded versions, and PostgreSQL's write
+/// counters (rows inserted, updated, deleted) of the API's tables, or SQLite's row
+/// counts and schema version. Equal fingerprints: nothing was written in between, so a
+/// backup taken then still is the database's state.
+pub async fn fingerprint(db: &Db, versions: &str) -> Result<String> {
+    let sql = if db.is_postgres() {
+        "SELECT (COALESCE(sum(n_tup_ins + n_tup_upd + n_tup_del), 0))::text AS v FROM pg_stat_user_tables \
+         WHERE schemaname = current_schema() AND relname NOT IN ('seaql_migrations', 'alembic_version')"
+            .to_owned()
+    } else {
+        let tables = crate::migrations::tables_present(&db.conn).await?;
+        let mut parts = vec!["(SELECT schema_version FROM pragma_schema_version)".to_owned()];
+        for t in tables.iter().filter(|t| *t != "seaql_migrations") {
+            parts.push(format!(
+                "(SELECT count(*) FROM \"{}\")",
+                t.replace('"', "\"\"")
+            ));
+        }
+        format!("SELECT {} AS v", parts.join(" || ',' || "))
+    };
+    let row = db
+        .query_one(&sql)
+        .await
+        .map_err(|e| e.context("reading what the database is now"))?;
+    let v: String = row
+        .and_then(|r| r.try_get("", "v").ok())
+        .unwrap_or_default();
+    Ok(format!("{versions}|{v}"))
+}
+
+/// The record of the last backup of one database in a backup directory, so that a
+/// rerun after a failure reuses it when the database has not changed since.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct Ledger {
+    pub database: String,
+    pub fingerprint: String,
+    pub backup: Backup,
+}
+
+pub fn ledger_path(dir: &Path, db_name: &str) -> PathBuf {
+    dir.join(format!(".ecomind-upgrade-{db_name}.json"))
+}
+
+/// The backup the ledger names, when its fingerprint is `fingerprint` and the file is
+/// still there with its size.
+pub fn reusable(dir: &Path, db_name: &str, fingerprint: &str) -> Option<Backup> {
+    let text = std::fs::read_to_string(ledger_path(dir, db_name)).ok()?;
+    let ledger: Ledger = serde_json::from_str(&text).ok()?;
+    let size = std::fs::metadata(&ledger.backup.path).ok()?.len();
+    (ledger.fingerprint == fingerprint && size == ledger.backup.bytes).then_some(ledger.backup)
+}
+
+pub fn write_ledger(dir: &Path, db_name: &str, ledger: &Ledger) -> Result<()> {
+    let text = serde_json::to_string_pretty(ledger)
+        .map_err(|e| Error::internal(format!("serializing the backup ledger: {e}")))?;
+    std::fs::write(ledger_path(dir, db_name), text).map_err(|e| {
+        Error::refused(
+            format!("cannot write the backup ledger in {}: {e}", dir.display()),
+            "check the backup directory's permissions",
+        )
+    })
+}
+
+/// The backup directory, created (0700) when missing.
+pub fn ensure_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    use std::os::unix::fs::DirBuilderExt;
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    b.mode(0o700);
+    b.create(dir).map_err(|e| {
+        Error::refused(
+            format!("cannot create the backup directory {}: {e}", dir.display()),
+            "pass --backup-dir with a writable directory",
+        )
+    })
+}
+
+/// A name for files: the database's name (PostgreSQL) or file stem (SQLite), with
+/// anything but letters, digits, `-` and `_` replaced.
+pub fn database_name(secret_url: &str, backend: sea_orm::DbBackend) -> String {
+    let raw = if backend == sea_orm::DbBackend::Postgres {
+        url::Url::parse(secret_url)
+            .ok()
+            .map(|u| u.path().trim_start_matches('/').to_owned())
+            .unwrap_or_default()
+    } else {
+        crate::db::sqlite_file(secret_url)
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_default()
+    };
+    let clean: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if clean.is_empty() { "db".into() } else { clean }
+}

@@ -1,0 +1,705 @@
+//! `upgrade`: the deployment plan's database steps as one command. Pre-flight (what
+//! `doctor` checks, drift, the client tools), the plan (confirmed), a checked backup,
+//! the migrations (everything `migrate up` guarantees), verify-schema, the post-deploy
+//! audit, and one report. It stops at the first failing step, saying what was applied
+//! and the command that restores the backup; a rerun continues where it stopped.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+use serde::Serialize;
+
+use super::{Ctx, FailOn, LockArgs};
+use crate::audit::{self, Risk, rules::Params, rules::Rule};
+use crate::backup::{self, Backup};
+use crate::db::{self, Db};
+use crate::error::{Error, Kind, Outcome, Result};
+use crate::migrations::{self, State, known};
+use crate::output::{Output, Report, plural, shown};
+use crate::records;
+
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// Upgrade to this version (migration name or Alembic revision); default: the newest.
+    #[arg(long, value_name = "VERSION", value_parser = migrations::resolve_version)]
+    pub to: Option<usize>,
+
+    /// Where the backup goes (created, mode 0700, when missing).
+    #[arg(long, value_name = "DIR", default_value = "ecomind-backups")]
+    pub backup_dir: PathBuf,
+
+    /// Take no backup. Never implied: without it, no backup means no upgrade.
+    #[arg(long, conflicts_with = "backup_dir")]
+    pub no_backup: bool,
+
+    /// The directory of pg_dump and pg_restore (default: PATH, then
+    /// /usr/lib/postgresql/<N>/bin, newest first).
+    #[arg(long, value_name = "DIR")]
+    pub pg_bin_dir: Option<PathBuf>,
+
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Go on when the schema has drifted from its version (the drift is still reported).
+    #[arg(long)]
+    pub allow_drift: bool,
+
+    /// Exit 1 when the post-deploy audit finds something at or above this severity.
+    #[arg(long, value_enum, default_value_t = FailOn::Critical)]
+    pub fail_on: FailOn,
+
+    /// Also write the JSON report to FILE (for the change record).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepStatus {
+    Ok,
+    Skipped,
+    Warn,
+    Failed,
+}
+
+/// One step of the upgrade, as the report shows it.
+#[derive(Debug, Serialize)]
+pub struct StepResult {
+    pub step: &'static str,
+    pub result: StepStatus,
+    pub duration_ms: u64,
+    pub detail: String,
+}
+
+/// A table a migration touches: its size and row estimate (catalog statistics) and the
+/// locks the statements take on it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TouchedTable {
+    pub table: String,
+    pub bytes: Option<i64>,
+    pub rows_estimate: Option<i64>,
+    pub locks: Vec<&'static str>,
+}
+
+/// One migration of the plan, with its SQL.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedMigration {
+    pub version: String,
+    pub alembic_revision: &'static str,
+    pub sql: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Version {
+    pub version: String,
+    pub alembic_revision: &'static str,
+}
+
+fn version(index: Option<usize>) -> Option<Version> {
+    index.map(|i| Version {
+        version: known()[i].version.clone(),
+        alembic_revision: known()[i].alembic_revision,
+    })
+}
+
+fn version_label(v: &Option<Version>) -> String {
+    v.as_ref()
+        .map(|v| format!("{} ({})", v.alembic_revision, v.version))
+        .unwrap_or_else(|| "no version (empty)".into())
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuditCounts {
+    pub critical: usize,
+    pub warning: usize,
+    pub info: usize,
+}
+
+/// The report: every step's result, the plan, the backup, the versions.
+#[derive(Debug, Serialize)]
+pub struct UpgradeReport {
+    pub database: String,
+    /// `upgraded`, `up-to-date`, or `failed`.
+    pub status: &'static str,
+    pub from: Option<Version>,
+    pub to: Option<Version>,
+    pub steps: Vec<StepResult>,
+    pub plan: Vec<PlannedMigration>,
+    pub tables: Vec<TouchedTable>,
+    /// Migrations this run applied.
+    pub applied: Vec<String>,
+    pub backup: Option<Backup>,
+    pub restore_command: Option<String>,
+    pub audit: Option<AuditCounts>,
+    /// The step that failed, when one did.
+    pub failed_step: Option<&'static str>,
+}
+
+impl Report for UpgradeReport {
+    fn render(&self, out: &mut String, ui: &Output) {
+        let _ = writeln!(out, "database: {}", shown(&self.database));
+        let mut t = ui.table(&["step", "result", "time", "detail"]);
+        for s in &self.steps {
+            let result = match s.result {
+                StepStatus::Ok => "ok",
+                StepStatus::Skipped => "skipped",
+                StepStatus::Warn => "warn",
+                StepStatus::Failed => "FAILED",
+            };
+            t.add_row(vec![
+                s.step.to_owned(),
+                result.to_owned(),
+                format!("{} ms", s.duration_ms),
+                s.detail.clone(),
+            ]);
+        }
+        let _ = writeln!(out, "{t}");
+        if let Some(b) = &self.backup {
+            let _ = writeln!(out, "backup: {}", b.path.display());
+        }
+        let _ = writeln!(
+            out,
+            "{}: {} -> {}",
+            self.status,
+            version_label(&self.from),
+            version_label(&self.to)
+        );
+    }
+}
+
+/// The upgrade in progress: the report it builds, step by step.
+struct Upgrade<'a> {
+    db: &'a Db,
+    ctx: &'a Ctx,
+    args: &'a UpgradeArgs,
+    report: UpgradeReport,
+}
+
+pub async fn run(args: &UpgradeArgs, ctx: &Ctx) -> Result<Outcome> {
+    let db = ctx.connect(db::Open::MayCreate).await?;
+    let mut up = Upgrade {
+        db: &db,
+        ctx,
+        args,
+        report: UpgradeReport {
+            database: db.url.clone(),
+            status: "failed",
+            from: None,
+            to: None,
+            steps: Vec::new(),
+            plan: Vec::new(),
+            tables: Vec::new(),
+            applied: Vec::new(),
+            backup: None,
+            restore_command: None,
+            audit: None,
+            failed_step: None,
+        },
+    };
+    let result = up.all_steps().await;
+    let report = up.report;
+    db.conn.close().await.ok();
+    finish(ctx, args, report, result)
+}
+
+/// Print the report (and write `--report`), then the error of a failed step with what
+/// to do next.
+fn finish(
+    ctx: &Ctx,
+    args: &UpgradeArgs,
+    mut report: UpgradeReport,
+    result: Result<Outcome>,
+) -> Result<Outcome> {
+    let ui = &ctx.ui;
+    if result.is_ok() {
+        report.status = if report.applied.is_empty() {
+            "up-to-date"
+        } else {
+            "upgraded"
+        };
+    }
+    if let Some(path) = &args.report {
+        write_report(path, &report)?;
+    }
+    // Nothing ran (a refused pre-flight before any step): only the error.
+    if !report.steps.is_empty() {
+        ui.emit(&report)?;
+    }
+    let err = match result {
+        Ok(outcome) => return Ok(outcome),
+        Err(e) => e,
+    };
+    let mut block = format!(
+        "the upgrade stopped at step {}; the database is at {}; applied by this run: {}\n",
+        report.failed_step.unwrap_or("pre-flight"),
+        version_label(&report.to),
+        if report.applied.is_empty() {
+            "nothing".to_owned()
+        } else {
+            report.applied.join(", ")
+        }
+    );
+    if let Some(cmd) = &report.restore_command {
+        let how = if ctx.config.backend == sea_orm::DbBackend::Postgres {
+            " (pg_restore takes the password from PGPASSWORD or ~/.pgpass)"
+        } else {
+            " (stop the API first)"
+        };
+        let _ = writeln!(
+            block,
+            "to restore the backup taken before this upgrade{how}:\n{cmd}"
+        );
+    }
+    ui.stderr_block(&block);
+    Err(err)
+}
+
+fn write_report(path: &std::path::Path, report: &UpgradeReport) -> Result<()> {
+    let text = serde_json::to_string_pretty(report)
+        .map_err(|e| Error::internal(format!("serializing the report: {e}")))?;
+    std::fs::write(path, text + "\n").map_err(|e| {
+        Error::new(
+            Kind::Output,
+            format!("cannot write the report to {}: {e}", path.display()),
+            Some("pass --report with a writable path".into()),
+        )
+    })
+}
+
+impl Upgrade<'_> {
+    /// Run `work` as step `name`: its duration and result go into the report; a failure
+    /// stops the upgrade there.
+    async fn step<T>(
+        &mut self,
+        name: &'static str,
+        work: impl AsyncFnOnce(&mut Self) -> Result<(T, StepStatus, String)>,
+    ) -> Result<T> {
+        let started = Instant::now();
+        let result = work(self).await;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok((value, result, detail)) => {
+                self.report.steps.push(StepResult {
+                    step: name,
+                    result,
+                    duration_ms,
+                    detail,
+                });
+                Ok(value)
+            }
+            Err(e) => {
+                self.report.steps.push(StepResult {
+                    step: name,
+                    result: StepStatus::Failed,
+                    duration_ms,
+                    detail: e.message().to_owned(),
+                });
+                self.report.failed_step = Some(name);
+                Err(e)
+            }
+        }
+    }
+
+    async fn all_steps(&mut self) -> Result<Outcome> {
+        let ui = &self.ctx.ui;
+        let (state, tools) = self
+            .step("pre-flight", async |up| up.preflight().await)
+            .await?;
+        self.report.from = version(state.current());
+        self.report.to = version(state.current());
+        let target = self.args.to.unwrap_or(known().len() - 1);
+        let to_apply: Vec<usize> = state
+            .pending()
+            .into_iter()
+            .filter(|i| *i <= target)
+            .collect();
+        self.step("plan", async |up| up.plan(&state, &to_apply).await)
+            .await?;
+        if !to_apply.is_empty() {
+            self.confirm(ui)?;
+        }
+        self.step("backup", async |up| {
+            up.backup(&state, &to_apply, tools.as_ref()).await
+        })
+        .await?;
+        self.step("migrate", async |up| up.migrate(&to_apply, target).await)
+            .await?;
+        self.step("verify", async |up| up.verify().await).await?;
+        self.step("audit", async |up| up.audit().await).await
+    }
+}
+
+/// The pre-flight and the plan.
+impl Upgrade<'_> {
+    async fn preflight(
+        &mut self,
+    ) -> Result<((State, Option<backup::PgTools>), StepStatus, String)> {
+        let db = self.db;
+        let state = migrations::snapshot_state(db).await?;
+        state.check_writable()?;
+        db.ensure_writable().await?;
+        let may = crate::privileges::per_command(db, true).await;
+        if may.iter().any(|(cmd, ok)| *cmd == "migrate" && !ok) {
+            return Err(Error::refused(
+                "the role cannot migrate: it needs CREATE on the schema and ownership of the API's tables",
+                "run the upgrade as the database owner; `ecomind-admin doctor` shows what each command needs",
+            ));
+        }
+        self.migration_lock_free().await?;
+        let mut notes = vec![format!("at {}", version_label(&version(state.current())))];
+        let mut status = StepStatus::Ok;
+        if state.current().is_some() {
+            let (_, check) = crate::schema::check::check(db, None, false).await?;
+            if check.failed() {
+                let what = format!(
+                    "the schema has drifted from {} ({})",
+                    version_label(&version(state.current())),
+                    plural(check.findings.len() as i64, "finding", "findings")
+                );
+                if !self.args.allow_drift {
+                    return Err(Error::new(
+                        Kind::CheckFailed,
+                        format!("{what}; nothing was changed"),
+                        Some(
+                            "see `ecomind-admin verify-schema --show-fix`; fix it, or pass --allow-drift".into(),
+                        ),
+                    ));
+                }
+                status = StepStatus::Warn;
+                notes.push(format!("{what}, allowed by --allow-drift"));
+            } else {
+                notes.push("no drift".into());
+            }
+        }
+        let tools = self.client_tools(&mut notes).await?;
+        Ok(((state, tools), status, notes.join("; ")))
+    }
+
+    /// Another ecomind-admin migrating this database now: refuse at once.
+    async fn migration_lock_free(&self) -> Result<()> {
+        if !self.db.is_postgres() {
+            return Ok(());
+        }
+        let key = db::MIGRATION_LOCK_KEY;
+        let row = self
+            .db
+            .query_one(&format!(
+                "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                 AND classid = {} AND objid = {} AND objsubid = 1",
+                (key >> 32) as u32,
+                (key & 0xffff_ffff) as u32
+            ))
+            .await?;
+        let held: i64 = row.and_then(|r| r.try_get("", "n").ok()).unwrap_or(0);
+        if held > 0 {
+            return Err(Error::refused(
+                "another ecomind-admin holds the migration lock on this database",
+                "wait for it to finish (`ecomind-admin migrate status`), then run the upgrade again",
+            ));
+        }
+        Ok(())
+    }
+
+    /// pg_dump / pg_restore for the backup (PostgreSQL, unless --no-backup).
+    async fn client_tools(&self, notes: &mut Vec<String>) -> Result<Option<backup::PgTools>> {
+        if self.args.no_backup || !self.db.is_postgres() {
+            return Ok(None);
+        }
+        let row = self
+            .db
+            .query_one("SELECT current_setting('server_version_num')::int AS v")
+            .await?;
+        let num: i32 = row.and_then(|r| r.try_get("", "v").ok()).unwrap_or(0);
+        let major = (num / 10000) as u32;
+        let tools = backup::find_pg_tools(major, self.args.pg_bin_dir.as_deref())?;
+        notes.push(format!(
+            "PostgreSQL {major}, pg_dump {} ({})",
+            tools.major,
+            tools.pg_dump.display()
+        ));
+        Ok(Some(tools))
+    }
+
+    async fn plan(
+        &mut self,
+        state: &State,
+        to_apply: &[usize],
+    ) -> Result<((), StepStatus, String)> {
+        if to_apply.is_empty() {
+            return Ok(((), StepStatus::Ok, "nothing pending".into()));
+        }
+        let steps = migrations::plan_sql(
+            self.db.backend,
+            state,
+            migrations::Direction::Up,
+            to_apply,
+            self.args.lock.options(),
+        )
+        .await?;
+        let mut tables: Vec<TouchedTable> = Vec::new();
+        for s in &steps {
+            for sql in &s.sql {
+                let Some((table, lock)) = migrations::statement_lock(sql) else {
+                    continue;
+                };
+                match tables.iter_mut().find(|t| t.table == table) {
+                    Some(t) if !t.locks.contains(&lock) => t.locks.push(lock),
+                    Some(_) => {}
+                    None => tables.push(TouchedTable {
+                        table,
+                        bytes: None,
+                        rows_estimate: None,
+                        locks: vec![lock],
+                    }),
+                }
+            }
+        }
+        // Sizes of the API's tables that exist (a new table has none; the bookkeeping
+        // tables are a few rows).
+        let present = migrations::tables_present(&self.db.conn).await?;
+        let names: Vec<String> = tables
+            .iter()
+            .map(|t| t.table.clone())
+            .filter(|t| present.contains(t))
+            .collect();
+        let sizes = migrations::table_sizes(self.db, &names).await?;
+        let rows = migrations::row_estimates(self.db, &names).await?;
+        for t in &mut tables {
+            t.bytes = sizes.get(&t.table).copied();
+            t.rows_estimate = rows.get(&t.table).copied();
+        }
+        self.report.plan = steps
+            .into_iter()
+            .map(|s| PlannedMigration {
+                version: s.version,
+                alembic_revision: s.alembic_revision,
+                sql: s.sql,
+            })
+            .collect();
+        self.report.tables = tables;
+        let detail = format!(
+            "{} to apply: {}",
+            plural(to_apply.len() as i64, "migration", "migrations"),
+            to_apply
+                .iter()
+                .map(|i| known()[*i].alembic_revision)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Ok(((), StepStatus::Ok, detail))
+    }
+
+    /// Show the plan and ask (default No); `--yes` for pipelines.
+    fn confirm(&self, ui: &Output) -> Result<()> {
+        let mut details = String::from("Migrations:");
+        for m in &self.report.plan {
+            let _ = write!(details, "\n  - {} ({})", m.alembic_revision, m.version);
+        }
+        details.push_str("\nTables touched:");
+        for t in &self.report.tables {
+            let size = match (t.bytes, t.rows_estimate) {
+                (Some(b), Some(r)) => format!(
+                    "{}, ~{}",
+                    backup::human_bytes(b.max(0) as u64),
+                    plural(r, "row", "rows")
+                ),
+                (None, Some(r)) => format!("~{}", plural(r, "row", "rows")),
+                _ => "new".to_owned(),
+            };
+            let _ = write!(
+                details,
+                "\n  - {} ({size}): {}",
+                t.table,
+                t.locks.join(", ")
+            );
+        }
+        let backup = if self.args.no_backup {
+            "\nNo backup (--no-backup).".to_owned()
+        } else {
+            format!(
+                "\nA backup goes to {} first.",
+                self.args.backup_dir.display()
+            )
+        };
+        details.push_str(&backup);
+        ui.confirm_destructive(
+            self.args.yes,
+            &format!(
+                "upgrade {} to {}",
+                self.db.url,
+                self.report
+                    .plan
+                    .last()
+                    .map(|m| m.alembic_revision)
+                    .unwrap_or("-")
+            ),
+            &details,
+            "Run the upgrade?",
+        )
+    }
+}
+
+/// Backup, migrate, verify, audit.
+impl Upgrade<'_> {
+    async fn backup(
+        &mut self,
+        state: &State,
+        to_apply: &[usize],
+        tools: Option<&backup::PgTools>,
+    ) -> Result<((), StepStatus, String)> {
+        if to_apply.is_empty() {
+            return Ok(((), StepStatus::Skipped, "nothing to apply".into()));
+        }
+        if self.args.no_backup {
+            return Ok(((), StepStatus::Skipped, "--no-backup".into()));
+        }
+        let dir = &self.args.backup_dir;
+        backup::ensure_dir(dir)?;
+        let secret = self.ctx.config.secret_url();
+        let name = backup::database_name(secret, self.db.backend);
+        let versions = format!("{:?}|{:?}", state.current(), state.alembic);
+        let fingerprint = backup::fingerprint(self.db, &versions).await?;
+        if let Some(b) = backup::reusable(dir, &name, &fingerprint) {
+            let detail = format!(
+                "reused {} (the database has not changed since it was taken)",
+                b.path.display()
+            );
+            self.keep_backup(b);
+            return Ok(((), StepStatus::Ok, detail));
+        }
+        let revision = state
+            .current()
+            .map(|i| known()[i].alembic_revision)
+            .unwrap_or("empty");
+        let stamp = records::now().format("%Y%m%dT%H%M%SZ");
+        let b = match tools {
+            Some(tools) => {
+                let path = dir.join(format!("ecomind-{name}-{revision}-{stamp}.dump"));
+                let ui = &self.ctx.ui;
+                backup::dump_postgres(secret, tools, &path, ui).await?
+            }
+            None => {
+                let path = dir.join(format!("ecomind-{name}-{revision}-{stamp}.db"));
+                let live = db::sqlite_file(secret).unwrap_or_default();
+                backup::copy_sqlite(self.db, &live, &path).await?
+            }
+        };
+        backup::write_ledger(
+            dir,
+            &name,
+            &backup::Ledger {
+                database: self.db.url.clone(),
+                fingerprint,
+                backup: b.clone(),
+            },
+        )?;
+        let detail = format!(
+            "{} ({}, {}; {})",
+            b.path.display(),
+            backup::human_bytes(b.bytes),
+            format_args!("{} ms", b.duration_ms),
+            b.checked
+        );
+        self.keep_backup(b);
+        Ok(((), StepStatus::Ok, detail))
+    }
+
+    fn keep_backup(&mut self, b: Backup) {
+        self.report.restore_command = Some(b.restore_command.clone());
+        self.report.backup = Some(b);
+    }
+
+    async fn migrate(
+        &mut self,
+        to_apply: &[usize],
+        target: usize,
+    ) -> Result<((), StepStatus, String)> {
+        if to_apply.is_empty() {
+            return Ok(((), StepStatus::Skipped, "nothing pending".into()));
+        }
+        let ui = &self.ctx.ui;
+        let result = migrations::run_up(self.db, target, self.args.lock.options(), ui).await;
+        // Whatever happened, the report says where the database is now.
+        if let Ok(after) = migrations::snapshot_state(self.db).await {
+            self.report.to = version(after.current());
+            self.report.applied = to_apply
+                .iter()
+                .filter(|i| after.is_applied(**i))
+                .map(|i| known()[*i].alembic_revision.to_owned())
+                .collect();
+        }
+        let steps = result?;
+        let done: Vec<String> = steps
+            .iter()
+            .map(|s| format!("{} ({} ms)", s.alembic_revision, s.duration_ms))
+            .collect();
+        Ok(((), StepStatus::Ok, format!("applied {}", done.join(", "))))
+    }
+
+    async fn verify(&mut self) -> Result<((), StepStatus, String)> {
+        let (state, check) = crate::schema::check::check(self.db, None, false).await?;
+        let at = version_label(&version(state.current()));
+        if check.failed() {
+            return Err(Error::new(
+                Kind::CheckFailed,
+                format!(
+                    "the schema does not match {at} after the migrations ({})",
+                    plural(check.findings.len() as i64, "finding", "findings")
+                ),
+                Some("see `ecomind-admin verify-schema`".into()),
+            ));
+        }
+        Ok(((), StepStatus::Ok, format!("the schema matches {at}")))
+    }
+
+    async fn audit(&mut self) -> Result<(Outcome, StepStatus, String)> {
+        if migrations::snapshot_state(self.db)
+            .await?
+            .current()
+            .is_none()
+        {
+            return Ok((Outcome::Success, StepStatus::Skipped, "no schema".into()));
+        }
+        let params = Params {
+            since: records::now() - chrono::Duration::days(7),
+            fixed_at: None,
+            org: None,
+            failed_threshold: 10,
+        };
+        let collected = audit::collect(self.db, &params, &Rule::ALL, &self.ctx.ui).await?;
+        let count = |r: Risk| {
+            collected
+                .findings
+                .iter()
+                .filter(|f| f.severity == r)
+                .count()
+        };
+        let counts = AuditCounts {
+            critical: count(Risk::Critical),
+            warning: count(Risk::Warning),
+            info: count(Risk::Info),
+        };
+        let detail = format!(
+            "{} critical, {} warning, {} info (last 7 days; `ecomind-admin audit suspicious-accounts` shows them)",
+            counts.critical, counts.warning, counts.info
+        );
+        let failing = self
+            .args
+            .fail_on
+            .threshold()
+            .is_some_and(|t| collected.findings.iter().any(|f| f.severity >= t));
+        self.report.audit = Some(counts);
+        Ok(if failing {
+            (Outcome::CheckFailed, StepStatus::Failed, detail)
+        } else {
+            (Outcome::Success, StepStatus::Ok, detail)
+        })
+    }
+}
