@@ -310,11 +310,13 @@ fn create_private(path: &Path) -> Result<()> {
 }
 
 /// `pg_dump --format=custom` of the database into `path`, checked with `pg_restore
-/// --list`.
+/// --list`. pg_dump waits at most `lock_wait` for its table locks (a long transaction
+/// holding a table exclusively fails the backup instead of hanging it).
 pub async fn dump_postgres(
     secret_url: &str,
     tools: &PgTools,
     path: &Path,
+    lock_wait: Duration,
     ui: &dyn Progress,
 ) -> Result<Backup> {
     let (url, password) = libpq_url(secret_url)?;
@@ -323,6 +325,10 @@ pub async fn dump_postgres(
     create_private(path)?;
     let mut dump = pg_command(&tools.pg_dump, pass.as_ref());
     dump.arg("--format=custom")
+        .arg(format!(
+            "--lock-wait-timeout={}ms",
+            lock_wait.as_millis().max(1)
+        ))
         .arg("--file")
         .arg(path)
         .arg("--dbname")
@@ -432,12 +438,13 @@ mod tests {
 }
 
 /// What the database is now, cheaply: its recorded versions, and PostgreSQL's write
-/// counters (rows inserted, updated, deleted) of the API's tables, or SQLite's row
-/// counts and schema version. Equal fingerprints: nothing was written in between, so a
+/// counters (rows inserted, updated, deleted) of each table by OID (a table dropped and
+/// made again is another), or SQLite's row counts and schema version. Equal fingerprints: nothing was written in between, so a
 /// backup taken then still is the database's state.
 pub async fn fingerprint(db: &Db, versions: &str) -> Result<String> {
     let sql = if db.is_postgres() {
-        "SELECT (COALESCE(sum(n_tup_ins + n_tup_upd + n_tup_del), 0))::text AS v FROM pg_stat_user_tables \
+        "SELECT COALESCE(string_agg(relid || ':' || n_tup_ins || ':' || n_tup_upd || ':' || n_tup_del, ',' \
+                                    ORDER BY relid), '') AS v FROM pg_stat_user_tables \
          WHERE schemaname = current_schema() AND relname NOT IN ('seaql_migrations', 'alembic_version')"
             .to_owned()
     } else {

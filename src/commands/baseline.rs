@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use clap::Args;
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::DbBackend;
 use serde::Serialize;
 
 use migration::MigratorTrait;
@@ -15,10 +15,9 @@ use crate::commands::LockArgs;
 use crate::db::{self, Db, MIGRATION_LOCK_KEY};
 use crate::error::Outcome;
 use crate::error::{Error, Result};
-use crate::migrations::{self, Alembic, State, TRACKING_TABLE, bookkeeping, known};
+use crate::migrations::{self, Alembic, TRACKING_TABLE, bookkeeping, known};
 use crate::output::{Output, Report, or_dash, plural, shown};
-use crate::schema::check::{api_tables, read_live};
-use crate::schema::introspect::introspect;
+use crate::schema::check::read_live;
 use crate::schema::snapshots::expected;
 use crate::schema::{Drift, Schema, Severity, diff};
 
@@ -176,30 +175,12 @@ pub async fn run(args: &BaselineArgs, ctx: &Ctx) -> Result<Outcome> {
     outcome
 }
 
-fn already_managed(state: &State) -> Option<Error> {
-    if state.applied.is_empty() && state.unknown.is_empty() {
-        return None;
-    }
-    let recorded = state
-        .current()
-        .map(|i| format!("{} ({})", known()[i].alembic_revision, known()[i].version))
-        .unwrap_or_else(|| state.unknown.join(", "));
-    Some(Error::refused(
-        format!("the database is already managed: {TRACKING_TABLE} records {recorded}"),
-        "nothing to adopt; `ecomind-admin baseline --undo` removes the baseline if it is wrong",
-    ))
-}
-
 /// Findings of the live schema against every version, newest first.
 fn findings_per_version(db: &Db, live: &Schema) -> Vec<(usize, Vec<Drift>)> {
     (0..known().len())
         .rev()
         .map(|v| (v, diff(&expected(v, db.backend), live, db.is_postgres())))
         .collect()
-}
-
-fn errors_of(f: &[Drift]) -> usize {
-    f.iter().filter(|f| f.severity == Severity::Error).count()
 }
 
 fn detected(index: usize, reason: String) -> Detected {
@@ -229,20 +210,11 @@ async fn planned_statements(backend: DbBackend, target: usize) -> Result<Vec<Str
         statements.push("BEGIN IMMEDIATE".to_owned());
     }
     statements.extend(migrations::capture_install(backend).await?);
-    statements.push(bookkeeping::shown(&insert_statement(backend, target)));
+    statements.push(bookkeeping::shown(&migrations::baseline_insert(
+        backend, target,
+    )));
     statements.push("COMMIT".to_owned());
     Ok(statements)
-}
-
-/// The INSERT that records migrations 0..=target (run live, printed by the dry run).
-fn insert_statement(backend: DbBackend, target: usize) -> Statement {
-    let known = known();
-    let versions: Vec<&str> = known[..=target]
-        .iter()
-        .map(|k| k.version.as_str())
-        .collect();
-    let now = chrono::Utc::now().timestamp();
-    bookkeeping::record_applied(backend, &versions, now)
 }
 
 /// Which version to record, and why; with the reason to refuse, if any. `to`: the
@@ -256,12 +228,12 @@ fn choose_target(
         per_version
             .iter()
             .find(|(i, _)| *i == v)
-            .map(|(_, f)| errors_of(f))
+            .map(|(_, f)| migrations::errors_of(f))
             .unwrap_or_default()
     };
     let matching: Vec<usize> = per_version
         .iter()
-        .filter(|(_, f)| errors_of(f) == 0)
+        .filter(|(_, f)| migrations::errors_of(f) == 0)
         .map(|(v, _)| *v)
         .collect();
     let matches_text = || match matching.first() {
@@ -308,7 +280,7 @@ fn choose_target(
     // The closest version: fewest errors, the newest on a tie.
     let (v, _) = per_version
         .iter()
-        .min_by_key(|(v, f)| (errors_of(f), std::cmp::Reverse(*v)))
+        .min_by_key(|(v, f)| (migrations::errors_of(f), std::cmp::Reverse(*v)))
         .expect("at least one version");
     Ok((
         detected(*v, format!("closest version: {}", label(*v))),
@@ -359,7 +331,7 @@ async fn baseline(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> 
 /// Read the live schema, pick the version and build the report (what a dry run shows).
 async fn plan(db: &Db, args: &BaselineArgs) -> Result<(BaselineReport, Detected)> {
     let (state, intro) = read_live(db).await?;
-    if let Some(e) = already_managed(&state) {
+    if let Some(e) = migrations::already_managed(&state) {
         return Err(e);
     }
     let alembic_index = match &state.alembic {
@@ -417,45 +389,14 @@ async fn plan(db: &Db, args: &BaselineArgs) -> Result<(BaselineReport, Detected)
     Ok((report, target))
 }
 
-/// Record versions 0..=target in one transaction under the migration lock, after
-/// re-checking, under the lock, that nothing recorded them and the schema still matches.
+/// Record versions 0..=target (see [`migrations::record_baseline`]).
 async fn record(
     db: &Db,
     target: &Detected,
     args: &BaselineArgs,
     ui: &Output,
 ) -> Result<Vec<String>> {
-    let txn = db.begin_locked(args.lock.lock_wait, ui).await?;
-    db::commit_if_ok(txn, "committing the baseline", async |txn| {
-        db::set_lock_timeout(txn, args.lock.ddl_lock_timeout).await?;
-        let state = migrations::read_state(txn).await?;
-        if let Some(e) = already_managed(&state) {
-            return Err(e);
-        }
-        let live = introspect(txn, &api_tables(db)).await?;
-        let drift = diff(
-            &expected(target.index, db.backend),
-            &live.schema,
-            db.is_postgres(),
-        );
-        if errors_of(&drift) > 0 {
-            return Err(Error::refused(
-                "the schema changed while baseline was running; nothing was written",
-                "run baseline again",
-            ));
-        }
-        migration::Migrator::install(txn)
-            .await
-            .map_err(|e| Error::from_db(e, &format!("creating {TRACKING_TABLE}")))?;
-        txn.execute_raw(insert_statement(db.backend, target.index))
-            .await
-            .map_err(|e| Error::from_db(e, &format!("recording versions in {TRACKING_TABLE}")))?;
-        Ok(known()[..=target.index]
-            .iter()
-            .map(|k| k.version.clone())
-            .collect())
-    })
-    .await
+    migrations::record_baseline(db, target.index, args.lock.options(), ui).await
 }
 
 async fn undo(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> {

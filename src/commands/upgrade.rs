@@ -235,6 +235,10 @@ fn finish(
         Ok(outcome) => return Ok(outcome),
         Err(e) => e,
     };
+    // A refusal before anything was written is its one error line.
+    if matches!(report.failed_step, None | Some("pre-flight" | "plan")) {
+        return Err(err);
+    }
     let mut block = format!(
         "the upgrade stopped at step {}; the database is at {}; applied by this run: {}\n",
         report.failed_step.unwrap_or("pre-flight"),
@@ -308,16 +312,17 @@ impl Upgrade<'_> {
 
     async fn all_steps(&mut self) -> Result<Outcome> {
         let ui = &self.ctx.ui;
-        let (state, tools) = self
+        let (state, tools, adopt) = self
             .step("pre-flight", async |up| up.preflight().await)
             .await?;
-        self.report.from = version(state.current());
-        self.report.to = version(state.current());
+        let current = adopt.or(state.current());
+        self.report.from = version(current);
+        self.report.to = version(current);
         let target = self.args.to.unwrap_or(known().len() - 1);
         let to_apply: Vec<usize> = state
             .pending()
             .into_iter()
-            .filter(|i| *i <= target)
+            .filter(|i| *i <= target && adopt.is_none_or(|a| *i > a))
             .collect();
         self.step("plan", async |up| up.plan(&state, &to_apply).await)
             .await?;
@@ -328,21 +333,49 @@ impl Upgrade<'_> {
             up.backup(&state, &to_apply, tools.as_ref()).await
         })
         .await?;
-        self.step("migrate", async |up| up.migrate(&to_apply, target).await)
-            .await?;
+        self.step("migrate", async |up| {
+            up.migrate(adopt, &to_apply, target).await
+        })
+        .await?;
         self.step("verify", async |up| up.verify().await).await?;
         self.step("audit", async |up| up.audit().await).await
     }
 }
 
+/// The version to adopt first: a database that Alembic manages (alembic_version at a
+/// known revision) and that seaql_migrations records nothing of. Its schema is then
+/// checked against that version like any other.
+fn alembic_to_adopt(state: &State) -> Result<Option<usize>> {
+    let migrations::Alembic::Revision(rev) = &state.alembic else {
+        return Ok(None);
+    };
+    if state.current().is_some() || !state.unknown.is_empty() {
+        return Ok(None);
+    }
+    migrations::resolve_version(rev).map(Some).map_err(|_| {
+        Error::refused(
+            format!("alembic_version is at revision '{rev}', which this build of ecomind-admin does not know"),
+            "upgrade ecomind-admin to a version that ships that revision",
+        )
+    })
+}
+
 /// The pre-flight and the plan.
 impl Upgrade<'_> {
+    #[allow(clippy::type_complexity)]
     async fn preflight(
         &mut self,
-    ) -> Result<((State, Option<backup::PgTools>), StepStatus, String)> {
+    ) -> Result<(
+        (State, Option<backup::PgTools>, Option<usize>),
+        StepStatus,
+        String,
+    )> {
         let db = self.db;
         let state = migrations::snapshot_state(db).await?;
-        state.check_writable()?;
+        let adopt = alembic_to_adopt(&state)?;
+        if adopt.is_none() {
+            state.check_writable()?;
+        }
         db.ensure_writable().await?;
         let may = crate::privileges::per_command(db, true).await;
         if may.iter().any(|(cmd, ok)| *cmd == "migrate" && !ok) {
@@ -352,14 +385,18 @@ impl Upgrade<'_> {
             ));
         }
         self.migration_lock_free().await?;
-        let mut notes = vec![format!("at {}", version_label(&version(state.current())))];
+        let current = adopt.or(state.current());
+        let mut notes = vec![format!("at {}", version_label(&version(current)))];
+        if adopt.is_some() {
+            notes.push("managed by Alembic: adopted (baseline) before the migrations".into());
+        }
         let mut status = StepStatus::Ok;
-        if state.current().is_some() {
-            let (_, check) = crate::schema::check::check(db, None, false).await?;
+        if current.is_some() {
+            let (_, check) = crate::schema::check::check(db, current, false).await?;
             if check.failed() {
                 let what = format!(
                     "the schema has drifted from {} ({})",
-                    version_label(&version(state.current())),
+                    version_label(&version(current)),
                     plural(check.findings.len() as i64, "finding", "findings")
                 );
                 if !self.args.allow_drift {
@@ -378,7 +415,7 @@ impl Upgrade<'_> {
             }
         }
         let tools = self.client_tools(&mut notes).await?;
-        Ok(((state, tools), status, notes.join("; ")))
+        Ok(((state, tools, adopt), status, notes.join("; ")))
     }
 
     /// Another ecomind-admin migrating this database now: refuse at once.
@@ -583,7 +620,7 @@ impl Upgrade<'_> {
             Some(tools) => {
                 let path = dir.join(format!("ecomind-{name}-{revision}-{stamp}.dump"));
                 let ui = &self.ctx.ui;
-                backup::dump_postgres(secret, tools, &path, ui).await?
+                backup::dump_postgres(secret, tools, &path, self.args.lock.lock_wait, ui).await?
             }
             None => {
                 let path = dir.join(format!("ecomind-{name}-{revision}-{stamp}.db"));
@@ -618,6 +655,7 @@ impl Upgrade<'_> {
 
     async fn migrate(
         &mut self,
+        adopt: Option<usize>,
         to_apply: &[usize],
         target: usize,
     ) -> Result<((), StepStatus, String)> {
@@ -625,6 +663,11 @@ impl Upgrade<'_> {
             return Ok(((), StepStatus::Skipped, "nothing pending".into()));
         }
         let ui = &self.ctx.ui;
+        let mut adopted = String::new();
+        if let Some(index) = adopt {
+            migrations::record_baseline(self.db, index, self.args.lock.options(), ui).await?;
+            adopted = format!("adopted {} (baseline); ", known()[index].alembic_revision);
+        }
         let result = migrations::run_up(self.db, target, self.args.lock.options(), ui).await;
         // Whatever happened, the report says where the database is now.
         if let Ok(after) = migrations::snapshot_state(self.db).await {
@@ -640,7 +683,11 @@ impl Upgrade<'_> {
             .iter()
             .map(|s| format!("{} ({} ms)", s.alembic_revision, s.duration_ms))
             .collect();
-        Ok(((), StepStatus::Ok, format!("applied {}", done.join(", "))))
+        Ok((
+            (),
+            StepStatus::Ok,
+            format!("{adopted}applied {}", done.join(", ")),
+        ))
     }
 
     async fn verify(&mut self) -> Result<((), StepStatus, String)> {

@@ -410,8 +410,10 @@ pub async fn row_estimates(db: &Db, tables: &[String]) -> Result<HashMap<String,
     Ok(counts)
 }
 
-/// On-disk size of `tables` with their indexes and TOAST (PostgreSQL's
-/// `pg_total_relation_size`, from the catalog; no scan). Empty on SQLite.
+/// On-disk size of `tables` with their indexes and TOAST, from the catalog's page
+/// counts (`relpages`, as of the last VACUUM / ANALYZE): no scan, and no lock, so a plan
+/// never waits behind a long transaction (`pg_total_relation_size` would). Empty on
+/// SQLite.
 pub async fn table_sizes(db: &Db, tables: &[String]) -> Result<HashMap<String, i64>> {
     let mut sizes = HashMap::new();
     if !db.is_postgres() || tables.is_empty() {
@@ -420,8 +422,13 @@ pub async fn table_sizes(db: &Db, tables: &[String]) -> Result<HashMap<String, i
     let list: Vec<String> = tables.iter().map(|t| quote_literal(t)).collect();
     let rows = db
         .query_all(&format!(
-            "SELECT c.relname::text AS name, pg_total_relation_size(c.oid)::bigint AS bytes \
-             FROM pg_class c WHERE c.relkind IN ('r', 'p') \
+            "SELECT c.relname::text AS name, \
+                    ((c.relpages::bigint + COALESCE(t.relpages, 0) \
+                      + COALESCE((SELECT sum(i.relpages) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid \
+                                  WHERE x.indrelid = c.oid), 0)) \
+                     * current_setting('block_size')::bigint)::bigint AS bytes \
+             FROM pg_class c LEFT JOIN pg_class t ON t.oid = c.reltoastrelid \
+             WHERE c.relkind IN ('r', 'p') \
                AND c.relnamespace = current_schema()::regnamespace AND c.relname IN ({})",
             list.join(", ")
         ))

@@ -22,4 +22,5 @@ mod operator;
 mod output_snapshots;
 mod schema_snapshots;
 mod sqlite_errors;
+mod upgrade;
 mod verify;
