@@ -189,8 +189,12 @@ fn pg_command(tool: &Path, pass: Option<&PassFile>) -> Command {
 /// The client tool running now (its pid; 0: none), for [`kill_running_tool`].
 static RUNNING: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-/// Stop the client tool running now, if any (SIGINT / SIGTERM: a pg_dump must not go
-/// on writing after ecomind-admin has exited).
+/// The backup file being written now, removed by [`kill_running_tool`].
+static WRITING: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
+/// Stop the client tool running now, if any, and remove the backup it was writing
+/// (SIGINT / SIGTERM: a pg_dump must not go on writing after ecomind-admin has exited,
+/// and half a backup is not one).
 pub fn kill_running_tool() {
     let pid = RUNNING.swap(0, std::sync::atomic::Ordering::SeqCst);
     if pid != 0 {
@@ -199,6 +203,15 @@ pub fn kill_running_tool() {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+    if let Some(path) = WRITING.lock().ok().and_then(|mut w| w.take()) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+fn writing(path: Option<&Path>) {
+    if let Ok(mut w) = WRITING.lock() {
+        *w = path.map(Path::to_owned);
     }
 }
 
@@ -323,6 +336,7 @@ pub async fn dump_postgres(
     let pass = password.as_deref().map(PassFile::new).transpose()?;
     let started = Instant::now();
     create_private(path)?;
+    writing(Some(path));
     let mut dump = pg_command(&tools.pg_dump, pass.as_ref());
     dump.arg("--format=custom")
         .arg(format!(
@@ -333,7 +347,9 @@ pub async fn dump_postgres(
         .arg(path)
         .arg("--dbname")
         .arg(&url);
-    if let Err(e) = run_tool(dump, "pg_dump", Some(path), ui).await {
+    let dumped = run_tool(dump, "pg_dump", Some(path), ui).await;
+    writing(None);
+    if let Err(e) = dumped {
         let _ = std::fs::remove_file(path);
         return Err(e);
     }

@@ -25,7 +25,7 @@ pub mod exit {
         (0, "success; check passed"),
         (
             1,
-            "a check found something: something blocks a deploy under `doctor`, pending migrations under `migrate current --check`, schema drift errors under `verify-schema` (warnings too with `--strict`), audit findings at or above `--fail-on` under `audit`, `baseline` refused because the schema matches no version (or not the one named)",
+            "a check found something: something blocks a deploy under `doctor`, pending migrations under `migrate current --check`, schema drift errors under `verify-schema` (warnings too with `--strict`), audit findings at or above `--fail-on` under `audit`, `baseline` refused because the schema matches no version (or not the one named), `upgrade` stopped by drift, a schema that does not verify, or audit findings at or above `--fail-on`",
         ),
         (
             2,
@@ -37,7 +37,7 @@ pub mod exit {
         ),
         (
             4,
-            "refused precondition: not confirmed (no terminal and no `--yes`), lock wait or `lock_timeout` expired, unknown Alembic revision, database not baselined, already baselined, API tables in another schema, org not found (also `audit --org`, `users list --org`), unknown email, a case variant of a stored one, or the last owner/admin (`users set-role`, `users reset-password`), email or org id taken, `--if-not-exists` finding a different org or user, invalid email or org id, password policy, no password source",
+            "refused precondition: not confirmed (no terminal and no `--yes`), lock wait or `lock_timeout` expired, unknown Alembic revision, database not baselined, already baselined, API tables in another schema, org not found (also `audit --org`, `users list --org`), unknown email, a case variant of a stored one, or the last owner/admin (`users set-role`, `users reset-password`), email or org id taken, `--if-not-exists` finding a different org or user, invalid email or org id, password policy, no password source, `upgrade` without pg_dump / pg_restore as new as the server",
         ),
         (5, "internal error (a bug)"),
         (

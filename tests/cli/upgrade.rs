@@ -408,3 +408,42 @@ fn no_backup_is_never_implied() {
     assert_eq!(step(&r.json(), "backup")["detail"], "--no-backup");
     assert!(!db.dir.path().join("ecomind-backups").exists());
 }
+
+/// SIGINT while pg_dump waits for a table: pg_dump is stopped with us, the partial
+/// backup removed, nothing applied, exit 130 and one line.
+#[test]
+fn sigint_during_the_backup_stops_pg_dump_and_applies_nothing() {
+    let any = AnyDb::Pg(PgDb::new());
+    seed_001(&any);
+    let AnyDb::Pg(db) = &any else { unreachable!() };
+    let blocker = Blocker::lock(db, "users");
+    let child = db
+        .std_cmd()
+        .args(["upgrade", "--yes"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dumping = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                   AND application_name = 'pg_dump'";
+    wait_for("pg_dump to wait on the lock", 20, || {
+        db.psql(&format!("{dumping} AND wait_event_type = 'Lock'")) == "1"
+    });
+    let ok = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let r = Run::from(child.wait_with_output().unwrap());
+    assert_eq!(r.code, 130, "{}", r.stderr);
+    assert!(r.stderr.contains("interrupted by SIGINT"), "{}", r.stderr);
+    wait_for("pg_dump's session to end", 5, || db.psql(dumping) == "0");
+    drop(blocker);
+    assert!(
+        backups(&any).is_empty(),
+        "a partial backup was left: {:?}",
+        backups(&any)
+    );
+    assert_eq!(db.versions(), vec![V1]);
+}
