@@ -210,7 +210,7 @@ async fn planned_statements(backend: DbBackend, target: usize) -> Result<Vec<Str
         statements.push("BEGIN IMMEDIATE".to_owned());
     }
     statements.extend(migrations::capture_install(backend).await?);
-    statements.push(bookkeeping::shown(&migrations::baseline_insert(
+    statements.push(bookkeeping::shown(&crate::schema::adopt::baseline_insert(
         backend, target,
     )));
     statements.push("COMMIT".to_owned());
@@ -228,12 +228,12 @@ fn choose_target(
         per_version
             .iter()
             .find(|(i, _)| *i == v)
-            .map(|(_, f)| migrations::errors_of(f))
+            .map(|(_, f)| crate::schema::adopt::errors_of(f))
             .unwrap_or_default()
     };
     let matching: Vec<usize> = per_version
         .iter()
-        .filter(|(_, f)| migrations::errors_of(f) == 0)
+        .filter(|(_, f)| crate::schema::adopt::errors_of(f) == 0)
         .map(|(v, _)| *v)
         .collect();
     let matches_text = || match matching.first() {
@@ -280,7 +280,7 @@ fn choose_target(
     // The closest version: fewest errors, the newest on a tie.
     let (v, _) = per_version
         .iter()
-        .min_by_key(|(v, f)| (migrations::errors_of(f), std::cmp::Reverse(*v)))
+        .min_by_key(|(v, f)| (crate::schema::adopt::errors_of(f), std::cmp::Reverse(*v)))
         .expect("at least one version");
     Ok((
         detected(*v, format!("closest version: {}", label(*v))),
@@ -331,7 +331,7 @@ async fn baseline(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> 
 /// Read the live schema, pick the version and build the report (what a dry run shows).
 async fn plan(db: &Db, args: &BaselineArgs) -> Result<(BaselineReport, Detected)> {
     let (state, intro) = read_live(db).await?;
-    if let Some(e) = migrations::already_managed(&state) {
+    if let Some(e) = crate::schema::adopt::already_managed(&state) {
         return Err(e);
     }
     let alembic_index = match &state.alembic {
@@ -396,7 +396,7 @@ async fn record(
     args: &BaselineArgs,
     ui: &Output,
 ) -> Result<Vec<String>> {
-    migrations::record_baseline(db, target.index, args.lock.options(), ui).await
+    crate::schema::adopt::record_baseline(db, target.index, args.lock.options(), ui).await
 }
 
 async fn undo(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> {

@@ -665,7 +665,8 @@ impl Upgrade<'_> {
         let ui = &self.ctx.ui;
         let mut adopted = String::new();
         if let Some(index) = adopt {
-            migrations::record_baseline(self.db, index, self.args.lock.options(), ui).await?;
+            crate::schema::adopt::record_baseline(self.db, index, self.args.lock.options(), ui)
+                .await?;
             adopted = format!("adopted {} (baseline); ", known()[index].alembic_revision);
         }
         let result = migrations::run_up(self.db, target, self.args.lock.options(), ui).await;

@@ -6,13 +6,11 @@
 use migration::{Migrator, MigratorTrait};
 use serde::Serialize;
 
-pub mod adopt;
 pub mod bookkeeping;
 mod plan;
 mod runner;
 mod state;
 
-pub use adopt::*;
 pub use plan::*;
 pub use runner::*;
 pub use state::*;

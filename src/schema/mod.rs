@@ -5,8 +5,11 @@
 //! - [`introspect`]: the live schema, read from the catalog with a constant number
 //!   of queries (no query per table);
 //! - [`diff`]: expected vs live, as findings with a severity and the SQL that fixes them;
-//! - [`drops`]: what reverting migrations drops (adjacent snapshots diffed).
+//! - [`drops`]: what reverting migrations drops (adjacent snapshots diffed);
+//! - [`adopt`]: recording the version a schema already is (baseline, and `upgrade` of
+//!   an Alembic-managed database).
 
+pub mod adopt;
 pub mod check;
 pub mod diff;
 pub mod drops;

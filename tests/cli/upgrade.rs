@@ -447,3 +447,48 @@ fn sigint_during_the_backup_stops_pg_dump_and_applies_nothing() {
     );
     assert_eq!(db.versions(), vec![V1]);
 }
+
+/// Another ecomind-admin holding the migration lock: the pre-flight refuses at once
+/// (exit 4), nothing written.
+#[test]
+fn a_held_migration_lock_is_refused_in_pre_flight() {
+    let any = AnyDb::Pg(PgDb::new());
+    seed_001(&any);
+    let AnyDb::Pg(db) = &any else { unreachable!() };
+    let before = db.dump_all();
+    let holder = Blocker::psql_txn(db, "SELECT pg_advisory_xact_lock(28538302875922020);");
+    let r = any.run(&["upgrade", "--yes"]);
+    r.expect_clean_error(4);
+    assert!(
+        r.stderr.contains("holds the migration lock"),
+        "{}",
+        r.stderr
+    );
+    drop(holder);
+    assert_eq!(db.dump_all(), before);
+    assert!(backups(&any).is_empty());
+}
+
+/// On a terminal the plan is shown and asked (default No): "n" changes nothing.
+#[test]
+fn the_plan_is_asked_on_a_terminal() {
+    let any = AnyDb::Lite(SqliteDb::new());
+    seed_001(&any);
+    let AnyDb::Lite(db) = &any else {
+        unreachable!()
+    };
+    let before = any.dump_all();
+    let r = on_tty(db, "upgrade", "n");
+    assert_eq!(r.code, 4, "{}", r.stdout);
+    assert!(r.stdout.contains("Tables touched:"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("users (~1 row): ACCESS EXCLUSIVE"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(any.dump_all(), before);
+    assert!(backups(&any).is_empty());
+    let r = on_tty(db, "upgrade", "y");
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert_eq!(any.versions(), all_versions());
+}

@@ -5,14 +5,14 @@
 use migration::MigratorTrait;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
-use super::{RunOptions, State, TRACKING_TABLE, bookkeeping, known, read_state};
+use super::check::api_tables;
+use super::introspect::introspect;
+use super::snapshots::expected;
+use super::{Drift, Severity, diff};
 use crate::db::{self, Db};
 use crate::error::{Error, Result};
+use crate::migrations::{RunOptions, State, TRACKING_TABLE, bookkeeping, known, read_state};
 use crate::progress::Progress;
-use crate::schema::check::api_tables;
-use crate::schema::introspect::introspect;
-use crate::schema::snapshots::expected;
-use crate::schema::{Drift, Severity, diff};
 
 /// The refusal when `seaql_migrations` records something already.
 pub fn already_managed(state: &State) -> Option<Error> {
