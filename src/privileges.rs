@@ -6,7 +6,9 @@ use sea_orm::DbBackend;
 
 use crate::db::Db;
 
-async fn scalar<T: sea_orm::TryGetable>(db: &Db, sql: &str) -> Option<T> {
+/// The column `v` of the one row `sql` returns; None on any error (a check that cannot
+/// run says no).
+pub async fn scalar<T: sea_orm::TryGetable>(db: &Db, sql: &str) -> Option<T> {
     db.query_one(sql)
         .await
         .ok()

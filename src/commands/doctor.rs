@@ -15,6 +15,7 @@ use crate::error::Outcome;
 use crate::error::Result;
 use crate::migrations::{Alembic, State, known};
 use crate::output::{Output, Report, plural, shown};
+use crate::privileges::scalar;
 use crate::records;
 use crate::schema::check as verify_schema;
 use crate::schema::introspect::Introspection;
@@ -78,14 +79,6 @@ impl Report for DoctorReport {
             let _ = writeln!(out, "BLOCKED by: {}", blocking.join(", "));
         }
     }
-}
-
-async fn scalar<T: sea_orm::TryGetable>(db: &Db, sql: &str) -> Option<T> {
-    db.query_one(sql)
-        .await
-        .ok()
-        .flatten()
-        .and_then(|r| r.try_get("", "v").ok())
 }
 
 pub async fn run(_args: &DoctorArgs, ctx: &Ctx) -> Result<Outcome> {

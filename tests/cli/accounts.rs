@@ -330,9 +330,7 @@ fn passlib_verifies_the_reset_password_and_rejects_the_old() {
 fn reset_password_prompts_twice_on_a_terminal() {
     let any = AnyDb::Lite(SqliteDb::new());
     seed(&any);
-    let AnyDb::Lite(db) = &any else {
-        unreachable!("a SQLite database")
-    };
+    let db = any.as_lite();
     let mut tty = Tty::spawn(db, "users reset-password ops@a.test --bcrypt-cost 4");
     tty.expect("Password for ops@a.test");
     tty.type_line(NEW_PW);
@@ -447,9 +445,7 @@ both! {
 fn set_role_waits_for_a_concurrent_demotion_and_keeps_an_admin() {
     let any = AnyDb::Pg(PgDb::new());
     seed(&any);
-    let AnyDb::Pg(db) = &any else {
-        unreachable!("a PostgreSQL database")
-    };
+    let db = any.as_pg();
     db.psql(
         "INSERT INTO users (id, org_id, email, role, created_at) VALUES \
          ('user_000000000003', 'org_a', 'second@a.test', 'admin', '2026-01-03 00:00:00')",
@@ -498,9 +494,7 @@ fn set_role_waits_for_a_concurrent_demotion_and_keeps_an_admin() {
 fn set_role_asks_on_a_terminal_before_an_elevation() {
     let any = AnyDb::Lite(SqliteDb::new());
     seed(&any);
-    let AnyDb::Lite(db) = &any else {
-        unreachable!("a SQLite database")
-    };
+    let db = any.as_lite();
     let before = any.snapshot();
     let args = "users set-role viewer@a.test admin --reason on-call";
     let r = on_tty(db, args, "n");

@@ -684,6 +684,23 @@ macro_rules! both {
 pub(crate) use both;
 
 impl AnyDb {
+    /// The PostgreSQL database (a test that made one).
+    pub fn as_pg(&self) -> &PgDb {
+        match self {
+            AnyDb::Pg(d) => d,
+            AnyDb::Lite(_) => panic!("a PostgreSQL database was expected"),
+        }
+    }
+    /// The SQLite database (a test that made one).
+    pub fn as_lite(&self) -> &SqliteDb {
+        match self {
+            AnyDb::Lite(d) => d,
+            AnyDb::Pg(_) => panic!("a SQLite database was expected"),
+        }
+    }
+}
+
+impl AnyDb {
     /// A SQLite database file that exists and is empty.
     pub fn empty_sqlite() -> AnyDb {
         let db = SqliteDb::new();

@@ -183,7 +183,7 @@ fn upgrade_an_alembic_managed_001() {
 #[test]
 fn a_failing_migration_stops_with_a_restore_command_that_works() {
     let db = AnyDb::Pg(PgDb::new());
-    let AnyDb::Pg(pg) = &db else { unreachable!() };
+    let pg = db.as_pg();
     seed_001(&db);
     let before = pg.dump_all();
     let r = {
@@ -265,9 +265,7 @@ both! {
 fn sqlite_restore_command_puts_the_copy_back() {
     let db = AnyDb::Lite(SqliteDb::new());
     seed_001(&db);
-    let AnyDb::Lite(lite) = &db else {
-        unreachable!()
-    };
+    let lite = db.as_lite();
     let before = db.dump_all();
     let r = {
         let _writer = Blocker::sqlite_writer(lite);
@@ -311,15 +309,16 @@ fn recording_tools(dir: &Path) -> PathBuf {
             log = dir.display(),
             real = real.display()
         );
-        let path = bin.join(tool);
-        std::fs::write(&path, script).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
+        write_executable(&bin.join(tool), &script);
     }
     bin
+}
+
+/// A shell script at `path`, executable.
+fn write_executable(path: &Path, script: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, script).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 fn which(tool: &str) -> PathBuf {
@@ -335,7 +334,7 @@ fn which(tool: &str) -> PathBuf {
 #[test]
 fn no_password_in_the_client_tools_argv() {
     let any = AnyDb::Pg(PgDb::new());
-    let AnyDb::Pg(db) = &any else { unreachable!() };
+    let db = any.as_pg();
     seed_001(&any);
     let bin = recording_tools(db.dir.path());
     let r = any.run(&["upgrade", "--yes", "--pg-bin-dir", bin.to_str().unwrap()]);
@@ -366,7 +365,7 @@ fn no_password_in_the_client_tools_argv() {
 fn no_backup_is_never_implied() {
     let any = AnyDb::Pg(PgDb::new());
     seed_001(&any);
-    let AnyDb::Pg(db) = &any else { unreachable!() };
+    let db = any.as_pg();
     let before = db.dump_all();
     let empty = db.dir.path().join("no-tools");
     std::fs::create_dir_all(&empty).unwrap();
@@ -382,17 +381,10 @@ fn no_backup_is_never_implied() {
     let old = db.dir.path().join("old-tools");
     std::fs::create_dir_all(&old).unwrap();
     for tool in ["pg_dump", "pg_restore"] {
-        let path = old.join(tool);
-        std::fs::write(
-            &path,
-            format!("#!/bin/sh\necho '{tool} (PostgreSQL) 12.22'\n"),
-        )
-        .unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
+        write_executable(
+            &old.join(tool),
+            &format!("#!/bin/sh\necho '{tool} (PostgreSQL) 12.22'\n"),
+        );
     }
     let r = any.run(&["upgrade", "--yes", "--pg-bin-dir", old.to_str().unwrap()]);
     r.expect_clean_error(4);
@@ -415,7 +407,7 @@ fn no_backup_is_never_implied() {
 fn sigint_during_the_backup_stops_pg_dump_and_applies_nothing() {
     let any = AnyDb::Pg(PgDb::new());
     seed_001(&any);
-    let AnyDb::Pg(db) = &any else { unreachable!() };
+    let db = any.as_pg();
     let blocker = Blocker::lock(db, "users");
     let child = db
         .std_cmd()
@@ -454,7 +446,7 @@ fn sigint_during_the_backup_stops_pg_dump_and_applies_nothing() {
 fn a_held_migration_lock_is_refused_in_pre_flight() {
     let any = AnyDb::Pg(PgDb::new());
     seed_001(&any);
-    let AnyDb::Pg(db) = &any else { unreachable!() };
+    let db = any.as_pg();
     let before = db.dump_all();
     let holder = Blocker::psql_txn(db, "SELECT pg_advisory_xact_lock(28538302875922020);");
     let r = any.run(&["upgrade", "--yes"]);
@@ -474,9 +466,7 @@ fn a_held_migration_lock_is_refused_in_pre_flight() {
 fn the_plan_is_asked_on_a_terminal() {
     let any = AnyDb::Lite(SqliteDb::new());
     seed_001(&any);
-    let AnyDb::Lite(db) = &any else {
-        unreachable!()
-    };
+    let db = any.as_lite();
     let before = any.dump_all();
     let r = on_tty(db, "upgrade", "n");
     assert_eq!(r.code, 4, "{}", r.stdout);
