@@ -694,6 +694,13 @@ impl Upgrade<'_> {
     async fn verify(&mut self) -> Result<((), StepStatus, String)> {
         let (state, check) = crate::schema::check::check(self.db, None, false).await?;
         let at = version_label(&version(state.current()));
+        if check.failed() && self.args.allow_drift {
+            let detail = format!(
+                "the schema still differs from {at} ({}), allowed by --allow-drift",
+                plural(check.findings.len() as i64, "finding", "findings")
+            );
+            return Ok(((), StepStatus::Warn, detail));
+        }
         if check.failed() {
             return Err(Error::new(
                 Kind::CheckFailed,

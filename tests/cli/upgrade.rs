@@ -123,6 +123,13 @@ both! {
         assert_eq!(step(&r.json(), "pre-flight")["result"], "failed");
         assert!(backups(&db).is_empty());
         assert_eq!(db.dump_all(), before, "nothing changed");
+        // --allow-drift: the upgrade goes on and says so at both checks.
+        let r = upgrade(&db, &["--yes", "--allow-drift"]);
+        r.expect_code(0);
+        let j = r.json();
+        assert_eq!(step(&j, "pre-flight")["result"], "warn", "{j}");
+        assert_eq!(step(&j, "verify")["result"], "warn", "{j}");
+        assert_eq!(db.versions(), all_versions());
     }
 
     /// Without a terminal and without --yes: exit 4 after the plan, nothing written (no
