@@ -206,7 +206,7 @@ _ecomind__admin() {
 
     case "${cmd}" in
         ecomind__admin)
-            opts="-q -v -h -V --database-url --schema --connect-timeout --format --color --quiet --verbose --help --version migrate baseline create-org create-admin users orgs audit verify-schema doctor upgrade man completions help"
+            opts="-q -v -h -V --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help --version migrate baseline create-org create-admin users orgs audit verify-schema doctor upgrade man completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -221,6 +221,14 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -240,7 +248,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__audit)
-            opts="-q -v -h --database-url --schema --connect-timeout --format --color --quiet --verbose --help suspicious-accounts help"
+            opts="-q -v -h --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help suspicious-accounts help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -255,6 +263,14 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -316,7 +332,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__audit__subcmd__suspicious__subcmd__accounts)
-            opts="-q -v -h --since --fixed-at --org --rule --failed-threshold --fail-on --show-sql --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
+            opts="-q -v -h --since --fixed-at --org --rule --failed-threshold --fail-on --show-sql --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -358,6 +374,14 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -374,7 +398,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__baseline)
-            opts="-y -q -v -h --to --dry-run --yes --undo --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
+            opts="-y -q -v -h --to --dry-run --yes --undo --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -404,6 +428,14 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -420,7 +452,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__completions)
-            opts="-q -v -h --database-url --schema --connect-timeout --format --color --quiet --verbose --help bash elvish fish powershell zsh"
+            opts="-q -v -h --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -435,6 +467,14 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -454,7 +494,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__create__subcmd__admin)
-            opts="-q -v -h --org --email --name --role --password-stdin --bcrypt-cost --if-not-exists --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
+            opts="-q -v -h --org --email --name --role --password-stdin --bcrypt-cost --if-not-exists --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -492,6 +532,14 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -508,7 +556,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__create__subcmd__org)
-            opts="-q -v -h --name --id --plan --if-not-exists --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
+            opts="-q -v -h --name --id --plan --if-not-exists --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -538,6 +586,14 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -554,7 +610,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__doctor)
-            opts="-q -v -h --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
+            opts="-q -v -h --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -569,6 +625,14 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -910,7 +974,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__man)
-            opts="-q -v -h --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
+            opts="-q -v -h --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -925,6 +989,14 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -944,7 +1016,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__migrate)
-            opts="-q -v -h --database-url --schema --connect-timeout --format --color --quiet --verbose --help up down current status help"
+            opts="-q -v -h --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help up down current status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -959,6 +1031,14 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -978,7 +1058,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__migrate__subcmd__current)
-            opts="-q -v -h --check --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
+            opts="-q -v -h --check --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -993,6 +1073,14 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1012,7 +1100,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__migrate__subcmd__down)
-            opts="-n -y -q -v -h --steps --to --all --dry-run --yes --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
+            opts="-n -y -q -v -h --steps --to --all --dry-run --yes --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1047,6 +1135,14 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1150,7 +1246,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__migrate__subcmd__status)
-            opts="-q -v -h --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
+            opts="-q -v -h --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1165,6 +1261,14 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1184,7 +1288,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__migrate__subcmd__up)
-            opts="-n -q -v -h --to --steps --dry-run --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
+            opts="-n -q -v -h --to --steps --dry-run --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1222,6 +1326,14 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -1238,7 +1350,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__orgs)
-            opts="-q -v -h --database-url --schema --connect-timeout --format --color --quiet --verbose --help list help"
+            opts="-q -v -h --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1253,6 +1365,14 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1314,7 +1434,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__orgs__subcmd__list)
-            opts="-q -v -h --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
+            opts="-q -v -h --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1329,6 +1449,14 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1348,7 +1476,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__upgrade)
-            opts="-y -q -v -h --to --backup-dir --no-backup --pg-bin-dir --yes --allow-drift --fail-on --report --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
+            opts="-y -q -v -h --to --backup-dir --no-backup --pg-bin-dir --yes --allow-drift --fail-on --report --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1394,6 +1522,14 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -1410,7 +1546,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users)
-            opts="-q -v -h --database-url --schema --connect-timeout --format --color --quiet --verbose --help list set-role reset-password help"
+            opts="-q -v -h --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help list set-role reset-password help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1425,6 +1561,14 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1514,7 +1658,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users__subcmd__list)
-            opts="-q -v -h --org --role --privileged --email-like --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
+            opts="-q -v -h --org --role --privileged --email-like --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1544,6 +1688,14 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -1560,7 +1712,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users__subcmd__reset__subcmd__password)
-            opts="-q -v -h --password-stdin --bcrypt-cost --reason --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
+            opts="-q -v -h --password-stdin --bcrypt-cost --reason --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1586,6 +1738,14 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -1602,7 +1762,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users__subcmd__set__subcmd__role)
-            opts="-q -v -h --reason --yes --force --dry-run --database-url --schema --connect-timeout --format --color --quiet --verbose --help owner admin analyst viewer billing"
+            opts="-q -v -h --reason --yes --force --dry-run --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help owner admin analyst viewer billing"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1624,6 +1784,14 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -1640,7 +1808,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__verify__subcmd__schema)
-            opts="-q -v -h --against --strict --show-fix --database-url --schema --connect-timeout --format --color --quiet --verbose --help"
+            opts="-q -v -h --against --strict --show-fix --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1659,6 +1827,14 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -23,6 +23,8 @@ pub enum UrlSource {
     DotEnv,
     /// [`DEFAULT_DATABASE_URL`].
     Default,
+    /// The environment `--env` selected in the config file.
+    Environment,
 }
 
 /// A checked database URL.
@@ -44,6 +46,13 @@ impl DatabaseConfig {
     /// the schema (`--schema`) the user named.
     pub fn from_flags(url: Option<&str>, schema: Option<&str>) -> Result<Self, Error> {
         let mut config = Self::resolve(url)?;
+        config.apply_schema(schema)?;
+        Ok(config)
+    }
+
+    /// `--schema` (or the environment's `schema`), when given.
+    pub fn apply_schema(&mut self, schema: Option<&str>) -> Result<(), Error> {
+        let config = self;
         if let Some(schema) = schema {
             if config.backend != DbBackend::Postgres {
                 return Err(Error::usage(
@@ -55,7 +64,7 @@ impl DatabaseConfig {
             config.schema = Some(schema.to_owned());
             config.set_search_path = true;
         }
-        Ok(config)
+        Ok(())
     }
 
     /// Resolve the URL: the flag/env value clap gave us, else `DATABASE_URL` from `./.env`,

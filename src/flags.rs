@@ -27,9 +27,19 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "NAME", env = "ECOMIND_SCHEMA")]
     pub schema: Option<String>,
 
-    /// How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m).
-    #[arg(long, global = true, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub connect_timeout: Duration,
+    /// How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the
+    /// environment's connect_timeout, else 10s.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub connect_timeout: Option<Duration>,
+
+    /// The config file with the named environments. Default: ./ecomind-admin.toml when
+    /// there is one.
+    #[arg(long, global = true, value_name = "PATH", env = "ECOMIND_ADMIN_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+
+    /// The environment of the config file to use (its database and settings).
+    #[arg(long = "env", global = true, value_name = "NAME", env = "ECOMIND_ENV")]
+    pub environment: Option<String>,
 
     /// Output format of the result on stdout.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]

@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod docs;
 pub mod entities;
+pub mod environments;
 pub mod error;
 pub mod flags;
 pub mod migrations;
@@ -29,7 +30,7 @@ use error::Result;
 use output::Output;
 
 /// Run a parsed command line.
-pub async fn run(cli: Cli) -> Result<Outcome> {
+pub async fn run(mut cli: Cli) -> Result<Outcome> {
     // A failpoint for the tests of the internal-error path (debug builds only).
     #[cfg(debug_assertions)]
     if std::env::var_os("ECOMIND_TEST_PANIC").is_some() {
@@ -48,7 +49,10 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         ));
     }
     init_logging(&ui, &cli.global);
-    let result = dispatch(&cli, &ui).await;
+    let result = match environment(&mut cli) {
+        Ok(env) => dispatch(&cli, env.as_ref(), &ui).await,
+        Err(e) => Err(e),
+    };
     if let Err(err) = &result
         && !signals::interrupted()
     {
@@ -57,8 +61,46 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     result
 }
 
-async fn dispatch(cli: &Cli, ui: &Output) -> Result<Outcome> {
-    let ctx = || context(cli, ui);
+/// The environment `--env` selects in the config file, with its settings filled into
+/// the flags no one set (flags and environment variables come first).
+fn environment(cli: &mut Cli) -> Result<Option<environments::Selected>> {
+    let Some(name) = cli.global.environment.clone() else {
+        return Ok(None);
+    };
+    let Some(file) = environments::locate(cli.global.config.as_deref())? else {
+        return Err(error::Error::usage(
+            format!(
+                "--env {}: no config file (--config, {}, or ./{})",
+                text::shown(&name),
+                environments::FILE_ENV,
+                environments::FILE_NAME
+            ),
+            "see README \"Environments and fleets\"",
+        ));
+    };
+    let env = environments::select(&file, &name)?;
+    if let Some(lock) = lock_args(&mut cli.command) {
+        lock.or_environment(&env.settings);
+    }
+    cli.global.connect_timeout = cli.global.connect_timeout.or(env.settings.connect_timeout);
+    cli.global.schema = cli.global.schema.take().or(env.settings.schema.clone());
+    Ok(Some(env))
+}
+
+/// The lock flags of the commands that have them.
+fn lock_args(command: &mut Command) -> Option<&mut commands::LockArgs> {
+    use commands::migrate::MigrateCommand;
+    match command {
+        Command::Migrate(MigrateCommand::Up(a)) => Some(&mut a.lock),
+        Command::Migrate(MigrateCommand::Down(a)) => Some(&mut a.lock),
+        Command::Baseline(a) => Some(&mut a.lock),
+        Command::Upgrade(a) => Some(&mut a.lock),
+        _ => None,
+    }
+}
+
+async fn dispatch(cli: &Cli, env: Option<&environments::Selected>, ui: &Output) -> Result<Outcome> {
+    let ctx = || context(cli, env, ui);
     match &cli.command {
         Command::Migrate(cmd) => commands::migrate::run(cmd, &ctx()?).await,
         Command::Audit(cmd) => commands::audit::run(cmd, &ctx()?).await,
@@ -77,16 +119,51 @@ async fn dispatch(cli: &Cli, ui: &Output) -> Result<Outcome> {
 
 /// The context of a command that touches a database: the database is resolved once,
 /// here, for the command and for the signal handler.
-fn context(cli: &Cli, ui: &Output) -> Result<commands::Ctx> {
-    let config = cli.global.database()?;
+fn context(cli: &Cli, env: Option<&environments::Selected>, ui: &Output) -> Result<commands::Ctx> {
+    let config = database(cli, env, ui)?;
     if let Some(work) = signal_work(&cli.command) {
         signals::install(config.clone(), work, ui.clone());
     }
     Ok(commands::Ctx {
         ui: ui.clone(),
         config,
-        connect_timeout: cli.global.connect_timeout,
+        connect_timeout: cli
+            .global
+            .connect_timeout
+            .unwrap_or(std::time::Duration::from_secs(10)),
     })
+}
+
+/// The database: `--database-url` / `DATABASE_URL` first (even with `--env`, which it
+/// overrides, saying so), then the selected environment's, then `.env` and the default.
+fn database(
+    cli: &Cli,
+    env: Option<&environments::Selected>,
+    ui: &Output,
+) -> Result<config::DatabaseConfig> {
+    let Some(env) = env else {
+        return cli.global.database();
+    };
+    if cli.global.database_url.is_some() {
+        ui.warn(format!(
+            "--database-url / DATABASE_URL overrides the database of environment '{}'",
+            text::shown(&env.name)
+        ));
+        return cli.global.database();
+    }
+    if env.urls.len() > 1 {
+        return Err(error::Error::usage(
+            format!(
+                "environment '{}' names {} databases: running a command across a fleet is not supported yet",
+                text::shown(&env.name),
+                env.urls.len()
+            ),
+            "select an environment with one database",
+        ));
+    }
+    let mut config = config::DatabaseConfig::parse(&env.urls[0], config::UrlSource::Environment)?;
+    config.apply_schema(cli.global.schema.as_deref())?;
+    Ok(config)
 }
 
 /// What a command does to the database, for the line a signal prints (None: it does

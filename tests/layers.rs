@@ -7,13 +7,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The core: knows nothing of clap, the terminal, or the commands.
-const CORE: [&str; 13] = [
+const CORE: [&str; 14] = [
     "accounts",
     "audit",
     "backup",
     "config",
     "db",
     "entities",
+    "environments",
     "error",
     "migrations",
     "privileges",

@@ -443,9 +443,9 @@ async fn undo(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> {
         ),
         "Drop seaql_migrations?",
     )?;
-    let txn = db.begin_locked(args.lock.lock_wait, ui).await?;
+    let txn = db.begin_locked(args.lock.options().lock_wait, ui).await?;
     db::commit_if_ok(txn, "committing the undo", async |txn| {
-        db::set_lock_timeout(txn, args.lock.ddl_lock_timeout).await?;
+        db::set_lock_timeout(txn, args.lock.options().ddl_lock_timeout).await?;
         // sea-orm-migration's own way of removing its bookkeeping table.
         migration::Migrator::uninstall(txn)
             .await

@@ -41,22 +41,34 @@ impl Ctx {
 /// How long to wait for locks.
 #[derive(Debug, Clone, Args)]
 pub struct LockArgs {
-    /// How long to wait for another ecomind-admin's migration lock before giving up (exit 4).
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
-    pub lock_wait: Duration,
+    /// How long to wait for another ecomind-admin's migration lock before giving up (exit
+    /// 4). Default: the environment's lock_wait, else 60s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_wait: Option<Duration>,
 
     /// lock_timeout for the migration's statements: a migration queued behind a long
     /// transaction fails cleanly (exit 4, nothing changed) instead of blocking the table.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub ddl_lock_timeout: Duration,
+    /// Default: the environment's ddl_lock_timeout, else 10s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub ddl_lock_timeout: Option<Duration>,
 }
+
+/// The lock waits when neither a flag nor the environment sets them.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(60);
+pub const DEFAULT_DDL_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl LockArgs {
     pub fn options(&self) -> RunOptions {
         RunOptions {
-            lock_wait: self.lock_wait,
-            ddl_lock_timeout: self.ddl_lock_timeout,
+            lock_wait: self.lock_wait.unwrap_or(DEFAULT_LOCK_WAIT),
+            ddl_lock_timeout: self.ddl_lock_timeout.unwrap_or(DEFAULT_DDL_LOCK_TIMEOUT),
         }
+    }
+
+    /// Fill what no flag set from the environment's settings (flags come first).
+    pub fn or_environment(&mut self, env: &crate::environments::Environment) {
+        self.lock_wait = self.lock_wait.or(env.lock_wait);
+        self.ddl_lock_timeout = self.ddl_lock_timeout.or(env.ddl_lock_timeout);
     }
 }
 

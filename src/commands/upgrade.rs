@@ -620,7 +620,8 @@ impl Upgrade<'_> {
             Some(tools) => {
                 let path = dir.join(format!("ecomind-{name}-{revision}-{stamp}.dump"));
                 let ui = &self.ctx.ui;
-                backup::dump_postgres(secret, tools, &path, self.args.lock.lock_wait, ui).await?
+                backup::dump_postgres(secret, tools, &path, self.args.lock.options().lock_wait, ui)
+                    .await?
             }
             None => {
                 let path = dir.join(format!("ecomind-{name}-{revision}-{stamp}.db"));

@@ -13,6 +13,7 @@ mod cli_meta;
 mod common;
 mod compat;
 mod coverage;
+mod environments;
 mod field_safety;
 mod hardening;
 mod migrate;
