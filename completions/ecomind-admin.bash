@@ -206,7 +206,7 @@ _ecomind__admin() {
 
     case "${cmd}" in
         ecomind__admin)
-            opts="-q -v -h -V --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help --version migrate baseline create-org create-admin users orgs audit verify-schema doctor upgrade man completions help"
+            opts="-q -v -h -V --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --quiet --verbose --help --version migrate baseline create-org create-admin users orgs audit verify-schema doctor upgrade man completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -232,6 +232,14 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -248,7 +256,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__audit)
-            opts="-q -v -h --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help suspicious-accounts help"
+            opts="-q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --quiet --verbose --help suspicious-accounts help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -271,6 +279,14 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -332,7 +348,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__audit__subcmd__suspicious__subcmd__accounts)
-            opts="-q -v -h --since --fixed-at --org --rule --failed-threshold --fail-on --show-sql --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
+            opts="-q -v -h --since --fixed-at --org --rule --failed-threshold --fail-on --show-sql --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -382,6 +398,14 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -398,7 +422,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__baseline)
-            opts="-y -q -v -h --to --dry-run --yes --undo --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
+            opts="-y -q -v -h --to --dry-run --yes --undo --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -436,6 +460,14 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -452,7 +484,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__completions)
-            opts="-q -v -h --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help bash elvish fish powershell zsh"
+            opts="-q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --quiet --verbose --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -478,6 +510,14 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -494,7 +534,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__create__subcmd__admin)
-            opts="-q -v -h --org --email --name --role --password-stdin --bcrypt-cost --if-not-exists --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
+            opts="-q -v -h --org --email --name --role --password-stdin --bcrypt-cost --if-not-exists --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -540,6 +580,14 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -556,7 +604,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__create__subcmd__org)
-            opts="-q -v -h --name --id --plan --if-not-exists --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
+            opts="-q -v -h --name --id --plan --if-not-exists --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -594,6 +642,14 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -610,7 +666,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__doctor)
-            opts="-q -v -h --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
+            opts="-q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -633,6 +689,14 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -974,7 +1038,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__man)
-            opts="-q -v -h --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
+            opts="-q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -997,6 +1061,14 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1016,7 +1088,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__migrate)
-            opts="-q -v -h --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help up down current status help"
+            opts="-q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --quiet --verbose --help up down current status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1042,6 +1114,14 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -1058,7 +1138,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__migrate__subcmd__current)
-            opts="-q -v -h --check --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
+            opts="-q -v -h --check --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1084,6 +1164,14 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -1100,7 +1188,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__migrate__subcmd__down)
-            opts="-n -y -q -v -h --steps --to --all --dry-run --yes --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
+            opts="-n -y -q -v -h --steps --to --all --dry-run --yes --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1143,6 +1231,14 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1246,7 +1342,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__migrate__subcmd__status)
-            opts="-q -v -h --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
+            opts="-q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1272,6 +1368,14 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -1288,7 +1392,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__migrate__subcmd__up)
-            opts="-n -q -v -h --to --steps --dry-run --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
+            opts="-n -q -v -h --to --steps --dry-run --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1334,6 +1438,14 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -1350,7 +1462,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__orgs)
-            opts="-q -v -h --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help list help"
+            opts="-q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --quiet --verbose --help list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1373,6 +1485,14 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1434,7 +1554,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__orgs__subcmd__list)
-            opts="-q -v -h --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
+            opts="-q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1460,6 +1580,14 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -1476,7 +1604,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__upgrade)
-            opts="-y -q -v -h --to --backup-dir --no-backup --pg-bin-dir --yes --allow-drift --fail-on --report --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
+            opts="-y -q -v -h --to --backup-dir --no-backup --pg-bin-dir --yes --allow-drift --fail-on --report --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1530,6 +1658,14 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -1546,7 +1682,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users)
-            opts="-q -v -h --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help list set-role reset-password help"
+            opts="-q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --quiet --verbose --help list set-role reset-password help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1569,6 +1705,14 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1658,7 +1802,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users__subcmd__list)
-            opts="-q -v -h --org --role --privileged --email-like --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
+            opts="-q -v -h --org --role --privileged --email-like --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1696,6 +1840,14 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -1712,7 +1864,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users__subcmd__reset__subcmd__password)
-            opts="-q -v -h --password-stdin --bcrypt-cost --reason --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
+            opts="-q -v -h --password-stdin --bcrypt-cost --reason --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1746,6 +1898,14 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -1762,7 +1922,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users__subcmd__set__subcmd__role)
-            opts="-q -v -h --reason --yes --force --dry-run --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help owner admin analyst viewer billing"
+            opts="-q -v -h --reason --yes --force --dry-run --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --quiet --verbose --help owner admin analyst viewer billing"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1792,6 +1952,14 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -1808,7 +1976,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__verify__subcmd__schema)
-            opts="-q -v -h --against --strict --show-fix --database-url --schema --connect-timeout --config --env --format --color --quiet --verbose --help"
+            opts="-q -v -h --against --strict --show-fix --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1835,6 +2003,14 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

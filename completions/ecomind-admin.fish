@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_ecomind_admin_global_optspecs
-    string join \n database-url= schema= connect-timeout= config= env= format= color= q/quiet v/verbose h/help V/version
+    string join \n database-url= schema= connect-timeout= config= env= parallel= canary= fail-fast format= color= q/quiet v/verbose h/help V/version
 end
 
 function __fish_ecomind_admin_needs_command
@@ -29,12 +29,15 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l schema -d '
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment\'s connect_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l config -d 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l env -d 'The environment of the config file to use (its database and settings)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -57,12 +60,15 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment\'s connect_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l config -d 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l env -d 'The environment of the config file to use (its database and settings)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -80,6 +86,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment\'s connect_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l config -d 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l env -d 'The environment of the config file to use (its database and settings)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
@@ -87,6 +95,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 always\t''
 never\t''"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l dry-run -d 'Print the SQL that would run (DDL and bookkeeping) and change nothing'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -99,6 +108,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment\'s connect_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l config -d 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l env -d 'The environment of the config file to use (its database and settings)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
@@ -108,6 +119,7 @@ never\t''"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l all -d 'Revert every applied migration: drops all the API\'s tables and enum types'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l dry-run -d 'Print the SQL that would run and what it would drop; change nothing'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -s y -l yes -d 'Do not ask for confirmation (required when stdin is not a terminal)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -116,6 +128,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment\'s connect_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l config -d 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l env -d 'The environment of the config file to use (its database and settings)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
@@ -123,6 +137,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 always\t''
 never\t''"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l check -d 'Exit 1 when migrations are pending (for pipelines)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -131,12 +146,15 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment\'s connect_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -l config -d 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -l env -d 'The environment of the config file to use (its database and settings)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -153,6 +171,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment\'s connect_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l config -d 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l env -d 'The environment of the config file to use (its database and settings)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
@@ -162,6 +182,7 @@ never\t''"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l dry-run -d 'Print the plan (version, tables, warnings, statements) and write nothing at all'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -s y -l yes -d 'Do not ask for confirmation (required when stdin is not a terminal)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l undo -d 'Remove the baseline: drop seaql_migrations. Never touches the API\'s tables or alembic_version'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -175,6 +196,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" 
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment\'s connect_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l config -d 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l env -d 'The environment of the config file to use (its database and settings)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
@@ -182,6 +205,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" 
 always\t''
 never\t''"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l if-not-exists -d 'When the id exists already: say so, print it, change nothing, exit 0'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -196,6 +220,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment\'s connect_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l config -d 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l env -d 'The environment of the config file to use (its database and settings)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
@@ -204,6 +230,7 @@ always\t''
 never\t''"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l password-stdin -d 'Read the password from the first line of stdin (trailing CR/LF stripped). Otherwise ECOMIND_ADMIN_PASSWORD, otherwise a hidden prompt (asked twice). There is no password flag: argv is visible to every user of the machine'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l if-not-exists -d 'When a user with that email exists: say so, change nothing (never the password), exit 0'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -212,12 +239,15 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and n
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment\'s connect_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -l config -d 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -l env -d 'The environment of the config file to use (its database and settings)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -237,6 +267,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and _
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment\'s connect_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l config -d 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l env -d 'The environment of the config file to use (its database and settings)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
@@ -244,6 +276,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and _
 always\t''
 never\t''"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l privileged -d 'Only owners and admins (the same as --role owner --role admin)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -253,6 +286,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and _
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment\'s connect_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l config -d 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l env -d 'The environment of the config file to use (its database and settings)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
@@ -262,6 +297,7 @@ never\t''"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l yes -d 'Do not ask before an elevation to owner or admin (for scripts)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l force -d 'Allow taking the last owner or admin of an org below admin'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l dry-run -d 'Show the change and the audit row; write nothing'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -272,6 +308,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and _
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment\'s connect_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l config -d 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l env -d 'The environment of the config file to use (its database and settings)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
@@ -279,6 +317,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and _
 always\t''
 never\t''"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l password-stdin -d 'Read the password from the first line of stdin (trailing CR/LF stripped). Otherwise ECOMIND_ADMIN_PASSWORD, otherwise a hidden prompt (asked twice). There is no password flag: argv is visible to every user of the machine'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -291,12 +330,15 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and no
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment\'s connect_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -l config -d 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -l env -d 'The environment of the config file to use (its database and settings)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -307,12 +349,15 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment\'s connect_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -l config -d 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -l env -d 'The environment of the config file to use (its database and settings)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -323,12 +368,15 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and n
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment\'s connect_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -l config -d 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -l env -d 'The environment of the config file to use (its database and settings)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -359,6 +407,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and _
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment\'s connect_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l config -d 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l env -d 'The environment of the config file to use (its database and settings)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
@@ -366,6 +416,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and _
 always\t''
 never\t''"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l show-sql -d 'Print each rule\'s SQL instead of running it'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -377,6 +428,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schem
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment\'s connect_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l config -d 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l env -d 'The environment of the config file to use (its database and settings)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
@@ -385,6 +438,7 @@ always\t''
 never\t''"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l strict -d 'Count warnings (extra tables, columns, indexes, enum types) as errors'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l show-fix -d 'Show the SQL that fixes each finding (always present in --format json)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -393,12 +447,15 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l s
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment\'s connect_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l config -d 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l env -d 'The environment of the config file to use (its database and settings)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -417,6 +474,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l 
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment\'s connect_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l config -d 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l env -d 'The environment of the config file to use (its database and settings)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
@@ -426,6 +485,7 @@ never\t''"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l no-backup -d 'Take no backup. Never implied: without it, no backup means no upgrade'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -s y -l yes -d 'Do not ask for confirmation (required when stdin is not a terminal)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l allow-drift -d 'Go on when the schema has drifted from its version (the drift is still reported)'
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -434,12 +494,15 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l sche
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment\'s connect_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l config -d 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l env -d 'The environment of the config file to use (its database and settings)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -448,12 +511,15 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l connect-timeout -d 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment\'s connect_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l config -d 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l env -d 'The environment of the config file to use (its database and settings)' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -101,6 +101,20 @@ impl Kind {
         }
     }
 
+    /// The kind an exit code stands for (a fleet run's worst).
+    pub fn from_code(code: u8) -> Kind {
+        match code {
+            exit::CHECK_FAILED => Kind::CheckFailed,
+            exit::USAGE => Kind::Usage,
+            exit::DATABASE => Kind::Database,
+            exit::REFUSED => Kind::Refused,
+            exit::OUTPUT => Kind::Output,
+            exit::SIGINT => Kind::Interrupted,
+            exit::SIGTERM => Kind::Terminated,
+            _ => Kind::Internal,
+        }
+    }
+
     pub fn code(self) -> u8 {
         match self {
             Kind::CheckFailed => exit::CHECK_FAILED,

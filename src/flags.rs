@@ -41,6 +41,19 @@ pub struct GlobalArgs {
     #[arg(long = "env", global = true, value_name = "NAME", env = "ECOMIND_ENV")]
     pub environment: Option<String>,
 
+    /// Fleet runs: how many databases at once. Default: the environment's parallel,
+    /// else 4.
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub parallel: Option<u32>,
+
+    /// Fleet runs: run the first K databases alone, and the rest only if all K succeed.
+    #[arg(long, global = true, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
+    pub canary: Option<u32>,
+
+    /// Fleet runs: start no new database after the first failure.
+    #[arg(long, global = true)]
+    pub fail_fast: bool,
+
     /// Output format of the result on stdout.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     pub format: Format,

@@ -24,6 +24,9 @@ pub mod schema;
 pub mod signals;
 pub mod text;
 
+#[path = "lib/fleet.rs"]
+mod fleet;
+
 use cli::{Cli, Command};
 pub use error::Outcome;
 use error::Result;
@@ -100,18 +103,38 @@ fn lock_args(command: &mut Command) -> Option<&mut commands::LockArgs> {
 }
 
 async fn dispatch(cli: &Cli, env: Option<&environments::Selected>, ui: &Output) -> Result<Outcome> {
-    let ctx = || context(cli, env, ui);
     match &cli.command {
-        Command::Migrate(cmd) => commands::migrate::run(cmd, &ctx()?).await,
-        Command::Audit(cmd) => commands::audit::run(cmd, &ctx()?).await,
-        Command::CreateOrg(args) => commands::create_org::run(args, &ctx()?).await,
-        Command::CreateAdmin(args) => commands::create_admin::run(args, &ctx()?).await,
-        Command::Baseline(args) => commands::baseline::run(args, &ctx()?).await,
-        Command::VerifySchema(args) => commands::verify_schema::run(args, &ctx()?).await,
-        Command::Doctor(args) => commands::doctor::run(args, &ctx()?).await,
-        Command::Users(cmd) => commands::users::run(cmd, &ctx()?).await,
-        Command::Orgs(cmd) => commands::orgs::run(cmd, &ctx()?).await,
-        Command::Upgrade(args) => commands::upgrade::run(args, &ctx()?).await,
+        Command::Man => return docs::man(ui).map(|_| Outcome::Success),
+        Command::Completions(args) => {
+            return docs::completions(args.shell, ui).map(|_| Outcome::Success);
+        }
+        _ => {}
+    }
+    if let Some(env) = env
+        && env.urls.len() > 1
+        && cli.global.database_url.is_none()
+    {
+        return fleet::run(cli, env, ui).await;
+    }
+    let ctx = context(cli, env, ui)?;
+    run_command(&cli.command, &ctx).await
+}
+
+/// A command that touches a database, with its context.
+async fn run_command(command: &Command, ctx: &commands::Ctx) -> Result<Outcome> {
+    let ui = &ctx.ui;
+    let ctx = || -> Result<&commands::Ctx> { Ok(ctx) };
+    match command {
+        Command::Migrate(cmd) => commands::migrate::run(cmd, ctx()?).await,
+        Command::Audit(cmd) => commands::audit::run(cmd, ctx()?).await,
+        Command::CreateOrg(args) => commands::create_org::run(args, ctx()?).await,
+        Command::CreateAdmin(args) => commands::create_admin::run(args, ctx()?).await,
+        Command::Baseline(args) => commands::baseline::run(args, ctx()?).await,
+        Command::VerifySchema(args) => commands::verify_schema::run(args, ctx()?).await,
+        Command::Doctor(args) => commands::doctor::run(args, ctx()?).await,
+        Command::Users(cmd) => commands::users::run(cmd, ctx()?).await,
+        Command::Orgs(cmd) => commands::orgs::run(cmd, ctx()?).await,
+        Command::Upgrade(args) => commands::upgrade::run(args, ctx()?).await,
         Command::Man => docs::man(ui).map(|_| Outcome::Success),
         Command::Completions(args) => docs::completions(args.shell, ui).map(|_| Outcome::Success),
     }

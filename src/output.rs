@@ -29,6 +29,8 @@ pub struct Output {
     stdout_closed: Arc<AtomicBool>,
     /// Something of the result was written to stdout.
     stdout_used: Arc<AtomicBool>,
+    /// A fleet run's database: the result goes here instead of stdout.
+    sink: Option<Arc<std::sync::Mutex<Vec<u8>>>>,
 }
 
 /// A command's result: serialized as JSON, or rendered for humans.
@@ -59,7 +61,22 @@ impl Output {
             stdin_tty: std::io::stdin().is_terminal(),
             stdout_closed: Arc::new(AtomicBool::new(false)),
             stdout_used: Arc::new(AtomicBool::new(false)),
+            sink: None,
         }
+    }
+
+    /// The output of one database of a fleet run: its result as JSON into the returned
+    /// buffer, no notes, no prompts (warnings and errors still go to stderr's caller).
+    pub fn captured(&self) -> (Self, Arc<std::sync::Mutex<Vec<u8>>>) {
+        let sink = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut ui = self.clone();
+        ui.format = Format::Json;
+        ui.quiet = true;
+        ui.stdin_tty = false;
+        ui.stdout_closed = Arc::new(AtomicBool::new(false));
+        ui.stdout_used = Arc::new(AtomicBool::new(false));
+        ui.sink = Some(sink.clone());
+        (ui, sink)
     }
 
     /// Can we ask the user a question?
@@ -188,6 +205,12 @@ impl Output {
             return Ok(());
         }
         self.stdout_used.store(true, Ordering::Relaxed);
+        if let Some(sink) = &self.sink {
+            if let Ok(mut buf) = sink.lock() {
+                buf.extend_from_slice(bytes);
+            }
+            return Ok(());
+        }
         let mut stdout = std::io::stdout().lock();
         match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
             Ok(()) => Ok(()),

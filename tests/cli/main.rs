@@ -15,6 +15,7 @@ mod compat;
 mod coverage;
 mod environments;
 mod field_safety;
+mod fleet;
 mod hardening;
 mod migrate;
 mod migrate_safety_pg;

@@ -1,0 +1,257 @@
+//! Fleet runs: one command over every database of the selected environment, at most
+//! `--parallel` at once, each with its own connection and lock; `--canary K` runs the
+//! first K alone first, `--fail-fast` starts no new database after a failure. Each
+//! database's result is captured as JSON; one summary (table or JSON) follows, and the
+//! exit code is the highest of the databases'.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cli::{Cli, Command};
+use crate::commands::{self, migrate::MigrateCommand};
+use crate::config::{DatabaseConfig, UrlSource};
+use crate::environments::Selected;
+use crate::error::{Error, Kind, Outcome, Result};
+use crate::output::{Output, Report, shown};
+
+/// One database of a fleet run.
+#[derive(Debug, Serialize)]
+pub struct FleetResult {
+    pub database: String,
+    /// `ok`, `failed` (its exit code says how), or `skipped` (not started).
+    pub result: &'static str,
+    pub exit_code: Option<u8>,
+    pub duration_ms: u64,
+    /// The version before and after, when the command reports them.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub error: Option<String>,
+    /// The command's own JSON document for this database.
+    pub report: Value,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FleetReport {
+    pub environment: String,
+    pub databases: Vec<FleetResult>,
+    pub ok: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    /// The highest exit code of the databases (0 when all succeeded).
+    pub exit_code: u8,
+}
+
+impl Report for FleetReport {
+    fn render(&self, out: &mut String, ui: &Output) {
+        let mut t = ui.table(&["database", "result", "version", "time", "detail"]);
+        for d in &self.databases {
+            let version = match (&d.from, &d.to) {
+                (Some(a), Some(b)) if a != b => format!("{a} -> {b}"),
+                (_, Some(b)) => b.clone(),
+                (Some(a), None) => a.clone(),
+                _ => "-".into(),
+            };
+            let result = match (d.result, d.exit_code) {
+                ("failed", Some(c)) => format!("FAILED ({c})"),
+                (r, _) => r.to_owned(),
+            };
+            t.add_row(vec![
+                d.database.clone(),
+                result,
+                version,
+                format!("{} ms", d.duration_ms),
+                d.error.clone().unwrap_or_default(),
+            ]);
+        }
+        let _ = writeln!(out, "{t}");
+        let _ = writeln!(
+            out,
+            "environment {}: {} ok, {} failed, {} skipped",
+            shown(&self.environment),
+            self.ok,
+            self.failed,
+            self.skipped
+        );
+    }
+}
+
+/// The commands a fleet runs: those that act on one database's schema or read it.
+fn supported(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Migrate(
+            MigrateCommand::Up(_)
+                | MigrateCommand::Down(_)
+                | MigrateCommand::Status
+                | MigrateCommand::Current(_)
+        ) | Command::VerifySchema(_)
+            | Command::Audit(_)
+            | Command::Doctor(_)
+            | Command::Baseline(_)
+            | Command::Upgrade(_)
+    )
+}
+
+pub async fn run(cli: &Cli, env: &Selected, ui: &Output) -> Result<Outcome> {
+    if !supported(&cli.command) {
+        return Err(Error::usage(
+            format!(
+                "environment '{}' names {} databases, and this command runs on one",
+                shown(&env.name),
+                env.urls.len()
+            ),
+            "fleet runs: migrate, verify-schema, audit, doctor, baseline, upgrade; pick one database with --database-url",
+        ));
+    }
+    let parallel = cli
+        .global
+        .parallel
+        .or(env.settings.parallel)
+        .unwrap_or(4)
+        .max(1) as usize;
+    let canary = cli.global.canary.map(|k| (k as usize).min(env.urls.len()));
+    let mut results: Vec<Option<FleetResult>> = (0..env.urls.len()).map(|_| None).collect();
+    let first = canary.unwrap_or(env.urls.len());
+    let stopped = run_batch(cli, env, ui, 0..first, parallel, &mut results).await;
+    let canary_failed = canary.is_some() && results.iter().flatten().any(|r| r.result != "ok");
+    if !stopped && !canary_failed {
+        run_batch(cli, env, ui, first..env.urls.len(), parallel, &mut results).await;
+    }
+    let databases: Vec<FleetResult> = results
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| r.unwrap_or_else(|| skipped(&env.urls[i])))
+        .collect();
+    finish(ui, env, databases)
+}
+
+/// Run databases `range`, `parallel` at once; true when --fail-fast stopped it.
+async fn run_batch(
+    cli: &Cli,
+    env: &Selected,
+    ui: &Output,
+    range: std::ops::Range<usize>,
+    parallel: usize,
+    results: &mut [Option<FleetResult>],
+) -> bool {
+    let mut next = range.start;
+    let mut running = FuturesUnordered::new();
+    let mut stop = false;
+    loop {
+        while !stop && next < range.end && running.len() < parallel {
+            let i = next;
+            next += 1;
+            running.push(async move { (i, one(cli, &env.urls[i], ui).await) });
+        }
+        let Some((i, result)) = running.next().await else {
+            break;
+        };
+        if result.result != "ok" && cli.global.fail_fast {
+            stop = true;
+        }
+        results[i] = Some(result);
+    }
+    stop
+}
+
+fn skipped(url: &str) -> FleetResult {
+    FleetResult {
+        database: crate::config::redact_url(url),
+        result: "skipped",
+        exit_code: None,
+        duration_ms: 0,
+        from: None,
+        to: None,
+        error: None,
+        report: Value::Null,
+    }
+}
+
+/// The version a report names under `key` (`from`, `to`, `current`): its Alembic
+/// revision.
+fn revision(report: &Value, key: &str) -> Option<String> {
+    let v = report.get(key)?;
+    v.get("alembic_revision")
+        .or_else(|| v.get("seaorm").and_then(|s| s.get("alembic_revision")))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// The command on one database, its output captured.
+async fn one(cli: &Cli, url: &str, ui: &Output) -> FleetResult {
+    let started = Instant::now();
+    let (captured, sink) = ui.captured();
+    let result = match database(cli, url) {
+        Ok(config) => {
+            let ctx = commands::Ctx {
+                ui: captured,
+                config,
+                connect_timeout: cli
+                    .global
+                    .connect_timeout
+                    .unwrap_or(std::time::Duration::from_secs(10)),
+            };
+            crate::run_command(&cli.command, &ctx).await
+        }
+        Err(e) => Err(e),
+    };
+    let text = sink.lock().map(|b| b.clone()).unwrap_or_default();
+    let report: Value = serde_json::from_slice(&text).unwrap_or(Value::Null);
+    let (result, exit_code, error) = match result {
+        Ok(Outcome::Success) => ("ok", 0, None),
+        Ok(Outcome::CheckFailed) => ("failed", 1, None),
+        Err(e) => ("failed", e.code(), Some(e.message().to_owned())),
+    };
+    FleetResult {
+        database: crate::config::redact_url(url),
+        result,
+        exit_code: Some(exit_code),
+        duration_ms: started.elapsed().as_millis() as u64,
+        from: revision(&report, "from"),
+        to: revision(&report, "to").or_else(|| revision(&report, "current")),
+        error,
+        report,
+    }
+}
+
+fn database(cli: &Cli, url: &str) -> Result<DatabaseConfig> {
+    let mut config = DatabaseConfig::parse(url, UrlSource::Environment)?;
+    config.apply_schema(cli.global.schema.as_deref())?;
+    Ok(config)
+}
+
+fn finish(ui: &Output, env: &Selected, databases: Vec<FleetResult>) -> Result<Outcome> {
+    let count = |r: &str| databases.iter().filter(|d| d.result == r).count();
+    let exit_code = databases
+        .iter()
+        .filter_map(|d| d.exit_code)
+        .max()
+        .unwrap_or(0);
+    let report = FleetReport {
+        environment: env.name.clone(),
+        ok: count("ok"),
+        failed: count("failed"),
+        skipped: count("skipped"),
+        exit_code,
+        databases,
+    };
+    ui.emit(&report)?;
+    match exit_code {
+        0 => Ok(Outcome::Success),
+        1 => Ok(Outcome::CheckFailed),
+        code => Err(Error::new(
+            Kind::from_code(code),
+            format!(
+                "{} of {} databases failed (the highest exit code: {code})",
+                report.failed,
+                report.databases.len()
+            ),
+            Some("the summary above says which and why".into()),
+        )),
+    }
+}

@@ -1,0 +1,175 @@
+//! Fleet runs: one command over every database of an environment (20 PostgreSQL
+//! databases, 2 SQLite files, one unreachable URL, one drifted database), the summary,
+//! the JSON, the exit code, `--canary`, `--fail-fast`.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::common::*;
+
+/// A config file whose environment `f` lists `urls` (in a 0600 list file: the test
+/// URLs carry a password).
+fn fleet_file(dir: &Path, urls: &[String], parallel: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let list = dir.join("fleet.txt");
+    std::fs::write(&list, urls.join("\n") + "\n").unwrap();
+    std::fs::set_permissions(&list, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(
+        dir.join("ecomind-admin.toml"),
+        format!("[environments.f]\nurls_file = \"fleet.txt\"\nparallel = {parallel}\n"),
+    )
+    .unwrap();
+}
+
+fn fleet(dir: &Path, args: &[&str]) -> Run {
+    let mut c = assert_cmd::Command::cargo_bin("ecomind-admin").unwrap();
+    c.current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env("NO_COLOR", "1")
+        .args(["--env", "f", "--connect-timeout", "1s"])
+        .args(args);
+    Run::from(c.output().unwrap())
+}
+
+/// A URL nothing listens on.
+const UNREACHABLE: &str = "postgres://nobody@127.0.0.1:1/nothing";
+
+fn results(j: &Value) -> Vec<(String, String)> {
+    j["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["database"].as_str().unwrap().to_owned(),
+                format!(
+                    "{} {}",
+                    d["result"].as_str().unwrap(),
+                    d["exit_code"]
+                        .as_u64()
+                        .map(|c| c.to_string())
+                        .unwrap_or("-".into())
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_fleet_runs_every_database_and_reports_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let pgs: Vec<PgDb> = (0..20).map(|_| PgDb::new()).collect();
+    let drifted = &pgs[7];
+    let mut urls: Vec<String> = pgs.iter().map(PgDb::url).collect();
+    urls.insert(3, UNREACHABLE.to_owned());
+    urls.push("sqlite://one.db?mode=rwc".into());
+    urls.push("sqlite://two.db?mode=rwc".into());
+    fleet_file(dir.path(), &urls, 8);
+
+    let r = fleet(dir.path(), &["migrate", "up", "--format", "json"]);
+    assert_eq!(r.code, 3, "the unreachable database's code: {}", r.stderr);
+    let j = r.json();
+    assert_eq!(j["ok"], 22, "{j}");
+    assert_eq!(j["failed"], 1);
+    assert_eq!(j["exit_code"], 3);
+    let res = results(&j);
+    assert_eq!(res.len(), 23);
+    assert_eq!(res[3], (UNREACHABLE.to_owned(), "failed 3".to_owned()));
+    for (db, got) in res.iter().filter(|(d, _)| d != UNREACHABLE) {
+        assert_eq!(got, "ok 0", "{db}");
+        assert!(
+            !db.contains(&pgs[0].password()),
+            "a password in the summary: {db}"
+        );
+    }
+    for pg in &pgs {
+        assert_eq!(pg.versions(), all_versions());
+    }
+    assert!(dir.path().join("one.db").exists() && dir.path().join("two.db").exists());
+    assert!(!r.all().contains(&pgs[0].password()));
+
+    // One database drifts: verify-schema names it (exit 1), the unreachable one is 3.
+    drifted.psql("DROP INDEX ix_audit_logs_ts");
+    let r = fleet(dir.path(), &["verify-schema"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("FAILED (1)") && r.stdout.contains("FAILED (3)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("21 ok, 2 failed, 0 skipped"),
+        "{}",
+        r.stdout
+    );
+    let r = fleet(dir.path(), &["verify-schema", "--format", "json"]);
+    let j = r.json();
+    let drift = &j["databases"][8];
+    assert_eq!(drift["exit_code"], 1, "{drift}");
+    assert_eq!(
+        drift["report"]["findings"][0]["kind"], "index_missing",
+        "{drift}"
+    );
+}
+
+/// `--canary 1` with a failing first database touches no other; `--fail-fast` starts
+/// nothing after the first failure. Databases not started are listed as skipped.
+#[test]
+fn canary_and_fail_fast_stop_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let pgs: Vec<PgDb> = (0..3).map(|_| PgDb::new()).collect();
+    let mut urls = vec![UNREACHABLE.to_owned()];
+    urls.extend(pgs.iter().map(PgDb::url));
+    fleet_file(dir.path(), &urls, 4);
+    let r = fleet(
+        dir.path(),
+        &["migrate", "up", "--canary", "1", "--format", "json"],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let j = r.json();
+    assert_eq!(
+        (j["ok"].clone(), j["failed"].clone(), j["skipped"].clone()),
+        (0.into(), 1.into(), 3.into()),
+        "{j}"
+    );
+    for pg in &pgs {
+        assert!(
+            pg.tables().is_empty(),
+            "the canary failed, yet {} was migrated",
+            pg.name
+        );
+    }
+    let r = fleet(
+        dir.path(),
+        &[
+            "migrate",
+            "up",
+            "--parallel",
+            "1",
+            "--fail-fast",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(r.code, 3);
+    assert_eq!(r.json()["skipped"], 3, "{}", r.stdout);
+    for pg in &pgs {
+        assert!(pg.tables().is_empty());
+    }
+    // Without them, the others run although the first fails.
+    let r = fleet(
+        dir.path(),
+        &["migrate", "up", "--canary", "2", "--format", "json"],
+    );
+    assert_eq!(r.code, 3);
+    assert_eq!(r.json()["skipped"], 2, "the canary of two had a failure");
+    let r = fleet(dir.path(), &["migrate", "up", "--format", "json"]);
+    assert_eq!(r.json()["ok"], 3);
+    for pg in &pgs {
+        assert_eq!(pg.versions(), all_versions());
+    }
+    // A command that runs on one database only is refused for a fleet.
+    let r = fleet(dir.path(), &["users", "list"]);
+    r.expect_clean_error(2);
+}
