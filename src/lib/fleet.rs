@@ -42,7 +42,8 @@ pub struct FleetReport {
     pub ok: usize,
     pub failed: usize,
     pub skipped: usize,
-    /// The highest exit code of the databases (0 when all succeeded).
+    /// The highest exit code of the databases (0 when all succeeded; at least 1 when
+    /// `migrate status` / `current` find versions that differ from this build's head).
     pub exit_code: u8,
 }
 
@@ -127,7 +128,7 @@ pub async fn run(cli: &Cli, env: &Selected, ui: &Output) -> Result<Outcome> {
         .enumerate()
         .map(|(i, r)| r.unwrap_or_else(|| skipped(&env.urls[i])))
         .collect();
-    finish(ui, env, databases)
+    finish(ui, env, &cli.command, databases)
 }
 
 /// Run databases `range`, `parallel` at once; true when --fail-fast stopped it.
@@ -225,13 +226,71 @@ fn database(cli: &Cli, url: &str) -> Result<DatabaseConfig> {
     Ok(config)
 }
 
-fn finish(ui: &Output, env: &Selected, databases: Vec<FleetResult>) -> Result<Outcome> {
+/// The version a `migrate status` or `migrate current` report says the database is at.
+fn status_version(report: &Value) -> Option<String> {
+    revision(report, "current").or_else(|| {
+        report["migrations"]
+            .as_array()?
+            .iter()
+            .rev()
+            .find(|m| m["status"] == "applied")
+            .and_then(|m| m["alembic_revision"].as_str())
+            .map(str::to_owned)
+    })
+}
+
+/// `migrate status` / `current` on a fleet: each database's version against this
+/// build's head; true when any is behind or ahead (the gate exits 1).
+fn version_skew(command: &Command, databases: &mut [FleetResult]) -> bool {
+    if !matches!(
+        command,
+        Command::Migrate(MigrateCommand::Status | MigrateCommand::Current(_))
+    ) {
+        return false;
+    }
+    let known = crate::migrations::known();
+    let head = known.last().map(|k| k.alembic_revision).unwrap_or("-");
+    let mut skew = false;
+    for d in databases.iter_mut().filter(|d| d.result == "ok") {
+        let at = status_version(&d.report);
+        d.to = at.clone();
+        let unknown = d.report["unknown_applied"]
+            .as_array()
+            .is_some_and(|u| !u.is_empty());
+        let why = if unknown {
+            Some(format!(
+                "ahead of this build's head {head} (versions it does not know)"
+            ))
+        } else if at.as_deref() != Some(head) {
+            Some(format!(
+                "behind this build's head {head} (at {})",
+                at.as_deref().unwrap_or("no version")
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            d.error = Some(why);
+            skew = true;
+        }
+    }
+    skew
+}
+
+fn finish(
+    ui: &Output,
+    env: &Selected,
+    command: &Command,
+    mut databases: Vec<FleetResult>,
+) -> Result<Outcome> {
+    let skew = version_skew(command, &mut databases);
     let count = |r: &str| databases.iter().filter(|d| d.result == r).count();
     let exit_code = databases
         .iter()
         .filter_map(|d| d.exit_code)
         .max()
-        .unwrap_or(0);
+        .unwrap_or(0)
+        .max(u8::from(skew));
     let report = FleetReport {
         environment: env.name.clone(),
         ok: count("ok"),

@@ -173,3 +173,40 @@ fn canary_and_fail_fast_stop_the_rest() {
     let r = fleet(dir.path(), &["users", "list"]);
     r.expect_clean_error(2);
 }
+
+/// `migrate status` on a fleet: a database behind this build's head makes it exit 1,
+/// naming it; all at head: exit 0.
+#[test]
+fn fleet_status_is_a_version_skew_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pgs: Vec<PgDb> = (0..3).map(|_| PgDb::new()).collect();
+    fleet_file(
+        dir.path(),
+        &pgs.iter().map(PgDb::url).collect::<Vec<_>>(),
+        4,
+    );
+    fleet(dir.path(), &["migrate", "up", "-q"]).expect_code(0);
+    fleet(dir.path(), &["migrate", "status"]).expect_code(0);
+    pgs[1]
+        .run(&["migrate", "down", "--yes", "-q"])
+        .expect_code(0);
+    let r = fleet(dir.path(), &["migrate", "status", "--format", "json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let j = r.json();
+    assert_eq!(j["databases"][1]["to"], "001", "{j}");
+    assert!(
+        j["databases"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("behind this build's head 002"),
+        "{j}"
+    );
+    assert_eq!(j["databases"][0]["error"], Value::Null);
+    let r = fleet(dir.path(), &["migrate", "status"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout.contains("behind this build's head 002 (at 001)"),
+        "{}",
+        r.stdout
+    );
+}
