@@ -241,7 +241,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -291,7 +291,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -407,7 +407,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -469,7 +469,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -519,7 +519,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -589,7 +589,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -651,7 +651,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -701,7 +701,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -1073,7 +1073,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -1123,7 +1123,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -1173,7 +1173,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -1243,7 +1243,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -1377,7 +1377,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -1447,7 +1447,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -1497,7 +1497,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -1589,7 +1589,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -1667,7 +1667,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -1717,7 +1717,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -1849,7 +1849,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -1907,7 +1907,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -1961,7 +1961,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -2015,7 +2015,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
                     ;;
                 --color)

@@ -33,7 +33,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l parallel -d
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
-csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
+csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
+jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -64,7 +65,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
-csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
+csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
+jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -90,7 +92,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
-csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
+csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
+jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -112,7 +115,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
-csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
+csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
+jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -132,7 +136,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
-csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
+csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
+jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -150,7 +155,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
-csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
+csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
+jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -175,7 +181,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
-csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
+csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
+jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -200,7 +207,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" 
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
-csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
+csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
+jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -224,7 +232,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
-csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
+csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
+jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -243,7 +252,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and n
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
-csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
+csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
+jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -271,7 +281,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and _
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
-csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
+csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
+jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -290,7 +301,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and _
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
-csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
+csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
+jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -312,7 +324,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and _
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
-csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
+csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
+jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -334,7 +347,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and no
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
-csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
+csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
+jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -353,7 +367,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
-csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
+csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
+jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -372,7 +387,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and n
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
-csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
+csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
+jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -411,7 +427,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and _
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
-csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
+csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
+jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -432,7 +449,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schem
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
-csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
+csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
+jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -451,7 +469,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l p
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
-csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
+csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
+jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -478,7 +497,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l 
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
-csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
+csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
+jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -498,7 +518,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l para
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
-csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
+csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
+jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -515,7 +536,8 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
-csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'"
+csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
+jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"

@@ -89,6 +89,9 @@ pub enum Format {
     Json,
     /// CSV with a header row (audit suspicious-accounts, users list, orgs list).
     Csv,
+    /// JSON Lines: the document on one line; a fleet run writes one line per database
+    /// as it finishes, then a summary line; users / orgs list one line per row.
+    Jsonl,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

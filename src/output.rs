@@ -170,6 +170,12 @@ impl Output {
                 s.push('\n');
                 s
             }
+            Format::Jsonl => {
+                let mut s = serde_json::to_string(report)
+                    .map_err(|e| Error::internal(format!("cannot serialize the report: {e}")))?;
+                s.push('\n');
+                s
+            }
             Format::Table => {
                 let mut s = String::new();
                 report.render(&mut s, self);
@@ -226,7 +232,9 @@ impl Output {
     /// saying why on stdout (the error line still goes to stderr): `{"error": {kind,
     /// message, hint, exit_code}}`, so a pipeline reading stdout always gets JSON.
     pub fn emit_error(&self, err: &Error) {
-        if self.format != Format::Json || self.stdout_used.load(Ordering::Relaxed) {
+        if !matches!(self.format, Format::Json | Format::Jsonl)
+            || self.stdout_used.load(Ordering::Relaxed)
+        {
             return;
         }
         let doc = serde_json::json!({
@@ -237,7 +245,11 @@ impl Output {
                 "exit_code": err.code(),
             }
         });
-        let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+        let mut text = if self.format == Format::Jsonl {
+            serde_json::to_string(&doc).unwrap_or_default()
+        } else {
+            serde_json::to_string_pretty(&doc).unwrap_or_default()
+        };
         text.push('\n');
         let _ = self.write_stdout(text.as_bytes());
     }
@@ -528,7 +540,7 @@ impl<'a> RowStream<'a> {
             Format::Csv => self
                 .ui
                 .write_stdout(&csv_record(self.header.iter().copied())?),
-            Format::Table => Ok(()),
+            Format::Table | Format::Jsonl => Ok(()),
         }
     }
 
@@ -545,6 +557,11 @@ impl<'a> RowStream<'a> {
                     .map_err(|e| Error::internal(format!("cannot serialize a row: {e}")))?;
                 let sep = if self.count == 0 { "\n    " } else { ",\n    " };
                 self.ui.write_stdout(format!("{sep}{obj}").as_bytes())?;
+            }
+            Format::Jsonl => {
+                let obj = serde_json::to_string(json)
+                    .map_err(|e| Error::internal(format!("cannot serialize a row: {e}")))?;
+                self.ui.write_stdout(format!("{obj}\n").as_bytes())?;
             }
             Format::Csv => {
                 let line = csv_record(cells.iter().map(|c| csv_cell(c)))?;
@@ -579,7 +596,7 @@ impl<'a> RowStream<'a> {
                     format!("{close},\n  \"count\": {}\n}}\n", self.count).as_bytes(),
                 )?;
             }
-            Format::Csv => {}
+            Format::Csv | Format::Jsonl => {}
             Format::Table => {
                 if self.count == 0 {
                     self.page = Some(self.ui.table(self.header));

@@ -155,9 +155,21 @@ async fn run_batch(
         if result.result != "ok" && cli.global.fail_fast {
             stop = true;
         }
+        if ui.format == crate::cli::Format::Jsonl {
+            // A line per database as it finishes: a pipeline follows a long fleet run.
+            let _ = line(ui, &result);
+        }
         results[i] = Some(result);
     }
     stop
+}
+
+/// One JSON line on stdout.
+fn line(ui: &Output, value: &impl Serialize) -> Result<()> {
+    let mut text = serde_json::to_string(value)
+        .map_err(|e| Error::internal(format!("cannot serialize a result: {e}")))?;
+    text.push('\n');
+    ui.write_stdout(text.as_bytes())
 }
 
 fn skipped(url: &str) -> FleetResult {
@@ -299,7 +311,23 @@ fn finish(
         exit_code,
         databases,
     };
-    ui.emit(&report)?;
+    if ui.format == crate::cli::Format::Jsonl {
+        for d in report.databases.iter().filter(|d| d.result == "skipped") {
+            line(ui, d)?;
+        }
+        line(
+            ui,
+            &serde_json::json!({"summary": {
+                "environment": report.environment,
+                "ok": report.ok,
+                "failed": report.failed,
+                "skipped": report.skipped,
+                "exit_code": report.exit_code,
+            }}),
+        )?;
+    } else {
+        ui.emit(&report)?;
+    }
     match exit_code {
         0 => Ok(Outcome::Success),
         1 => Ok(Outcome::CheckFailed),

@@ -210,3 +210,35 @@ fn fleet_status_is_a_version_skew_gate() {
         r.stdout
     );
 }
+
+/// `--format jsonl`: one line per database as it finishes, the skipped ones, then a
+/// summary line; every line is a JSON document.
+#[test]
+fn jsonl_is_a_line_per_database_then_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let pgs: Vec<PgDb> = (0..4).map(|_| PgDb::new()).collect();
+    let mut urls: Vec<String> = pgs.iter().map(PgDb::url).collect();
+    urls.insert(0, UNREACHABLE.to_owned());
+    fleet_file(dir.path(), &urls, 2);
+    let r = fleet(dir.path(), &["migrate", "up", "--format", "jsonl"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let lines: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 6, "{}", r.stdout);
+    let mut dbs: Vec<&str> = lines[..5]
+        .iter()
+        .map(|l| l["database"].as_str().unwrap())
+        .collect();
+    dbs.sort();
+    let mut want: Vec<String> = urls
+        .iter()
+        .map(|u| u.replace(&pgs[0].password(), "***"))
+        .collect();
+    want.sort();
+    assert_eq!(dbs, want.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(lines[5]["summary"]["ok"], 4, "{}", r.stdout);
+    assert_eq!(lines[5]["summary"]["exit_code"], 3);
+}
