@@ -28,6 +28,45 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
+/// A fleet run's signal: 0 none, else the exit code it stands for (130 / 143).
+static FLEET_STOP: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// The signal a fleet run received (its exit code), if any.
+pub fn fleet_stop() -> Option<u8> {
+    match FLEET_STOP.load(Ordering::SeqCst) {
+        0 => None,
+        code => Some(code),
+    }
+}
+
+/// A fleet run's handler: the first SIGINT / SIGTERM only records itself (the run stops
+/// starting databases, cancels the running ones' statements and prints its summary);
+/// a second one exits at once.
+pub fn install_fleet() {
+    let _ = std::thread::Builder::new()
+        .name("fleet-signals".into())
+        .spawn(move || {
+            let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+                return;
+            };
+            let mut seen = signals.forever();
+            let Some(sig) = seen.next() else {
+                return;
+            };
+            let code = if sig == SIGTERM {
+                Kind::Terminated
+            } else {
+                Kind::Interrupted
+            }
+            .code();
+            FLEET_STOP.store(code, Ordering::SeqCst);
+            crate::backup::kill_running_tool();
+            if seen.next().is_some() {
+                std::process::exit(i32::from(code));
+            }
+        });
+}
+
 /// What the command does, for the line the signal prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Work {

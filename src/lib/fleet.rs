@@ -109,6 +109,7 @@ pub async fn run(cli: &Cli, env: &Selected, ui: &Output) -> Result<Outcome> {
             "fleet runs: migrate, verify-schema, audit, doctor, baseline, upgrade; pick one database with --database-url",
         ));
     }
+    crate::signals::install_fleet();
     let parallel = cli
         .global
         .parallel
@@ -118,7 +119,8 @@ pub async fn run(cli: &Cli, env: &Selected, ui: &Output) -> Result<Outcome> {
     let canary = cli.global.canary.map(|k| (k as usize).min(env.urls.len()));
     let mut results: Vec<Option<FleetResult>> = (0..env.urls.len()).map(|_| None).collect();
     let first = canary.unwrap_or(env.urls.len());
-    let stopped = run_batch(cli, env, ui, 0..first, parallel, &mut results).await;
+    let stopped = run_batch(cli, env, ui, 0..first, parallel, &mut results).await
+        || crate::signals::fleet_stop().is_some();
     let canary_failed = canary.is_some() && results.iter().flatten().any(|r| r.result != "ok");
     if !stopped && !canary_failed {
         run_batch(cli, env, ui, first..env.urls.len(), parallel, &mut results).await;
@@ -142,14 +144,35 @@ async fn run_batch(
 ) -> bool {
     let mut next = range.start;
     let mut running = FuturesUnordered::new();
+    let mut started: Vec<usize> = Vec::new();
     let mut stop = false;
+    let mut cancelled = false;
     loop {
         while !stop && next < range.end && running.len() < parallel {
             let i = next;
             next += 1;
+            started.push(i);
             running.push(async move { (i, one(cli, &env.urls[i], ui).await) });
         }
-        let Some((i, result)) = running.next().await else {
+        // Wait for the next database, looking at the signal flag every 100 ms.
+        let done =
+            tokio::time::timeout(std::time::Duration::from_millis(100), running.next()).await;
+        if crate::signals::fleet_stop().is_some() {
+            stop = true;
+            if !cancelled {
+                cancelled = true;
+                let running_now: Vec<usize> = started
+                    .iter()
+                    .copied()
+                    .filter(|i| results[*i].is_none())
+                    .collect();
+                cancel(cli, env, &running_now).await;
+            }
+        }
+        let Ok(done) = done else {
+            continue;
+        };
+        let Some((i, result)) = done else {
             break;
         };
         if result.result != "ok" && cli.global.fail_fast {
@@ -170,6 +193,29 @@ fn line(ui: &Output, value: &impl Serialize) -> Result<()> {
         .map_err(|e| Error::internal(format!("cannot serialize a result: {e}")))?;
     text.push('\n');
     ui.write_stdout(text.as_bytes())
+}
+
+/// Cancel the running statements of ours on each of `running` (PostgreSQL; SQLite
+/// statements run in this process and end with it).
+async fn cancel(cli: &Cli, env: &Selected, running: &[usize]) {
+    for i in running {
+        let Ok(config) = database(cli, &env.urls[*i]) else {
+            continue;
+        };
+        if config.backend != sea_orm::DbBackend::Postgres {
+            continue;
+        }
+        let open = crate::db::connect(
+            &config,
+            std::time::Duration::from_secs(2),
+            &crate::progress::Silent,
+            crate::db::Open::Existing,
+        );
+        if let Ok(Ok(db)) = tokio::time::timeout(std::time::Duration::from_secs(3), open).await {
+            let _ = db.cancel_session_statements().await;
+            db.conn.close().await.ok();
+        }
+    }
 }
 
 fn skipped(url: &str) -> FleetResult {
@@ -327,6 +373,23 @@ fn finish(
         )?;
     } else {
         ui.emit(&report)?;
+    }
+    if let Some(code) = crate::signals::fleet_stop() {
+        let kind = Kind::from_code(code);
+        return Err(Error::new(
+            kind,
+            format!(
+                "interrupted by {}: {} databases finished, {} were not started; the running statements were cancelled and each database is at a recorded version",
+                if kind == Kind::Terminated {
+                    "SIGTERM"
+                } else {
+                    "SIGINT"
+                },
+                report.ok + report.failed,
+                report.skipped
+            ),
+            Some("run the same command again to go on".into()),
+        ));
     }
     match exit_code {
         0 => Ok(Outcome::Success),

@@ -242,3 +242,70 @@ fn jsonl_is_a_line_per_database_then_a_summary() {
     assert_eq!(lines[5]["summary"]["ok"], 4, "{}", r.stdout);
     assert_eq!(lines[5]["summary"]["exit_code"], 3);
 }
+
+/// SIGTERM mid-fleet: no new database starts, the running ones' statements are
+/// cancelled, the summary still comes, exit 143, and every database is at a recorded
+/// version.
+#[test]
+fn sigterm_mid_fleet_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let pgs: Vec<PgDb> = (0..6).map(|_| PgDb::new()).collect();
+    for pg in &pgs {
+        pg.run(&["migrate", "up", "--to", V1, "-q"]).expect_code(0);
+    }
+    fleet_file(
+        dir.path(),
+        &pgs.iter().map(PgDb::url).collect::<Vec<_>>(),
+        2,
+    );
+    // The first two wait on a lock held elsewhere, so the run is mid-fleet.
+    let _held: Vec<Blocker> = pgs[..2]
+        .iter()
+        .map(|pg| Blocker::lock(pg, "users"))
+        .collect();
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ecomind-admin"))
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .args([
+            "--env",
+            "f",
+            "migrate",
+            "up",
+            "--ddl-lock-timeout",
+            "60s",
+            "--format",
+            "json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waiting = |pg: &PgDb| {
+        pg.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name LIKE 'ecomind-admin%' AND wait_event_type = 'Lock'",
+        ) == "1"
+    };
+    wait_for("both running databases to wait", 20, || {
+        pgs[..2].iter().all(waiting)
+    });
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let r = Run::from(child.wait_with_output().unwrap());
+    assert_eq!(r.code, 143, "{}", r.stderr);
+    assert!(r.stderr.contains("interrupted by SIGTERM"), "{}", r.stderr);
+    let j = r.json();
+    assert_eq!(j["skipped"], 4, "{j}");
+    assert_eq!(j["failed"], 2, "{j}");
+    for pg in &pgs {
+        assert_eq!(
+            pg.versions(),
+            vec![V1],
+            "{} is at a recorded version",
+            pg.name
+        );
+    }
+}
