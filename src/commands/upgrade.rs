@@ -249,6 +249,20 @@ fn finish(
             report.applied.join(", ")
         }
     );
+    if let (Some(_), false) = (&report.restore_command, report.applied.is_empty()) {
+        // pg_restore --clean replaces what the backup holds; what this run added on top
+        // is reverted first.
+        let back_to = report
+            .from
+            .as_ref()
+            .map(|v| format!("--to {}", v.alembic_revision))
+            .unwrap_or_else(|| "--all".to_owned());
+        let _ = writeln!(
+            block,
+            "this run applied {}: revert it first with `ecomind-admin migrate down {back_to} --yes`",
+            report.applied.join(", ")
+        );
+    }
     if let Some(cmd) = &report.restore_command {
         let how = if ctx.config.backend == sea_orm::DbBackend::Postgres {
             " (pg_restore takes the password from PGPASSWORD or ~/.pgpass)"
