@@ -12,14 +12,16 @@ pub struct GlobalArgs {
     /// Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full],
     /// or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then
     /// sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL.
+    /// Given more than once: a fleet run over those databases.
     #[arg(
         long,
         global = true,
         env = "DATABASE_URL",
         hide_env_values = true,
-        value_name = "URL"
+        value_name = "URL",
+        action = clap::ArgAction::Append
     )]
-    pub database_url: Option<String>,
+    pub database_url: Vec<String>,
 
     /// PostgreSQL schema that holds the API's tables, when it is not the first of the
     /// role's search_path (default: the URL's options, else the search_path, normally
@@ -75,7 +77,7 @@ impl GlobalArgs {
     /// The database these flags name.
     pub fn database(&self) -> Result<crate::config::DatabaseConfig, crate::error::Error> {
         crate::config::DatabaseConfig::from_flags(
-            self.database_url.as_deref(),
+            self.database_url.first().map(String::as_str),
             self.schema.as_deref(),
         )
     }

@@ -51,9 +51,11 @@ pub async fn run(mut cli: Cli) -> Result<Outcome> {
             "use --format table or --format json",
         ));
     }
-    init_logging(&ui, &cli.global);
     let result = match environment(&mut cli) {
-        Ok(env) => dispatch(&cli, env.as_ref(), &ui).await,
+        Ok(env) => {
+            init_logging(&ui, &cli.global, env.as_ref());
+            dispatch(&cli, env.as_ref(), &ui).await
+        }
         Err(e) => Err(e),
     };
     if let Err(err) = &result
@@ -110,9 +112,18 @@ async fn dispatch(cli: &Cli, env: Option<&environments::Selected>, ui: &Output) 
         }
         _ => {}
     }
+    if cli.global.database_url.len() > 1 {
+        let listed = environments::Selected {
+            name: "--database-url".into(),
+            file: std::path::PathBuf::new(),
+            urls: cli.global.database_url.clone(),
+            settings: env.map(|e| e.settings.clone()).unwrap_or_default(),
+        };
+        return fleet::run(cli, &listed, ui).await;
+    }
     if let Some(env) = env
         && env.urls.len() > 1
-        && cli.global.database_url.is_none()
+        && cli.global.database_url.is_empty()
     {
         return fleet::run(cli, env, ui).await;
     }
@@ -167,7 +178,7 @@ fn database(
     let Some(env) = env else {
         return cli.global.database();
     };
-    if cli.global.database_url.is_some() {
+    if !cli.global.database_url.is_empty() {
         ui.warn(format!(
             "--database-url / DATABASE_URL overrides the database of environment '{}'",
             text::shown(&env.name)
@@ -210,17 +221,23 @@ fn signal_work(command: &Command) -> Option<signals::Work> {
 
 /// `-v` logs SQL statements (sqlx's statement log), `-vv` the driver's debug logs; to
 /// stderr, each record with the URL's secrets masked and through [`output::escape`].
-fn init_logging(ui: &Output, global: &cli::GlobalArgs) {
+fn init_logging(ui: &Output, global: &cli::GlobalArgs, env: Option<&environments::Selected>) {
     if ui.verbose == 0 {
         return;
     }
     // The URL the driver will see: the one given (even when it does not parse as a
     // configuration), else the one from .env or the default.
-    let url = global
-        .database_url
-        .clone()
-        .or_else(|| global.database().ok().map(|c| c.secret_url().to_owned()));
-    let mut secrets = url.map(|u| config::secrets_in_url(&u)).unwrap_or_default();
+    let mut urls: Vec<String> = global.database_url.clone();
+    urls.extend(env.map(|e| e.urls.clone()).unwrap_or_default());
+    if urls.is_empty()
+        && let Ok(c) = global.database()
+    {
+        urls.push(c.secret_url().to_owned());
+    }
+    let mut secrets: Vec<String> = urls
+        .iter()
+        .flat_map(|u| config::secrets_in_url(u))
+        .collect();
     if let Ok(pw) = std::env::var("PGPASSWORD")
         && pw.chars().count() >= 3
     {

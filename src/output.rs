@@ -31,6 +31,8 @@ pub struct Output {
     stdout_used: Arc<AtomicBool>,
     /// A fleet run's database: the result goes here instead of stdout.
     sink: Option<Arc<std::sync::Mutex<Vec<u8>>>>,
+    /// A fleet run's progress lines, one per running database (made on first use).
+    lines: Arc<std::sync::OnceLock<indicatif::MultiProgress>>,
 }
 
 /// A command's result: serialized as JSON, or rendered for humans.
@@ -62,7 +64,25 @@ impl Output {
             stdout_closed: Arc::new(AtomicBool::new(false)),
             stdout_used: Arc::new(AtomicBool::new(false)),
             sink: None,
+            lines: Arc::new(std::sync::OnceLock::new()),
         }
+    }
+
+    /// A fleet run's progress line for one running database (`msg`), on a terminal
+    /// without -q; hidden otherwise. Finish it (cleared) when the database is done.
+    pub fn fleet_line(&self, msg: &str) -> ProgressBar {
+        if self.quiet || !self.stderr_tty {
+            return ProgressBar::hidden();
+        }
+        let multi = self.lines.get_or_init(indicatif::MultiProgress::new);
+        let pb = multi.add(ProgressBar::new_spinner());
+        pb.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        pb.set_message(escape(msg, Mode::Value).into_owned());
+        pb.enable_steady_tick(Duration::from_millis(100));
+        pb
     }
 
     /// The output of one database of a fleet run: its result as JSON into the returned

@@ -244,6 +244,7 @@ fn revision(report: &Value, key: &str) -> Option<String> {
 /// The command on one database, its output captured.
 async fn one(cli: &Cli, url: &str, ui: &Output) -> FleetResult {
     let started = Instant::now();
+    let line = ui.fleet_line(&format!("{}: running", crate::config::redact_url(url)));
     let (captured, sink) = ui.captured();
     let result = match database(cli, url) {
         Ok(config) => {
@@ -259,6 +260,7 @@ async fn one(cli: &Cli, url: &str, ui: &Output) -> FleetResult {
         }
         Err(e) => Err(e),
     };
+    line.finish_and_clear();
     let text = sink.lock().map(|b| b.clone()).unwrap_or_default();
     let report: Value = serde_json::from_slice(&text).unwrap_or(Value::Null);
     let (result, exit_code, error) = match result {

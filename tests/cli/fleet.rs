@@ -309,3 +309,49 @@ fn sigterm_mid_fleet_stops_cleanly() {
         );
     }
 }
+
+/// `--database-url` given twice is a fleet of those two.
+#[test]
+fn database_url_twice_is_a_fleet() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = assert_cmd::Command::cargo_bin("ecomind-admin").unwrap();
+    c.current_dir(dir.path()).env_remove("DATABASE_URL").args([
+        "--database-url",
+        "sqlite://one.db?mode=rwc",
+        "--database-url",
+        "sqlite://two.db?mode=rwc",
+        "migrate",
+        "up",
+        "--format",
+        "json",
+    ]);
+    let r = Run::from(c.output().unwrap());
+    r.expect_code(0);
+    let j = r.json();
+    assert_eq!(j["environment"], "--database-url");
+    assert_eq!(j["ok"], 2, "{j}");
+    assert!(dir.path().join("one.db").exists() && dir.path().join("two.db").exists());
+}
+
+/// On a terminal, a line per running database while it runs, then the summary.
+#[test]
+fn a_terminal_shows_a_line_per_running_database() {
+    let lite = SqliteDb::new();
+    let pgs: Vec<PgDb> = (0..2).map(|_| PgDb::new()).collect();
+    for pg in &pgs {
+        pg.run(&["migrate", "up", "--to", V1, "-q"]).expect_code(0);
+    }
+    let blocker = Blocker::lock(&pgs[0], "users");
+    let args = format!(
+        "--database-url {} --database-url {} migrate up --ddl-lock-timeout 60s",
+        pgs[0].url(),
+        pgs[1].url()
+    );
+    let mut tty = Tty::spawn(&lite, &args);
+    tty.expect(&format!("{}: running", pgs[0].name));
+    drop(blocker);
+    tty.expect("2 ok, 0 failed, 0 skipped");
+    let r = tty.finish();
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(!r.stdout.contains(&pgs[0].password()), "{}", r.stdout);
+}
