@@ -121,6 +121,11 @@ pub async fn run(cli: &Cli, env: &Selected, ui: &Output) -> Result<Outcome> {
     let first = canary.unwrap_or(env.urls.len());
     let stopped = run_batch(cli, env, ui, 0..first, parallel, &mut results).await
         || crate::signals::fleet_stop().is_some();
+    if canary.is_some()
+        && matches!(&cli.command, Command::Migrate(MigrateCommand::Up(a)) if !a.dry_run)
+    {
+        verify_canaries(cli, env, &mut results[..first]).await;
+    }
     let canary_failed = canary.is_some() && results.iter().flatten().any(|r| r.result != "ok");
     if !stopped && !canary_failed {
         run_batch(cli, env, ui, first..env.urls.len(), parallel, &mut results).await;
@@ -193,6 +198,41 @@ fn line(ui: &Output, value: &impl Serialize) -> Result<()> {
         .map_err(|e| Error::internal(format!("cannot serialize a result: {e}")))?;
     text.push('\n');
     ui.write_stdout(text.as_bytes())
+}
+
+/// After `migrate up` on the canaries: each must also pass verify-schema, or the rest
+/// of the fleet does not start (the canary is marked failed, exit 1).
+async fn verify_canaries(cli: &Cli, env: &Selected, canaries: &mut [Option<FleetResult>]) {
+    for (i, slot) in canaries.iter_mut().enumerate() {
+        let Some(r) = slot.as_mut().filter(|r| r.result == "ok") else {
+            continue;
+        };
+        let verdict = async {
+            let config = database(cli, &env.urls[i])?;
+            let timeout = cli
+                .global
+                .connect_timeout
+                .unwrap_or(std::time::Duration::from_secs(10));
+            let silent = crate::progress::Silent;
+            let db =
+                crate::db::connect(&config, timeout, &silent, crate::db::Open::Existing).await?;
+            let checked = crate::schema::check::check(&db, None, false).await;
+            db.conn.close().await.ok();
+            checked.map(|(_, report)| (report.failed(), report.findings.len()))
+        }
+        .await;
+        let failure = match verdict {
+            Ok((false, _)) => continue,
+            Ok((true, n)) => (1, format!("verify-schema after migrate up: {n} findings")),
+            Err(e) => (
+                e.code(),
+                format!("verify-schema after migrate up: {}", e.message()),
+            ),
+        };
+        r.result = "failed";
+        r.exit_code = Some(failure.0);
+        r.error = Some(failure.1);
+    }
 }
 
 /// Cancel the running statements of ours on each of `running` (PostgreSQL; SQLite

@@ -355,3 +355,40 @@ fn a_terminal_shows_a_line_per_running_database() {
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(!r.stdout.contains(&pgs[0].password()), "{}", r.stdout);
 }
+
+/// `migrate up --canary 1`: the canary migrates, but fails verify-schema afterwards (it
+/// had drifted): the rest of the fleet does not start.
+#[test]
+fn a_canary_that_does_not_verify_stops_the_fleet() {
+    let dir = tempfile::tempdir().unwrap();
+    let pgs: Vec<PgDb> = (0..3).map(|_| PgDb::new()).collect();
+    for pg in &pgs {
+        pg.run(&["migrate", "up", "--to", V1, "-q"]).expect_code(0);
+    }
+    pgs[0].psql("DROP INDEX ix_audit_logs_ts");
+    fleet_file(
+        dir.path(),
+        &pgs.iter().map(PgDb::url).collect::<Vec<_>>(),
+        4,
+    );
+    let r = fleet(
+        dir.path(),
+        &["migrate", "up", "--canary", "1", "--format", "json"],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let j = r.json();
+    assert_eq!(j["skipped"], 2, "{j}");
+    let canary = &j["databases"][0];
+    assert_eq!(canary["result"], "failed", "{canary}");
+    assert!(
+        canary["error"]
+            .as_str()
+            .unwrap()
+            .contains("verify-schema after migrate up"),
+        "{canary}"
+    );
+    assert_eq!(pgs[0].versions(), all_versions(), "the canary ran");
+    for pg in &pgs[1..] {
+        assert_eq!(pg.versions(), vec![V1], "{} was touched", pg.name);
+    }
+}
