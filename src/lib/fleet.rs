@@ -109,6 +109,12 @@ pub async fn run(cli: &Cli, env: &Selected, ui: &Output) -> Result<Outcome> {
             "fleet runs: migrate, verify-schema, audit, doctor, baseline, upgrade; pick one database with --database-url",
         ));
     }
+    if ui.format == crate::cli::Format::Csv {
+        return Err(Error::usage(
+            "--format csv is for one database; a fleet run writes a table, json or jsonl",
+            "use --format jsonl, or pick one database with --database-url",
+        ));
+    }
     crate::signals::install_fleet();
     let parallel = cli
         .global

@@ -169,9 +169,19 @@ fn canary_and_fail_fast_stop_the_rest() {
     for pg in &pgs {
         assert_eq!(pg.versions(), all_versions());
     }
-    // A command that runs on one database only is refused for a fleet.
+    // A command that runs on one database only is refused for a fleet, and so is CSV.
     let r = fleet(dir.path(), &["users", "list"]);
     r.expect_clean_error(2);
+    let r = fleet(
+        dir.path(),
+        &["audit", "suspicious-accounts", "--format", "csv"],
+    );
+    r.expect_clean_error(2);
+    assert!(
+        r.stderr.contains("--format csv is for one database"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// `migrate status` on a fleet: a database behind this build's head makes it exit 1,
