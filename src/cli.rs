@@ -93,3 +93,30 @@ mod tests {
         Cli::command().debug_assert();
     }
 }
+
+impl Command {
+    /// The command's name as JSON documents carry it (`"command": "migrate up"`).
+    pub fn name(&self) -> &'static str {
+        use commands::migrate::MigrateCommand;
+        use commands::users::UsersCommand;
+        match self {
+            Command::Migrate(MigrateCommand::Up(_)) => "migrate up",
+            Command::Migrate(MigrateCommand::Down(_)) => "migrate down",
+            Command::Migrate(MigrateCommand::Current(_)) => "migrate current",
+            Command::Migrate(MigrateCommand::Status) => "migrate status",
+            Command::Baseline(_) => "baseline",
+            Command::CreateOrg(_) => "create-org",
+            Command::CreateAdmin(_) => "create-admin",
+            Command::Users(UsersCommand::List(_)) => "users list",
+            Command::Users(UsersCommand::SetRole(_)) => "users set-role",
+            Command::Users(UsersCommand::ResetPassword(_)) => "users reset-password",
+            Command::Orgs(_) => "orgs list",
+            Command::Audit(_) => "audit suspicious-accounts",
+            Command::VerifySchema(_) => "verify-schema",
+            Command::Doctor(_) => "doctor",
+            Command::Upgrade(_) => "upgrade",
+            Command::Man => "man",
+            Command::Completions(_) => "completions",
+        }
+    }
+}

@@ -39,7 +39,7 @@ pub async fn run(mut cli: Cli) -> Result<Outcome> {
     if std::env::var_os("ECOMIND_TEST_PANIC").is_some() {
         panic!("ECOMIND_TEST_PANIC is set");
     }
-    let ui = Output::new(&cli.global);
+    let ui = Output::new(&cli.global).with_command(cli.command.name());
     if ui.format == cli::Format::Csv
         && !matches!(
             cli.command,

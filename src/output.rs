@@ -33,7 +33,13 @@ pub struct Output {
     sink: Option<Arc<std::sync::Mutex<Vec<u8>>>>,
     /// A fleet run's progress lines, one per running database (made on first use).
     lines: Arc<std::sync::OnceLock<indicatif::MultiProgress>>,
+    /// The command, as every JSON document names it.
+    command: &'static str,
 }
+
+/// The version of the JSON documents' shapes: additions keep it; a removal or a change
+/// of meaning bumps it.
+pub const FORMAT_VERSION: &str = "1";
 
 /// A command's result: serialized as JSON, or rendered for humans.
 pub trait Report: Serialize {
@@ -65,7 +71,24 @@ impl Output {
             stdout_used: Arc::new(AtomicBool::new(false)),
             sink: None,
             lines: Arc::new(std::sync::OnceLock::new()),
+            command: "",
         }
+    }
+
+    /// The command every JSON document names.
+    pub fn with_command(mut self, command: &'static str) -> Self {
+        self.command = command;
+        self
+    }
+
+    /// A JSON document with `format_version` and `command` (an object; anything else
+    /// is returned as it is).
+    pub fn envelope(&self, mut doc: serde_json::Value) -> serde_json::Value {
+        if let Some(map) = doc.as_object_mut() {
+            map.shift_insert(0, "format_version".into(), FORMAT_VERSION.into());
+            map.shift_insert(1, "command".into(), self.command.into());
+        }
+        doc
     }
 
     /// A fleet run's progress line for one running database (`msg`), on a terminal
@@ -184,15 +207,16 @@ impl Output {
     /// the human form through [`escape`] (our own colors kept when colors are on).
     pub fn emit<R: Report>(&self, report: &R) -> Result<()> {
         let text = match self.format {
-            Format::Json | Format::Csv => {
-                let mut s = serde_json::to_string_pretty(report)
+            Format::Json | Format::Csv | Format::Jsonl => {
+                let doc = serde_json::to_value(report)
                     .map_err(|e| Error::internal(format!("cannot serialize the report: {e}")))?;
-                s.push('\n');
-                s
-            }
-            Format::Jsonl => {
-                let mut s = serde_json::to_string(report)
-                    .map_err(|e| Error::internal(format!("cannot serialize the report: {e}")))?;
+                let doc = self.envelope(doc);
+                let mut s = if self.format == Format::Jsonl {
+                    serde_json::to_string(&doc)
+                } else {
+                    serde_json::to_string_pretty(&doc)
+                }
+                .map_err(|e| Error::internal(format!("cannot serialize the report: {e}")))?;
                 s.push('\n');
                 s
             }
@@ -257,14 +281,14 @@ impl Output {
         {
             return;
         }
-        let doc = serde_json::json!({
+        let doc = self.envelope(serde_json::json!({
             "error": {
                 "kind": err.kind.name(),
                 "message": err.message(),
                 "hint": err.hint(),
                 "exit_code": err.code(),
             }
-        });
+        }));
         let mut text = if self.format == Format::Jsonl {
             serde_json::to_string(&doc).unwrap_or_default()
         } else {
@@ -554,9 +578,13 @@ impl<'a> RowStream<'a> {
         }
         self.opened = true;
         match self.ui.format {
-            Format::Json => self
-                .ui
-                .write_stdout(format!("{{\n  \"{}\": [", self.key).as_bytes()),
+            Format::Json => self.ui.write_stdout(
+                format!(
+                    "{{\n  \"format_version\": \"{FORMAT_VERSION}\",\n  \"command\": \"{}\",\n  \"{}\": [",
+                    self.ui.command, self.key
+                )
+                .as_bytes(),
+            ),
             Format::Csv => self
                 .ui
                 .write_stdout(&csv_record(self.header.iter().copied())?),

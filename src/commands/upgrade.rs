@@ -225,7 +225,7 @@ fn finish(
         };
     }
     if let Some(path) = &args.report {
-        write_report(path, &report)?;
+        write_report(path, &report, ui)?;
     }
     // Nothing ran (a refused pre-flight before any step): only the error.
     if !report.steps.is_empty() {
@@ -278,8 +278,10 @@ fn finish(
     Err(err)
 }
 
-fn write_report(path: &std::path::Path, report: &UpgradeReport) -> Result<()> {
-    let text = serde_json::to_string_pretty(report)
+fn write_report(path: &std::path::Path, report: &UpgradeReport, ui: &Output) -> Result<()> {
+    let doc = serde_json::to_value(report)
+        .map_err(|e| Error::internal(format!("serializing the report: {e}")))?;
+    let text = serde_json::to_string_pretty(&ui.envelope(doc))
         .map_err(|e| Error::internal(format!("serializing the report: {e}")))?;
     std::fs::write(path, text + "\n").map_err(|e| {
         Error::new(

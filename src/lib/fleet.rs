@@ -411,13 +411,13 @@ fn finish(
         }
         line(
             ui,
-            &serde_json::json!({"summary": {
+            &ui.envelope(serde_json::json!({"summary": {
                 "environment": report.environment,
                 "ok": report.ok,
                 "failed": report.failed,
                 "skipped": report.skipped,
                 "exit_code": report.exit_code,
-            }}),
+            }})),
         )?;
     } else {
         ui.emit(&report)?;
