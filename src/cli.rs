@@ -83,17 +83,6 @@ pub enum Command {
     Completions(CompletionsArgs),
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_debug_assert() {
-        Cli::command().debug_assert();
-    }
-}
-
 impl Command {
     /// The command's name as JSON documents carry it (`"command": "migrate up"`).
     pub fn name(&self) -> &'static str {
@@ -118,5 +107,16 @@ impl Command {
             Command::Man => "man",
             Command::Completions(_) => "completions",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_debug_assert() {
+        Cli::command().debug_assert();
     }
 }
