@@ -50,6 +50,14 @@ impl DatabaseConfig {
         Ok(config)
     }
 
+    /// A URL of the selected environment (or of a fleet), with `--schema` / the
+    /// environment's `schema`.
+    pub fn from_environment(url: &str, schema: Option<&str>) -> Result<Self, Error> {
+        let mut config = Self::parse(url, UrlSource::Environment)?;
+        config.apply_schema(schema)?;
+        Ok(config)
+    }
+
     /// `--schema` (or the environment's `schema`), when given.
     pub fn apply_schema(&mut self, schema: Option<&str>) -> Result<(), Error> {
         let config = self;

@@ -73,7 +73,15 @@ pub struct GlobalArgs {
     pub verbose: u8,
 }
 
+/// How long to retry a refused connection when neither a flag nor the environment says.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl GlobalArgs {
+    /// `--connect-timeout`, else the environment's (filled in by `lib`), else 10 s.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)
+    }
+
     /// The database these flags name.
     pub fn database(&self) -> Result<crate::config::DatabaseConfig, crate::error::Error> {
         crate::config::DatabaseConfig::from_flags(

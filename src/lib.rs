@@ -161,10 +161,7 @@ fn context(cli: &Cli, env: Option<&environments::Selected>, ui: &Output) -> Resu
     Ok(commands::Ctx {
         ui: ui.clone(),
         config,
-        connect_timeout: cli
-            .global
-            .connect_timeout
-            .unwrap_or(std::time::Duration::from_secs(10)),
+        connect_timeout: cli.global.connect_timeout(),
     })
 }
 
@@ -185,19 +182,8 @@ fn database(
         ));
         return cli.global.database();
     }
-    if env.urls.len() > 1 {
-        return Err(error::Error::usage(
-            format!(
-                "environment '{}' names {} databases: running a command across a fleet is not supported yet",
-                text::shown(&env.name),
-                env.urls.len()
-            ),
-            "select an environment with one database",
-        ));
-    }
-    let mut config = config::DatabaseConfig::parse(&env.urls[0], config::UrlSource::Environment)?;
-    config.apply_schema(cli.global.schema.as_deref())?;
-    Ok(config)
+    // Several databases never reach here: `dispatch` runs them as a fleet.
+    config::DatabaseConfig::from_environment(&env.urls[0], cli.global.schema.as_deref())
 }
 
 /// What a command does to the database, for the line a signal prints (None: it does

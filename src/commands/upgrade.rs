@@ -710,6 +710,7 @@ impl Upgrade<'_> {
 
     async fn verify(&mut self) -> Result<((), StepStatus, String)> {
         let (state, check) = crate::schema::check::check(self.db, None, false).await?;
+        self.report.to = version(state.current());
         let at = version_label(&version(state.current()));
         if check.failed() && self.args.allow_drift {
             let detail = format!(
@@ -732,11 +733,8 @@ impl Upgrade<'_> {
     }
 
     async fn audit(&mut self) -> Result<(Outcome, StepStatus, String)> {
-        if migrations::snapshot_state(self.db)
-            .await?
-            .current()
-            .is_none()
-        {
+        // Where the database is now (the verify step read it last).
+        if self.report.to.is_none() {
             return Ok((Outcome::Success, StepStatus::Skipped, "no schema".into()));
         }
         let params = Params {

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::cli::{Cli, Command};
 use crate::commands::{self, migrate::MigrateCommand};
-use crate::config::{DatabaseConfig, UrlSource};
+use crate::config::DatabaseConfig;
 use crate::environments::Selected;
 use crate::error::{Error, Kind, Outcome, Result};
 use crate::output::{Output, Report, shown};
@@ -215,10 +215,7 @@ async fn verify_canaries(cli: &Cli, env: &Selected, canaries: &mut [Option<Fleet
         };
         let verdict = async {
             let config = database(cli, &env.urls[i])?;
-            let timeout = cli
-                .global
-                .connect_timeout
-                .unwrap_or(std::time::Duration::from_secs(10));
+            let timeout = cli.global.connect_timeout();
             let silent = crate::progress::Silent;
             let db =
                 crate::db::connect(&config, timeout, &silent, crate::db::Open::Existing).await?;
@@ -297,10 +294,7 @@ async fn one(cli: &Cli, url: &str, ui: &Output) -> FleetResult {
             let ctx = commands::Ctx {
                 ui: captured,
                 config,
-                connect_timeout: cli
-                    .global
-                    .connect_timeout
-                    .unwrap_or(std::time::Duration::from_secs(10)),
+                connect_timeout: cli.global.connect_timeout(),
             };
             crate::run_command(&cli.command, &ctx).await
         }
@@ -327,9 +321,7 @@ async fn one(cli: &Cli, url: &str, ui: &Output) -> FleetResult {
 }
 
 fn database(cli: &Cli, url: &str) -> Result<DatabaseConfig> {
-    let mut config = DatabaseConfig::parse(url, UrlSource::Environment)?;
-    config.apply_schema(cli.global.schema.as_deref())?;
-    Ok(config)
+    DatabaseConfig::from_environment(url, cli.global.schema.as_deref())
 }
 
 /// The version a `migrate status` or `migrate current` report says the database is at.

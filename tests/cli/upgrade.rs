@@ -33,6 +33,15 @@ fn step<'a>(j: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no step {name}: {j}"))
 }
 
+/// The restore command: a line of its own on stderr, starting with `prefix`.
+fn restore_line(r: &Run, prefix: &str) -> String {
+    r.stderr
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no restore line: {}", r.stderr))
+        .to_owned()
+}
+
 fn upgrade(db: &AnyDb, extra: &[&str]) -> Run {
     let mut args = vec!["upgrade", "--format", "json"];
     args.extend_from_slice(extra);
@@ -210,12 +219,7 @@ fn a_failing_migration_stops_with_a_restore_command_that_works() {
         r.stderr
     );
     // The restore command is a line of its own, runnable as printed, without the password.
-    let cmd = r
-        .stderr
-        .lines()
-        .find(|l| l.starts_with("pg_restore "))
-        .unwrap_or_else(|| panic!("no restore line: {}", r.stderr))
-        .to_owned();
+    let cmd = restore_line(&r, "pg_restore ");
     assert!(!cmd.contains(&pg.password()), "{cmd}");
     assert_eq!(j["restore_command"], cmd.as_str());
     // Someone writes after the failure; the restore brings back the database as before.
@@ -279,12 +283,7 @@ fn sqlite_restore_command_puts_the_copy_back() {
         upgrade(&db, &["--yes", "--lock-wait", "500ms"])
     };
     r.expect_code(4);
-    let cmd = r
-        .stderr
-        .lines()
-        .find(|l| l.starts_with("cp -- "))
-        .unwrap_or_else(|| panic!("no restore line: {}", r.stderr))
-        .to_owned();
+    let cmd = restore_line(&r, "cp -- ");
     db.query("INSERT INTO orgs (id, name) VALUES ('org_later', 'Later')");
     let out = std::process::Command::new("sh")
         .arg("-c")
