@@ -333,9 +333,9 @@ fn reset_password_prompts_twice_on_a_terminal() {
     let db = any.as_lite();
     let mut tty = Tty::spawn(db, "users reset-password ops@a.test --bcrypt-cost 4");
     tty.expect("Password for ops@a.test");
-    tty.type_line(NEW_PW);
+    tty.type_secret(NEW_PW);
     tty.expect("Repeat the password");
-    tty.type_line(NEW_PW);
+    tty.type_secret(NEW_PW);
     tty.finish_secret(NEW_PW);
     let hash = db.query("SELECT password_hash FROM users WHERE email = 'ops@a.test'");
     assert!(bcrypt::verify(NEW_PW, &hash).unwrap());

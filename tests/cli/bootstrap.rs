@@ -428,14 +428,14 @@ fn the_prompt_asks_again_on_a_mismatch() {
     );
     // A mismatched confirmation, then a matching pair.
     tty.expect("Password for tty@acme.example.com");
-    tty.type_line(PW);
+    tty.type_secret(PW);
     tty.expect("Repeat the password");
-    tty.type_line("something else entirely");
+    tty.type_secret("something else entirely");
     tty.expect("do not match");
     tty.expect("Password for tty@acme.example.com");
-    tty.type_line(PW);
+    tty.type_secret(PW);
     tty.expect("Repeat the password");
-    tty.type_line(PW);
+    tty.type_secret(PW);
     let r = tty.finish_secret(PW);
     assert!(r.stdout.contains("do not match"), "{}", r.stdout);
     let hash = db.query("SELECT password_hash FROM users WHERE email = 'tty@acme.example.com'");

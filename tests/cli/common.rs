@@ -720,8 +720,13 @@ pub struct Tty {
 
 impl Tty {
     pub fn spawn(db: &SqliteDb, args: &str) -> Tty {
-        let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("ecomind-admin"));
-        cmd.args(args.split_whitespace())
+        // expectrl starts the child with echo off; a person's terminal has it on, and
+        // a password prompt must turn it off (type_secret waits for that). `stty echo`
+        // runs before the binary starts, so nothing races it.
+        let mut cmd = StdCommand::new("sh");
+        cmd.args(["-c", "stty echo && exec \"$0\" \"$@\""])
+            .arg(assert_cmd::cargo::cargo_bin("ecomind-admin"))
+            .args(args.split_whitespace())
             .current_dir(db.dir.path())
             .env("DATABASE_URL", db.url())
             .env("NO_COLOR", "1");
@@ -753,6 +758,23 @@ impl Tty {
         self.session.send_line(line).unwrap();
     }
 
+    /// Type a secret at a password prompt. The prompt turns echo off with TCSAFLUSH,
+    /// which discards whatever was typed before: wait until echo is off (as a person
+    /// would wait for the prompt to be ready), then type.
+    #[track_caller]
+    pub fn type_secret(&mut self, line: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while self.session.get_process().get_echo().unwrap() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "echo never turned off; the terminal showed:\n{}",
+                self.seen
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        self.type_line(line);
+    }
+
     /// Read to the end of a run that read the password `pw` at a prompt: it must exit 0
     /// and never show the password.
     #[track_caller]
@@ -772,9 +794,16 @@ impl Tty {
     pub fn finish(mut self) -> Run {
         use expectrl::Expect;
         use expectrl::process::unix::WaitStatus;
-        if let Ok(rest) = self.session.expect(expectrl::Eof) {
-            self.seen
-                .push_str(&String::from_utf8_lossy(rest.as_bytes()));
+        match self.session.expect(expectrl::Eof) {
+            Ok(rest) => self
+                .seen
+                .push_str(&String::from_utf8_lossy(rest.as_bytes())),
+            // Still running after the expect timeout: stop it (the session's drop
+            // kills it) and fail, rather than wait forever.
+            Err(e) => panic!(
+                "the run did not end: {e}; the terminal showed:\n{}",
+                self.seen
+            ),
         }
         let code = match self.session.get_process().wait().unwrap() {
             WaitStatus::Exited(_, code) => code,
