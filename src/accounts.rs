@@ -169,7 +169,7 @@ pub struct UserFilter {
 
 /// One user as `users list` shows it: never the hash, only whether one is set (None:
 /// the database is at revision 001, with no password_hash column).
-#[derive(Debug, Clone, sea_orm::FromQueryResult, serde::Serialize)]
+#[derive(Debug, Clone, sea_orm::FromQueryResult, serde::Serialize, schemars::JsonSchema)]
 pub struct UserListing {
     pub id: String,
     pub org_id: String,
@@ -177,17 +177,19 @@ pub struct UserListing {
     pub name: Option<String>,
     pub role: Option<String>,
     #[serde(serialize_with = "iso_opt")]
+    #[schemars(with = "Option<String>")]
     pub created_at: Option<chrono::NaiveDateTime>,
     pub has_password: Option<bool>,
 }
 
 /// One organization as `orgs list` shows it, with its number of users.
-#[derive(Debug, Clone, sea_orm::FromQueryResult, serde::Serialize)]
+#[derive(Debug, Clone, sea_orm::FromQueryResult, serde::Serialize, schemars::JsonSchema)]
 pub struct OrgListing {
     pub id: String,
     pub name: String,
     pub plan: Option<String>,
     #[serde(serialize_with = "iso_opt")]
+    #[schemars(with = "Option<String>")]
     pub created_at: Option<chrono::NaiveDateTime>,
     pub users: i64,
 }
@@ -318,7 +320,7 @@ pub async fn each_org(
 }
 
 /// What `users set-role` changed (or, with `dry_run`, would change).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct RoleChange {
     pub user_id: String,
     pub org_id: String,
@@ -601,7 +603,7 @@ fn check_reason(reason: &str) -> Result<()> {
 }
 
 /// What `users reset-password` changed.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct PasswordReset {
     pub user_id: String,
     pub org_id: String,

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 
 /// A backup that was taken (or reused) and checked.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, serde::Deserialize, PartialEq)]
 pub struct Backup {
     pub path: PathBuf,
     pub bytes: u64,
@@ -486,7 +486,7 @@ pub async fn fingerprint(db: &Db, versions: &str) -> Result<String> {
 
 /// The record of the last backup of one database in a backup directory, so that a
 /// rerun after a failure reuses it when the database has not changed since.
-#[derive(Debug, Serialize, serde::Deserialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema, serde::Deserialize)]
 pub struct Ledger {
     pub database: String,
     pub fingerprint: String,

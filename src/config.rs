@@ -13,7 +13,7 @@ pub use crate::redact::{redact_known, redact_text, redact_url, secrets_in_url};
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://ecomind.db?mode=rwc";
 
 /// Where the database URL came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UrlSource {
     /// `--database-url` or the `DATABASE_URL` environment variable (clap cannot tell them apart

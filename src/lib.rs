@@ -24,6 +24,8 @@ pub mod schema;
 pub mod signals;
 pub mod text;
 
+#[path = "lib/contracts.rs"]
+pub mod contracts;
 #[path = "lib/fleet.rs"]
 mod fleet;
 

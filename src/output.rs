@@ -29,6 +29,9 @@ pub struct Output {
     stdout_closed: Arc<AtomicBool>,
     /// Something of the result was written to stdout.
     stdout_used: Arc<AtomicBool>,
+    /// JSON Lines: the closing line (`summary` or `result`) was written; a failure
+    /// after it adds no error line (the closing line carries the exit code or status).
+    stream_closed: Arc<AtomicBool>,
     /// A fleet run's database: the result goes here instead of stdout.
     sink: Option<Arc<std::sync::Mutex<Vec<u8>>>>,
     /// A fleet run's progress lines, one per running database (made on first use).
@@ -40,6 +43,31 @@ pub struct Output {
 /// The version of the JSON documents' shapes: additions keep it; a removal or a change
 /// of meaning bumps it.
 pub const FORMAT_VERSION: &str = "1";
+
+/// A failure in `--format json` / `jsonl`: `{"error": {...}}`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct ErrorDocument {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct ErrorBody {
+    /// `check_failed`, `usage`, `connection`, `refused`, `database`, `output`,
+    /// `internal`, `interrupted`, `terminated` (README "Exit codes").
+    pub kind: &'static str,
+    /// The error line's message (as on stderr, after `error: `).
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+    /// The process's exit code.
+    pub exit_code: u8,
+}
+
+/// The last line of a streamed list in `--format jsonl`: how many item lines came.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct ListSummary {
+    pub count: usize,
+}
 
 /// A command's result: serialized as JSON, or rendered for humans.
 pub trait Report: Serialize {
@@ -69,6 +97,7 @@ impl Output {
             stdin_tty: std::io::stdin().is_terminal(),
             stdout_closed: Arc::new(AtomicBool::new(false)),
             stdout_used: Arc::new(AtomicBool::new(false)),
+            stream_closed: Arc::new(AtomicBool::new(false)),
             sink: None,
             lines: Arc::new(std::sync::OnceLock::new()),
             command: "",
@@ -83,12 +112,39 @@ impl Output {
 
     /// A JSON document with `format_version` and `command` (an object; anything else
     /// is returned as it is).
-    pub fn envelope(&self, mut doc: serde_json::Value) -> serde_json::Value {
+    pub fn envelope(&self, doc: serde_json::Value) -> serde_json::Value {
+        self.envelope_line(doc, None)
+    }
+
+    /// [`Output::envelope`], and in JSON Lines the line's `type` (`result`, `error`,
+    /// `summary`, or the item of a streamed list: `finding`, `user`, `database`, ...).
+    fn envelope_line(
+        &self,
+        mut doc: serde_json::Value,
+        line_type: Option<&str>,
+    ) -> serde_json::Value {
         if let Some(map) = doc.as_object_mut() {
             map.shift_insert(0, "format_version".into(), FORMAT_VERSION.into());
             map.shift_insert(1, "command".into(), self.command.into());
+            if let Some(t) = line_type {
+                map.shift_insert(2, "type".into(), t.into());
+            }
         }
         doc
+    }
+
+    /// One JSON Lines document on stdout: `value` with `format_version`, `command`
+    /// and `type`.
+    pub fn line(&self, line_type: &str, value: &impl Serialize) -> Result<()> {
+        let doc = serde_json::to_value(value)
+            .map_err(|e| Error::internal(format!("cannot serialize a line: {e}")))?;
+        let mut text = serde_json::to_string(&self.envelope_line(doc, Some(line_type)))
+            .map_err(|e| Error::internal(format!("cannot serialize a line: {e}")))?;
+        text.push('\n');
+        if matches!(line_type, "summary" | "result") {
+            self.stream_closed.store(true, Ordering::Relaxed);
+        }
+        self.write_stdout(text.as_bytes())
     }
 
     /// A fleet run's progress line for one running database (`msg`), on a terminal
@@ -118,6 +174,7 @@ impl Output {
         ui.stdin_tty = false;
         ui.stdout_closed = Arc::new(AtomicBool::new(false));
         ui.stdout_used = Arc::new(AtomicBool::new(false));
+        ui.stream_closed = Arc::new(AtomicBool::new(false));
         ui.sink = Some(sink.clone());
         (ui, sink)
     }
@@ -210,11 +267,11 @@ impl Output {
             Format::Json | Format::Csv | Format::Jsonl => {
                 let doc = serde_json::to_value(report)
                     .map_err(|e| Error::internal(format!("cannot serialize the report: {e}")))?;
-                let doc = self.envelope(doc);
                 let mut s = if self.format == Format::Jsonl {
-                    serde_json::to_string(&doc)
+                    self.stream_closed.store(true, Ordering::Relaxed);
+                    serde_json::to_string(&self.envelope_line(doc, Some("result")))
                 } else {
-                    serde_json::to_string_pretty(&doc)
+                    serde_json::to_string_pretty(&self.envelope(doc))
                 }
                 .map_err(|e| Error::internal(format!("cannot serialize the report: {e}")))?;
                 s.push('\n');
@@ -274,28 +331,30 @@ impl Output {
 
     /// In `--format json`, a failure that printed no result prints a JSON document
     /// saying why on stdout (the error line still goes to stderr): `{"error": {kind,
-    /// message, hint, exit_code}}`, so a pipeline reading stdout always gets JSON.
+    /// message, hint, exit_code}}`, so a pipeline reading stdout always gets JSON. In
+    /// `--format jsonl` the failure is a line (`type: "error"`), even after item lines
+    /// (a stream without its summary line is incomplete, and this line says why), but
+    /// not after the closing `summary` or `result` line, which says it already.
     pub fn emit_error(&self, err: &Error) {
-        if !matches!(self.format, Format::Json | Format::Jsonl)
-            || self.stdout_used.load(Ordering::Relaxed)
-        {
-            return;
-        }
-        let doc = self.envelope(serde_json::json!({
-            "error": {
-                "kind": err.kind.name(),
-                "message": err.message(),
-                "hint": err.hint(),
-                "exit_code": err.code(),
-            }
-        }));
-        let mut text = if self.format == Format::Jsonl {
-            serde_json::to_string(&doc).unwrap_or_default()
-        } else {
-            serde_json::to_string_pretty(&doc).unwrap_or_default()
+        let doc = ErrorDocument {
+            error: ErrorBody {
+                kind: err.kind.name(),
+                message: err.message().to_owned(),
+                hint: err.hint().map(str::to_owned),
+                exit_code: err.code(),
+            },
         };
-        text.push('\n');
-        let _ = self.write_stdout(text.as_bytes());
+        match self.format {
+            Format::Jsonl if !self.stream_closed.load(Ordering::Relaxed) => {
+                let _ = self.line("error", &doc);
+            }
+            Format::Json if !self.stdout_used.load(Ordering::Relaxed) => {
+                let value = serde_json::to_value(&doc).unwrap_or_default();
+                let text = serde_json::to_string_pretty(&self.envelope(value)).unwrap_or_default();
+                let _ = self.write_stdout(format!("{text}\n").as_bytes());
+            }
+            _ => {}
+        }
     }
 
     /// The confirmation rule of destructive commands: `--yes` proceeds; without a
@@ -548,6 +607,8 @@ pub fn or_dash<T: std::fmt::Display>(v: Option<T>) -> String {
 pub struct RowStream<'a> {
     ui: &'a Output,
     key: String,
+    /// A JSON Lines row's `type` (`user`, `org`).
+    item: &'static str,
     header: &'a [&'a str],
     count: usize,
     page: Option<SafeTable>,
@@ -561,10 +622,17 @@ impl<'a> RowStream<'a> {
     /// Rows per table in the human format (memory stays flat).
     pub const PAGE: usize = 1000;
 
-    pub fn start(ui: &'a Output, key: &str, header: &'a [&'a str]) -> Result<Self> {
+    /// `key`: the list's key in the JSON document; `item`: a JSON Lines row's `type`.
+    pub fn start(
+        ui: &'a Output,
+        key: &str,
+        item: &'static str,
+        header: &'a [&'a str],
+    ) -> Result<Self> {
         Ok(Self {
             ui,
             key: key.to_owned(),
+            item,
             header,
             count: 0,
             page: None,
@@ -606,11 +674,7 @@ impl<'a> RowStream<'a> {
                 let sep = if self.count == 0 { "\n    " } else { ",\n    " };
                 self.ui.write_stdout(format!("{sep}{obj}").as_bytes())?;
             }
-            Format::Jsonl => {
-                let obj = serde_json::to_string(json)
-                    .map_err(|e| Error::internal(format!("cannot serialize a row: {e}")))?;
-                self.ui.write_stdout(format!("{obj}\n").as_bytes())?;
-            }
+            Format::Jsonl => self.ui.line(self.item, json)?,
             Format::Csv => {
                 let line = csv_record(cells.iter().map(|c| csv_cell(c)))?;
                 self.ui.write_stdout(&line)?;
@@ -644,7 +708,10 @@ impl<'a> RowStream<'a> {
                     format!("{close},\n  \"count\": {}\n}}\n", self.count).as_bytes(),
                 )?;
             }
-            Format::Csv | Format::Jsonl => {}
+            Format::Jsonl => self
+                .ui
+                .line("summary", &ListSummary { count: self.count })?,
+            Format::Csv => {}
             Format::Table => {
                 if self.count == 0 {
                     self.page = Some(self.ui.table(self.header));

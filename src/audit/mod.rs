@@ -21,7 +21,7 @@ use rules::{Params, Rule};
 
 /// How much an audit finding matters (JSON `severity`: `info`, `warning`, `critical`);
 /// the schema check's scale is `schema::Severity` (error, warning), a different domain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Risk {
     Info,
@@ -30,7 +30,7 @@ pub enum Risk {
 }
 
 /// One finding: who, what, and the facts that triggered it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Finding {
     pub severity: Risk,
     pub rule: Rule,
@@ -47,27 +47,44 @@ pub struct Finding {
     pub evidence: Value,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct RuleCount {
     pub rule: Rule,
     pub findings: usize,
 }
 
 /// A rule that did not run, and why (the database's revision lacks what it reads).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Skipped {
     pub rule: Rule,
     pub reason: String,
 }
 
-/// What one audit run found.
-#[derive(Debug)]
-pub struct Collected {
-    pub findings: Vec<Finding>,
+/// What one audit run counted.
+#[derive(Debug, Default)]
+pub struct Tally {
     pub by_rule: Vec<RuleCount>,
     pub unparseable_rows: i64,
     pub skipped: Vec<Skipped>,
+    /// The findings per [`Risk`]: info, warning, critical.
+    pub per_risk: [usize; 3],
 }
+
+impl Tally {
+    pub fn count(&self, risk: Risk) -> usize {
+        self.per_risk[risk as usize]
+    }
+
+    /// The highest severity found, if any.
+    pub fn worst(&self) -> Option<Risk> {
+        [Risk::Critical, Risk::Warning, Risk::Info]
+            .into_iter()
+            .find(|r| self.count(*r) > 0)
+    }
+}
+
+/// Where findings go as they are produced.
+pub type Sink<'a> = dyn FnMut(Finding) -> Result<()> + 'a;
 
 /// The hashes of the email keys ([`records::email_key`]) that two or more users share.
 async fn shared_address_hashes(
@@ -99,16 +116,39 @@ async fn shared_address_hashes(
 }
 
 /// Run `selected` rules in one read-only snapshot: the findings (sorted by severity,
-/// then time), the count per rule, the unparseable rows, and the rules skipped because
-/// the database's revision lacks what they read. An unknown `--org` is refused (exit 4).
-/// Shared with `doctor`.
+/// then time) and the counts: per rule, per severity, the unparseable rows, and the
+/// rules skipped because the database's revision lacks what they read. An unknown
+/// `--org` is refused (exit 4).
 pub async fn collect(
     db: &db::Db,
     params: &Params,
     selected: &[Rule],
     ui: &dyn Progress,
-) -> Result<Collected> {
-    let mut collected = db::read_in(db.snapshot().await?, async |txn| {
+) -> Result<(Vec<Finding>, Tally)> {
+    let mut findings = Vec::new();
+    let tally = stream(db, params, selected, ui, &mut |f| {
+        findings.push(f);
+        Ok(())
+    })
+    .await?;
+    // Risk first (critical first), then time; within both, the rules' order (stable).
+    findings.sort_by_key(|f| Rule::ALL.iter().position(|r| *r == f.rule));
+    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.at.cmp(&b.at)));
+    Ok((findings, tally))
+}
+
+/// [`collect`] without keeping the findings: each goes to `sink` as it is produced
+/// (the one pass over audit_logs first, then the rules that read only `users`), so
+/// memory stays flat whatever their number. Shared with `doctor` and `upgrade`, which
+/// need only the counts.
+pub async fn stream(
+    db: &db::Db,
+    params: &Params,
+    selected: &[Rule],
+    ui: &dyn Progress,
+    sink: &mut Sink<'_>,
+) -> Result<Tally> {
+    db::read_in(db.snapshot().await?, async |txn| {
         crate::migrations::ensure_api_tables(txn).await?;
         if let Some(org) = &params.org {
             ensure_org(txn, org).await?;
@@ -119,38 +159,42 @@ pub async fn collect(
             .copied()
             .filter(|r| !skipped.iter().any(|s| s.rule == *r))
             .collect();
-        let mut findings = Vec::new();
+        let mut per_rule = vec![0usize; Rule::ALL.len()];
+        let mut per_risk = [0usize; 3];
+        let mut counted = |f: Finding| {
+            if let Some(i) = Rule::ALL.iter().position(|r| *r == f.rule) {
+                per_rule[i] += 1;
+            }
+            per_risk[f.severity as usize] += 1;
+            sink(f)
+        };
         let unparseable_rows =
-            one_pass(txn, db.backend, params, &runnable, &mut findings, ui).await?;
+            one_pass(txn, db.backend, params, &runnable, &mut counted, ui).await?;
         for rule in runnable.iter().filter(|r| !r.reads_audit_logs()) {
             if let Some(sql) = rules::sql_for(*rule, db.backend, params) {
                 let step = ui.step(&format!("rule {}", rule.name()));
-                run_rule(txn, db.backend, *rule, sql, params, &mut findings).await?;
+                run_rule(txn, db.backend, *rule, sql, params, &mut counted).await?;
                 drop(step);
             }
         }
-        // Rule order first (stable: each rule's own order stays), as the report lists them.
-        findings.sort_by_key(|f| Rule::ALL.iter().position(|r| *r == f.rule));
         let by_rule = runnable
             .iter()
             .map(|rule| RuleCount {
                 rule: *rule,
-                findings: findings.iter().filter(|f| f.rule == *rule).count(),
+                findings: Rule::ALL
+                    .iter()
+                    .position(|r| r == rule)
+                    .map_or(0, |i| per_rule[i]),
             })
             .collect();
-        Ok(Collected {
-            findings,
+        Ok(Tally {
             by_rule,
             unparseable_rows,
             skipped,
+            per_risk,
         })
     })
-    .await?;
-    // Risk first (critical first), then time.
-    collected
-        .findings
-        .sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.at.cmp(&b.at)));
-    Ok(collected)
+    .await
 }
 
 /// The statements an audit of `selected` runs, with a label each (for `--show-sql`):
@@ -213,7 +257,7 @@ async fn one_pass(
     backend: DbBackend,
     params: &Params,
     rules: &[Rule],
-    findings: &mut Vec<Finding>,
+    sink: &mut Sink<'_>,
     ui: &dyn Progress,
 ) -> Result<i64> {
     let step = ui.step("one pass over audit_logs");
@@ -247,7 +291,7 @@ async fn one_pass(
             .ok_or_else(|| Error::internal(format!("the audit returned an unknown rule {name}")))?;
         let f = rules::finding(rule, &row, params)?;
         if rules::keep(&f) {
-            findings.push(f);
+            sink(f)?;
         }
     }
     drop(step);
@@ -272,7 +316,7 @@ async fn run_rule(
     rule: Rule,
     sql: String,
     params: &Params,
-    findings: &mut Vec<Finding>,
+    sink: &mut Sink<'_>,
 ) -> Result<()> {
     // case-variant-email: a first pass counts the addresses (by a hash of their
     // key, so memory stays flat); the second keeps only the shared ones.
@@ -297,12 +341,14 @@ async fn run_rule(
         }
         let f = rules::finding(rule, &row, params)?;
         if rules::keep(&f) {
-            findings.push(f);
+            sink(f)?;
         }
     }
     drop(stream);
     if rule == Rule::CaseVariantEmail {
-        findings.extend(rules::case_variants(grouped, params.org.as_deref()));
+        for f in rules::case_variants(grouped, params.org.as_deref()) {
+            sink(f)?;
+        }
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::{Ctx, FailOn};
 use crate::accounts::check_org_id;
 use crate::audit::rules::{Params, Rule};
-use crate::audit::{Collected, Finding, Risk, RuleCount, Skipped, collect};
+use crate::audit::{self, Finding, Risk, RuleCount, Skipped, Tally};
 use crate::db;
 use crate::error::Outcome;
 use crate::error::{Error, Result};
@@ -103,7 +103,7 @@ fn parse_since(s: &str) -> std::result::Result<Since, String> {
     Ok(Since::Ago(d))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct AuditSummary {
     pub critical: usize,
     pub warning: usize,
@@ -121,7 +121,15 @@ pub struct AuditSummary {
     pub skipped: Vec<Skipped>,
 }
 
-#[derive(Debug, Serialize)]
+/// The last line of `--format jsonl`: the report without its findings (each was a
+/// line of its own, in the order the rules produced them).
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct AuditSummaryLine {
+    pub database: String,
+    pub summary: AuditSummary,
+}
+
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct AuditReport {
     pub database: String,
     pub findings: Vec<Finding>,
@@ -273,27 +281,63 @@ async fn suspicious(args: &SuspiciousArgs, ctx: &Ctx) -> Result<Outcome> {
         return show_sql(&selected, ctx.config.backend, &params, ui);
     }
     let db = ctx.connect(db::Open::Existing).await?;
-    let result = collect(&db, &params, &selected, ui).await;
+    let result = if ui.format == Format::Jsonl {
+        streamed(&db, &params, selected, args, ui).await
+    } else {
+        buffered(&db, &params, selected, args, ui).await
+    };
     db.conn.close().await.ok();
-    let Collected {
-        findings,
-        by_rule,
-        unparseable_rows,
-        skipped,
-    } = result?;
-    let summary = summarize(
-        &findings,
-        by_rule,
-        unparseable_rows,
-        skipped,
-        selected,
-        args,
-        since,
-    );
-    let failed = args
-        .fail_on
-        .threshold()
-        .is_some_and(|t| findings.iter().any(|f| f.severity >= t));
+    let (worst, unparseable_rows) = result?;
+    if unparseable_rows > 0 {
+        ui.warn(format!(
+            "{} details the rules cannot read; they are counted in the summary",
+            plural(
+                unparseable_rows,
+                "audit_logs row has",
+                "audit_logs rows have"
+            )
+        ));
+    }
+    let threshold = args.fail_on.threshold();
+    Ok(
+        if threshold.is_some_and(|t| worst.is_some_and(|w| w >= t)) {
+            Outcome::CheckFailed
+        } else {
+            Outcome::Success
+        },
+    )
+}
+
+/// `--format jsonl`: a line per finding as it is produced (memory stays flat), then
+/// the summary line. The worst severity found and the unparseable rows.
+async fn streamed(
+    db: &db::Db,
+    params: &Params,
+    selected: Vec<Rule>,
+    args: &SuspiciousArgs,
+    ui: &Output,
+) -> Result<(Option<Risk>, i64)> {
+    let tally = audit::stream(db, params, &selected, ui, &mut |f| ui.line("finding", &f)).await?;
+    let worst = tally.worst();
+    let summary = summarize(tally, selected, args, params.since);
+    let unparseable = summary.unparseable_rows;
+    let database = db.url.clone();
+    ui.line("summary", &AuditSummaryLine { database, summary })?;
+    Ok((worst, unparseable))
+}
+
+/// Table, JSON, CSV: the findings sorted (risk first, then time), in one report.
+async fn buffered(
+    db: &db::Db,
+    params: &Params,
+    selected: Vec<Rule>,
+    args: &SuspiciousArgs,
+    ui: &Output,
+) -> Result<(Option<Risk>, i64)> {
+    let (findings, tally) = audit::collect(db, params, &selected, ui).await?;
+    let worst = tally.worst();
+    let summary = summarize(tally, selected, args, params.since);
+    let unparseable = summary.unparseable_rows;
     let report = AuditReport {
         database: db.url.clone(),
         findings,
@@ -304,21 +348,7 @@ async fn suspicious(args: &SuspiciousArgs, ctx: &Ctx) -> Result<Outcome> {
     } else {
         ui.emit(&report)?;
     }
-    if report.summary.unparseable_rows > 0 {
-        ui.warn(format!(
-            "{} details the rules cannot read; they are counted in the summary",
-            plural(
-                report.summary.unparseable_rows,
-                "audit_logs row has",
-                "audit_logs rows have"
-            )
-        ));
-    }
-    Ok(if failed {
-        Outcome::CheckFailed
-    } else {
-        Outcome::Success
-    })
+    Ok((worst, unparseable))
 }
 
 /// `--show-sql`: the statements the rules would run, without connecting.
@@ -338,27 +368,23 @@ fn show_sql(
 
 /// The counts per severity and per rule, and what ran.
 fn summarize(
-    findings: &[Finding],
-    by_rule: Vec<RuleCount>,
-    unparseable_rows: i64,
-    skipped: Vec<Skipped>,
+    tally: Tally,
     selected: Vec<Rule>,
     args: &SuspiciousArgs,
     since: NaiveDateTime,
 ) -> AuditSummary {
-    let count = |s| findings.iter().filter(|f| f.severity == s).count();
     AuditSummary {
-        critical: count(Risk::Critical),
-        warning: count(Risk::Warning),
-        info: count(Risk::Info),
-        by_rule,
-        unparseable_rows,
+        critical: tally.count(Risk::Critical),
+        warning: tally.count(Risk::Warning),
+        info: tally.count(Risk::Info),
+        by_rule: tally.by_rule,
+        unparseable_rows: tally.unparseable_rows,
         since: records::iso(since),
         fixed_at: args.fixed_at.map(records::iso),
         rules_run: selected
             .into_iter()
-            .filter(|r| !skipped.iter().any(|s| s.rule == *r))
+            .filter(|r| !tally.skipped.iter().any(|s| s.rule == *r))
             .collect(),
-        skipped,
+        skipped: tally.skipped,
     }
 }

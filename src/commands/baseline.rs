@@ -50,7 +50,7 @@ fn parse_version(s: &str) -> std::result::Result<usize, String> {
 }
 
 /// The version a baseline records, and why.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Detected {
     pub version: String,
     pub alembic_revision: &'static str,
@@ -59,7 +59,7 @@ pub struct Detected {
     pub index: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct TableRows {
     pub table: String,
     /// PostgreSQL: planner statistics (pg_class.reltuples); SQLite: exact.
@@ -67,14 +67,14 @@ pub struct TableRows {
 }
 
 /// What `baseline` was asked to do (JSON: `baseline` or `undo`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Baseline,
     Undo,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct BaselineReport {
     pub database: String,
     pub action: Action,

@@ -60,7 +60,7 @@ impl From<AdminRole> for Role {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct UserReport {
     pub id: String,
     pub org_id: String,

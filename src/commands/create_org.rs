@@ -53,7 +53,7 @@ impl From<Plan> for PlanType {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct OrgReport {
     pub id: String,
     pub name: String,

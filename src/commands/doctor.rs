@@ -23,7 +23,7 @@ use crate::schema::introspect::Introspection;
 #[derive(Debug, Args)]
 pub struct DoctorArgs {}
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Ok,
@@ -31,7 +31,7 @@ pub enum Status {
     Fail,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Diagnosis {
     pub check: &'static str,
     pub status: Status,
@@ -40,14 +40,14 @@ pub struct Diagnosis {
 }
 
 /// Can a deploy go ahead?
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Readiness {
     Ready,
     Blocked,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct DoctorReport {
     pub database: String,
     pub status: Readiness,
@@ -317,12 +317,10 @@ async fn check_audit(db: &Db, unmanaged: bool, ui: &Output) -> Diagnosis {
         org: None,
         failed_threshold: 10,
     };
-    match audit::collect(db, &params, &Rule::ALL, ui).await {
-        Ok(audit::Collected { findings, .. }) => {
-            let critical = findings
-                .iter()
-                .filter(|f| f.severity == audit::Risk::Critical)
-                .count();
+    match audit::stream(db, &params, &Rule::ALL, ui, &mut |_| Ok(())).await {
+        Ok(tally) => {
+            let critical = tally.count(audit::Risk::Critical);
+            let findings: usize = tally.per_risk.iter().sum();
             Diagnosis {
                 check: "audit",
                 status: if critical > 0 {
@@ -334,7 +332,7 @@ async fn check_audit(db: &Db, unmanaged: bool, ui: &Output) -> Diagnosis {
                     "{} (last 7 days; see audit suspicious-accounts)",
                     plural(critical as u64, "critical finding", "critical findings")
                 ),
-                details: json!({"critical": critical, "findings": findings.len()}),
+                details: json!({"critical": critical, "findings": findings}),
             }
         }
         Err(e) => Diagnosis {

@@ -102,7 +102,7 @@ pub async fn run(cmd: &MigrateCommand, ctx: &Ctx) -> Result<Outcome> {
 }
 
 /// A version as reports show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct VersionRef {
     pub version: String,
     pub alembic_revision: &'static str,
@@ -121,7 +121,7 @@ fn version_ref(index: Option<usize>) -> Option<VersionRef> {
 // ---------------------------------------------------------------- up / down
 
 /// The result of `migrate up` and `migrate down`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct RunReport {
     pub database: String,
     pub direction: Direction,
@@ -434,7 +434,7 @@ fn emit_run(
 // ---------------------------------------------------------------- current / status
 
 /// The result of `migrate current`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct CurrentReport {
     pub database: String,
     /// The newest migration recorded in seaql_migrations.
@@ -534,7 +534,7 @@ fn note_state(state: &State, ui: &Output) {
 }
 
 /// Is a migration applied? (JSON: `applied` or `pending`.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Applied {
     Applied,
@@ -551,7 +551,7 @@ impl Applied {
 }
 
 /// One row of `migrate status`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct StatusRow {
     pub version: String,
     pub alembic_revision: &'static str,
@@ -561,7 +561,7 @@ pub struct StatusRow {
 }
 
 /// The result of `migrate status`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct StatusReport {
     pub database: String,
     pub migrations: Vec<StatusRow>,

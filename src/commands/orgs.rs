@@ -22,7 +22,7 @@ pub async fn run(cmd: &OrgsCommand, ctx: &Ctx) -> Result<Outcome> {
         OrgsCommand::List => {
             let db = ctx.connect(db::Open::Existing).await?;
             let result = async {
-                let mut out = RowStream::start(&ctx.ui, "orgs", &HEADER)?;
+                let mut out = RowStream::start(&ctx.ui, "orgs", "org", &HEADER)?;
                 each_org(&db, |o: OrgListing| out.row(&o, &cells(&o))).await?;
                 out.finish()
             }

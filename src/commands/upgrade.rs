@@ -59,7 +59,7 @@ pub struct UpgradeArgs {
     pub lock: LockArgs,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StepStatus {
     Ok,
@@ -69,7 +69,7 @@ pub enum StepStatus {
 }
 
 /// One step of the upgrade, as the report shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct StepResult {
     pub step: &'static str,
     pub result: StepStatus,
@@ -79,7 +79,7 @@ pub struct StepResult {
 
 /// A table a migration touches: its size and row estimate (catalog statistics) and the
 /// locks the statements take on it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct TouchedTable {
     pub table: String,
     pub bytes: Option<i64>,
@@ -88,14 +88,14 @@ pub struct TouchedTable {
 }
 
 /// One migration of the plan, with its SQL.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PlannedMigration {
     pub version: String,
     pub alembic_revision: &'static str,
     pub sql: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Version {
     pub version: String,
     pub alembic_revision: &'static str,
@@ -114,7 +114,7 @@ fn version_label(v: &Option<Version>) -> String {
         .unwrap_or_else(|| "no version (empty)".into())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct AuditCounts {
     pub critical: usize,
     pub warning: usize,
@@ -122,7 +122,7 @@ pub struct AuditCounts {
 }
 
 /// The report: every step's result, the plan, the backup, the versions.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct UpgradeReport {
     pub database: String,
     /// `upgraded`, `up-to-date`, or `failed`.
@@ -743,18 +743,12 @@ impl Upgrade<'_> {
             org: None,
             failed_threshold: 10,
         };
-        let collected = audit::collect(self.db, &params, &Rule::ALL, &self.ctx.ui).await?;
-        let count = |r: Risk| {
-            collected
-                .findings
-                .iter()
-                .filter(|f| f.severity == r)
-                .count()
-        };
+        let tally =
+            audit::stream(self.db, &params, &Rule::ALL, &self.ctx.ui, &mut |_| Ok(())).await?;
         let counts = AuditCounts {
-            critical: count(Risk::Critical),
-            warning: count(Risk::Warning),
-            info: count(Risk::Info),
+            critical: tally.count(Risk::Critical),
+            warning: tally.count(Risk::Warning),
+            info: tally.count(Risk::Info),
         };
         let detail = format!(
             "{} critical, {} warning, {} info (last 7 days; `ecomind-admin audit suspicious-accounts` shows them)",
@@ -764,7 +758,7 @@ impl Upgrade<'_> {
             .args
             .fail_on
             .threshold()
-            .is_some_and(|t| collected.findings.iter().any(|f| f.severity >= t));
+            .is_some_and(|t| tally.worst().is_some_and(|w| w >= t));
         self.report.audit = Some(counts);
         Ok(if failing {
             (Outcome::CheckFailed, StepStatus::Failed, detail)

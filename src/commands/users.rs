@@ -154,7 +154,7 @@ async fn list(args: &UsersListArgs, ctx: &Ctx) -> Result<Outcome> {
     };
     let db = ctx.connect(db::Open::Existing).await?;
     let result = async {
-        let mut out = RowStream::start(&ctx.ui, "users", &HEADER)?;
+        let mut out = RowStream::start(&ctx.ui, "users", "user", &HEADER)?;
         each_user(&db, &filter, |u: UserListing| out.row(&u, &cells(&u))).await?;
         out.finish()
     }

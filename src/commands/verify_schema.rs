@@ -5,14 +5,16 @@ use std::fmt::Write as _;
 
 use clap::Args;
 use owo_colors::OwoColorize;
+use serde::Serialize;
 
 use super::Ctx;
 use crate::db;
 use crate::error::Outcome;
 use crate::error::Result;
+use crate::flags::Format;
 use crate::migrations::{self, known};
 use crate::output::{Output, Report, Styled, plural, shown};
-use crate::schema::check::{Verdict, VerifyReport, VersionSource, check};
+use crate::schema::check::{Against, CheckSummary, Verdict, VerifyReport, VersionSource, check};
 use crate::schema::diff::Check;
 use crate::schema::{Drift, Severity};
 
@@ -37,6 +39,29 @@ fn parse_against(s: &str) -> std::result::Result<usize, String> {
         Ok(known().len() - 1)
     } else {
         migrations::resolve_version(s)
+    }
+}
+
+/// The last line of `--format jsonl`: the report without its findings (each was a
+/// line of its own).
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct VerifySummaryLine {
+    pub database: String,
+    pub backend: &'static str,
+    pub against: Against,
+    pub summary: CheckSummary,
+    pub catalog_queries: usize,
+}
+
+impl VerifySummaryLine {
+    fn of(report: &VerifyReport) -> Self {
+        Self {
+            database: report.database.clone(),
+            backend: report.backend,
+            against: report.against.clone(),
+            summary: report.summary.clone(),
+            catalog_queries: report.catalog_queries,
+        }
     }
 }
 
@@ -237,7 +262,15 @@ pub async fn run(args: &VerifySchemaArgs, ctx: &Ctx) -> Result<Outcome> {
         ui.note("the database records no version (no seaql_migrations or alembic_version): compared with head");
     }
     report.show_fix = args.show_fix;
-    ui.emit(&report)?;
+    if ui.format == Format::Jsonl {
+        // A line per finding, then the rest of the report.
+        for f in &report.findings {
+            ui.line("finding", f)?;
+        }
+        ui.line("summary", &VerifySummaryLine::of(&report))?;
+    } else {
+        ui.emit(&report)?;
+    }
     Ok(if report.failed() {
         Outcome::CheckFailed
     } else {

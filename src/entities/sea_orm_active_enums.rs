@@ -3,7 +3,17 @@ use serde::{Deserialize, Serialize};
 
 /// `role`: lowercase labels, in the API's order.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
 )]
 #[sea_orm(rs_type = "String", db_type = "Enum", enum_name = "role")]
 #[serde(rename_all = "lowercase")]
@@ -22,7 +32,17 @@ pub enum Role {
 
 /// `plantype`: lowercase labels, in the API's order.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
 )]
 #[sea_orm(rs_type = "String", db_type = "Enum", enum_name = "plantype")]
 #[serde(rename_all = "lowercase")]

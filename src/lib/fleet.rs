@@ -20,7 +20,7 @@ use crate::error::{Error, Kind, Outcome, Result};
 use crate::output::{Output, Report, shown};
 
 /// One database of a fleet run.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct FleetResult {
     pub database: String,
     /// `ok`, `failed` (its exit code says how), or `skipped` (not started).
@@ -35,7 +35,7 @@ pub struct FleetResult {
     pub report: Value,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct FleetReport {
     pub environment: String,
     pub databases: Vec<FleetResult>,
@@ -44,6 +44,21 @@ pub struct FleetReport {
     pub skipped: usize,
     /// The highest exit code of the databases (0 when all succeeded; at least 1 when
     /// `migrate status` / `current` find versions that differ from this build's head).
+    pub exit_code: u8,
+}
+
+/// The last line of a fleet run in `--format jsonl`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct FleetSummaryLine {
+    pub summary: FleetSummary,
+}
+
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct FleetSummary {
+    pub environment: String,
+    pub ok: usize,
+    pub failed: usize,
+    pub skipped: usize,
     pub exit_code: u8,
 }
 
@@ -191,19 +206,11 @@ async fn run_batch(
         }
         if ui.format == crate::cli::Format::Jsonl {
             // A line per database as it finishes: a pipeline follows a long fleet run.
-            let _ = line(ui, &result);
+            let _ = ui.line("database", &result);
         }
         results[i] = Some(result);
     }
     stop
-}
-
-/// One JSON line on stdout.
-fn line(ui: &Output, value: &impl Serialize) -> Result<()> {
-    let mut text = serde_json::to_string(value)
-        .map_err(|e| Error::internal(format!("cannot serialize a result: {e}")))?;
-    text.push('\n');
-    ui.write_stdout(text.as_bytes())
 }
 
 /// After `migrate up` on the canaries: each must also pass verify-schema, or the rest
@@ -399,18 +406,16 @@ fn finish(
     };
     if ui.format == crate::cli::Format::Jsonl {
         for d in report.databases.iter().filter(|d| d.result == "skipped") {
-            line(ui, d)?;
+            ui.line("database", d)?;
         }
-        line(
-            ui,
-            &ui.envelope(serde_json::json!({"summary": {
-                "environment": report.environment,
-                "ok": report.ok,
-                "failed": report.failed,
-                "skipped": report.skipped,
-                "exit_code": report.exit_code,
-            }})),
-        )?;
+        let summary = FleetSummary {
+            environment: report.environment.clone(),
+            ok: report.ok,
+            failed: report.failed,
+            skipped: report.skipped,
+            exit_code: report.exit_code,
+        };
+        ui.line("summary", &FleetSummaryLine { summary })?;
     } else {
         ui.emit(&report)?;
     }

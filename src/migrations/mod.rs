@@ -19,7 +19,7 @@ pub const TRACKING_TABLE: &str = "seaql_migrations";
 pub const ALEMBIC_TABLE: &str = "alembic_version";
 
 /// One migration this build knows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Known {
     /// Position, oldest first.
     #[serde(skip)]

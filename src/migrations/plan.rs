@@ -13,7 +13,7 @@ use crate::db::MIGRATION_LOCK_KEY;
 use crate::error::{Error, Result};
 
 /// The SQL one step would run, for `--dry-run`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PlannedStep {
     pub version: String,
     pub alembic_revision: &'static str,

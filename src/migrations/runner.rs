@@ -24,7 +24,7 @@ async fn set_alembic(txn: &DatabaseTransaction, revision: Option<&str>) -> Resul
 }
 
 /// Which way a run goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     Up,
@@ -32,7 +32,7 @@ pub enum Direction {
 }
 
 /// One migration applied or reverted.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Step {
     pub version: String,
     pub alembic_revision: &'static str,

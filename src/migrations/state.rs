@@ -13,7 +13,7 @@ use crate::db::{self, Db};
 use crate::error::{Error, Result};
 
 /// What `alembic_version` says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "state", content = "revision")]
 pub enum Alembic {
     /// No `alembic_version` table: not an Alembic-managed database.

@@ -12,7 +12,7 @@ use crate::schema::introspect::{Introspection, introspect};
 use crate::schema::{Drift, Severity, diff, snapshots::expected};
 
 /// Where the version compared against came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VersionSource {
     /// `--against`.
@@ -24,7 +24,7 @@ pub enum VersionSource {
 }
 
 /// The version a check compares against, and why.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Against {
     pub version: String,
     pub alembic_revision: &'static str,
@@ -73,7 +73,7 @@ pub fn choose_version(state: &State, flag: Option<usize>) -> Result<Against> {
     }
 }
 /// The verdict of a schema check (JSON: `PASSED`, `PASSED WITH WARNINGS`, `FAILED`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub enum Verdict {
     #[serde(rename = "PASSED")]
     Passed,
@@ -93,7 +93,7 @@ impl std::fmt::Display for Verdict {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CheckSummary {
     pub status: Verdict,
     pub errors: usize,
@@ -101,7 +101,7 @@ pub struct CheckSummary {
     pub strict: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct VerifyReport {
     pub database: String,
     pub backend: &'static str,

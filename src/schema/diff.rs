@@ -8,7 +8,7 @@ use super::model::{Column, Constraint, ForeignKey, Index, Schema, Table};
 /// Tables the bookkeeping owns: known, never "extra".
 pub const BOOKKEEPING_TABLES: [&str; 2] = ["seaql_migrations", "alembic_version"];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Error,
@@ -16,7 +16,7 @@ pub enum Severity {
 }
 
 /// The group a finding is reported under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Check {
     Tables,
@@ -53,7 +53,7 @@ impl Check {
 }
 
 /// One difference between the expected and the live schema.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Drift {
     pub check: Check,
     /// e.g. `table_missing`, `column_type`, `enum_labels` (see README).

@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::migrations::row_estimates;
 
 /// What a revert will drop, for the confirmation prompt.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Drop {
     /// `table`, `column` or `type`.
     pub kind: &'static str,

@@ -56,12 +56,17 @@ pub struct Run {
 }
 
 impl Run {
+    /// A finished run. Every JSON document (or JSON Lines line) on its stdout is
+    /// validated against its command's schema in `schemas/`.
+    #[track_caller]
     pub fn from(out: Output) -> Self {
-        Self {
+        let run = Self {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        };
+        crate::contracts::validate_stdout(&run.stdout);
+        run
     }
     pub fn all(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)

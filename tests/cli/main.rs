@@ -12,6 +12,7 @@ mod bootstrap;
 mod cli_meta;
 mod common;
 mod compat;
+mod contracts;
 mod coverage;
 mod environments;
 mod field_safety;

@@ -1,0 +1,246 @@
+//! The machine interface's contracts: `schemas/` is what the output types generate
+//! (stale-schema test), and every JSON document or JSON Lines line the test suite
+//! sees on stdout validates against its command's schema ([`validate_stdout`], called
+//! for every run by `Run::from`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use serde_json::Value;
+
+use crate::common::{AnyDb, both};
+
+fn schemas_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas")
+}
+
+/// The committed schema of `command`, compiled once per test process.
+fn validator(command: &str) -> Arc<jsonschema::Validator> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<jsonschema::Validator>>>> = OnceLock::new();
+    let mut cache = CACHE.get_or_init(Default::default).lock().unwrap();
+    cache
+        .entry(command.to_owned())
+        .or_insert_with(|| {
+            let path = schemas_dir().join(ecomind_admin::contracts::file_name(command));
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+                panic!(
+                    "no schema for command {command:?} ({}): {e}",
+                    path.display()
+                )
+            });
+            let schema: Value = serde_json::from_str(&text).unwrap();
+            Arc::new(
+                jsonschema::validator_for(&schema).unwrap_or_else(|e| {
+                    panic!("{} is not a valid JSON Schema: {e}", path.display())
+                }),
+            )
+        })
+        .clone()
+}
+
+/// Validate one document against its command's schema: the errors, if any.
+pub fn errors_of(doc: &Value) -> Vec<String> {
+    let Some(command) = doc["command"].as_str() else {
+        return vec!["no \"command\"".to_owned()];
+    };
+    if validator(command).is_valid(doc) {
+        return Vec::new();
+    }
+    // Say why against the alternative (document, a line's type, error) that fits best.
+    let path = schemas_dir().join(ecomind_admin::contracts::file_name(command));
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut best: Option<Vec<String>> = None;
+    for alt in schema["anyOf"].as_array().unwrap() {
+        let mut one = alt.clone();
+        one["$defs"] = schema["$defs"].clone();
+        let errors: Vec<String> = jsonschema::validator_for(&one)
+            .unwrap()
+            .iter_errors(doc)
+            .map(|e| format!("[{}] {} at {}", alt["title"], e, e.instance_path()))
+            .collect();
+        if best.as_ref().is_none_or(|b| errors.len() < b.len()) {
+            best = Some(errors);
+        }
+    }
+    best.unwrap_or_default()
+}
+
+/// Every ecomind-admin JSON document on `stdout` (one pretty document, or JSON Lines)
+/// validates against its schema; the number validated. Output that is not JSON (a
+/// table, CSV, a truncated stream) is left alone.
+pub fn validate_stdout(stdout: &str) -> usize {
+    let docs: Vec<Value> = match serde_json::from_str::<Value>(stdout) {
+        Ok(doc) => vec![doc],
+        Err(_) => stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .collect(),
+    };
+    let ours: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d.get("format_version").is_some())
+        .collect();
+    for doc in &ours {
+        let errors = errors_of(doc);
+        assert!(
+            errors.is_empty(),
+            "stdout does not match schemas/{}:\n{}\ndocument:\n{}",
+            ecomind_admin::contracts::file_name(doc["command"].as_str().unwrap_or("?")),
+            errors.join("\n"),
+            serde_json::to_string_pretty(doc).unwrap()
+        );
+    }
+    ours.len()
+}
+
+/// `schemas/` holds exactly what the output types generate: a field added to or
+/// removed from an output type without `cargo xtask schemas` fails here.
+#[test]
+fn committed_schemas_are_what_the_types_generate() {
+    let files = ecomind_admin::contracts::files();
+    let mut stale = Vec::new();
+    for (name, text) in &files {
+        let committed = std::fs::read_to_string(schemas_dir().join(name)).unwrap_or_default();
+        if committed != *text {
+            stale.push(name.clone());
+        }
+    }
+    for entry in std::fs::read_dir(schemas_dir()).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if !files.iter().any(|(f, _)| *f == name) {
+            stale.push(format!("{name} (no command has it)"));
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "stale schemas: {stale:?}; run `cargo xtask schemas` and review the diff (and note it in CHANGELOG.md)"
+    );
+    // Every command that prints JSON has one.
+    let commands: Vec<&str> = ecomind_admin::contracts::all()
+        .iter()
+        .map(|c| c.command)
+        .collect();
+    assert_eq!(commands.len(), 15, "{commands:?}");
+}
+
+/// The schemas reject what is not the contract: a missing required field, a wrong
+/// format_version, a line without its type.
+#[test]
+fn the_schemas_reject_a_broken_document() {
+    let db = AnyDb::Lite(crate::common::SqliteDb::new());
+    db.run(&["migrate", "up"]).expect_code(0);
+    let r = db.run(&["audit", "suspicious-accounts", "--format", "json"]);
+    let doc = r.json();
+    assert!(errors_of(&doc).is_empty());
+    let mut missing = doc.clone();
+    missing.as_object_mut().unwrap().remove("summary");
+    assert!(!errors_of(&missing).is_empty(), "summary removed");
+    let mut version = doc.clone();
+    version["format_version"] = "2".into();
+    assert!(!errors_of(&version).is_empty(), "format_version 2");
+    let mut count = doc.clone();
+    count["summary"]["critical"] = "many".into();
+    assert!(!errors_of(&count).is_empty(), "a count that is a string");
+    let r = db.run(&["audit", "suspicious-accounts", "--format", "jsonl"]);
+    let mut line: Value = serde_json::from_str(r.stdout.lines().last().unwrap()).unwrap();
+    assert!(errors_of(&line).is_empty());
+    line.as_object_mut().unwrap().remove("type");
+    assert!(!errors_of(&line).is_empty(), "a summary line without type");
+}
+
+/// One run of the contract matrix: `args` with --format json and jsonl; each must
+/// exit `code` (None: whatever the backend says) and print at least one document, every one valid.
+fn both_formats(db: &AnyDb, args: &[&str], code: Option<i32>, seen: &mut Vec<String>) {
+    for format in ["json", "jsonl"] {
+        let mut full: Vec<&str> = args.to_vec();
+        full.extend(["--format", format]);
+        let r = db.run(&full);
+        if let Some(code) = code {
+            assert_eq!(r.code, code, "{full:?}: {}", r.all());
+        }
+        let n = validate_stdout(&r.stdout);
+        assert!(n >= 1, "{full:?} printed no JSON:\n{}", r.all());
+        let first: Value = if format == "json" {
+            r.json()
+        } else {
+            serde_json::from_str(r.stdout.lines().next().unwrap()).unwrap()
+        };
+        seen.push(first["command"].as_str().unwrap().to_owned());
+    }
+}
+
+both! {
+    /// Each command's JSON and JSON Lines, as success, finding, refusal and error,
+    /// validate against its schema on both backends; every schema is exercised.
+    fn every_command_s_json_validates(db) {
+        let db = &db;
+        let mut seen = Vec::new();
+        let run = |db: &AnyDb, args: &[&str], code: i32, seen: &mut Vec<String>| both_formats(db, args, (code >= 0).then_some(code), seen);
+        let missing_org = ["create-admin", "--org", "org_000000000000", "--email", "a@b.test"];
+        // Errors before anything exists (no database / not migrated).
+        let fresh = db.fresh_like();
+        run(&fresh, &["migrate", "current"], -1, &mut seen);
+        run(&fresh, &["audit", "suspicious-accounts"], -1, &mut seen);
+        run(&fresh, &["users", "list"], -1, &mut seen);
+        run(&fresh, &["verify-schema"], -1, &mut seen);
+        // Success.
+        run(db, &["migrate", "up", "--dry-run"], 0, &mut seen);
+        db.run(&["migrate", "up"]).expect_code(0);
+        run(db, &["migrate", "up"], 0, &mut seen);
+        run(db, &["migrate", "status"], 0, &mut seen);
+        run(db, &["migrate", "current"], 0, &mut seen);
+        run(db, &["verify-schema"], 0, &mut seen);
+        run(db, &["doctor"], 0, &mut seen);
+        // A refusal: already managed.
+        run(db, &["baseline", "--dry-run"], 4, &mut seen);
+        run(db, &["upgrade", "--no-backup"], 0, &mut seen);
+        let r = db.run(&["create-org", "--name", "Acme", "--format", "json"]);
+        r.expect_code(0);
+        assert_eq!(validate_stdout(&r.stdout), 1);
+        let org = r.json()["id"].as_str().unwrap().to_owned();
+        run(db, &["create-org", "--name", "Acme", "--if-not-exists"], 0, &mut seen);
+        let admin = ["create-admin", "--org", &org, "--email", "ops@acme.test", "--bcrypt-cost", "4", "--password-stdin"];
+        let r = db.run_stdin(&[&admin[..], &["--format", "json"]].concat(), b"a fine password 123\n");
+        r.expect_code(0);
+        assert_eq!(validate_stdout(&r.stdout), 1);
+        seen.push("create-admin".into());
+        // The same again: refused (exists), as a JSON Lines error line.
+        let r = db.run_stdin(&[&admin[..], &["--format", "jsonl"]].concat(), b"a fine password 123\n");
+        r.expect_code(4);
+        assert_eq!(validate_stdout(&r.stdout), 1, "{}", r.all());
+        run(db, &["users", "list"], 0, &mut seen);
+        run(db, &["orgs", "list"], 0, &mut seen);
+        run(db, &["users", "set-role", "ops@acme.test", "owner", "--reason", "t", "--dry-run"], 0, &mut seen);
+        let r = db.run_stdin(
+            &["users", "reset-password", "ops@acme.test", "--password-stdin", "--bcrypt-cost", "4", "--format", "json"],
+            b"another fine password 456\n",
+        );
+        r.expect_code(0);
+        assert_eq!(validate_stdout(&r.stdout), 1);
+        seen.push("users reset-password".into());
+        // Findings: an admin written by hand (no provenance), an extra table.
+        db.query(&format!(
+            "INSERT INTO users (id, org_id, email, role, created_at) VALUES \
+             ('user_0000000000ff', '{org}', 'sneaky@acme.test', 'admin', '2026-01-01 00:00:00')"
+        ));
+        run(db, &["audit", "suspicious-accounts"], 1, &mut seen);
+        run(db, &["doctor"], 1, &mut seen);
+        db.query("CREATE TABLE extra_table (id INTEGER)");
+        run(db, &["verify-schema", "--strict"], 1, &mut seen);
+        // Refusals and errors.
+        run(db, &missing_org, 4, &mut seen);
+        run(db, &["users", "set-role", "nobody@acme.test", "owner", "--reason", "t"], 4, &mut seen);
+        run(db, &["users", "reset-password", "nobody@acme.test", "--password-stdin"], 4, &mut seen);
+        run(db, &["migrate", "down"], 4, &mut seen);
+        run(db, &["migrate", "down", "--dry-run"], 0, &mut seen);
+        let old = db.fresh_like();
+        old.run(&["migrate", "up", "--to", "001"]).expect_code(0);
+        run(&old, &["upgrade", "--no-backup"], 4, &mut seen);
+        let mut want: Vec<String> = ecomind_admin::contracts::all().iter().map(|c| c.command.to_owned()).collect();
+        want.sort();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen, want, "every command's schema is exercised");
+    }
+}
