@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_ecomind_admin_global_optspecs
-    string join \n database-url= schema= connect-timeout= config= env= parallel= canary= fail-fast format= color= q/quiet v/verbose h/help V/version
+    string join \n database-url= schema= connect-timeout= config= env= parallel= canary= fail-fast format= color= o/output= q/quiet v/verbose h/help V/version
 end
 
 function __fish_ecomind_admin_needs_command
@@ -38,6 +38,7 @@ jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per da
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -s o -l output -d 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
@@ -70,6 +71,7 @@ jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per da
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -s o -l output -d 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
@@ -97,6 +99,7 @@ jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per da
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -s o -l output -d 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l dry-run -d 'Print the SQL that would run (DDL and bookkeeping) and change nothing'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
@@ -120,6 +123,7 @@ jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per da
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -s o -l output -d 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l all -d 'Revert every applied migration: drops all the API\'s tables and enum types'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l dry-run -d 'Print the SQL that would run and what it would drop; change nothing'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -s y -l yes -d 'Do not ask for confirmation (required when stdin is not a terminal)'
@@ -141,6 +145,7 @@ jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per da
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -s o -l output -d 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l check -d 'Exit 1 when migrations are pending (for pipelines)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
@@ -160,6 +165,7 @@ jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per da
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -s o -l output -d 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
@@ -186,6 +192,7 @@ jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per da
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -s o -l output -d 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l dry-run -d 'Print the plan (version, tables, warnings, statements) and write nothing at all'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -s y -l yes -d 'Do not ask for confirmation (required when stdin is not a terminal)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l undo -d 'Remove the baseline: drop seaql_migrations. Never touches the API\'s tables or alembic_version'
@@ -212,6 +219,7 @@ jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per da
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -s o -l output -d 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l if-not-exists -d 'When the id exists already: say so, print it, change nothing, exit 0'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
@@ -237,6 +245,7 @@ jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per da
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -s o -l output -d 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l password-stdin -d 'Read the password from the first line of stdin (trailing CR/LF stripped). Otherwise ECOMIND_ADMIN_PASSWORD, otherwise a hidden prompt (asked twice). There is no password flag: argv is visible to every user of the machine'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l if-not-exists -d 'When a user with that email exists: say so, change nothing (never the password), exit 0'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
@@ -257,6 +266,7 @@ jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per da
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -s o -l output -d 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password help" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
@@ -286,6 +296,7 @@ jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per da
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -s o -l output -d 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l privileged -d 'Only owners and admins (the same as --role owner --role admin)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
@@ -306,6 +317,7 @@ jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per da
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -s o -l output -d 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l yes -d 'Do not ask before an elevation to owner or admin (for scripts)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l force -d 'Allow taking the last owner or admin of an org below admin'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l dry-run -d 'Show the change and the audit row; write nothing'
@@ -329,6 +341,7 @@ jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per da
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -s o -l output -d 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l password-stdin -d 'Read the password from the first line of stdin (trailing CR/LF stripped). Otherwise ECOMIND_ADMIN_PASSWORD, otherwise a hidden prompt (asked twice). There is no password flag: argv is visible to every user of the machine'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
@@ -352,6 +365,7 @@ jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per da
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -s o -l output -d 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
@@ -372,6 +386,7 @@ jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per da
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -s o -l output -d 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
@@ -392,6 +407,7 @@ jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per da
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -s o -l output -d 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
@@ -432,6 +448,7 @@ jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per da
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -s o -l output -d 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l show-sql -d 'Print each rule\'s SQL instead of running it'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
@@ -454,6 +471,7 @@ jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per da
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -s o -l output -d 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l strict -d 'Count warnings (extra tables, columns, indexes, enum types) as errors'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l show-fix -d 'Show the SQL that fixes each finding (always present in --format json)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
@@ -474,6 +492,7 @@ jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per da
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -s o -l output -d 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
@@ -485,7 +504,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l 
 warning\t''
 info\t''
 never\t''"
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l report -d 'Also write the JSON report to FILE (for the change record)' -r -F
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l report -d 'Also write the JSON report to FILE (for the change record): the global `--output FILE`, by its older name' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l lock-wait -d 'How long to wait for another ecomind-admin\'s migration lock before giving up (exit 4). Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l ddl-lock-timeout -d 'lock_timeout for the migration\'s statements: a migration queued behind a long transaction fails cleanly (exit 4, nothing changed) instead of blocking the table. Default: the environment\'s ddl_lock_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL. Given more than once: a fleet run over those databases' -r
@@ -502,6 +521,7 @@ jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per da
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -s o -l output -d 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l no-backup -d 'Take no backup. Never implied: without it, no backup means no upgrade'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -s y -l yes -d 'Do not ask for confirmation (required when stdin is not a terminal)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l allow-drift -d 'Go on when the schema has drifted from its version (the drift is still reported)'
@@ -523,6 +543,7 @@ jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per da
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -s o -l output -d 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'
@@ -541,6 +562,7 @@ jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per da
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -s o -l output -d 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout' -r -F
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -s q -l quiet -d 'Print only the result and errors: no notes or progress'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -s v -l verbose -d 'Log every SQL statement to stderr (-vv: also the driver\'s debug logs)'

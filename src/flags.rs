@@ -64,6 +64,12 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
 
+    /// Also write the result to FILE, atomically (a temporary file beside it, mode
+    /// 0600, renamed when the command ends): in --format json, jsonl or csv as on
+    /// stdout; with --format table, JSON in the file and the table on stdout.
+    #[arg(short = 'o', long, global = true, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+
     /// Print only the result and errors: no notes or progress.
     #[arg(short, long, global = true)]
     pub quiet: bool,

@@ -42,6 +42,10 @@ pub async fn run(mut cli: Cli) -> Result<Outcome> {
         panic!("ECOMIND_TEST_PANIC is set");
     }
     let ui = Output::new(&cli.global).with_command(cli.command.name());
+    let ui = match output_file(&mut cli) {
+        Some(path) => ui.with_output_file(&path)?,
+        None => ui,
+    };
     if ui.format == cli::Format::Csv
         && !matches!(
             cli.command,
@@ -65,7 +69,21 @@ pub async fn run(mut cli: Cli) -> Result<Outcome> {
     {
         ui.emit_error(err);
     }
-    result
+    let finished = ui.finish_output(result.is_ok());
+    match (result, finished) {
+        (Ok(_), Err(e)) => Err(e),
+        (result, _) => result,
+    }
+}
+
+/// `--output FILE`, or upgrade's `--report FILE` (the same, by its older name).
+fn output_file(cli: &mut Cli) -> Option<std::path::PathBuf> {
+    if let Command::Upgrade(a) = &mut cli.command
+        && let Some(report) = a.report.take()
+    {
+        return Some(cli.global.output.take().unwrap_or(report));
+    }
+    cli.global.output.clone()
 }
 
 /// The environment `--env` selects in the config file, with its settings filled into

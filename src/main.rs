@@ -111,6 +111,7 @@ fn install_panic_hook() {
                 format_args!("{}\n", report.panic_report(info)),
             );
         }
+        ecomind_admin::output::remove_partial_output();
         std::process::exit(i32::from(exit::INTERNAL));
     }));
 }

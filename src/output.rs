@@ -2,6 +2,7 @@
 //! warnings, prompts and progress on stderr. Colors and progress only on a TTY.
 
 use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -34,6 +35,11 @@ pub struct Output {
     stream_closed: Arc<AtomicBool>,
     /// A fleet run's database: the result goes here instead of stdout.
     sink: Option<Arc<std::sync::Mutex<Vec<u8>>>>,
+    /// `--output FILE`: the result goes there too.
+    file: Option<Arc<std::sync::Mutex<Option<ReportFile>>>>,
+    /// `--output` with a machine `--format`: stdout gets the same bytes as the file
+    /// (false: stdout shows the human table, the file JSON).
+    tee: bool,
     /// A fleet run's progress lines, one per running database (made on first use).
     lines: Arc<std::sync::OnceLock<indicatif::MultiProgress>>,
     /// The command, as every JSON document names it.
@@ -43,6 +49,115 @@ pub struct Output {
 /// The version of the JSON documents' shapes: additions keep it; a removal or a change
 /// of meaning bumps it.
 pub const FORMAT_VERSION: &str = "1";
+
+/// `--output FILE`'s temporary file, beside FILE, renamed over it at the end.
+#[derive(Debug)]
+struct ReportFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: std::fs::File,
+}
+
+/// The temporary file of `--output`, removed when the process ends abruptly.
+static PARTIAL: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
+/// Remove `--output`'s temporary file (a second signal, a panic): FILE stays as it was.
+pub fn remove_partial_output() {
+    if let Some(tmp) = PARTIAL.lock().ok().and_then(|mut p| p.take()) {
+        let _ = std::fs::remove_file(tmp);
+    }
+}
+
+impl ReportFile {
+    fn create(path: &Path) -> Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let shown_path = shown(&path.display().to_string()).into_owned();
+        let name = path.file_name().filter(|_| !path.is_dir()).ok_or_else(|| {
+            Error::usage(
+                format!("--output {shown_path}: not a file name"),
+                "give a file path, e.g. --output report.json",
+            )
+        })?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let tmp = dir.join(format!(
+            ".{}.{}.tmp",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| {
+                Error::new(
+                    crate::error::Kind::Output,
+                    format!("cannot write --output {shown_path}: {e}"),
+                    Some(
+                        "pass --output a path in a directory you can write to; nothing was run"
+                            .into(),
+                    ),
+                )
+            })?;
+        if let Ok(mut p) = PARTIAL.lock() {
+            *p = Some(tmp.clone());
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            tmp,
+            file,
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.file.write_all(bytes).map_err(|e| self.error(e))
+    }
+
+    fn reset(&mut self) {
+        use std::io::Seek;
+        let _ = self.file.set_len(0);
+        let _ = self.file.rewind();
+    }
+
+    fn error(&self, e: std::io::Error) -> Error {
+        Error::new(
+            crate::error::Kind::Output,
+            format!(
+                "cannot write --output {}: {e}",
+                shown(&self.path.display().to_string())
+            ),
+            Some(format!(
+                "{} was left as it was",
+                shown(&self.path.display().to_string())
+            )),
+        )
+    }
+
+    /// Flush to disk and rename over FILE (the temporary file is removed on failure).
+    fn commit(self) -> Result<()> {
+        let done = self
+            .file
+            .sync_all()
+            .and_then(|()| std::fs::rename(&self.tmp, &self.path));
+        let result = done.map_err(|e| self.error(e));
+        remove_partial_output();
+        result
+    }
+}
+
+/// A report with `format_version`, `command` and (JSON Lines) `type` first.
+#[derive(Serialize)]
+struct Enveloped<'a, R: Serialize> {
+    format_version: &'static str,
+    command: &'static str,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    line_type: Option<&'static str>,
+    #[serde(flatten)]
+    report: &'a R,
+}
 
 /// A failure in `--format json` / `jsonl`: `{"error": {...}}`.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -99,6 +214,8 @@ impl Output {
             stdout_used: Arc::new(AtomicBool::new(false)),
             stream_closed: Arc::new(AtomicBool::new(false)),
             sink: None,
+            file: None,
+            tee: false,
             lines: Arc::new(std::sync::OnceLock::new()),
             command: "",
         }
@@ -108,6 +225,42 @@ impl Output {
     pub fn with_command(mut self, command: &'static str) -> Self {
         self.command = command;
         self
+    }
+
+    /// `--output FILE`: from now on the result also goes to a temporary file beside
+    /// FILE (mode 0600), renamed over FILE at the end: in `--format` when it is a
+    /// machine format (stdout gets the same), else JSON (stdout shows the human
+    /// table). Made before the command runs, so that a directory that cannot be
+    /// written to fails at once (exit 6) with nothing done.
+    pub fn with_output_file(mut self, path: &Path) -> Result<Self> {
+        let file = ReportFile::create(path)?;
+        self.file = Some(Arc::new(std::sync::Mutex::new(Some(file))));
+        self.tee = self.format != Format::Table;
+        if self.format == Format::Table {
+            self.format = Format::Json;
+        }
+        Ok(self)
+    }
+
+    /// `--output` with the human table on stdout and JSON in the file.
+    fn mirrors(&self) -> bool {
+        self.file.is_some() && !self.tee
+    }
+
+    /// `--output`: the command ended; rename the temporary file over FILE. After a
+    /// failure in CSV (no error document there), FILE is left as it was.
+    pub fn finish_output(&self, ok: bool) -> Result<()> {
+        let Some(file) = self.file.as_ref().and_then(|f| f.lock().ok()?.take()) else {
+            return Ok(());
+        };
+        if !ok && self.format == Format::Csv {
+            remove_partial_output();
+            return Ok(());
+        }
+        let path = file.path.clone();
+        file.commit()?;
+        self.note(format!("the result is in {}", path.display()));
+        Ok(())
     }
 
     /// A JSON document with `format_version` and `command` (an object; anything else
@@ -176,6 +329,8 @@ impl Output {
         ui.stdout_used = Arc::new(AtomicBool::new(false));
         ui.stream_closed = Arc::new(AtomicBool::new(false));
         ui.sink = Some(sink.clone());
+        ui.file = None;
+        ui.tee = false;
         (ui, sink)
     }
 
@@ -265,29 +420,28 @@ impl Output {
     pub fn emit<R: Report>(&self, report: &R) -> Result<()> {
         let text = match self.format {
             Format::Json | Format::Csv | Format::Jsonl => {
-                let doc = serde_json::to_value(report)
-                    .map_err(|e| Error::internal(format!("cannot serialize the report: {e}")))?;
+                // Serialized straight from the report (no JSON tree in between: a
+                // report of 150,000 findings would need it twice).
+                let mut doc = Enveloped {
+                    format_version: FORMAT_VERSION,
+                    command: self.command,
+                    line_type: None,
+                    report,
+                };
                 let mut s = if self.format == Format::Jsonl {
                     self.stream_closed.store(true, Ordering::Relaxed);
-                    serde_json::to_string(&self.envelope_line(doc, Some("result")))
+                    doc.line_type = Some("result");
+                    serde_json::to_string(&doc)
                 } else {
-                    serde_json::to_string_pretty(&self.envelope(doc))
+                    serde_json::to_string_pretty(&doc)
                 }
                 .map_err(|e| Error::internal(format!("cannot serialize the report: {e}")))?;
                 s.push('\n');
                 s
             }
-            Format::Table => {
-                let mut s = String::new();
-                report.render(&mut s, self);
-                let mode = if self.color_stdout {
-                    Mode::StyledText
-                } else {
-                    Mode::Text
-                };
-                escape(&s, mode).into_owned()
-            }
+            Format::Table => self.human(report),
         };
+        self.mirror(report)?;
         self.write_stdout(text.as_bytes()).map_err(|e| {
             // The command's work is done; do not lose its result (a new id, say), when
             // it fits on a line.
@@ -303,6 +457,27 @@ impl Output {
         })
     }
 
+    /// Under `--output`, the human table of a result written to the file by hand
+    /// (CSV); nothing otherwise ([`Output::emit`] does it itself).
+    pub fn mirror<R: Report>(&self, report: &R) -> Result<()> {
+        if self.mirrors() {
+            self.write_terminal(self.human(report).as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// The human form of a report, escaped for the terminal.
+    fn human<R: Report>(&self, report: &R) -> String {
+        let mut s = String::new();
+        report.render(&mut s, self);
+        let mode = if self.color_stdout {
+            Mode::StyledText
+        } else {
+            Mode::Text
+        };
+        escape(&s, mode).into_owned()
+    }
+
     /// Write (part of) the result to stdout. A closed pipe (`| head`) is normal in
     /// shell pipelines: the rest of the output is dropped quietly and the command
     /// ends with the exit code it would have had. Any other failure (`> /dev/full`)
@@ -316,6 +491,24 @@ impl Output {
             if let Ok(mut buf) = sink.lock() {
                 buf.extend_from_slice(bytes);
             }
+            return Ok(());
+        }
+        if let Some(file) = &self.file
+            && let Ok(mut file) = file.lock()
+            && let Some(file) = file.as_mut()
+        {
+            file.write(bytes)?;
+            if !self.tee {
+                return Ok(());
+            }
+        }
+        self.write_terminal(bytes)
+    }
+
+    /// Write to stdout itself (the human table under `--output`); a closed pipe ends
+    /// the output quietly, as in [`Output::write_stdout`].
+    fn write_terminal(&self, bytes: &[u8]) -> Result<()> {
+        if self.stdout_closed.load(Ordering::Relaxed) {
             return Ok(());
         }
         let mut stdout = std::io::stdout().lock();
@@ -348,13 +541,22 @@ impl Output {
             Format::Jsonl if !self.stream_closed.load(Ordering::Relaxed) => {
                 let _ = self.line("error", &doc);
             }
-            Format::Json if !self.stdout_used.load(Ordering::Relaxed) => {
+            Format::Json if !self.stdout_used.load(Ordering::Relaxed) || self.reset_file() => {
                 let value = serde_json::to_value(&doc).unwrap_or_default();
                 let text = serde_json::to_string_pretty(&self.envelope(value)).unwrap_or_default();
                 let _ = self.write_stdout(format!("{text}\n").as_bytes());
             }
             _ => {}
         }
+    }
+
+    /// `--output` in JSON: empty the file, so that an error document replaces a
+    /// partial result (false without `--output`).
+    fn reset_file(&self) -> bool {
+        self.file
+            .as_ref()
+            .and_then(|f| f.lock().ok()?.as_mut().map(ReportFile::reset))
+            .is_some()
     }
 
     /// The confirmation rule of destructive commands: `--yes` proceeds; without a
@@ -679,12 +881,14 @@ impl<'a> RowStream<'a> {
                 let line = csv_record(cells.iter().map(|c| csv_cell(c)))?;
                 self.ui.write_stdout(&line)?;
             }
-            Format::Table => {
-                let page = self.page.get_or_insert_with(|| self.ui.table(self.header));
-                page.add_row(cells);
-                if (self.count + 1).is_multiple_of(Self::PAGE) {
-                    self.flush_page()?;
-                }
+            Format::Table => {}
+        }
+        // The human table: the result itself, or beside `--output`'s file.
+        if self.ui.format == Format::Table || self.ui.mirrors() {
+            let page = self.page.get_or_insert_with(|| self.ui.table(self.header));
+            page.add_row(cells);
+            if (self.count + 1).is_multiple_of(Self::PAGE) {
+                self.flush_page()?;
             }
         }
         self.count += 1;
@@ -693,7 +897,12 @@ impl<'a> RowStream<'a> {
 
     fn flush_page(&mut self) -> Result<()> {
         if let Some(page) = self.page.take() {
-            self.ui.write_stdout(format!("{page}\n").as_bytes())?;
+            let text = format!("{page}\n");
+            if self.ui.mirrors() {
+                self.ui.write_terminal(text.as_bytes())?;
+            } else {
+                self.ui.write_stdout(text.as_bytes())?;
+            }
         }
         Ok(())
     }
@@ -711,13 +920,13 @@ impl<'a> RowStream<'a> {
             Format::Jsonl => self
                 .ui
                 .line("summary", &ListSummary { count: self.count })?,
-            Format::Csv => {}
-            Format::Table => {
-                if self.count == 0 {
-                    self.page = Some(self.ui.table(self.header));
-                }
-                self.flush_page()?;
+            Format::Csv | Format::Table => {}
+        }
+        if self.ui.format == Format::Table || self.ui.mirrors() {
+            if self.count == 0 {
+                self.page = Some(self.ui.table(self.header));
             }
+            self.flush_page()?;
         }
         Ok(self.count)
     }

@@ -62,6 +62,7 @@ pub fn install_fleet() {
             FLEET_STOP.store(code, Ordering::SeqCst);
             crate::backup::kill_running_tool();
             if seen.next().is_some() {
+                crate::output::remove_partial_output();
                 std::process::exit(i32::from(code));
             }
         });
@@ -102,6 +103,7 @@ pub fn install(config: DatabaseConfig, work: Work, ui: Output) {
             // A second signal: stop waiting for the server.
             std::thread::spawn(move || {
                 if signals.forever().next().is_some() {
+                    crate::output::remove_partial_output();
                     std::process::exit(i32::from(kind.code()));
                 }
             });
@@ -137,6 +139,8 @@ pub fn install(config: DatabaseConfig, work: Work, ui: Output) {
             );
             ui.emit_error(&err);
             ui.error(&err);
+            // `--output`: the file gets the error document (CSV: FILE is left as it was).
+            let _ = ui.finish_output(false);
             std::process::exit(i32::from(kind.code()));
         });
 }

@@ -345,6 +345,7 @@ async fn buffered(
     };
     if ui.format == Format::Csv {
         ui.write_stdout(report.csv()?.as_bytes())?;
+        ui.mirror(&report)?;
     } else {
         ui.emit(&report)?;
     }

@@ -51,7 +51,8 @@ pub struct UpgradeArgs {
     #[arg(long, value_enum, default_value_t = FailOn::Critical)]
     pub fail_on: FailOn,
 
-    /// Also write the JSON report to FILE (for the change record).
+    /// Also write the JSON report to FILE (for the change record): the global
+    /// `--output FILE`, by its older name.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
@@ -205,17 +206,12 @@ pub async fn run(args: &UpgradeArgs, ctx: &Ctx) -> Result<Outcome> {
     let result = up.all_steps().await;
     let report = up.report;
     db.conn.close().await.ok();
-    finish(ctx, args, report, result)
+    finish(ctx, report, result)
 }
 
-/// Print the report (and write `--report`), then the error of a failed step with what
+/// Print the report (`--report` / `--output` is the global `--output`), then the error of a failed step with what
 /// to do next.
-fn finish(
-    ctx: &Ctx,
-    args: &UpgradeArgs,
-    mut report: UpgradeReport,
-    result: Result<Outcome>,
-) -> Result<Outcome> {
+fn finish(ctx: &Ctx, mut report: UpgradeReport, result: Result<Outcome>) -> Result<Outcome> {
     let ui = &ctx.ui;
     if result.is_ok() {
         report.status = if report.applied.is_empty() {
@@ -223,9 +219,6 @@ fn finish(
         } else {
             "upgraded"
         };
-    }
-    if let Some(path) = &args.report {
-        write_report(path, &report, ui)?;
     }
     // Nothing ran (a refused pre-flight before any step): only the error.
     if !report.steps.is_empty() {
@@ -276,20 +269,6 @@ fn finish(
     }
     ui.stderr_block(&block);
     Err(err)
-}
-
-fn write_report(path: &std::path::Path, report: &UpgradeReport, ui: &Output) -> Result<()> {
-    let doc = serde_json::to_value(report)
-        .map_err(|e| Error::internal(format!("serializing the report: {e}")))?;
-    let text = serde_json::to_string_pretty(&ui.envelope(doc))
-        .map_err(|e| Error::internal(format!("serializing the report: {e}")))?;
-    std::fs::write(path, text + "\n").map_err(|e| {
-        Error::new(
-            Kind::Output,
-            format!("cannot write the report to {}: {e}", path.display()),
-            Some("pass --report with a writable path".into()),
-        )
-    })
 }
 
 impl Upgrade<'_> {

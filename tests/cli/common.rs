@@ -703,6 +703,20 @@ impl AnyDb {
             AnyDb::Pg(_) => panic!("a SQLite database was expected"),
         }
     }
+    /// The SQLite database's directory (None for PostgreSQL).
+    pub fn sqlite_dir(&self) -> Option<&std::path::Path> {
+        match self {
+            AnyDb::Lite(d) => Some(d.dir.path()),
+            AnyDb::Pg(_) => None,
+        }
+    }
+    /// The SQLite database's file (None for PostgreSQL).
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        match self {
+            AnyDb::Lite(d) => Some(d.path()),
+            AnyDb::Pg(_) => None,
+        }
+    }
 }
 
 impl AnyDb {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::Value;
 
-use crate::common::{AnyDb, both};
+use crate::common::{AnyDb, Run, both};
 
 fn schemas_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas")
@@ -243,4 +243,116 @@ both! {
         seen.dedup();
         assert_eq!(seen, want, "every command's schema is exercised");
     }
+}
+
+/// The files of `dir` (names), sorted.
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+both! {
+    /// `--output FILE`: the result in the file (mode 0600, valid against its schema),
+    /// the human table on stdout, no temporary file left; a failure replaces the file
+    /// with its error document in JSON, and leaves it as it was in CSV.
+    fn output_writes_the_report_to_a_file(db) {
+        use std::os::unix::fs::PermissionsExt;
+        db.run(&["migrate", "up"]).expect_code(0);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("report.json");
+        let f = file.to_str().unwrap();
+        let r = db.run(&["audit", "suspicious-accounts", "--output", f]);
+        r.expect_code(0);
+        assert!(r.stdout.contains("summary: 0 critical"), "the table on stdout:\n{}", r.stdout);
+        assert!(!r.stdout.contains("format_version"), "{}", r.stdout);
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(validate_stdout(&text), 1);
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(doc["command"], "audit suspicious-accounts");
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(files_in(dir.path()), ["report.json"]);
+
+        // A machine format: the same bytes on stdout and in the file.
+        let lines = dir.path().join("users.jsonl");
+        let r = db.run(&["users", "list", "--format", "jsonl", "-o", lines.to_str().unwrap()]);
+        r.expect_code(0);
+        let text = std::fs::read_to_string(&lines).unwrap();
+        assert_eq!(r.stdout, text);
+        assert_eq!(validate_stdout(&text), 1, "{text}");
+        assert!(text.contains("\"type\":\"summary\""), "{text}");
+        // A list in a table: the table on stdout, JSON in the file.
+        let listing = dir.path().join("users.json");
+        let r = db.run(&["users", "list", "-o", listing.to_str().unwrap()]);
+        r.expect_code(0);
+        assert!(r.stdout.contains("email") && r.stdout.contains("┌"), "{}", r.stdout);
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(&listing).unwrap()).unwrap();
+        assert_eq!(doc["count"], 0, "{doc}");
+
+        // A failure: the JSON file becomes the error document, whole.
+        let r = db.run(&["users", "list", "--org", "org_000000000000", "--output", f]);
+        r.expect_code(4);
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(doc["error"]["exit_code"], 4, "{doc}");
+        assert_eq!(validate_stdout(&doc.to_string()), 1);
+        // In CSV there is no error document: the file is left as it was.
+        let csv = dir.path().join("orgs.csv");
+        std::fs::write(&csv, "the previous report\n").unwrap();
+        let r = db.run(&["users", "list", "--org", "org_000000000000", "--format", "csv", "-o", csv.to_str().unwrap()]);
+        r.expect_code(4);
+        assert_eq!(std::fs::read_to_string(&csv).unwrap(), "the previous report\n");
+        assert_eq!(files_in(dir.path()), ["orgs.csv", "report.json", "users.json", "users.jsonl"]);
+    }
+
+    /// `--output` into a directory that cannot be written to: exit 6 before anything
+    /// runs (no org is created), no file and no temporary file.
+    fn output_to_a_read_only_directory_fails_before_running(db) {
+        use std::os::unix::fs::PermissionsExt;
+        db.run(&["migrate", "up"]).expect_code(0);
+        let dir = tempfile::tempdir().unwrap();
+        let ro = dir.path().join("ro");
+        std::fs::create_dir(&ro).unwrap();
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+        // Everything the unprivileged user must reach: the temporary dirs and the
+        // SQLite database.
+        for p in [dir.path()].into_iter().chain(db.sqlite_dir()) {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        if let Some(file) = db.sqlite_file() {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o666)).unwrap();
+        }
+        let out = ro.join("report.json");
+        // root may write anywhere: run as nobody, for whom the directory is read-only.
+        let mut cmd = if unsafe { libc_geteuid() } == 0 {
+            let mut c = assert_cmd::Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .arg(assert_cmd::cargo::cargo_bin("ecomind-admin"))
+                .current_dir(dir.path())
+                .env("DATABASE_URL", db.url());
+            c
+        } else {
+            let mut c = db.cmd();
+            c.current_dir(dir.path());
+            c
+        };
+        let r = Run::from(
+            cmd.args(["create-org", "--name", "Never", "--format", "json", "--output", out.to_str().unwrap()])
+                .output()
+                .unwrap(),
+        );
+        r.expect_code(6);
+        assert!(r.stderr.contains("cannot write --output"), "{}", r.stderr);
+        assert!(r.stderr.contains("nothing was run"), "{}", r.stderr);
+        assert!(files_in(&ro).is_empty(), "{:?}", files_in(&ro));
+        assert_eq!(db.query("SELECT count(*) FROM orgs"), "0");
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
 }
