@@ -6,12 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Tools the integration tests call: sqlite3 (to inspect SQLite files), groff (renders
-# the man page), npm (fetches the PostgreSQL servers of the version matrix). The prompt tests make their own pseudo-terminal (expectrl).
+# the man page), npm (fetches the PostgreSQL servers of the version matrix), jq (runs
+# the README's jq examples). The prompt tests make their own pseudo-terminal (expectrl).
 # PostgreSQL comes below.
 need=()
 command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v groff >/dev/null || need+=(groff-base)
 command -v npm >/dev/null || need+=(npm)
+command -v jq >/dev/null || need+=(jq)
 if ((${#need[@]})); then
     if [[ $(id -u) -eq 0 ]]; then
         echo "==> apt-get install ${need[*]}"

@@ -33,9 +33,16 @@ pub enum Status {
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Diagnosis {
+    /// `connection`, `writable`, `migrations`, `schema`, `privileges`, `audit`.
     pub check: &'static str,
     pub status: Status,
+    /// One line for humans.
     pub summary: String,
+    /// The facts behind the summary, per check (null when the check could not run):
+    /// connection `{url, backend, server_version, tls}`; writable `{writable}`;
+    /// migrations `{current, alembic_version, pending: [revision]}`; schema `{findings:
+    /// 0}` on an empty database, else `{errors, warnings, kinds: [finding kind]}`;
+    /// privileges `{<command>: true|false}`; audit `{critical, findings}`.
     pub details: Value,
 }
 

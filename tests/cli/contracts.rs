@@ -356,3 +356,62 @@ unsafe extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;
 }
+
+/// The jq examples of README "Machine interface" run as printed, in order, on one
+/// SQLite database: each exits 0 (jq parsed what ecomind-admin printed and found what
+/// it selects), and some say what they must.
+#[test]
+fn readme_jq_examples_run() {
+    let readme =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let section = readme
+        .split("## Machine interface")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has a Machine interface section");
+    let examples: Vec<&str> = section
+        .lines()
+        .filter(|l| l.starts_with("ecomind-admin ") && l.contains("jq "))
+        .collect();
+    assert!(examples.len() >= 15, "{examples:?}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("password.txt"), "a fine password 123\n").unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("ecomind-admin");
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let url = format!("sqlite://{}/ecomind.db?mode=rwc", dir.path().display());
+    let mut outputs = Vec::new();
+    for line in &examples {
+        let out = std::process::Command::new("sh")
+            .args(["-c", line])
+            .current_dir(dir.path())
+            .env("PATH", &path)
+            .env("DATABASE_URL", &url)
+            .output()
+            .expect("sh");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success() && !stderr.contains("jq: error"),
+            "{line}\nexit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            out.status.code()
+        );
+        outputs.push(stdout.trim().to_owned());
+    }
+    let said = |needle: &str, want: &str| {
+        let i = examples.iter().position(|l| l.contains(needle)).unwrap();
+        assert_eq!(outputs[i], want, "{}", examples[i]);
+    };
+    said("migrate up", "002");
+    said("migrate current", "true");
+    said("create-org", "org_0123456789ab");
+    said("create-admin", "true");
+    said("set-role", "admin -> owner");
+    said("reset-password", "ecomind-admin");
+    said("upgrade", "up-to-date");
+    said("verify-schema", "PASSED");
+}
