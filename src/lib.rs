@@ -42,8 +42,12 @@ pub async fn run(mut cli: Cli) -> Result<Outcome> {
         panic!("ECOMIND_TEST_PANIC is set");
     }
     let ui = Output::new(&cli.global).with_command(cli.command.name());
-    let ui = match output_file(&mut cli) {
-        Some(path) => ui.with_output_file(&path)?,
+    let ui = match output_file(&mut cli).map(|path| ui.clone().with_output_file(&path)) {
+        Some(Ok(with_file)) => with_file,
+        Some(Err(e)) => {
+            ui.emit_error(&e);
+            return Err(e);
+        }
         None => ui,
     };
     if ui.format == cli::Format::Csv

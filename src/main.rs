@@ -79,8 +79,48 @@ fn usage_error(e: clap::Error) -> ExitCode {
         });
     let color = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    print_error(&Error::usage(message, tip), color);
+    let err = Error::usage(message, tip);
+    print_error(&err, color);
+    usage_error_document(&err);
     ExitCode::from(exit::USAGE)
+}
+
+/// `--format json` / `jsonl` on a command line that did not parse: the error document
+/// on stdout too, so that a pipeline reading stdout still gets JSON.
+fn usage_error_document(err: &Error) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let format = args
+        .windows(2)
+        .find_map(|w| (w[0] == "--format").then(|| w[1].clone()))
+        .or_else(|| {
+            args.iter()
+                .find_map(|a| a.strip_prefix("--format=").map(str::to_owned))
+        });
+    let line = match format.as_deref() {
+        Some("json") => false,
+        Some("jsonl") => true,
+        _ => return,
+    };
+    // The command the words name (`migrate up`), when it prints JSON; else the tool.
+    let words: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let command = ecomind_admin::contracts::all()
+        .into_iter()
+        .map(|c| c.command)
+        .filter(|c| {
+            let mut want = c.split(' ');
+            let first = want.next().unwrap_or_default();
+            words.iter().position(|w| *w == first).is_some_and(|i| {
+                want.zip(words[i + 1..].iter()).all(|(a, b)| a == *b)
+                    && c.split(' ').count() <= words.len() - i
+            })
+        })
+        .max_by_key(|c| c.len())
+        .unwrap_or(ecomind_admin::contracts::TOOL);
+    ecomind_admin::output::print_usage_error_document(command, err, line);
 }
 
 /// A panic is a bug: one line, exit 5, and, when RUST_BACKTRACE asks, color-eyre's

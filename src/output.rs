@@ -152,11 +152,38 @@ impl ReportFile {
 #[derive(Serialize)]
 struct Enveloped<'a, R: Serialize> {
     format_version: &'static str,
-    command: &'static str,
+    command: &'a str,
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     line_type: Option<&'static str>,
     #[serde(flatten)]
     report: &'a R,
+}
+
+/// A command line that did not parse, in `--format json` / `jsonl` (`line`): the error
+/// document on stdout, naming `command` (the one the words name, or `ecomind-admin`).
+pub fn print_usage_error_document(command: &str, err: &Error, line: bool) {
+    let doc = Enveloped {
+        format_version: FORMAT_VERSION,
+        command,
+        line_type: line.then_some("error"),
+        report: &ErrorDocument {
+            error: ErrorBody {
+                kind: err.kind.name(),
+                message: err.message().to_owned(),
+                hint: err.hint().map(str::to_owned),
+                exit_code: err.code(),
+            },
+        },
+    };
+    let text = if line {
+        serde_json::to_string(&doc)
+    } else {
+        serde_json::to_string_pretty(&doc)
+    };
+    if let Ok(text) = text {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{text}");
+    }
 }
 
 /// A failure in `--format json` / `jsonl`: `{"error": {...}}`.

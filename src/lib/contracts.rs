@@ -28,6 +28,10 @@ use crate::schema::check::VerifyReport;
 /// Where the committed schemas live, relative to the repository.
 pub const DIR: &str = "schemas";
 
+/// The `command` of an error document when the command line names no command that
+/// prints JSON (it did not parse).
+pub const TOOL: &str = "ecomind-admin";
+
 /// `users list --format json`.
 #[derive(Serialize, JsonSchema)]
 struct UsersDocument {
@@ -55,7 +59,8 @@ pub fn file_name(command: &str) -> String {
     format!("{}.json", command.replace(' ', "-"))
 }
 
-/// Every command's contract (`man` and `completions` print no JSON).
+/// Every command's contract (`man` and `completions` print no JSON), and the tool's
+/// own for a command line that names none (only its error forms).
 pub fn all() -> Vec<Contract> {
     vec![
         document::<RunReport>("migrate up", true),
@@ -77,6 +82,7 @@ pub fn all() -> Vec<Contract> {
         streamed::<OrgsDocument, OrgListing, ListSummary>("orgs list", "org", false),
         document::<DoctorReport>("doctor", true),
         document::<UpgradeReport>("upgrade", true),
+        Builder::new(TOOL).finish(false),
     ]
 }
 

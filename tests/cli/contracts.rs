@@ -121,7 +121,7 @@ fn committed_schemas_are_what_the_types_generate() {
         .iter()
         .map(|c| c.command)
         .collect();
-    assert_eq!(commands.len(), 15, "{commands:?}");
+    assert_eq!(commands.len(), 16, "{commands:?}");
 }
 
 /// The schemas reject what is not the contract: a missing required field, a wrong
@@ -228,8 +228,10 @@ both! {
         run(db, &["doctor"], 1, &mut seen);
         db.query("CREATE TABLE extra_table (id INTEGER)");
         run(db, &["verify-schema", "--strict"], 1, &mut seen);
-        // Refusals and errors.
+        // Refusals and errors; command lines that do not parse.
         run(db, &missing_org, 4, &mut seen);
+        run(db, &["migrate"], 2, &mut seen);
+        run(db, &["audit", "suspicious-accounts", "--since", "tomorrowish"], 2, &mut seen);
         run(db, &["users", "set-role", "nobody@acme.test", "owner", "--reason", "t"], 4, &mut seen);
         run(db, &["users", "reset-password", "nobody@acme.test", "--password-stdin"], 4, &mut seen);
         run(db, &["migrate", "down"], 4, &mut seen);
@@ -347,6 +349,7 @@ both! {
         r.expect_code(6);
         assert!(r.stderr.contains("cannot write --output"), "{}", r.stderr);
         assert!(r.stderr.contains("nothing was run"), "{}", r.stderr);
+        assert_eq!(validate_stdout(&r.stdout), 1, "the error document on stdout: {}", r.stdout);
         assert!(files_in(&ro).is_empty(), "{:?}", files_in(&ro));
         assert_eq!(db.query("SELECT count(*) FROM orgs"), "0");
     }
