@@ -73,6 +73,10 @@ pub async fn run(mut cli: Cli) -> Result<Outcome> {
     {
         ui.emit_error(err);
     }
+    // After a signal the signal thread writes the error and finishes `--output`.
+    if signals::interrupted() {
+        return result;
+    }
     let finished = ui.finish_output(result.is_ok());
     match (result, finished) {
         (Ok(_), Err(e)) => Err(e),

@@ -418,3 +418,47 @@ fn readme_jq_examples_run() {
     said("upgrade", "up-to-date");
     said("verify-schema", "PASSED");
 }
+
+/// SIGTERM while `--output` is being written: FILE gets the error document (kind
+/// `terminated`, exit 143), whole, and no temporary file is left.
+#[test]
+fn output_after_sigterm_holds_the_error_document() {
+    use crate::common::{Blocker, PgDb, wait_for};
+    let db = PgDb::new();
+    db.run(&["migrate", "up"]).expect_code(0);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.json");
+    let blocker = Blocker::lock(&db, "audit_logs");
+    let child = db
+        .std_cmd()
+        .args([
+            "audit",
+            "suspicious-accounts",
+            "--output",
+            file.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the audit waiting on the lock", 20, || {
+        db.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'ecomind-admin%' \
+             AND datname = current_database() AND wait_event_type = 'Lock'",
+        ) == "1"
+    });
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let r = Run::from(child.wait_with_output().unwrap());
+    r.expect_code(143);
+    drop(blocker);
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(doc["error"]["kind"], "terminated", "{doc}");
+    assert_eq!(doc["error"]["exit_code"], 143, "{doc}");
+    assert_eq!(validate_stdout(&doc.to_string()), 1);
+    assert_eq!(files_in(dir.path()), ["audit.json"]);
+}
