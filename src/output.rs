@@ -162,6 +162,12 @@ struct Enveloped<'a, R: Serialize> {
 /// A command line that did not parse, in `--format json` / `jsonl` (`line`): the error
 /// document on stdout, naming `command` (the one the words name, or `ecomind-admin`).
 pub fn print_usage_error_document(command: &str, err: &Error, line: bool) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(error_document(command, err, line).as_bytes());
+}
+
+/// The error document of `err` (`line`: a JSON Lines `error` line), with its newline.
+fn error_document(command: &str, err: &Error, line: bool) -> String {
     let doc = Enveloped {
         format_version: FORMAT_VERSION,
         command,
@@ -180,10 +186,7 @@ pub fn print_usage_error_document(command: &str, err: &Error, line: bool) {
     } else {
         serde_json::to_string_pretty(&doc)
     };
-    if let Ok(text) = text {
-        let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "{text}");
-    }
+    text.unwrap_or_default() + "\n"
 }
 
 /// A failure in `--format json` / `jsonl`: `{"error": {...}}`.
@@ -290,35 +293,16 @@ impl Output {
         Ok(())
     }
 
-    /// A JSON document with `format_version` and `command` (an object; anything else
-    /// is returned as it is).
-    pub fn envelope(&self, doc: serde_json::Value) -> serde_json::Value {
-        self.envelope_line(doc, None)
-    }
-
-    /// [`Output::envelope`], and in JSON Lines the line's `type` (`result`, `error`,
-    /// `summary`, or the item of a streamed list: `finding`, `user`, `database`, ...).
-    fn envelope_line(
-        &self,
-        mut doc: serde_json::Value,
-        line_type: Option<&str>,
-    ) -> serde_json::Value {
-        if let Some(map) = doc.as_object_mut() {
-            map.shift_insert(0, "format_version".into(), FORMAT_VERSION.into());
-            map.shift_insert(1, "command".into(), self.command.into());
-            if let Some(t) = line_type {
-                map.shift_insert(2, "type".into(), t.into());
-            }
-        }
-        doc
-    }
-
     /// One JSON Lines document on stdout: `value` with `format_version`, `command`
     /// and `type`.
-    pub fn line(&self, line_type: &str, value: &impl Serialize) -> Result<()> {
-        let doc = serde_json::to_value(value)
-            .map_err(|e| Error::internal(format!("cannot serialize a line: {e}")))?;
-        let mut text = serde_json::to_string(&self.envelope_line(doc, Some(line_type)))
+    pub fn line(&self, line_type: &'static str, value: &impl Serialize) -> Result<()> {
+        let doc = Enveloped {
+            format_version: FORMAT_VERSION,
+            command: self.command,
+            line_type: Some(line_type),
+            report: value,
+        };
+        let mut text = serde_json::to_string(&doc)
             .map_err(|e| Error::internal(format!("cannot serialize a line: {e}")))?;
         text.push('\n');
         if matches!(line_type, "summary" | "result") {
@@ -505,12 +489,12 @@ impl Output {
         escape(&s, mode).into_owned()
     }
 
-    /// Write (part of) the result to stdout. A closed pipe (`| head`) is normal in
-    /// shell pipelines: the rest of the output is dropped quietly and the command
-    /// ends with the exit code it would have had. Any other failure (`> /dev/full`)
-    /// is an error, exit 6.
+    /// Write (part of) the result to stdout (and `--output`'s file). A closed pipe
+    /// (`| head`) is normal in shell pipelines: the rest of the output is dropped
+    /// quietly (the file still gets all of it) and the command ends with the exit
+    /// code it would have had. Any other failure (`> /dev/full`) is an error, exit 6.
     pub fn write_stdout(&self, bytes: &[u8]) -> Result<()> {
-        if self.stdout_closed.load(Ordering::Relaxed) {
+        if self.stdout_closed.load(Ordering::Relaxed) && self.file.is_none() {
             return Ok(());
         }
         self.stdout_used.store(true, Ordering::Relaxed);
@@ -556,24 +540,14 @@ impl Output {
     /// (a stream without its summary line is incomplete, and this line says why), but
     /// not after the closing `summary` or `result` line, which says it already.
     pub fn emit_error(&self, err: &Error) {
-        let doc = ErrorDocument {
-            error: ErrorBody {
-                kind: err.kind.name(),
-                message: err.message().to_owned(),
-                hint: err.hint().map(str::to_owned),
-                exit_code: err.code(),
-            },
+        let write = match self.format {
+            Format::Jsonl => !self.stream_closed.load(Ordering::Relaxed),
+            Format::Json => !self.stdout_used.load(Ordering::Relaxed) || self.reset_file(),
+            Format::Table | Format::Csv => false,
         };
-        match self.format {
-            Format::Jsonl if !self.stream_closed.load(Ordering::Relaxed) => {
-                let _ = self.line("error", &doc);
-            }
-            Format::Json if !self.stdout_used.load(Ordering::Relaxed) || self.reset_file() => {
-                let value = serde_json::to_value(&doc).unwrap_or_default();
-                let text = serde_json::to_string_pretty(&self.envelope(value)).unwrap_or_default();
-                let _ = self.write_stdout(format!("{text}\n").as_bytes());
-            }
-            _ => {}
+        if write {
+            let text = error_document(self.command, err, self.format == Format::Jsonl);
+            let _ = self.write_stdout(text.as_bytes());
         }
     }
 
@@ -890,9 +864,10 @@ impl<'a> RowStream<'a> {
     }
 
     /// One row: `json` for --format json, `cells` (in the header's order) otherwise.
-    /// False when stdout is gone: the caller stops reading.
+    /// False when stdout is gone (and there is no `--output` file to finish): the
+    /// caller stops reading.
     pub fn row(&mut self, json: &impl Serialize, cells: &[String]) -> Result<bool> {
-        if self.ui.stdout_closed.load(Ordering::Relaxed) {
+        if self.ui.stdout_closed.load(Ordering::Relaxed) && self.ui.file.is_none() {
             return Ok(false);
         }
         self.open()?;

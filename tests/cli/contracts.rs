@@ -295,6 +295,29 @@ both! {
         let doc: Value = serde_json::from_str(&std::fs::read_to_string(&listing).unwrap()).unwrap();
         assert_eq!(doc["count"], 0, "{doc}");
 
+        // stdout closed early (`| head -c 1`): the file still gets every line.
+        db.query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) \
+             INSERT INTO orgs (id, name, created_at) \
+             SELECT 'org_' || (100000000000 + i), 'Org', '2026-01-01 00:00:00' FROM n",
+        );
+        let piped = dir.path().join("orgs.jsonl");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "'{}' orgs list --format jsonl -o '{}' | head -c 1 >/dev/null",
+                assert_cmd::cargo::cargo_bin("ecomind-admin").display(),
+                piped.display()
+            ))
+            .env("DATABASE_URL", db.url())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let text = std::fs::read_to_string(&piped).unwrap();
+        assert_eq!(text.lines().count(), 5001, "5,000 orgs and the summary line");
+        assert!(text.ends_with("{\"format_version\":\"1\",\"command\":\"orgs list\",\"type\":\"summary\",\"count\":5000}\n"));
+        std::fs::remove_file(&piped).unwrap();
+
         // A failure: the JSON file becomes the error document, whole.
         let r = db.run(&["users", "list", "--org", "org_000000000000", "--output", f]);
         r.expect_code(4);
