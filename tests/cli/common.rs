@@ -463,6 +463,17 @@ pub const V1: &str = "m20251007_000001_initial_schema";
 pub const V2: &str = "m20251008_000002_add_user_password";
 
 /// Poll `f` every 50 ms until it holds; fail the test after `secs`.
+/// Send `sig` (`-TERM`, `-INT`) to `child` with kill(1); when it was sent.
+pub fn send(child: &std::process::Child, sig: &str) -> std::time::Instant {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig}");
+    std::time::Instant::now()
+}
+
 pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {

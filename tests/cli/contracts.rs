@@ -446,7 +446,7 @@ fn readme_jq_examples_run() {
 /// `terminated`, exit 143), whole, and no temporary file is left.
 #[test]
 fn output_after_sigterm_holds_the_error_document() {
-    use crate::common::{Blocker, PgDb, wait_for};
+    use crate::common::{Blocker, PgDb, send, wait_for};
     let db = PgDb::new();
     db.run(&["migrate", "up"]).expect_code(0);
     let dir = tempfile::tempdir().unwrap();
@@ -470,12 +470,7 @@ fn output_after_sigterm_holds_the_error_document() {
              AND datname = current_database() AND wait_event_type = 'Lock'",
         ) == "1"
     });
-    let ok = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+    send(&child, "-TERM");
     let r = Run::from(child.wait_with_output().unwrap());
     r.expect_code(143);
     drop(blocker);

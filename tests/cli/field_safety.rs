@@ -802,16 +802,6 @@ const CREATE_ADMIN_A: [&str; 7] = [
     "4",
 ];
 
-fn send(child: &std::process::Child, sig: &str) -> std::time::Instant {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill {sig}");
-    std::time::Instant::now()
-}
-
 /// Start `args` against `db` while `table` is locked, wait until its statement waits on
 /// the lock, send `sig`, and check: within 1 s nothing of ours is left on the server,
 /// exit `code`, one line on stderr that contains `says`.

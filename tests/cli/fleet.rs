@@ -299,11 +299,7 @@ fn sigterm_mid_fleet_stops_cleanly() {
     wait_for("both running databases to wait", 20, || {
         pgs[..2].iter().all(waiting)
     });
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    send(&child, "-TERM");
     let r = Run::from(child.wait_with_output().unwrap());
     assert_eq!(r.code, 143, "{}", r.stderr);
     assert!(r.stderr.contains("interrupted by SIGTERM"), "{}", r.stderr);

@@ -427,12 +427,7 @@ fn sigint_during_the_backup_stops_pg_dump_and_applies_nothing() {
     wait_for("pg_dump to wait on the lock", 20, || {
         db.psql(&format!("{dumping} AND wait_event_type = 'Lock'")) == "1"
     });
-    let ok = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+    send(&child, "-INT");
     let r = Run::from(child.wait_with_output().unwrap());
     assert_eq!(r.code, 130, "{}", r.stderr);
     assert!(r.stderr.contains("interrupted by SIGINT"), "{}", r.stderr);
