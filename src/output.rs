@@ -30,9 +30,10 @@ pub struct Output {
     stdout_closed: Arc<AtomicBool>,
     /// Something of the result was written to stdout.
     stdout_used: Arc<AtomicBool>,
-    /// JSON Lines: the closing line (`summary` or `result`) was written; a failure
-    /// after it adds no error line (the closing line carries the exit code or status).
-    stream_closed: Arc<AtomicBool>,
+    /// The result is whole: a document, or the closing `summary` / `result` line of
+    /// JSON Lines, was written. A failure after it adds no error document (the result
+    /// says how the command ended, as upgrade's report does).
+    result_complete: Arc<AtomicBool>,
     /// A fleet run's database: the result goes here instead of stdout.
     sink: Option<Arc<std::sync::Mutex<Vec<u8>>>>,
     /// `--output FILE`: the result goes there too.
@@ -242,7 +243,7 @@ impl Output {
             stdin_tty: std::io::stdin().is_terminal(),
             stdout_closed: Arc::new(AtomicBool::new(false)),
             stdout_used: Arc::new(AtomicBool::new(false)),
-            stream_closed: Arc::new(AtomicBool::new(false)),
+            result_complete: Arc::new(AtomicBool::new(false)),
             sink: None,
             file: None,
             tee: false,
@@ -306,7 +307,7 @@ impl Output {
             .map_err(|e| Error::internal(format!("cannot serialize a line: {e}")))?;
         text.push('\n');
         if matches!(line_type, "summary" | "result") {
-            self.stream_closed.store(true, Ordering::Relaxed);
+            self.result_complete.store(true, Ordering::Relaxed);
         }
         self.write_stdout(text.as_bytes())
     }
@@ -338,7 +339,7 @@ impl Output {
         ui.stdin_tty = false;
         ui.stdout_closed = Arc::new(AtomicBool::new(false));
         ui.stdout_used = Arc::new(AtomicBool::new(false));
-        ui.stream_closed = Arc::new(AtomicBool::new(false));
+        ui.result_complete = Arc::new(AtomicBool::new(false));
         ui.sink = Some(sink.clone());
         ui.file = None;
         ui.tee = false;
@@ -440,7 +441,6 @@ impl Output {
                     report,
                 };
                 let mut s = if self.format == Format::Jsonl {
-                    self.stream_closed.store(true, Ordering::Relaxed);
                     doc.line_type = Some("result");
                     serde_json::to_string(&doc)
                 } else {
@@ -453,6 +453,7 @@ impl Output {
             Format::Table => self.human(report),
         };
         self.mirror(report)?;
+        self.result_complete.store(true, Ordering::Relaxed);
         self.write_stdout(text.as_bytes()).map_err(|e| {
             // The command's work is done; do not lose its result (a new id, say), when
             // it fits on a line.
@@ -540,24 +541,31 @@ impl Output {
     /// (a stream without its summary line is incomplete, and this line says why), but
     /// not after the closing `summary` or `result` line, which says it already.
     pub fn emit_error(&self, err: &Error) {
-        let write = match self.format {
-            Format::Jsonl => !self.stream_closed.load(Ordering::Relaxed),
-            Format::Json => !self.stdout_used.load(Ordering::Relaxed) || self.reset_file(),
-            Format::Table | Format::Csv => false,
-        };
-        if write {
-            let text = error_document(self.command, err, self.format == Format::Jsonl);
-            let _ = self.write_stdout(text.as_bytes());
+        let complete = self.result_complete.load(Ordering::Relaxed);
+        let text = || error_document(self.command, err, self.format == Format::Jsonl);
+        match self.format {
+            Format::Jsonl if !complete => {
+                let _ = self.write_stdout(text().as_bytes());
+            }
+            Format::Json if !self.stdout_used.load(Ordering::Relaxed) => {
+                let _ = self.write_stdout(text().as_bytes());
+            }
+            // A JSON list cut short: stdout keeps what it got; `--output`'s file gets
+            // the error document instead, so that it holds one whole document.
+            Format::Json if !complete => self.replace_file(&text()),
+            _ => {}
         }
     }
 
-    /// `--output` in JSON: empty the file, so that an error document replaces a
-    /// partial result (false without `--output`).
-    fn reset_file(&self) -> bool {
-        self.file
-            .as_ref()
-            .and_then(|f| f.lock().ok()?.as_mut().map(ReportFile::reset))
-            .is_some()
+    /// `--output`: replace what the file holds with `text`.
+    fn replace_file(&self, text: &str) {
+        if let Some(file) = &self.file
+            && let Ok(mut file) = file.lock()
+            && let Some(file) = file.as_mut()
+        {
+            file.reset();
+            let _ = file.write(text.as_bytes());
+        }
     }
 
     /// The confirmation rule of destructive commands: `--yes` proceeds; without a
@@ -915,6 +923,7 @@ impl<'a> RowStream<'a> {
         match self.ui.format {
             Format::Json => {
                 let close = if self.count == 0 { "]" } else { "\n  ]" };
+                self.ui.result_complete.store(true, Ordering::Relaxed);
                 self.ui.write_stdout(
                     format!("{close},\n  \"count\": {}\n}}\n", self.count).as_bytes(),
                 )?;

@@ -206,11 +206,26 @@ fn a_failing_migration_stops_with_a_restore_command_that_works() {
         // A long transaction that has read users: pg_dump may read it too, the
         // migration's ALTER TABLE users waits past --ddl-lock-timeout.
         let _reader = Blocker::psql_txn(pg, "SELECT count(*) FROM users;");
-        upgrade(&db, &["--yes", "--ddl-lock-timeout", "500ms"])
+        upgrade(
+            &db,
+            &[
+                "--yes",
+                "--ddl-lock-timeout",
+                "500ms",
+                "--report",
+                "report.json",
+            ],
+        )
     };
     r.expect_code(4);
     let j = r.json();
     assert_eq!(j["failed_step"], "migrate", "{j}");
+    // The change record is the whole report (where it stopped, how to restore), as on
+    // stdout: not replaced by the error.
+    let kept: Value =
+        serde_json::from_str(&std::fs::read_to_string(pg.dir.path().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(kept, j);
     assert_eq!(step(&j, "backup")["result"], "ok");
     assert_eq!(pg.versions(), vec![V1], "at the last recorded version");
     assert!(
