@@ -105,7 +105,7 @@ DATABASE_URL="$base/$BIG" /usr/bin/time -o "$RSS_FILE" -f '%M' "$BIN" "${ARGS[@]
 rss_kb=$(tail -1 "$RSS_FILE")
 findings=$(ours "$BIG" | python3 -c 'import json,sys; s=json.load(sys.stdin)["summary"]; print(s["critical"], "critical,", s["warning"], "warning,", s["info"], "info")')
 
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+. scripts/bench-lib.sh
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 mo=$(median "${t_ours[@]}"); mf=$(median "${t_floor[@]}")
 ma=$(median "${t_att[@]}"); mb=$(median "${t_base[@]}"); mh=$(median "${t_huge[@]}")

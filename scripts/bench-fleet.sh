@@ -11,14 +11,8 @@ cd "$(dirname "$0")/.."
 RUNS="${1:-3}"
 DBS="${DBS:-40}"
 
-ADMIN_URL="${ECOMIND_TEST_DATABASE_URL:-$(scripts/pg-up.sh)}"
-export PATH="/usr/lib/postgresql/15/bin:$PATH"
-cargo build --release -q
-BIN="$PWD/target/release/ecomind-admin"
-base="${ADMIN_URL%/*}"
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-psql_admin() { psql -X -q -tA -v ON_ERROR_STOP=1 "$ADMIN_URL" -c "$1" >/dev/null; }
+. scripts/bench-lib.sh
+bench_pg
 
 names=()
 for i in $(seq 1 "$DBS"); do names+=("ecomind_bench_fleet_$i"); done
@@ -48,7 +42,6 @@ fresh
 rss_kb=$(tail -1 "$WORK/rss")
 for n in "${names[@]}"; do psql_admin "DROP DATABASE IF EXISTS $n WITH (FORCE)"; done
 
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 mf=$(median "${t_fleet[@]}"); ml=$(median "${t_loop[@]}")
 echo "data: $DBS empty PostgreSQL databases; $RUNS runs each, alternating"
 echo "fleet run (--parallel 8):     median ${mf} ms  (${t_fleet[*]})"

@@ -12,14 +12,8 @@ cd "$(dirname "$0")/.."
 RUNS="${1:-3}"
 USERS="${USERS:-75000}"
 
-ADMIN_URL="${ECOMIND_TEST_DATABASE_URL:-$(scripts/pg-up.sh)}"
-export PATH="/usr/lib/postgresql/15/bin:$PATH"
-cargo build --release -q
-BIN="$PWD/target/release/ecomind-admin"
-base="${ADMIN_URL%/*}"
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-psql_admin() { psql -X -q -tA -v ON_ERROR_STOP=1 "$ADMIN_URL" -c "$1" >/dev/null; }
+. scripts/bench-lib.sh
+bench_pg
 
 # Two databases: USERS admins, and a tenth of them.
 make_db() { # name users
@@ -47,7 +41,6 @@ run() { # db format -> "rss_kb ms lines"
     t1=$(date +%s%N)
     echo "$(tail -1 "$WORK/rss") $(( (t1 - t0) / 1000000 )) $(wc -l < "$WORK/out")"
 }
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 big_jsonl=(); small_jsonl=(); big_json=(); ms_jsonl=(); ms_json=()
 for _ in $(seq 1 "$RUNS"); do

@@ -44,7 +44,7 @@ psql_admin "CREATE DATABASE $rssdb"
 rss_kb=$( { DATABASE_URL="$(db_url "$rssdb")" /usr/bin/time -f '%M' "$BIN" -q migrate up >/dev/null; } 2>&1 | tail -1 )
 psql_admin "DROP DATABASE $rssdb"
 
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+. scripts/bench-lib.sh
 m_ours=$(median "${ours[@]}")
 m_floor=$(median "${floor[@]}")
 ratio=$(awk -v a="$m_ours" -v b="$m_floor" 'BEGIN {printf "%.2f", a/b}')

@@ -14,7 +14,7 @@ DB="$DIR/bench.db"
 DATABASE_URL="sqlite://$DB?mode=rwc" "$BIN" -q migrate up >/dev/null
 
 now_ns() { date +%s%N; }
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+. scripts/bench-lib.sh
 time_us() { # command...
     local t=()
     for _ in $(seq 1 "$RUNS"); do

@@ -17,14 +17,8 @@ cd "$(dirname "$0")/.."
 RUNS="${1:-5}"
 EVENTS="${EVENTS:-1000000}"
 
-ADMIN_URL="${ECOMIND_TEST_DATABASE_URL:-$(scripts/pg-up.sh)}"
-export PATH="/usr/lib/postgresql/15/bin:$PATH"
-cargo build --release -q
-BIN="$PWD/target/release/ecomind-admin"
-base="${ADMIN_URL%/*}"
-psql_admin() { psql -X -q -tA -v ON_ERROR_STOP=1 "$ADMIN_URL" -c "$1"; }
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+. scripts/bench-lib.sh
+bench_pg
 
 TPL="ecomind_bench_upgrade_tpl_${EVENTS}"
 marker="ecomind-bench-upgrade events=$EVENTS v1"
@@ -101,7 +95,6 @@ done
 psql_admin "DROP DATABASE ecomind_bench_upgrade_a WITH (FORCE)" >/dev/null
 psql_admin "DROP DATABASE ecomind_bench_upgrade_b WITH (FORCE)" >/dev/null
 
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 mo=$(median "${t_ours[@]}"); ms=$(median "${t_script[@]}")
 echo "data: 1000 orgs, 10000 users, $EVENTS events_enriched rows, at 001; $RUNS runs each, alternating"
 echo "ecomind-admin upgrade --yes:            median ${mo} ms  (${t_ours[*]})"

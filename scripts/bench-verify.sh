@@ -61,7 +61,7 @@ rss_kb=$( { DATABASE_URL="$base/$B" /usr/bin/time -f '%M' "$BIN" verify-schema -
 sa=$(count_statements "$A")
 sb=$(count_statements "$B")
 
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+. scripts/bench-lib.sh
 ms() { awk -v v="$1" 'BEGIN{printf "%.1f", v/1000}'; }
 ma=$(median "${ta[@]}"); mb=$(median "${tb[@]}"); mf=$(median "${tf[@]}")
 echo "runs each:                           $RUNS (alternating A, B, floor)"
