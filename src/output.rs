@@ -490,12 +490,18 @@ impl Output {
         escape(&s, mode).into_owned()
     }
 
+    /// stdout's reader went away and there is no `--output` file to finish: the rest
+    /// of the result has nowhere to go.
+    fn nobody_reads(&self) -> bool {
+        self.stdout_closed.load(Ordering::Relaxed) && self.file.is_none()
+    }
+
     /// Write (part of) the result to stdout (and `--output`'s file). A closed pipe
     /// (`| head`) is normal in shell pipelines: the rest of the output is dropped
     /// quietly (the file still gets all of it) and the command ends with the exit
     /// code it would have had. Any other failure (`> /dev/full`) is an error, exit 6.
     pub fn write_stdout(&self, bytes: &[u8]) -> Result<()> {
-        if self.stdout_closed.load(Ordering::Relaxed) && self.file.is_none() {
+        if self.nobody_reads() {
             return Ok(());
         }
         self.stdout_used.store(true, Ordering::Relaxed);
@@ -875,7 +881,7 @@ impl<'a> RowStream<'a> {
     /// False when stdout is gone (and there is no `--output` file to finish): the
     /// caller stops reading.
     pub fn row(&mut self, json: &impl Serialize, cells: &[String]) -> Result<bool> {
-        if self.ui.stdout_closed.load(Ordering::Relaxed) && self.ui.file.is_none() {
+        if self.ui.nobody_reads() {
             return Ok(false);
         }
         self.open()?;
