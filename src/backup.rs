@@ -15,14 +15,17 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 
 /// A backup that was taken (or reused) and checked.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema, PartialEq)]
 pub struct Backup {
     pub path: PathBuf,
     pub bytes: u64,
+    /// SHA-256 of the file, taken when it was written (a reuse checks it again).
+    pub sha256: String,
     pub duration_ms: u64,
     /// How it was checked (`pg_restore --list: 42 entries`, `integrity_check: ok`).
     pub checked: String,
-    /// The command that puts it back, runnable as printed.
+    /// The command that puts it back, runnable as printed (built by this run from the
+    /// database it was given, never read from disk).
     pub restore_command: String,
 }
 
@@ -304,25 +307,100 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
-/// Create `path` empty and readable by its owner only (a backup holds password
-/// hashes); the tools write into it.
-fn create_private(path: &Path) -> Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
+/// Create the backup file `DIR/STEM.EXT` empty and readable by its owner only (a backup
+/// holds password hashes), never through a symlink; `STEM-2.EXT`, ... when that name is
+/// taken (two backups in one second). The tools write into it.
+pub fn create_backup_file(dir: &Path, stem: &str, ext: &str) -> Result<PathBuf> {
+    for n in 1..100 {
+        let name = if n == 1 {
+            format!("{stem}.{ext}")
+        } else {
+            format!("{stem}-{n}.{ext}")
+        };
+        let path = dir.join(name);
+        match crate::fsafe::create_new_private(&path) {
+            Ok(_) => return Ok(path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(Error::refused(
+                    format!("cannot create the backup file {}: {e}", path.display()),
+                    "check --backup-dir",
+                ));
+            }
+        }
     }
-    opts.open(path).map(drop).map_err(|e| {
-        Error::refused(
-            format!("cannot create the backup file {}: {e}", path.display()),
-            "check --backup-dir",
-        )
-    })
+    Err(Error::refused(
+        format!(
+            "cannot create a backup file {stem}.{ext} in {}: the names are taken",
+            dir.display()
+        ),
+        "clean up --backup-dir",
+    ))
 }
 
-/// `pg_dump --format=custom` of the database into `path`, checked with `pg_restore
+/// SHA-256 of a file, hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::Digest as _;
+    let mut file = crate::fsafe::open_own_file(path).ok_or_else(|| {
+        Error::refused(
+            format!("the backup {} is not a file of ours", path.display()),
+            "check --backup-dir",
+        )
+    })?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        use std::io::Read as _;
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) => {
+                return Err(Error::refused(
+                    format!("reading {}: {e}", path.display()),
+                    "check the disk",
+                ));
+            }
+        }
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// The command that restores a PostgreSQL backup, from what this run knows.
+pub fn postgres_restore_command(secret_url: &str, path: &Path) -> Result<String> {
+    let (url, _) = libpq_url(secret_url)?;
+    Ok(format!(
+        "pg_restore --clean --if-exists --no-owner -d '{}' {}",
+        url.replace('\'', "'\\''"),
+        shell_quote(&path.display().to_string())
+    ))
+}
+
+/// The command that restores a SQLite copy over the live file.
+pub fn sqlite_restore_command(live: &Path, path: &Path) -> String {
+    let live = shell_quote(&live.display().to_string());
+    format!(
+        "cp -- {} {live} && rm -f -- {live}-wal {live}-shm",
+        shell_quote(&path.display().to_string())
+    )
+}
+
+/// `pg_restore --list` of a dump: how many entries its table of contents has.
+pub async fn check_postgres(tools: &PgTools, path: &Path, ui: &dyn Progress) -> Result<String> {
+    let mut list = pg_command(&tools.pg_restore, None);
+    list.arg("--list").arg(path);
+    let toc = run_tool(list, "pg_restore --list", None, ui).await?;
+    let entries = toc
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .count();
+    Ok(format!("pg_restore --list: {entries} entries"))
+}
+
+/// `pg_dump --format=custom` of the database into `path` (made by [`create_backup_file`]), checked with `pg_restore
 /// --list`. pg_dump waits at most `lock_wait` for its table locks (a long transaction
 /// holding a table exclusively fails the backup instead of hanging it).
 pub async fn dump_postgres(
@@ -335,7 +413,6 @@ pub async fn dump_postgres(
     let (url, password) = libpq_url(secret_url)?;
     let pass = password.as_deref().map(PassFile::new).transpose()?;
     let started = Instant::now();
-    create_private(path)?;
     writing(Some(path));
     let mut dump = pg_command(&tools.pg_dump, pass.as_ref());
     dump.arg("--format=custom")
@@ -353,33 +430,23 @@ pub async fn dump_postgres(
         let _ = std::fs::remove_file(path);
         return Err(e);
     }
-    let mut list = pg_command(&tools.pg_restore, None);
-    list.arg("--list").arg(path);
-    let toc = run_tool(list, "pg_restore --list", None, ui).await?;
-    let entries = toc
-        .lines()
-        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
-        .count();
+    let checked = check_postgres(tools, path, ui).await?;
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     Ok(Backup {
         path: path.to_owned(),
         bytes,
+        sha256: sha256_file(path)?,
         duration_ms: started.elapsed().as_millis() as u64,
-        checked: format!("pg_restore --list: {entries} entries"),
-        restore_command: format!(
-            "pg_restore --clean --if-exists --no-owner -d '{}' {}",
-            url.replace('\'', "'\\''"),
-            shell_quote(&path.display().to_string())
-        ),
+        checked,
+        restore_command: postgres_restore_command(secret_url, path)?,
     })
 }
 
-/// `VACUUM INTO` a copy of the SQLite database at `path`, checked with `PRAGMA
+/// `VACUUM INTO` a copy of the SQLite database at `path` (made by [`create_backup_file`]), checked with `PRAGMA
 /// integrity_check` on the copy.
 pub async fn copy_sqlite(db: &Db, live: &Path, path: &Path) -> Result<Backup> {
     use sea_orm::ConnectionTrait;
     let started = Instant::now();
-    create_private(path)?;
     let target = path.display().to_string();
     db.conn
         .execute_unprepared(&format!(
@@ -388,7 +455,29 @@ pub async fn copy_sqlite(db: &Db, live: &Path, path: &Path) -> Result<Backup> {
         ))
         .await
         .map_err(|e| Error::from_db(e, "copying the database (VACUUM INTO)"))?;
-    let copy = sea_orm::Database::connect(format!("sqlite://{target}?mode=ro"))
+    let checked = check_sqlite(path).await?;
+    Ok(Backup {
+        path: path.to_owned(),
+        bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+        sha256: sha256_file(path)?,
+        duration_ms: started.elapsed().as_millis() as u64,
+        checked,
+        restore_command: sqlite_restore_command(live, path),
+    })
+}
+
+/// `PRAGMA integrity_check` on a SQLite copy, opened read-only.
+pub async fn check_sqlite(path: &Path) -> Result<String> {
+    use sea_orm::ConnectionTrait;
+    let target = path.display().to_string();
+    const SET: &percent_encoding::AsciiSet =
+        &percent_encoding::CONTROLS.add(b'%').add(b'?').add(b'#');
+    let mut opts = sea_orm::ConnectOptions::new(format!(
+        "sqlite://{}?mode=ro",
+        percent_encoding::utf8_percent_encode(&target, SET)
+    ));
+    opts.max_connections(1).sqlx_logging(false);
+    let copy = sea_orm::Database::connect(opts)
         .await
         .map_err(|e| Error::from_db(e, "opening the copy"))?;
     let row = copy
@@ -397,9 +486,9 @@ pub async fn copy_sqlite(db: &Db, live: &Path, path: &Path) -> Result<Backup> {
             "PRAGMA integrity_check",
         ))
         .await
-        .map_err(|e| Error::from_db(e, "checking the copy"))?;
+        .map_err(|e| Error::from_db(e, "checking the copy"));
     copy.close().await.ok();
-    let verdict: String = row
+    let verdict: String = row?
         .and_then(|r| r.try_get_by_index::<String>(0).ok())
         .unwrap_or_default();
     if verdict != "ok" {
@@ -408,17 +497,7 @@ pub async fn copy_sqlite(db: &Db, live: &Path, path: &Path) -> Result<Backup> {
             "nothing was changed; check the disk and run the upgrade again",
         ));
     }
-    let live = shell_quote(&live.display().to_string());
-    Ok(Backup {
-        path: path.to_owned(),
-        bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
-        duration_ms: started.elapsed().as_millis() as u64,
-        checked: "integrity_check: ok".into(),
-        restore_command: format!(
-            "cp -- {} {live} && rm -f -- {live}-wal {live}-shm",
-            shell_quote(&target)
-        ),
-    })
+    Ok("integrity_check: ok".into())
 }
 
 #[cfg(test)]
@@ -485,31 +564,47 @@ pub async fn fingerprint(db: &Db, versions: &str) -> Result<String> {
 }
 
 /// The record of the last backup of one database in a backup directory, so that a
-/// rerun after a failure reuses it when the database has not changed since.
+/// rerun after a failure reuses it when the database has not changed since. It is read
+/// back as hostile: only from a private directory, only a file of ours, naming a file of
+/// ours in that directory whose digest still matches; and it holds no command.
 #[derive(Debug, Serialize, schemars::JsonSchema, serde::Deserialize)]
 pub struct Ledger {
     pub database: String,
     pub fingerprint: String,
-    pub backup: Backup,
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub sha256: String,
 }
 
 pub fn ledger_path(dir: &Path, db_name: &str) -> PathBuf {
     dir.join(format!(".ecomind-upgrade-{db_name}.json"))
 }
 
-/// The backup the ledger names, when its fingerprint is `fingerprint` and the file is
-/// still there with its size.
-pub fn reusable(dir: &Path, db_name: &str, fingerprint: &str) -> Option<Backup> {
-    let text = std::fs::read_to_string(ledger_path(dir, db_name)).ok()?;
+/// The backup file the ledger names, when its fingerprint is `fingerprint` and the file
+/// is ours, in `dir`, named like our backups of `db_name`, with its size and digest. The
+/// caller checks it again (`check_postgres` / `check_sqlite`) before relying on it.
+pub fn reusable(dir: &Path, db_name: &str, fingerprint: &str) -> Option<(PathBuf, u64, String)> {
+    let text = crate::fsafe::read_own_file(&ledger_path(dir, db_name), 64 * 1024)?;
     let ledger: Ledger = serde_json::from_str(&text).ok()?;
-    let size = std::fs::metadata(&ledger.backup.path).ok()?.len();
-    (ledger.fingerprint == fingerprint && size == ledger.backup.bytes).then_some(ledger.backup)
+    let name = ledger.path.file_name()?.to_str()?;
+    let ours = ledger.path.parent() == Some(dir)
+        && name.starts_with(&format!("ecomind-{db_name}-"))
+        && (name.ends_with(".dump") || name.ends_with(".db"));
+    if !ours || ledger.fingerprint != fingerprint {
+        return None;
+    }
+    let size = crate::fsafe::open_own_file(&ledger.path)?
+        .metadata()
+        .ok()?
+        .len();
+    let digest = sha256_file(&ledger.path).ok()?;
+    (size == ledger.bytes && digest == ledger.sha256).then_some((ledger.path, size, digest))
 }
 
 pub fn write_ledger(dir: &Path, db_name: &str, ledger: &Ledger) -> Result<()> {
     let text = serde_json::to_string_pretty(ledger)
         .map_err(|e| Error::internal(format!("serializing the backup ledger: {e}")))?;
-    std::fs::write(ledger_path(dir, db_name), text).map_err(|e| {
+    crate::fsafe::write_private(&ledger_path(dir, db_name), text.as_bytes()).map_err(|e| {
         Error::refused(
             format!("cannot write the backup ledger in {}: {e}", dir.display()),
             "check the backup directory's permissions",
@@ -530,7 +625,8 @@ pub fn ensure_dir(dir: &Path) -> Result<()> {
             format!("cannot create the backup directory {}: {e}", dir.display()),
             "pass --backup-dir with a writable directory",
         )
-    })
+    })?;
+    crate::fsafe::check_private_dir(dir, "the backup directory")
 }
 
 /// A name for files: the database's name (PostgreSQL) or file stem (SQLite), with

@@ -98,7 +98,16 @@ impl DatabaseConfig {
         }
         let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
         let backend = match scheme.as_deref() {
-            Some("postgres") | Some("postgresql") => {
+            Some(s @ ("postgres" | "postgresql")) => {
+                // `postgres:/u:pw@h/db` and `postgresql:u:pw@h/db` parse as URLs with no
+                // host (the driver then connects over the local socket as someone else):
+                // refused, and never echoed (the text after the scheme may be a password).
+                if !url[s.len() + 1..].starts_with("//") {
+                    return Err(Error::database(
+                        format!("invalid database URL: '{s}:' must be followed by '//'"),
+                        "expected postgres://USER@HOST[:PORT]/DATABASE (the URL is not shown: it may hold a password)",
+                    ));
+                }
                 // Validate the shape now, so that a typo is one clear line, not a driver error.
                 Url::parse(url).map_err(|e| {
                     Error::database(
@@ -108,7 +117,10 @@ impl DatabaseConfig {
                 })?;
                 DbBackend::Postgres
             }
-            Some("sqlite") => DbBackend::Sqlite,
+            Some("sqlite") => {
+                check_sqlite_path(url)?;
+                DbBackend::Sqlite
+            }
             Some(other)
                 if !other.is_empty()
                     && other
@@ -148,6 +160,22 @@ impl DatabaseConfig {
     pub fn redacted(&self) -> String {
         redact_url(&self.url)
     }
+}
+
+/// A SQLite URL names a file (or `:memory:` / `mode=memory`): `sqlite://?mode=rwc` and
+/// `sqlite://` would open a private temporary database that vanishes on exit, so a
+/// "successful" migration would write nothing anyone can read.
+fn check_sqlite_path(url: &str) -> Result<(), Error> {
+    let rest = url["sqlite:".len()..].trim_start_matches("//");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let memory = path == ":memory:" || query.split('&').any(|p| p == "mode=memory");
+    if path.is_empty() && !memory {
+        return Err(Error::database(
+            "invalid database URL: the sqlite: URL names no file",
+            "name the file, e.g. sqlite://ecomind.db?mode=rwc (or sqlite::memory: for a throwaway database)",
+        ));
+    }
+    Ok(())
 }
 
 /// A schema name: 1 to 63 bytes, no NUL (it is always quoted as an identifier).
@@ -218,6 +246,77 @@ fn dotenv_database_url(path: &Path) -> Result<Option<String>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn url_shape() -> impl Strategy<Value = (String, String)> {
+        let scheme = prop::sample::select(vec![
+            "postgres",
+            "postgresql",
+            "POSTGRES",
+            "PostgreSQL",
+            "sqlite",
+            "mysql",
+            "",
+        ]);
+        let sep = prop::sample::select(vec!["", ":", ":/", "://", ":///", "//", ":\\\\"]);
+        let user = "[a-z]{0,6}";
+        // A password of any length and alphabet a URL may carry (no '@', '/', '?', '#':
+        // those end the userinfo and are percent-encoded by anyone who writes them).
+        let password = "Zq[A-Za-z0-9:;._~!$&'()*+,=%-]{0,14}";
+        let host = prop::sample::select(vec!["127.0.0.1", "db", "[::1]", "", "h:5432", "[bad"]);
+        let tail = prop::sample::select(vec!["/db", "", "/db?sslmode=require", "?x=1", "/d b"]);
+        (scheme, sep, user, password, host, tail)
+            .prop_map(|(sc, sep, u, pw, h, t)| (format!("{sc}{sep}{u}:{pw}@{h}{t}"), pw))
+    }
+
+    proptest! {
+        /// Whatever its shape, a URL's password never appears in what we print: the
+        /// error (message and hint) when it is refused, the redacted URL when accepted.
+        #[test]
+        fn no_url_shape_echoes_its_password((url, pw) in url_shape()) {
+            match DatabaseConfig::parse(&url, UrlSource::FlagOrEnv) {
+                Err(e) => {
+                    let shown = format!("{} {}", e.message(), e.hint().unwrap_or_default());
+                    prop_assert!(!shown.contains(&pw), "{url} -> {shown}");
+                    prop_assert_eq!(e.code(), crate::error::exit::DATABASE);
+                }
+                Ok(c) => {
+                    prop_assert!(!c.redacted().contains(&pw), "{url} -> {}", c.redacted());
+                    let postgres = c.backend == DbBackend::Postgres;
+                    prop_assert!(!postgres || url.to_ascii_lowercase().contains("://"), "{url}");
+                }
+            }
+            prop_assert!(!redact_text(&url).contains(&pw), "{url}");
+            prop_assert!(crate::redact::has_password(&url), "{url}");
+        }
+    }
+
+    #[test]
+    fn urls_without_slashes_and_sqlite_without_a_file_are_refused() {
+        for url in [
+            "postgres:/u:Secret8@127.0.0.1/db",
+            "postgresql:u:SecretA@127.0.0.1/db",
+            "sqlite://?mode=rwc",
+            "sqlite://",
+            "sqlite:",
+            "sqlite:?mode=rwc",
+        ] {
+            let e = DatabaseConfig::parse(url, UrlSource::FlagOrEnv).unwrap_err();
+            assert_eq!(e.code(), crate::error::exit::DATABASE, "{url}");
+            assert!(!e.message().contains("Secret"), "{}", e.message());
+        }
+        for url in [
+            "sqlite::memory:",
+            "sqlite://x.db?mode=memory",
+            "sqlite:a.db",
+            "postgres:///db",
+        ] {
+            assert!(
+                DatabaseConfig::parse(url, UrlSource::FlagOrEnv).is_ok(),
+                "{url}"
+            );
+        }
+    }
 
     #[test]
     fn scheme_detection() {

@@ -203,7 +203,7 @@ fn urls_of(file: &Path, name: &str, env: &Environment) -> Result<Vec<String>> {
 /// A URL with a password, written in `file`: allowed only when the file is mode 0600 (or
 /// stricter) and owned by the user running ecomind-admin.
 fn refuse_exposed_secret(file: &Path, url: &str) -> Result<()> {
-    if crate::redact::secrets_in_url(url).is_empty() {
+    if !crate::redact::has_password(url) {
         return Ok(());
     }
     #[cfg(unix)]

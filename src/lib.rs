@@ -14,6 +14,7 @@ pub mod entities;
 pub mod environments;
 pub mod error;
 pub mod flags;
+pub mod fsafe;
 pub mod migrations;
 pub mod output;
 pub mod privileges;

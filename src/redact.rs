@@ -27,8 +27,9 @@ pub fn redact_url(raw: &str) -> String {
                     .collect();
                 url.query_pairs_mut().clear().extend_pairs(pairs);
             }
-            // `query_pairs_mut` percent-encodes the mask; show it plainly.
-            url.to_string().replace("%2A%2A%2A", MASK)
+            // `query_pairs_mut` percent-encodes the mask; show it plainly. What the URL
+            // parser did not see as a password (`postgres:///:pw@h/db`) is still one.
+            redact_text(&url.to_string().replace("%2A%2A%2A", MASK))
         }
         _ => redact_text(raw),
     }
@@ -126,7 +127,46 @@ pub fn redact_text(text: &str) -> String {
         rest = &tail[end..];
     }
     out.push_str(rest);
-    redact_query_secrets(&out)
+    redact_query_secrets(&redact_bare_userinfo(&out))
+}
+
+/// `user:secret@host` anywhere, with or without `//` before it (`postgres:/u:pw@h/db`,
+/// `postgresql:u:pw@h/db`): everything between the first ':' of the word that ends at an
+/// '@' and that '@' is masked (a word starts after whitespace, '/' or an angle bracket:
+/// a password may hold quotes and brackets, so they do not end one).
+fn redact_bare_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word_start = 0;
+    for (i, c) in text.char_indices() {
+        if c.is_whitespace() || "/<>".contains(c) {
+            out.push_str(&text[word_start..i + c.len_utf8()]);
+            word_start = i + c.len_utf8();
+        } else if c == '@' {
+            let word = &text[word_start..i];
+            match word.find(':') {
+                Some(colon) if &word[colon + 1..] != MASK => {
+                    out.push_str(&word[..=colon]);
+                    out.push_str(MASK);
+                }
+                _ => out.push_str(word),
+            }
+            out.push('@');
+            word_start = i + 1;
+        }
+    }
+    out.push_str(&text[word_start..]);
+    out
+}
+
+/// Whether a URL (well-formed or not) carries a password of any length: in its userinfo,
+/// in a secret query parameter, or in a `user:secret@` shape without `//`.
+pub fn has_password(raw: &str) -> bool {
+    if let Ok(url) = Url::parse(raw)
+        && (url.password().is_some() || url.query_pairs().any(|(k, _)| is_secret_key(&k)))
+    {
+        return true;
+    }
+    redact_text(raw) != raw
 }
 
 fn redact_query_secrets(text: &str) -> String {
@@ -192,6 +232,23 @@ mod tests {
         let r = redact_text("postgres://a:sec ret@[bad/eco and password=hunter2 more");
         assert!(!r.contains("hunter2"), "{r}");
         assert!(!r.contains("sec"), "{r}");
+    }
+
+    #[test]
+    fn redacts_userinfo_without_slashes() {
+        for (raw, secret) in [
+            ("postgres:/u:Secret8@127.0.0.1/db", "Secret8"),
+            ("postgresql:u:SecretA@127.0.0.1/db", "SecretA"),
+            ("error at 'postgres:u:p:w@h/d' here", "p:w"),
+        ] {
+            let r = redact_text(raw);
+            assert!(!r.contains(secret), "{raw} -> {r}");
+            assert!(has_password(raw), "{raw}");
+        }
+        assert_eq!(redact_text("mail a@b.com now"), "mail a@b.com now");
+        assert_eq!(redact_text("postgres://u:***@h/d"), "postgres://u:***@h/d");
+        assert!(has_password("postgres://u:ab@h/d"));
+        assert!(!has_password("postgres://u@h/d"));
     }
 
     #[test]

@@ -367,6 +367,9 @@ impl Upgrade<'_> {
     )> {
         let db = self.db;
         let state = migrations::snapshot_state(db).await?;
+        // Where the database is, also in the report of a refused pre-flight.
+        self.report.from = version(state.current());
+        self.report.to = version(state.current());
         let adopt = alembic_to_adopt(&state)?;
         if adopt.is_none() {
             state.check_writable()?;
@@ -410,6 +413,11 @@ impl Upgrade<'_> {
             }
         }
         let tools = self.client_tools(&mut notes).await?;
+        if !self.args.no_backup {
+            // Before anything is asked or written: a directory others can write to may
+            // hold planted files.
+            backup::ensure_dir(&self.args.backup_dir)?;
+        }
         Ok(((state, tools, adopt), status, notes.join("; ")))
     }
 
@@ -593,17 +601,12 @@ impl Upgrade<'_> {
             return Ok(((), StepStatus::Skipped, "--no-backup".into()));
         }
         let dir = &self.args.backup_dir;
-        backup::ensure_dir(dir)?;
         let secret = self.ctx.config.secret_url();
         let name = backup::database_name(secret, self.db.backend);
         let versions = format!("{:?}|{:?}", state.current(), state.alembic);
         let fingerprint = backup::fingerprint(self.db, &versions).await?;
-        if let Some(b) = backup::reusable(dir, &name, &fingerprint) {
-            let detail = format!(
-                "reused {} (the database has not changed since it was taken)",
-                b.path.display()
-            );
-            self.keep_backup(b);
+        let live = db::sqlite_file(secret).unwrap_or_default();
+        if let Some(detail) = self.reuse(&name, &fingerprint, tools, &live).await? {
             return Ok(((), StepStatus::Ok, detail));
         }
         let revision = state
@@ -613,14 +616,21 @@ impl Upgrade<'_> {
         let stamp = records::now().format("%Y%m%dT%H%M%SZ");
         let b = match tools {
             Some(tools) => {
-                let path = dir.join(format!("ecomind-{name}-{revision}-{stamp}.dump"));
+                let path = backup::create_backup_file(
+                    dir,
+                    &format!("ecomind-{name}-{revision}-{stamp}"),
+                    "dump",
+                )?;
                 let ui = &self.ctx.ui;
                 backup::dump_postgres(secret, tools, &path, self.args.lock.options().lock_wait, ui)
                     .await?
             }
             None => {
-                let path = dir.join(format!("ecomind-{name}-{revision}-{stamp}.db"));
-                let live = db::sqlite_file(secret).unwrap_or_default();
+                let path = backup::create_backup_file(
+                    dir,
+                    &format!("ecomind-{name}-{revision}-{stamp}"),
+                    "db",
+                )?;
                 backup::copy_sqlite(self.db, &live, &path).await?
             }
         };
@@ -630,7 +640,9 @@ impl Upgrade<'_> {
             &backup::Ledger {
                 database: self.db.url.clone(),
                 fingerprint,
-                backup: b.clone(),
+                path: b.path.clone(),
+                bytes: b.bytes,
+                sha256: b.sha256.clone(),
             },
         )?;
         let detail = format!(
@@ -642,6 +654,55 @@ impl Upgrade<'_> {
         );
         self.keep_backup(b);
         Ok(((), StepStatus::Ok, detail))
+    }
+
+    /// The backup the record names, when the database has not changed since and the file
+    /// passes its checks again (the record and the file may have been planted): the
+    /// step's detail. A file that fails is not used (a warning says so).
+    async fn reuse(
+        &mut self,
+        name: &str,
+        fingerprint: &str,
+        tools: Option<&backup::PgTools>,
+        live: &std::path::Path,
+    ) -> Result<Option<String>> {
+        let dir = &self.args.backup_dir;
+        let secret = self.ctx.config.secret_url();
+        if let Some((path, bytes, sha256)) = backup::reusable(dir, name, fingerprint) {
+            // Checked again as if new: the record and the file may have been planted.
+            let started = Instant::now();
+            let checked = match tools {
+                Some(tools) => backup::check_postgres(tools, &path, &self.ctx.ui).await,
+                None => backup::check_sqlite(&path).await,
+            };
+            match checked {
+                Ok(checked) => {
+                    let restore_command = match tools {
+                        Some(_) => backup::postgres_restore_command(secret, &path)?,
+                        None => backup::sqlite_restore_command(live, &path),
+                    };
+                    let detail = format!(
+                        "reused {} (the database has not changed since it was taken; sha256 and {checked})",
+                        path.display()
+                    );
+                    self.keep_backup(Backup {
+                        path,
+                        bytes,
+                        sha256,
+                        duration_ms: started.elapsed().as_millis() as u64,
+                        checked,
+                        restore_command,
+                    });
+                    return Ok(Some(detail));
+                }
+                Err(e) => self.ctx.ui.warn(format!(
+                    "the recorded backup {} fails its check ({}): taking a new one",
+                    shown(&path.display().to_string()),
+                    e.message()
+                )),
+            }
+        }
+        Ok(None)
     }
 
     fn keep_backup(&mut self, b: Backup) {

