@@ -22,7 +22,9 @@ impl Dialect {
         if self.pg {
             format!("(json_typeof({col}) = 'object')")
         } else {
-            format!("(json_valid({col}) AND json_type({col}) = 'object')")
+            // SQLite does not short-circuit AND: json_type() of malformed text would
+            // fail the whole statement. CASE is evaluated lazily.
+            format!("(CASE WHEN json_valid({col}) THEN json_type({col}) = 'object' ELSE 0 END)")
         }
     }
 
@@ -33,8 +35,8 @@ impl Dialect {
             format!("({col}->>'{key}')")
         } else {
             format!(
-                "(CASE WHEN json_valid({col}) AND json_type({col}) = 'object' \
-                 THEN CAST(json_extract({col}, '$.{key}') AS TEXT) END)"
+                "(CASE WHEN json_valid({col}) THEN CASE WHEN json_type({col}) = 'object' \
+                 THEN CAST(json_extract({col}, '$.{key}') AS TEXT) END END)"
             )
         }
     }

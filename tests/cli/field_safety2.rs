@@ -280,3 +280,46 @@ fn sqlite_urls_without_a_file_are_refused() {
     }
     assert!(files_in(d).is_empty(), "{:?}", files_in(d));
 }
+
+both! {
+    /// Item 6: malformed `details` of every shape, under every action the rules read (and
+    /// others), are skipped and counted on both backends: the audit never fails on them,
+    /// and neither does `upgrade`'s audit step.
+    fn malformed_details_are_counted_never_fatal(db) {
+        db.run(&["migrate", "up"]).expect_code(0);
+        let mut shapes = vec![
+            "[1, 2]", "\"a string\"", "42", "null", "true", "{}", "{\"email\": 7}",
+            "{\"email\": {\"x\": 1}}", "{\"email\": null}", "{\"email\": [\"a@b.example.com\"]}",
+            "{\"role\": \"owner\"}", "{\"new_role\": \"admin\"}",
+        ];
+        if !db.is_postgres() {
+            // Text a PostgreSQL json column refuses, SQLite stores.
+            shapes.extend(["{not json", "not json at all", "", "{\"email\": \"a@b\"", "\u{1}"]);
+        }
+        let actions = ["user_registered", "role_changed", "login_failed", "login_success", "logout", "create_user"];
+        let mut sql = String::new();
+        let mut n = 0;
+        for action in actions {
+            for shape in &shapes {
+                n += 1;
+                sql.push_str(&format!(
+                    "INSERT INTO audit_logs (id, org_id, action, resource, details, ts) VALUES \
+                     ('audit_{n:016x}', 'system', '{action}', 'authentication', '{}', '2026-10-20 00:00:00');\n",
+                    shape.replace('\'', "''")
+                ));
+            }
+        }
+        db.query(&sql);
+        let r = db.run(&["audit", "suspicious-accounts", "--since", "2026-10-01", "--format", "json"]);
+        assert!(r.code == 0 || r.code == 1, "{}", r.all());
+        let unparseable = r.json()["summary"]["unparseable_rows"].as_i64().unwrap();
+        assert!(unparseable >= (shapes.len() * 4) as i64, "{unparseable}: {}", r.stdout);
+        for format in ["table", "csv", "jsonl"] {
+            let r = db.run(&["audit", "suspicious-accounts", "--since", "2026-10-01", "--format", format]);
+            assert!(r.code == 0 || r.code == 1, "{format}: {}", r.all());
+        }
+        let r = db.run(&["doctor"]);
+        assert!(r.code == 0 || r.code == 1, "{}", r.all());
+        assert!(!r.all().contains("malformed JSON"), "{}", r.all());
+    }
+}
