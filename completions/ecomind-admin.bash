@@ -383,7 +383,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --rule)
-                    COMPREPLY=($(compgen -W "privileged-without-provenance elevated-role-at-registration registered-by-unauthorized registered-before-fix privileged-created-recently role-changed-recently brute-force success-after-failures case-variant-email multiple-owners privileged-without-password no-telemetry" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "privileged-without-provenance elevated-role-at-registration registered-by-unauthorized registered-before-fix privileged-created-recently role-changed-recently brute-force success-after-failures case-variant-email multiple-owners privileged-without-password no-telemetry forged-provenance" -- "${cur}"))
                     return 0
                     ;;
                 --failed-threshold)

@@ -125,3 +125,38 @@ pub fn read_own_file(path: &Path, limit: u64) -> Option<String> {
         .ok()?;
     Some(text)
 }
+
+/// A secret file (a key): a regular file of ours that no one else may read or write,
+/// opened without following a symlink, at most `limit` bytes. The error says why not.
+pub fn read_secret_file(path: &Path, limit: u64) -> std::result::Result<String, String> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => "it is a symlink".to_owned(),
+            _ => e.to_string(),
+        })?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.uid() != my_uid() {
+        return Err(format!(
+            "it is owned by uid {}, not by this user",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(format!(
+            "other users may read or write it (mode {:o}; it must be 0600)",
+            meta.mode() & 0o7777
+        ));
+    }
+    let mut text = String::new();
+    file.take(limit)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    Ok(text)
+}

@@ -19,6 +19,7 @@ pub mod migrations;
 pub mod output;
 pub mod privileges;
 pub mod progress;
+pub mod provenance;
 pub mod records;
 pub mod redact;
 pub mod schema;

@@ -123,17 +123,35 @@ pub fn details_by(by: &str, fields: &[(&str, Value)], ts: NaiveDateTime) -> Valu
     Value::Object(map)
 }
 
-/// Insert one audit_logs row.
+/// Insert one audit_logs row, tagged with the audit key when one is configured
+/// ([`crate::provenance`]: the audit then trusts it as ecomind-admin's).
 pub async fn record<C: ConnectionTrait>(
     conn: &C,
     org_id: &str,
     user_id: Option<&str>,
     action: &str,
     resource: &str,
-    details: Value,
+    mut details: Value,
     ts: NaiveDateTime,
 ) -> Result<String> {
     let id = new_id("audit_", 16);
+    if let Some(key) = crate::provenance::configured()? {
+        let tag = crate::provenance::tag(
+            &key,
+            &crate::provenance::Row {
+                id: &id,
+                org_id,
+                user_id,
+                action,
+                resource,
+                details: &details,
+                ts,
+            },
+        );
+        if let Value::Object(map) = &mut details {
+            map.insert(crate::provenance::TAG_FIELD.into(), json!(tag));
+        }
+    }
     audit_logs::ActiveModel {
         id: Set(id.clone()),
         org_id: Set(org_id.to_owned()),

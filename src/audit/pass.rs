@@ -76,8 +76,8 @@ pub fn statement(backend: DbBackend, p: &Params, selected: &[Rule]) -> String {
          SELECT rule, org_id, user_id, email, role, created_at, at, evidence FROM ({union}) f \
          ORDER BY ord, sort_ts",
         w = working_set(&d, p),
-        reg = registrations(),
-        rc = role_changes(&d),
+        reg = registrations(p),
+        rc = role_changes(&d, p),
         pu = per_user(&d),
         fe = failures_per_email(&d, p),
         brute = brute_force_ctes(&d, p),
@@ -126,33 +126,53 @@ fn working_set(d: &Dialect, p: &Params) -> String {
     )
 }
 
-/// Each registration once: its creator, and whether the creator was allowed to make
-/// it (ecomind-admin, or an owner or admin of the same org).
-fn registrations() -> String {
+/// ` AND <audit_id column> IN (the verified rows)` when an audit key is configured: a
+/// row's claim to be ecomind-admin's counts only when its tag verified.
+fn verified(p: &Params, audit_id: &str) -> String {
+    match &p.verified {
+        None => String::new(),
+        Some(ids) if ids.is_empty() => " AND 1 = 0".to_owned(),
+        Some(ids) => format!(
+            " AND {audit_id} IN ({})",
+            ids.iter()
+                .map(|id| crate::db::quote_literal(id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Each registration once: its creator, whether ecomind-admin made it (`by_admin`: its
+/// claim, verified when a key is configured), and whether the creator was allowed to
+/// make it (ecomind-admin, or an owner or admin of the same org).
+fn registrations(p: &Params) -> String {
     format!(
         "reg AS MATERIALIZED (SELECT r.audit_id, r.org_id, r.user_id, r.ts, r.email, r.email_l, \
                 r.reg_role, r.created_by, c.id AS creator_id, c.org_id AS creator_org, \
                 CAST(c.role AS TEXT) AS creator_role, \
-                (COALESCE(r.created_by = '{CREATED_BY}', FALSE) \
+                COALESCE(r.created_by = '{CREATED_BY}'{v}, FALSE) AS by_admin, \
+                (COALESCE(r.created_by = '{CREATED_BY}'{v}, FALSE) \
                  OR COALESCE(c.org_id = r.org_id AND CAST(c.role AS TEXT) IN ('owner', 'admin'), FALSE)) AS authorized \
          FROM w r LEFT JOIN users c ON c.id = r.created_by \
-         WHERE r.action = 'user_registered' AND r.obj)"
+         WHERE r.action = 'user_registered' AND r.obj)",
+        v = verified(p, "r.audit_id"),
     )
 }
 
 /// Each `role_changed` row once (ecomind-admin's `users set-role`, or any other writer
 /// of that action): its keys, and whether its author could make it (ecomind-admin, or
 /// an owner or admin of the same org).
-fn role_changes(d: &Dialect) -> String {
+fn role_changes(d: &Dialect, p: &Params) -> String {
     let by = d.j("r.rc_details", "changed_by");
     format!(
         "rc AS MATERIALIZED (SELECT r.audit_id, r.org_id, r.user_id, r.ts, \
                 {new_role} AS new_role, {old_role} AS old_role, {by} AS changed_by, \
                 {reason} AS reason, {os_user} AS os_user, {host} AS host, \
-                (COALESCE({by} = '{CREATED_BY}', FALSE) \
+                (COALESCE({by} = '{CREATED_BY}'{v}, FALSE) \
                  OR COALESCE(c.org_id = r.org_id AND CAST(c.role AS TEXT) IN ('owner', 'admin'), FALSE)) AS authorized \
          FROM w r LEFT JOIN users c ON c.id = {by} \
          WHERE r.action = 'role_changed' AND {new_role} IS NOT NULL)",
+        v = verified(p, "r.audit_id"),
         new_role = d.j("r.rc_details", "new_role"),
         old_role = d.j("r.rc_details", "old_role"),
         reason = d.j("r.rc_details", "reason"),
@@ -167,8 +187,7 @@ fn role_changes(d: &Dialect) -> String {
 /// that set its role (a registration, or a role change by user_id): which, the role,
 /// by whom, when, and whether its author could make it.
 fn per_user(d: &Dialect) -> String {
-    let clean =
-        format!("(r.authorized AND (r.reg_role = 'viewer' OR r.created_by = '{CREATED_BY}'))");
+    let clean = "(r.authorized AND (r.reg_role = 'viewer' OR r.by_admin))".to_owned();
     format!(
         "ru AS (SELECT u.id AS uid, r.authorized, {clean} AS clean, r.created_by, r.ts, r.audit_id, r.reg_role \
                 FROM reg r JOIN users u ON u.id = r.user_id \
@@ -296,14 +315,14 @@ fn branch(d: &Dialect, rule: Rule, p: &Params) -> Option<String> {
             d,
             &format!(
                 "r.reg_role IS NOT NULL AND r.reg_role <> 'viewer' \
-                 AND COALESCE(r.created_by, '') <> '{CREATED_BY}'{org_r}"
+                 AND NOT r.by_admin{org_r}"
             ),
             &[("registered_role", "r.reg_role".into())],
         ),
         Rule::RegisteredByUnauthorized => registration_branch(
             d,
             &format!(
-                "(r.created_by IS NULL OR (r.created_by <> '{CREATED_BY}' AND (r.creator_id IS NULL \
+                "(r.created_by IS NULL OR (NOT r.by_admin AND (r.creator_id IS NULL \
                   OR r.creator_org <> r.org_id OR r.creator_role NOT IN ('owner', 'admin')))){org_r}"
             ),
             &[
@@ -313,7 +332,10 @@ fn branch(d: &Dialect, rule: Rule, p: &Params) -> Option<String> {
         ),
         Rule::BruteForce | Rule::SuccessAfterFailures => login_rule(d, rule),
         Rule::NoTelemetry => no_telemetry(d, p),
-        Rule::CaseVariantEmail | Rule::MultipleOwners | Rule::PrivilegedWithoutPassword => {
+        Rule::CaseVariantEmail
+        | Rule::MultipleOwners
+        | Rule::PrivilegedWithoutPassword
+        | Rule::ForgedProvenance => {
             return None;
         }
     })

@@ -27,10 +27,11 @@ pub enum Rule {
     MultipleOwners,
     PrivilegedWithoutPassword,
     NoTelemetry,
+    ForgedProvenance,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 12] = [
+    pub const ALL: [Rule; 13] = [
         Rule::PrivilegedWithoutProvenance,
         Rule::ElevatedRoleAtRegistration,
         Rule::RegisteredByUnauthorized,
@@ -43,14 +44,20 @@ impl Rule {
         Rule::MultipleOwners,
         Rule::PrivilegedWithoutPassword,
         Rule::NoTelemetry,
+        Rule::ForgedProvenance,
     ];
 
     /// Rules answered by the one pass over audit_logs ([`super::pass`]); the others
-    /// read only `users`, one statement each ([`sql_for`]).
+    /// read only `users`, one statement each ([`sql_for`]), except forged-provenance,
+    /// answered by checking ecomind-admin's rows' tags before the pass
+    /// ([`super::provenance_rows`]).
     pub fn reads_audit_logs(self) -> bool {
         !matches!(
             self,
-            Rule::CaseVariantEmail | Rule::MultipleOwners | Rule::PrivilegedWithoutPassword
+            Rule::CaseVariantEmail
+                | Rule::MultipleOwners
+                | Rule::PrivilegedWithoutPassword
+                | Rule::ForgedProvenance
         )
     }
 
@@ -78,6 +85,7 @@ impl Rule {
             Rule::MultipleOwners => "multiple-owners",
             Rule::PrivilegedWithoutPassword => "privileged-without-password",
             Rule::NoTelemetry => "no-telemetry",
+            Rule::ForgedProvenance => "forged-provenance",
         }
     }
 }
@@ -89,6 +97,12 @@ pub struct Params {
     pub fixed_at: Option<NaiveDateTime>,
     pub org: Option<String>,
     pub failed_threshold: u32,
+    /// The audit key ([`crate::provenance`]), when one is configured.
+    pub key: Option<crate::provenance::Key>,
+    /// With a key: the ids of the rows that claim ecomind-admin and whose tag verifies
+    /// (set by the audit before its pass); only those count as its provenance. None:
+    /// no key, every claim counts (unauthenticated).
+    pub verified: Option<Vec<String>>,
 }
 
 /// Brute force becomes critical at this many failures for one email within an hour.
@@ -367,7 +381,10 @@ fn assess_accounts(
             Risk::Info,
             format!("{} has no password_hash", role.unwrap_or("?")),
         ),
-        Rule::BruteForce | Rule::SuccessAfterFailures | Rule::NoTelemetry => {
+        Rule::BruteForce
+        | Rule::SuccessAfterFailures
+        | Rule::NoTelemetry
+        | Rule::ForgedProvenance => {
             return Err(Error::internal(format!(
                 "rule {} is not about accounts",
                 rule.name()
@@ -543,6 +560,58 @@ fn no_telemetry(evidence: &Value) -> Result<Finding> {
 /// Drop no-telemetry's row when the audit is conclusive.
 pub fn keep(f: &Finding) -> bool {
     f.rule != Rule::NoTelemetry || f.evidence.get("inconclusive") == Some(&Value::Bool(true))
+}
+
+/// A row that claims to be ecomind-admin's and whose tag does not verify with the
+/// configured key: critical when the tag is missing or wrong (anyone who can write
+/// audit_logs can write such a row), a warning when it is another key's.
+#[allow(clippy::too_many_arguments)]
+pub fn forged_provenance(
+    audit_id: &str,
+    org_id: Option<String>,
+    user_id: Option<String>,
+    action: &str,
+    details: &Value,
+    ts: Option<NaiveDateTime>,
+    verdict: crate::provenance::Verdict,
+    key: &crate::provenance::Key,
+) -> Finding {
+    use crate::provenance::Verdict;
+    let claim = ["created_by", "changed_by"]
+        .into_iter()
+        .find(|k| details.get(*k).and_then(Value::as_str) == Some(crate::records::CREATED_BY))
+        .unwrap_or("created_by");
+    let (severity, why) = match verdict {
+        Verdict::OtherKey => (Risk::Warning, "a tag of another audit key"),
+        Verdict::Missing => (Risk::Critical, "no tag"),
+        _ => (Risk::Critical, "a tag that does not match the row"),
+    };
+    Finding {
+        severity,
+        rule: Rule::ForgedProvenance,
+        org_id,
+        user_id,
+        email: details
+            .get("email")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        role: ["new_role", "role"]
+            .into_iter()
+            .find_map(|k| details.get(k).and_then(Value::as_str).map(str::to_owned)),
+        created_at: None,
+        at: ts.map(crate::records::iso),
+        message: format!(
+            "{action} row {audit_id} says {claim} ecomind-admin but carries {why}: not written by ecomind-admin with key {}",
+            key.id
+        ),
+        evidence: json!({
+            "audit_id": audit_id,
+            "action": action,
+            "claim": claim,
+            "tag": verdict.name(),
+            "key_id": key.id,
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::{Ctx, FailOn};
 use crate::accounts::check_org_id;
 use crate::audit::rules::{Params, Rule};
-use crate::audit::{self, Finding, Risk, RuleCount, Skipped, Tally};
+use crate::audit::{self, Finding, ProvenanceCheck, Risk, RuleCount, Skipped, Tally};
 use crate::db;
 use crate::error::Outcome;
 use crate::error::{Error, Result};
@@ -117,8 +117,11 @@ pub struct AuditSummary {
     pub fixed_at: Option<String>,
     pub rules_run: Vec<Rule>,
     /// Rules that did not run because the database's revision lacks a column they
-    /// read (e.g. users.password_hash before revision 002).
+    /// read (e.g. users.password_hash before revision 002), or no audit key is
+    /// configured (forged-provenance).
     pub skipped: Vec<Skipped>,
+    /// Whether ecomind-admin's own audit rows were authenticated with an audit key.
+    pub provenance: ProvenanceCheck,
 }
 
 /// The last line of `--format jsonl`: the report without its findings (each was a
@@ -183,6 +186,18 @@ impl Report for AuditReport {
         for skipped in &s.skipped {
             let _ = writeln!(out, "skipped: {} ({})", skipped.rule.name(), skipped.reason);
         }
+        let p = &s.provenance;
+        let _ = match &p.key_id {
+            Some(id) => writeln!(
+                out,
+                "provenance: ecomind-admin's rows checked with audit key {id}: {} of {} verified",
+                p.rows_verified, p.rows_claiming
+            ),
+            None => writeln!(
+                out,
+                "provenance: unauthenticated (no audit key: rows that say ecomind-admin are trusted as written)"
+            ),
+        };
         if s.unparseable_rows > 0 {
             let _ = writeln!(
                 out,
@@ -276,6 +291,8 @@ async fn suspicious(args: &SuspiciousArgs, ctx: &Ctx) -> Result<Outcome> {
         fixed_at: args.fixed_at,
         org: args.org.clone(),
         failed_threshold: args.failed_threshold,
+        key: crate::provenance::configured()?,
+        verified: None,
     };
     if args.show_sql {
         return show_sql(&selected, ctx.config.backend, &params, ui);
@@ -387,5 +404,6 @@ fn summarize(
             .filter(|r| !tally.skipped.iter().any(|s| s.rule == *r))
             .collect(),
         skipped: tally.skipped,
+        provenance: tally.provenance,
     }
 }

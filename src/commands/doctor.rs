@@ -33,7 +33,8 @@ pub enum Status {
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Diagnosis {
-    /// `connection`, `writable`, `migrations`, `schema`, `privileges`, `audit`.
+    /// `connection`, `writable`, `migrations`, `schema`, `privileges`, `audit`,
+    /// `audit-key`.
     pub check: &'static str,
     pub status: Status,
     /// One line for humans.
@@ -42,7 +43,8 @@ pub struct Diagnosis {
     /// connection `{url, backend, server_version, tls}`; writable `{writable}`;
     /// migrations `{current, alembic_version, pending: [revision]}`; schema `{findings:
     /// 0}` on an empty database, else `{errors, warnings, kinds: [finding kind]}`;
-    /// privileges `{<command>: true|false}`; audit `{critical, findings}`.
+    /// privileges `{<command>: true|false}`; audit `{critical, findings}`; audit-key
+    /// `{configured, key_id, path}`.
     pub details: Value,
 }
 
@@ -119,6 +121,7 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
         && state.current().is_none()
         && state.alembic == Alembic::Absent;
     checks.push(check_audit(db, empty || unmanaged, ui).await);
+    checks.push(check_audit_key());
     let blocked = checks.iter().any(|c| c.status == Status::Fail);
     Ok(DoctorReport {
         database: db.url.clone(),
@@ -129,6 +132,51 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
         },
         checks,
     })
+}
+
+/// The audit key that makes ecomind-admin's own audit rows tamper-evident: without one
+/// they are unauthenticated provenance (a warning, with how to make one); a key that is
+/// configured but unusable fails (writes would refuse, the audit could not verify).
+fn check_audit_key() -> Diagnosis {
+    let check = "audit-key";
+    match crate::provenance::configured() {
+        Ok(Some(key)) => Diagnosis {
+            check,
+            status: Status::Ok,
+            summary: format!(
+                "key {} ({}): ecomind-admin's audit rows are tagged and verified",
+                key.id,
+                key.path.display()
+            ),
+            details: json!({"configured": true, "key_id": key.id, "path": key.path}),
+        },
+        Ok(None) => {
+            let path = crate::provenance::default_path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "FILE".into());
+            Diagnosis {
+                check,
+                status: Status::Warn,
+                summary: format!(
+                    "none: ecomind-admin's audit rows are unauthenticated provenance (anyone who can write \
+                     audit_logs can forge them); make one: umask 077; mkdir -p {dir}; openssl rand -hex 32 > {path} \
+                     (or set {env})",
+                    dir = std::path::Path::new(&path)
+                        .parent()
+                        .map(|d| d.display().to_string())
+                        .unwrap_or_default(),
+                    env = crate::provenance::KEY_FILE_ENV,
+                ),
+                details: json!({"configured": false, "key_id": null, "path": null}),
+            }
+        }
+        Err(e) => Diagnosis {
+            check,
+            status: Status::Fail,
+            summary: format!("{} ({})", e.message(), e.hint().unwrap_or_default()),
+            details: json!({"configured": true, "key_id": null, "path": null}),
+        },
+    }
 }
 
 /// The server, its version and whether the session is encrypted.
@@ -323,6 +371,8 @@ async fn check_audit(db: &Db, unmanaged: bool, ui: &Output) -> Diagnosis {
         fixed_at: None,
         org: None,
         failed_threshold: 10,
+        key: crate::provenance::configured().ok().flatten(),
+        verified: None,
     };
     match audit::stream(db, &params, &Rule::ALL, ui, &mut |_| Ok(())).await {
         Ok(tally) => {

@@ -782,6 +782,8 @@ impl Upgrade<'_> {
             fixed_at: None,
             org: None,
             failed_threshold: 10,
+            key: crate::provenance::configured()?,
+            verified: None,
         };
         let tally =
             audit::stream(self.db, &params, &Rule::ALL, &self.ctx.ui, &mut |_| Ok(())).await?;

@@ -35,6 +35,9 @@ pub fn bin(dir: &Path) -> Command {
         .env_remove("DATABASE_URL")
         .env_remove("RUST_BACKTRACE")
         .env_remove("ECOMIND_ADMIN_PASSWORD")
+        .env_remove("ECOMIND_AUDIT_KEY_FILE")
+        // No audit key of the user running the tests (~/.config/ecomind-admin/audit.key).
+        .env("XDG_CONFIG_HOME", dir.join(".no-config"))
         .env("NO_COLOR", "1");
     cmd
 }
@@ -45,6 +48,8 @@ pub fn std_bin(dir: &Path) -> StdCommand {
     cmd.current_dir(dir)
         .env_remove("DATABASE_URL")
         .env_remove("RUST_BACKTRACE")
+        .env_remove("ECOMIND_AUDIT_KEY_FILE")
+        .env("XDG_CONFIG_HOME", dir.join(".no-config"))
         .env("NO_COLOR", "1");
     cmd
 }

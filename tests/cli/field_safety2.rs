@@ -323,3 +323,122 @@ both! {
         assert!(!r.all().contains("malformed JSON"), "{}", r.all());
     }
 }
+
+/// `db`'s command with the audit key `key` (ECOMIND_AUDIT_KEY_FILE).
+fn keyed(db: &AnyDb, key: &Path, args: &[&str], stdin: &[u8]) -> Run {
+    Run::from(
+        db.cmd()
+            .env("ECOMIND_AUDIT_KEY_FILE", key)
+            .args(args)
+            .write_stdin(stdin)
+            .output()
+            .unwrap(),
+    )
+}
+
+/// A promotion by hand, with a role_changed row that says ecomind-admin made it.
+fn forge_promotion(db: &AnyDb, user: &str) {
+    db.query(&format!(
+        "UPDATE users SET role = 'admin' WHERE id = '{user}'; \
+         INSERT INTO audit_logs (id, org_id, user_id, action, resource, details, ts) VALUES \
+         ('audit_f0f0f0f0f0f0f0f0', 'org_a', '{user}', 'role_changed', 'users', \
+          '{{\"email\": \"c@a.test\", \"old_role\": \"viewer\", \"new_role\": \"admin\", \"reason\": \"x\", \
+            \"changed_by\": \"ecomind-admin\", \"os_user\": \"root\", \"host\": \"h\", \"success\": true, \
+            \"timestamp\": \"2026-12-01T00:00:00.000000\"}}', '2026-12-01 00:00:00')"
+    ));
+}
+
+fn findings_of<'a>(j: &'a serde_json::Value, rule: &str) -> Vec<&'a serde_json::Value> {
+    j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == rule)
+        .collect()
+}
+
+both! {
+    /// Item 3: without a key the audit says ecomind-admin's rows are unauthenticated (and
+    /// doctor says how to make a key); with one, the rows ecomind-admin writes are tagged,
+    /// a forged one-row promotion is a critical finding and its account has no
+    /// provenance, an altered tagged row fails, and a readable key file is refused with
+    /// nothing written.
+    fn provenance_is_tamper_evident_with_a_key(db) {
+        db.run(&["migrate", "up"]).expect_code(0);
+        let dir = db.dir().to_owned();
+        let key = dir.join("audit.key");
+        write_mode(&key, "9f2c4b7d1e8a6f3c0b5d2e9a7c4f1b8e6d3a0c7f4b1e8d5a2c9f6b3e0d7a4c1f\n", 0o600);
+        let since = ["audit", "suspicious-accounts", "--since", "2000-01-01", "--format", "json"];
+
+        // Without a key: the forged promotion passes, and the audit says why it can.
+        db.run(&["create-org", "--id", "org_a", "--name", "A"]).expect_code(0);
+        db.query(
+            "INSERT INTO users (id, org_id, email, role, created_at) VALUES \
+             ('user_00000000000c', 'org_a', 'c@a.test', 'viewer', '2026-01-01 00:00:00')",
+        );
+        forge_promotion(&db, "user_00000000000c");
+        let r = db.run(&since);
+        let j = r.json();
+        assert_eq!(j["summary"]["skipped"][0]["rule"], "forged-provenance", "{j}");
+        assert!(j["summary"]["skipped"][0]["reason"].as_str().unwrap().contains("no audit key"), "{j}");
+        assert_eq!(j["summary"]["provenance"]["authenticated"], false, "{j}");
+        assert!(findings_of(&j, "privileged-without-provenance").is_empty(), "unauthenticated: trusted");
+        let r = db.run(&["audit", "suspicious-accounts", "--since", "2000-01-01"]);
+        assert!(r.stdout.contains("provenance: unauthenticated"), "{}", r.stdout);
+        let r = db.run(&["doctor", "--format", "json"]);
+        let check = r.json()["checks"].as_array().unwrap().iter()
+            .find(|c| c["check"] == "audit-key").cloned().unwrap();
+        assert_eq!(check["status"], "warn");
+        assert!(check["summary"].as_str().unwrap().contains("openssl rand -hex 32"), "{check}");
+
+        // With the key: what ecomind-admin writes is tagged and verifies.
+        let r = keyed(&db, &key, &["create-admin", "--org", "org_a", "--email", "ops@a.test",
+            "--password-stdin", "--bcrypt-cost", "4"], b"a strong password 1\n");
+        r.expect_code(0);
+        db.query(
+            "INSERT INTO users (id, org_id, email, role, created_at) VALUES \
+             ('user_00000000000b', 'org_a', 'b@a.test', 'viewer', '2026-01-01 00:00:00')",
+        );
+        keyed(&db, &key, &["users", "set-role", "b@a.test", "admin", "--reason", "on call", "--yes"], b"")
+            .expect_code(0);
+        let tags = db.query("SELECT COUNT(*) FROM audit_logs WHERE CAST(details AS TEXT) LIKE '%ecomind_admin_tag%'");
+        assert_eq!(tags, "2", "create-admin and set-role rows are tagged");
+        let r = keyed(&db, &key, &since, b"");
+        r.expect_code(1);
+        let j = r.json();
+        assert_eq!(j["summary"]["provenance"]["authenticated"], true, "{j}");
+        assert_eq!(j["summary"]["provenance"]["rows_claiming"], 4, "{j}");
+        assert_eq!(j["summary"]["provenance"]["rows_verified"], 2, "{j}");
+        let forged = findings_of(&j, "forged-provenance");
+        let ids: Vec<&str> = forged.iter().map(|f| f["evidence"]["audit_id"].as_str().unwrap()).collect();
+        assert!(ids.contains(&"audit_f0f0f0f0f0f0f0f0"), "{j}");
+        assert!(forged.iter().all(|f| f["severity"] == "critical"), "{j}");
+        let unprovenanced: Vec<&str> = findings_of(&j, "privileged-without-provenance").iter()
+            .map(|f| f["email"].as_str().unwrap()).collect();
+        assert!(unprovenanced.contains(&"c@a.test"), "{j}");
+        assert!(!unprovenanced.contains(&"b@a.test") && !unprovenanced.contains(&"ops@a.test"), "{j}");
+
+        // A tagged row altered by hand no longer verifies.
+        let id = db.query("SELECT id FROM audit_logs WHERE action = 'role_changed' AND user_id = 'user_00000000000b'");
+        let details = db.query(&format!("SELECT CAST(details AS TEXT) FROM audit_logs WHERE id = '{id}'"));
+        let altered = details.replace("on call", "routine");
+        db.query(&format!("UPDATE audit_logs SET details = '{altered}' WHERE id = '{id}'"));
+        let j = keyed(&db, &key, &since, b"").json();
+        let ids: Vec<String> = findings_of(&j, "forged-provenance").iter()
+            .map(|f| f["evidence"]["audit_id"].as_str().unwrap().to_owned()).collect();
+        assert!(ids.contains(&id), "{j}");
+        let r = keyed(&db, &key, &["doctor", "--format", "json"], b"");
+        let check = r.json()["checks"].as_array().unwrap().iter()
+            .find(|c| c["check"] == "audit-key").cloned().unwrap();
+        assert_eq!(check["status"], "ok", "{check}");
+
+        // A key others can read is refused before anything is written.
+        chmod(&key, 0o644);
+        let before = db.query("SELECT COUNT(*) FROM audit_logs");
+        let r = keyed(&db, &key, &["create-org", "--id", "org_z", "--name", "Z"], b"");
+        r.expect_clean_error(2);
+        assert!(r.stderr.contains("other users may read"), "{}", r.stderr);
+        assert_eq!(db.query("SELECT COUNT(*) FROM audit_logs"), before);
+        assert_eq!(db.query("SELECT COUNT(*) FROM orgs WHERE id = 'org_z'"), "0");
+    }
+}
