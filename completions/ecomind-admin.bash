@@ -127,11 +127,17 @@ _ecomind__admin() {
             ecomind__admin__subcmd__help__subcmd__users,list)
                 cmd="ecomind__admin__subcmd__help__subcmd__users__subcmd__list"
                 ;;
+            ecomind__admin__subcmd__help__subcmd__users,lock)
+                cmd="ecomind__admin__subcmd__help__subcmd__users__subcmd__lock"
+                ;;
             ecomind__admin__subcmd__help__subcmd__users,reset-password)
                 cmd="ecomind__admin__subcmd__help__subcmd__users__subcmd__reset__subcmd__password"
                 ;;
             ecomind__admin__subcmd__help__subcmd__users,set-role)
                 cmd="ecomind__admin__subcmd__help__subcmd__users__subcmd__set__subcmd__role"
+                ;;
+            ecomind__admin__subcmd__help__subcmd__users,unlock)
+                cmd="ecomind__admin__subcmd__help__subcmd__users__subcmd__unlock"
                 ;;
             ecomind__admin__subcmd__migrate,current)
                 cmd="ecomind__admin__subcmd__migrate__subcmd__current"
@@ -181,11 +187,17 @@ _ecomind__admin() {
             ecomind__admin__subcmd__users,list)
                 cmd="ecomind__admin__subcmd__users__subcmd__list"
                 ;;
+            ecomind__admin__subcmd__users,lock)
+                cmd="ecomind__admin__subcmd__users__subcmd__lock"
+                ;;
             ecomind__admin__subcmd__users,reset-password)
                 cmd="ecomind__admin__subcmd__users__subcmd__reset__subcmd__password"
                 ;;
             ecomind__admin__subcmd__users,set-role)
                 cmd="ecomind__admin__subcmd__users__subcmd__set__subcmd__role"
+                ;;
+            ecomind__admin__subcmd__users,unlock)
+                cmd="ecomind__admin__subcmd__users__subcmd__unlock"
                 ;;
             ecomind__admin__subcmd__users__subcmd__help,help)
                 cmd="ecomind__admin__subcmd__users__subcmd__help__subcmd__help"
@@ -193,11 +205,17 @@ _ecomind__admin() {
             ecomind__admin__subcmd__users__subcmd__help,list)
                 cmd="ecomind__admin__subcmd__users__subcmd__help__subcmd__list"
                 ;;
+            ecomind__admin__subcmd__users__subcmd__help,lock)
+                cmd="ecomind__admin__subcmd__users__subcmd__help__subcmd__lock"
+                ;;
             ecomind__admin__subcmd__users__subcmd__help,reset-password)
                 cmd="ecomind__admin__subcmd__users__subcmd__help__subcmd__reset__subcmd__password"
                 ;;
             ecomind__admin__subcmd__users__subcmd__help,set-role)
                 cmd="ecomind__admin__subcmd__users__subcmd__help__subcmd__set__subcmd__role"
+                ;;
+            ecomind__admin__subcmd__users__subcmd__help,unlock)
+                cmd="ecomind__admin__subcmd__users__subcmd__help__subcmd__unlock"
                 ;;
             *)
                 ;;
@@ -1032,7 +1050,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__help__subcmd__users)
-            opts="list set-role reset-password"
+            opts="list set-role reset-password lock unlock"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1046,6 +1064,20 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__help__subcmd__users__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__help__subcmd__users__subcmd__lock)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1074,6 +1106,20 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__help__subcmd__users__subcmd__set__subcmd__role)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__help__subcmd__users__subcmd__unlock)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1818,7 +1864,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users)
-            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help list set-role reset-password help"
+            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help list set-role reset-password lock unlock help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1876,7 +1922,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users__subcmd__help)
-            opts="list set-role reset-password help"
+            opts="list set-role reset-password lock unlock help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1917,6 +1963,20 @@ _ecomind__admin() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ecomind__subcmd__admin__subcmd__users__subcmd__help__subcmd__lock)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ecomind__subcmd__admin__subcmd__users__subcmd__help__subcmd__reset__subcmd__password)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -1932,6 +1992,20 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users__subcmd__help__subcmd__set__subcmd__role)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__users__subcmd__help__subcmd__unlock)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2015,13 +2089,83 @@ _ecomind__admin() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        ecomind__subcmd__admin__subcmd__users__subcmd__reset__subcmd__password)
-            opts="-o -q -v -h --password-stdin --bcrypt-cost --reason --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help"
+        ecomind__subcmd__admin__subcmd__users__subcmd__lock)
+            opts="-o -q -v -h --id --reason --yes --force --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schema)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__users__subcmd__reset__subcmd__password)
+            opts="-o -q -v -h --id --password-stdin --bcrypt-cost --reason --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --bcrypt-cost)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2082,13 +2226,91 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users__subcmd__set__subcmd__role)
-            opts="-o -q -v -h --reason --yes --force --dry-run --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help owner admin analyst viewer billing"
+            opts="-o -q -v -h --id --reason --yes --force --dry-run --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schema)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__users__subcmd__unlock)
+            opts="-o -q -v -h --id --role --reason --yes --password-stdin --bcrypt-cost --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --role)
+                    COMPREPLY=($(compgen -W "owner admin analyst viewer billing" -- "${cur}"))
+                    return 0
+                    ;;
+                --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bcrypt-cost)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -290,6 +290,8 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand list 'List users, sorted by org and email (table, JSON or CSV; streamed)'
             cand set-role 'Change a user''s role, with a role_changed audit row (confirmation for owner/admin)'
             cand reset-password 'Set a new password (stdin, ECOMIND_ADMIN_PASSWORD or a prompt), with a password_reset audit row; the old password stops working'
+            cand lock 'Stop an account from logging in at once: role viewer and no password, with a user_locked audit row (incident response; `users unlock` reverses it)'
+            cand unlock 'Reverse `users lock`: the role it had (or --role) and a new password, with a user_unlocked audit row'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ecomind-admin;users;list'= {
@@ -317,6 +319,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'ecomind-admin;users;set-role'= {
+            cand --id 'The user''s id (the first column of `users list`), instead of the email'
             cand --reason 'Why (kept in the audit row)'
             cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL. Given more than once: a fleet run over those databases'
             cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
@@ -341,6 +344,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'ecomind-admin;users;reset-password'= {
+            cand --id 'The user''s id (the first column of `users list`), instead of the email'
             cand --bcrypt-cost 'bcrypt cost factor, 4 to 31 (below 10 only for tests)'
             cand --reason 'Why (kept in the audit row)'
             cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL. Given more than once: a fleet run over those databases'
@@ -363,10 +367,62 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'ecomind-admin;users;lock'= {
+            cand --id 'The user''s id (the first column of `users list`), instead of the email'
+            cand --reason 'Why (kept in the audit row)'
+            cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL. Given more than once: a fleet run over those databases'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
+            cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment''s connect_timeout, else 10s'
+            cand --config 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one'
+            cand --env 'The environment of the config file to use (its database and settings)'
+            cand --parallel 'Fleet runs: how many databases at once. Default: the environment''s parallel, else 4'
+            cand --canary 'Fleet runs: run the first K databases alone, and the rest only if all K succeed'
+            cand --format 'Output format of the result on stdout'
+            cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
+            cand -o 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout'
+            cand --output 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout'
+            cand --yes 'Do not ask (for scripts)'
+            cand --force 'Allow locking the last owner or admin of an org'
+            cand --fail-fast 'Fleet runs: start no new database after the first failure'
+            cand -q 'Print only the result and errors: no notes or progress'
+            cand --quiet 'Print only the result and errors: no notes or progress'
+            cand -v 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand --verbose 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ecomind-admin;users;unlock'= {
+            cand --id 'The user''s id (the first column of `users list`), instead of the email'
+            cand --role 'The role to give back (default: the one it had when it was locked)'
+            cand --reason 'Why (kept in the audit row)'
+            cand --bcrypt-cost 'bcrypt cost factor, 4 to 31 (below 10 only for tests)'
+            cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL. Given more than once: a fleet run over those databases'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
+            cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment''s connect_timeout, else 10s'
+            cand --config 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one'
+            cand --env 'The environment of the config file to use (its database and settings)'
+            cand --parallel 'Fleet runs: how many databases at once. Default: the environment''s parallel, else 4'
+            cand --canary 'Fleet runs: run the first K databases alone, and the rest only if all K succeed'
+            cand --format 'Output format of the result on stdout'
+            cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
+            cand -o 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout'
+            cand --output 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout'
+            cand --yes 'Do not ask before giving back owner or admin (for scripts)'
+            cand --password-stdin 'Read the password from the first line of stdin (trailing CR/LF stripped). Otherwise ECOMIND_ADMIN_PASSWORD, otherwise a hidden prompt (asked twice). There is no password flag: argv is visible to every user of the machine'
+            cand --fail-fast 'Fleet runs: start no new database after the first failure'
+            cand -q 'Print only the result and errors: no notes or progress'
+            cand --quiet 'Print only the result and errors: no notes or progress'
+            cand -v 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand --verbose 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'ecomind-admin;users;help'= {
             cand list 'List users, sorted by org and email (table, JSON or CSV; streamed)'
             cand set-role 'Change a user''s role, with a role_changed audit row (confirmation for owner/admin)'
             cand reset-password 'Set a new password (stdin, ECOMIND_ADMIN_PASSWORD or a prompt), with a password_reset audit row; the old password stops working'
+            cand lock 'Stop an account from logging in at once: role viewer and no password, with a user_locked audit row (incident response; `users unlock` reverses it)'
+            cand unlock 'Reverse `users lock`: the role it had (or --role) and a new password, with a user_unlocked audit row'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ecomind-admin;users;help;list'= {
@@ -374,6 +430,10 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         &'ecomind-admin;users;help;set-role'= {
         }
         &'ecomind-admin;users;help;reset-password'= {
+        }
+        &'ecomind-admin;users;help;lock'= {
+        }
+        &'ecomind-admin;users;help;unlock'= {
         }
         &'ecomind-admin;users;help;help'= {
         }
@@ -637,12 +697,18 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand list 'List users, sorted by org and email (table, JSON or CSV; streamed)'
             cand set-role 'Change a user''s role, with a role_changed audit row (confirmation for owner/admin)'
             cand reset-password 'Set a new password (stdin, ECOMIND_ADMIN_PASSWORD or a prompt), with a password_reset audit row; the old password stops working'
+            cand lock 'Stop an account from logging in at once: role viewer and no password, with a user_locked audit row (incident response; `users unlock` reverses it)'
+            cand unlock 'Reverse `users lock`: the role it had (or --role) and a new password, with a user_unlocked audit row'
         }
         &'ecomind-admin;help;users;list'= {
         }
         &'ecomind-admin;help;users;set-role'= {
         }
         &'ecomind-admin;help;users;reset-password'= {
+        }
+        &'ecomind-admin;help;users;lock'= {
+        }
+        &'ecomind-admin;help;users;unlock'= {
         }
         &'ecomind-admin;help;orgs'= {
             cand list 'List organizations with their number of users, sorted by id (table, JSON or CSV)'

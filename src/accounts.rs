@@ -72,13 +72,11 @@ pub fn check_email(email: &str) -> Result<()> {
     if email.len() > 254 {
         return Err(invalid("longer than 254 bytes"));
     }
+    if let Some(why) = lookalike(email) {
+        return Err(invalid(&why));
+    }
     if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid("it contains whitespace or control characters"));
-    }
-    if email != crate::text::escape(email, crate::text::Mode::Text) {
-        return Err(invalid(
-            "it contains bidi or other invisible control characters",
-        ));
     }
     if !email_address::EmailAddress::is_valid(email) {
         return Err(invalid("not an email address"));
@@ -88,6 +86,35 @@ pub fn check_email(email: &str) -> Result<()> {
         return Err(invalid("the domain has no dot"));
     }
     Ok(())
+}
+
+/// Why `email` could pass for another address, if it could: a character that shows
+/// as nothing (zero-width, BOM, bidi, line separators: [`crate::text::is_invisible`]),
+/// or one that compatibility normalization (NFKC) turns into another (fullwidth
+/// letters, ligatures, superscripts), named with its position (1-based, in characters).
+pub fn lookalike(email: &str) -> Option<String> {
+    use unicode_normalization::UnicodeNormalization as _;
+    let at = |i: usize, c: char| format!("U+{:04X} at character {}", u32::from(c), i + 1);
+    if let Some((i, c)) = email
+        .chars()
+        .enumerate()
+        .find(|(_, c)| crate::text::is_invisible(*c))
+    {
+        return Some(format!(
+            "it contains an invisible character ({}), so it would look like another address",
+            at(i, c)
+        ));
+    }
+    email.chars().enumerate().find_map(|(i, c)| {
+        let folded: String = std::iter::once(c).nfkc().collect();
+        (folded != c.to_string()).then(|| {
+            format!(
+                "it contains a look-alike character ({} reads as '{}'), so it would look like another address",
+                at(i, c),
+                crate::text::shown(&folded)
+            )
+        })
+    })
 }
 
 /// The password policy, in every mode. The message never contains the password.
@@ -340,6 +367,57 @@ fn privileged_role(role: Option<crate::entities::Role>) -> bool {
     )
 }
 
+/// How an operator names an existing account: its id, or its email exactly as stored
+/// (whatever it holds: an account the audit flags for a hostile email must still be
+/// reachable).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserRef {
+    Id(String),
+    Email(String),
+}
+
+impl UserRef {
+    /// `--id` or the EMAIL argument: one of them, not empty.
+    pub fn new(id: Option<&str>, email: Option<&str>) -> Result<Self> {
+        match (id, email) {
+            (Some(id), None) if !id.is_empty() => Ok(UserRef::Id(id.to_owned())),
+            (None, Some(email)) if !email.is_empty() => Ok(UserRef::Email(email.to_owned())),
+            _ => Err(Error::usage(
+                "name the user by its email (as stored) or by --id USER_ID",
+                "e.g. `users set-role ops@example.com viewer --reason ...` or `--id user_0123456789ab`; `users list` shows both",
+            )),
+        }
+    }
+}
+
+/// The user `who` names: by id, or by exact stored email (see [`user_by_email`]);
+/// with `lock`, its row locked for the transaction.
+async fn user_by_ref<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    who: &UserRef,
+    lock: bool,
+) -> Result<users::Model> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let id = match who {
+        UserRef::Email(email) => return user_by_email(conn, email, lock).await,
+        UserRef::Id(id) => id,
+    };
+    let mut query = users::Entity::find().filter(users::Column::Id.eq(id.as_str()));
+    if lock {
+        query = query.lock_exclusive();
+    }
+    query
+        .one(conn)
+        .await
+        .map_err(|e| Error::from_db(e, "looking up the user"))?
+        .ok_or_else(|| {
+            Error::refused(
+                format!("no user with id '{}'", printable(id, 80)),
+                "see `ecomind-admin users list` (its first column is the id)",
+            )
+        })
+}
+
 /// The user whose stored email is exactly `email`; with `lock`, its row locked for the
 /// transaction on PostgreSQL (`FOR UPDATE`; SQLite's write lock is the database's).
 /// None: exit 4, naming the users with the same address ignoring case and the domain's
@@ -369,7 +447,7 @@ async fn user_by_email<C: sea_orm::ConnectionTrait>(
                 exact.len(),
                 printable(email, 200)
             ),
-            "fix the duplicate rows first; see `ecomind-admin audit suspicious-accounts --rule case-variant-email`",
+            "name the account by --id USER_ID (see `ecomind-admin users list`)",
         ));
     }
     let key = records::email_key(email);
@@ -473,9 +551,9 @@ async fn apply_role(
     Ok(())
 }
 
-/// The user `email` names exactly (see `user_by_email`), read in its own snapshot:
-/// what a command shows and confirms before it changes anything.
-pub async fn find_user(db: &crate::db::Db, email: &str) -> Result<users::Model> {
+/// The user `who` names (see `user_by_ref`), read in its own snapshot: what a command
+/// shows and confirms before it changes anything.
+pub async fn find_user(db: &crate::db::Db, who: &UserRef) -> Result<users::Model> {
     db::read_in(db.snapshot().await?, async |txn| {
         crate::migrations::ensure_api_tables(txn).await?;
         if !crate::migrations::has_column(txn, db.backend, "users", "password_hash").await? {
@@ -484,7 +562,7 @@ pub async fn find_user(db: &crate::db::Db, email: &str) -> Result<users::Model> 
                 "run `ecomind-admin migrate up` first",
             ));
         }
-        user_by_email(txn, email, false).await
+        user_by_ref(txn, who, false).await
     })
     .await
 }
@@ -502,7 +580,7 @@ async fn begin_change(
     if !write {
         // A dry run: one read-only snapshot, no lock (it works on a standby, for a reader).
         let txn = db.snapshot().await?;
-        let user = user_by_email(&txn, &found.email, false).await?;
+        let user = user_by_ref(&txn, &UserRef::Id(found.id.clone()), false).await?;
         return Ok((txn, user));
     }
     let txn = db
@@ -513,8 +591,8 @@ async fn begin_change(
             ui,
         )
         .await?;
-    let user = match user_by_email(&txn, &found.email, true).await {
-        Ok(user) if user.id == found.id && user.org_id == found.org_id => user,
+    let user = match user_by_ref(&txn, &UserRef::Id(found.id.clone()), true).await {
+        Ok(user) if user.email == found.email && user.org_id == found.org_id => user,
         Err(e) if e.code() != crate::error::exit::REFUSED => {
             txn.rollback().await.ok();
             return Err(e);
@@ -666,3 +744,161 @@ pub async fn reset_password(
 
 /// How long an account change waits for another one in the same organization.
 const ACCOUNT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What `users lock` / `users unlock` changed.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct AccountLock {
+    pub user_id: String,
+    pub org_id: String,
+    pub email: String,
+    /// `locked` or `unlocked`.
+    pub action: &'static str,
+    pub old_role: Option<String>,
+    pub new_role: String,
+    /// The audit_logs row written (`user_locked` / `user_unlocked`; never a hash).
+    pub audit_details: serde_json::Value,
+}
+
+/// Stop `found` from logging in at once: role viewer (the API reads the role from the
+/// database on every request) and no password hash (the API then answers a login like
+/// an unknown address), with one `user_locked` row that records the role it had, in one
+/// transaction serialized with the org's other account changes. Refuses to lock the
+/// last owner or admin of an org unless `force`.
+pub async fn lock_user(
+    db: &crate::db::Db,
+    found: &users::Model,
+    reason: &str,
+    force: bool,
+    ui: &dyn crate::progress::Progress,
+) -> Result<AccountLock> {
+    check_reason(reason)?;
+    let (txn, user) = begin_change(db, found, true, ui).await?;
+    db::commit_if_ok(txn, "committing the lock", async |txn| {
+        let viewer = crate::entities::Role::Viewer;
+        if !force {
+            keep_one_privileged(txn, &user, viewer, true).await?;
+        }
+        let old_role = user.role.map(|r| sea_orm::ActiveEnum::to_value(&r));
+        let fields = [
+            ("email", serde_json::json!(user.email)),
+            ("old_role", serde_json::json!(old_role)),
+            ("new_role", serde_json::json!("viewer")),
+            (
+                "had_password",
+                serde_json::json!(user.password_hash.is_some()),
+            ),
+            ("reason", serde_json::json!(reason)),
+        ];
+        change_account(txn, &user, viewer, None, "user_locked", &fields, old_role).await
+    })
+    .await
+}
+
+/// The role `found` had when it was locked: the `old_role` of its latest `user_locked`
+/// row (None when there is none, or it names no role).
+pub async fn locked_role(
+    db: &crate::db::Db,
+    found: &users::Model,
+) -> Result<Option<crate::entities::Role>> {
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+    db::read_in(db.snapshot().await?, async |txn| {
+        let row = crate::entities::audit_logs::Entity::find()
+            .filter(crate::entities::audit_logs::Column::UserId.eq(found.id.as_str()))
+            .filter(crate::entities::audit_logs::Column::Action.eq("user_locked"))
+            .order_by_desc(crate::entities::audit_logs::Column::Ts)
+            .one(txn)
+            .await
+            .map_err(|e| Error::from_db(e, "reading the lock's audit row"))?;
+        Ok(row
+            .and_then(|r| r.details)
+            .and_then(|d| {
+                d.get("old_role")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            })
+            .and_then(|r| <crate::entities::Role as sea_orm::ActiveEnum>::try_from_value(&r).ok()))
+    })
+    .await
+}
+
+/// Undo [`lock_user`]: `role` back, and a new password hash (the old one is gone: a
+/// flagged account's password is not trusted again), with one `user_unlocked` row.
+pub async fn unlock_user(
+    db: &crate::db::Db,
+    found: &users::Model,
+    role: crate::entities::Role,
+    hash: String,
+    reason: &str,
+    ui: &dyn crate::progress::Progress,
+) -> Result<AccountLock> {
+    check_reason(reason)?;
+    let (txn, user) = begin_change(db, found, true, ui).await?;
+    db::commit_if_ok(txn, "committing the unlock", async |txn| {
+        let old_role = user.role.map(|r| sea_orm::ActiveEnum::to_value(&r));
+        let fields = [
+            ("email", serde_json::json!(user.email)),
+            ("old_role", serde_json::json!(old_role)),
+            (
+                "new_role",
+                serde_json::json!(sea_orm::ActiveEnum::to_value(&role)),
+            ),
+            ("reason", serde_json::json!(reason)),
+        ];
+        change_account(
+            txn,
+            &user,
+            role,
+            Some(hash),
+            "user_unlocked",
+            &fields,
+            old_role,
+        )
+        .await
+    })
+    .await
+}
+
+/// Set `user`'s role and password hash, with one audit row `action` of `fields`.
+async fn change_account(
+    txn: &sea_orm::DatabaseTransaction,
+    user: &users::Model,
+    role: crate::entities::Role,
+    hash: Option<String>,
+    action: &'static str,
+    fields: &[(&str, serde_json::Value)],
+    old_role: Option<String>,
+) -> Result<AccountLock> {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    let ts = records::now();
+    let details = records::details_by("changed_by", fields, ts);
+    let mut active: users::ActiveModel = user.clone().into();
+    active.role = Set(Some(role));
+    active.password_hash = Set(hash);
+    active
+        .update(txn)
+        .await
+        .map_err(|e| Error::from_db(e, "changing the account"))?;
+    records::record(
+        txn,
+        &user.org_id,
+        Some(&user.id),
+        action,
+        "users",
+        details.clone(),
+        ts,
+    )
+    .await?;
+    Ok(AccountLock {
+        user_id: user.id.clone(),
+        org_id: user.org_id.clone(),
+        email: user.email.clone(),
+        action: if action == "user_locked" {
+            "locked"
+        } else {
+            "unlocked"
+        },
+        old_role,
+        new_role: sea_orm::ActiveEnum::to_value(&role),
+        audit_details: details,
+    })
+}

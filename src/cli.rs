@@ -99,6 +99,8 @@ impl Command {
             Command::Users(UsersCommand::List(_)) => "users list",
             Command::Users(UsersCommand::SetRole(_)) => "users set-role",
             Command::Users(UsersCommand::ResetPassword(_)) => "users reset-password",
+            Command::Users(UsersCommand::Lock(_)) => "users lock",
+            Command::Users(UsersCommand::Unlock(_)) => "users unlock",
             Command::Orgs(_) => "orgs list",
             Command::Audit(_) => "audit suspicious-accounts",
             Command::VerifySchema(_) => "verify-schema",

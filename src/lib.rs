@@ -228,7 +228,9 @@ fn signal_work(command: &Command) -> Option<signals::Work> {
         Command::Baseline(a) if !a.dry_run => Work::Schema,
         Command::CreateOrg(_) | Command::CreateAdmin(_) => Work::Create,
         Command::Users(UsersCommand::SetRole(a)) if !a.dry_run => Work::Create,
-        Command::Users(UsersCommand::ResetPassword(_)) => Work::Create,
+        Command::Users(
+            UsersCommand::ResetPassword(_) | UsersCommand::Lock(_) | UsersCommand::Unlock(_),
+        ) => Work::Create,
         Command::Upgrade(_) => Work::Schema,
         Command::Man | Command::Completions(_) => return None,
         _ => Work::ReadOnly,

@@ -27,17 +27,7 @@ pub async fn per_command(db: &Db, writable: bool) -> Vec<(&'static str, bool)> {
                 .await
                 .unwrap_or(1)
                 == 1;
-        return vec![
-            ("migrate", writable),
-            ("baseline", writable),
-            ("create-org", writable),
-            ("create-admin", writable),
-            ("users set-role", writable),
-            ("users reset-password", writable),
-            ("verify-schema", true),
-            ("audit", true),
-            ("users list", true),
-        ];
+        return sqlite_commands(writable);
     }
     let q = |sql: &str| sql.to_owned();
     let create_schema = scalar::<bool>(
@@ -92,8 +82,27 @@ pub async fn per_command(db: &Db, writable: bool) -> Vec<(&'static str, bool)> {
         ),
         ("users set-role", change_users),
         ("users reset-password", change_users),
+        ("users lock", change_users),
+        ("users unlock", change_users),
         ("verify-schema", true),
         ("audit", select_users && select_audit),
         ("users list", select_users),
+    ]
+}
+
+/// SQLite: whether the connection may write decides every writing command.
+fn sqlite_commands(writable: bool) -> Vec<(&'static str, bool)> {
+    vec![
+        ("migrate", writable),
+        ("baseline", writable),
+        ("create-org", writable),
+        ("create-admin", writable),
+        ("users set-role", writable),
+        ("users reset-password", writable),
+        ("users lock", writable),
+        ("users unlock", writable),
+        ("verify-schema", true),
+        ("audit", true),
+        ("users list", true),
     ]
 }

@@ -24,12 +24,22 @@ pub fn new_id(prefix: &str, hex_len: usize) -> String {
     id
 }
 
-/// The identity of an email address, the same on every backend: the local part in
-/// Unicode lowercase, the domain in its IDNA ASCII form (`bücher.example` and
+/// The identity of an email address, the same on every backend: without invisible
+/// characters, NFKC-normalized, the local part in Unicode lowercase, the domain in its
+/// IDNA ASCII form (`bücher.example` and
 /// `xn--bcher-kva.example` are one domain), lowercase. Two addresses with the same key
 /// are one account. (SQLite's `lower()` folds ASCII only, PostgreSQL's depends on the
 /// collation: neither decides this.)
 pub fn email_key(email: &str) -> String {
+    use unicode_normalization::UnicodeNormalization as _;
+    // What a reader cannot tell apart is one address: invisible characters dropped,
+    // compatibility forms folded (NFKC: fullwidth letters, ligatures).
+    let email: String = email
+        .chars()
+        .filter(|c| !crate::text::is_invisible(*c))
+        .nfkc()
+        .collect();
+    let email = email.as_str();
     let (local, domain) = email.rsplit_once('@').unwrap_or((email, ""));
     let domain = idna::domain_to_ascii(domain)
         .map(|d| d.to_ascii_lowercase())

@@ -20,9 +20,9 @@ pub enum Mode {
 
 /// The one rendering function every human output goes through (tables, notes,
 /// warnings, errors, prompts, progress, CSV cells, logs): C0 and C1 control characters
-/// (ESC, CR, BEL, BS, DEL, U+0080 to U+009F) and bidi controls (U+061C, U+200E, U+200F,
-/// U+202A to U+202E, U+2066 to U+2069) become visible escapes: `\n`, `\r`, `\t`, else
-/// `\u{1b}`. JSON output does not use it: JSON escaping keeps values exact.
+/// (ESC, CR, BEL, BS, DEL, U+0080 to U+009F), bidi controls and every other invisible
+/// character ([`is_invisible`]: U+200B, U+FEFF, U+2028, ...) become visible escapes:
+/// `\n`, `\r`, `\t`, else `\u{1b}`. JSON output does not use it: JSON escaping keeps values exact.
 pub fn escape(s: &str, mode: Mode) -> Cow<'_, str> {
     let needs = |c: char| is_unsafe(c) || (mode == Mode::Value && c == '\\');
     if !s.chars().any(needs) {
@@ -59,10 +59,22 @@ pub fn escape(s: &str, mode: Mode) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// A character a terminal may act on instead of showing.
+/// A character a terminal may act on instead of showing, or that shows as nothing.
 fn is_unsafe(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    c.is_control() || is_invisible(c)
+}
+
+/// A character that shows as nothing or breaks a line on its own: Unicode's
+/// Default_Ignorable_Code_Point (zero-width spaces and joiners, bidi controls, the BOM,
+/// variation selectors, fillers, tags, soft hyphen), and the line and paragraph
+/// separators U+2028, U+2029. Two strings that differ only by these look the same.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00ad}' | '\u{034f}' | '\u{061c}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}'
+        | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
+        | '\u{2060}'..='\u{206f}' | '\u{3164}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}'
+        | '\u{ffa0}' | '\u{fff0}'..='\u{fff8}' | '\u{1bca0}'..='\u{1bca3}'
+        | '\u{1d173}'..='\u{1d17a}' | '\u{e0000}'..='\u{e0fff}')
 }
 
 /// The length of a color sequence `ESC [ [0-9;]* m` at the start of `s`, else 0.

@@ -8,11 +8,12 @@ use super::{Ctx, PasswordArgs};
 use std::fmt::Write as _;
 
 use crate::accounts::{
-    PasswordReset, RoleChange, UserFilter, UserListing, check_org_id, each_user,
+    AccountLock, PasswordReset, RoleChange, UserFilter, UserListing, UserRef, check_org_id,
+    each_user,
 };
 use crate::db;
 use crate::entities::Role;
-use crate::error::{Outcome, Result};
+use crate::error::{Error, Outcome, Result};
 use crate::output::RowStream;
 use crate::output::{Output, Report, shown};
 use crate::records;
@@ -28,12 +29,78 @@ pub enum UsersCommand {
     /// Set a new password (stdin, ECOMIND_ADMIN_PASSWORD or a prompt), with a
     /// password_reset audit row; the old password stops working.
     ResetPassword(ResetPasswordArgs),
+
+    /// Stop an account from logging in at once: role viewer and no password, with a
+    /// user_locked audit row (incident response; `users unlock` reverses it).
+    Lock(LockArgs),
+
+    /// Reverse `users lock`: the role it had (or --role) and a new password, with a
+    /// user_unlocked audit row.
+    Unlock(UnlockArgs),
+}
+
+/// An existing account: its email exactly as stored, or `--id`.
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("who").required(true).args(["email", "id"])))]
+pub struct Who {
+    /// The user's email, exactly as stored, whatever it holds (a case variant is refused
+    /// with a hint); or --id.
+    pub email: Option<String>,
+
+    /// The user's id (the first column of `users list`), instead of the email.
+    #[arg(long, value_name = "USER_ID")]
+    pub id: Option<String>,
+}
+
+impl Who {
+    fn user(&self) -> Result<UserRef> {
+        UserRef::new(self.id.as_deref(), self.email.as_deref())
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    #[command(flatten)]
+    pub who: Who,
+
+    /// Why (kept in the audit row).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+
+    /// Do not ask (for scripts).
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Allow locking the last owner or admin of an org.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    #[command(flatten)]
+    pub who: Who,
+
+    /// The role to give back (default: the one it had when it was locked).
+    #[arg(long, value_enum)]
+    pub role: Option<RoleArg>,
+
+    /// Why (kept in the audit row).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+
+    /// Do not ask before giving back owner or admin (for scripts).
+    #[arg(long)]
+    pub yes: bool,
+
+    #[command(flatten)]
+    pub password: PasswordArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct ResetPasswordArgs {
-    /// The user's email, exactly as stored (a case variant is refused with a hint).
-    pub email: String,
+    #[command(flatten)]
+    pub who: Who,
 
     #[command(flatten)]
     pub password: PasswordArgs,
@@ -45,12 +112,14 @@ pub struct ResetPasswordArgs {
 
 #[derive(Debug, Args)]
 pub struct SetRoleArgs {
-    /// The user's email, exactly as stored (a case variant is refused with a hint).
-    pub email: String,
+    /// The user's email exactly as stored (whatever it holds), then the new role (owner,
+    /// admin, analyst, viewer, billing); with --id, only the role.
+    #[arg(value_names = ["EMAIL", "ROLE"], num_args = 1..=2, required = true)]
+    pub words: Vec<String>,
 
-    /// The new role.
-    #[arg(value_enum)]
-    pub role: RoleArg,
+    /// The user's id (the first column of `users list`), instead of the email.
+    #[arg(long, value_name = "USER_ID")]
+    pub id: Option<String>,
 
     /// Why (kept in the audit row).
     #[arg(long, value_name = "TEXT")]
@@ -77,6 +146,29 @@ pub enum RoleArg {
     Analyst,
     Viewer,
     Billing,
+}
+
+impl SetRoleArgs {
+    /// Who and the new role, from `EMAIL ROLE` or `--id USER_ID ROLE`.
+    fn target(&self) -> Result<(UserRef, RoleArg)> {
+        let (email, role) = match (&self.id, &self.words[..]) {
+            (Some(_), [role]) => (None, role),
+            (None, [email, role]) => (Some(email.as_str()), role),
+            _ => {
+                return Err(Error::usage(
+                    "users set-role takes the email and the role, or --id USER_ID and the role",
+                    "e.g. `users set-role ops@example.com viewer --reason ...` or `users set-role --id user_0123456789ab viewer --reason ...`",
+                ));
+            }
+        };
+        let role = <RoleArg as ValueEnum>::from_str(role, false).map_err(|_| {
+            Error::usage(
+                format!("invalid role '{}'", shown(role)),
+                "one of owner, admin, analyst, viewer, billing",
+            )
+        })?;
+        Ok((UserRef::new(self.id.as_deref(), email)?, role))
+    }
 }
 
 impl RoleArg {
@@ -135,6 +227,8 @@ pub async fn run(cmd: &UsersCommand, ctx: &Ctx) -> Result<Outcome> {
         UsersCommand::List(args) => list(args, ctx).await,
         UsersCommand::SetRole(args) => set_role(args, ctx).await,
         UsersCommand::ResetPassword(args) => reset_password(args, ctx).await,
+        UsersCommand::Lock(args) => lock(args, ctx).await,
+        UsersCommand::Unlock(args) => unlock(args, ctx).await,
     }
 }
 
@@ -208,12 +302,12 @@ impl Report for RoleChange {
 
 async fn set_role(args: &SetRoleArgs, ctx: &Ctx) -> Result<Outcome> {
     let ui = &ctx.ui;
-    crate::accounts::check_email(&args.email)?;
+    let (who, role) = args.target()?;
     let db = ctx.connect(db::Open::Existing).await?;
     let result = async {
-        let found = crate::accounts::find_user(&db, &args.email).await?;
-        let elevation = matches!(args.role, RoleArg::Owner | RoleArg::Admin)
-            && found.role != Some(args.role.role());
+        let found = crate::accounts::find_user(&db, &who).await?;
+        let elevation =
+            matches!(role, RoleArg::Owner | RoleArg::Admin) && found.role != Some(role.role());
         if !args.dry_run {
             db.ensure_writable().await?;
             if elevation {
@@ -225,7 +319,7 @@ async fn set_role(args: &SetRoleArgs, ctx: &Ctx) -> Result<Outcome> {
                         found.id,
                         found.org_id,
                         crate::output::label(found.role),
-                        args.role.label(),
+                        role.label(),
                         db.url
                     ),
                     "An owner or admin can manage users and everything else of the org.",
@@ -236,7 +330,7 @@ async fn set_role(args: &SetRoleArgs, ctx: &Ctx) -> Result<Outcome> {
         crate::accounts::set_role(
             &db,
             &found,
-            args.role.role(),
+            role.role(),
             &args.reason,
             args.force,
             args.dry_run,
@@ -269,15 +363,114 @@ impl Report for PasswordReset {
 
 async fn reset_password(args: &ResetPasswordArgs, ctx: &Ctx) -> Result<Outcome> {
     let ui = &ctx.ui;
-    crate::accounts::check_email(&args.email)?;
+    let who = args.who.user()?;
     args.password.warn_if_weak(ui);
     let db = ctx.connect(db::Open::Existing).await?;
     let result = async {
         // Who, before asking for a password; the transaction reads the user again.
-        let found = crate::accounts::find_user(&db, &args.email).await?;
+        let found = crate::accounts::find_user(&db, &who).await?;
         db.ensure_writable().await?;
         let hash = args.password.read_and_hash(&found.email, ui)?;
         crate::accounts::reset_password(&db, &found, hash, args.reason.as_deref(), ui).await
+    }
+    .await;
+    db.conn.close().await.ok();
+    ui.emit(&result?)?;
+    Ok(Outcome::Success)
+}
+
+impl Report for AccountLock {
+    fn render(&self, out: &mut String, _ui: &Output) {
+        let what = if self.action == "locked" {
+            "locked: it cannot log in, and it is a viewer (tokens it holds now carry no more than that)"
+        } else {
+            "unlocked: it logs in with the new password"
+        };
+        let _ = writeln!(
+            out,
+            "{} ({}, {}): {} -> {}: {what}",
+            shown(&self.email),
+            self.user_id,
+            self.org_id,
+            self.old_role.as_deref().unwrap_or("no role"),
+            self.new_role,
+        );
+        let _ = writeln!(
+            out,
+            "audit_logs row (user_{}): {}",
+            self.action,
+            shown(&self.audit_details.to_string())
+        );
+    }
+}
+
+async fn lock(args: &LockArgs, ctx: &Ctx) -> Result<Outcome> {
+    let ui = &ctx.ui;
+    let who = args.who.user()?;
+    let db = ctx.connect(db::Open::Existing).await?;
+    let result = async {
+        let found = crate::accounts::find_user(&db, &who).await?;
+        db.ensure_writable().await?;
+        ui.confirm_destructive(
+            args.yes,
+            &format!(
+                "lock '{}' ({}, {}, now {}) in {}",
+                shown(&found.email),
+                found.id,
+                found.org_id,
+                crate::output::label(found.role),
+                db.url
+            ),
+            "It becomes a viewer and its password is removed: it cannot log in until `users unlock`.",
+            "Lock the account?",
+        )?;
+        crate::accounts::lock_user(&db, &found, &args.reason, args.force, ui).await
+    }
+    .await;
+    db.conn.close().await.ok();
+    ui.emit(&result?)?;
+    Ok(Outcome::Success)
+}
+
+async fn unlock(args: &UnlockArgs, ctx: &Ctx) -> Result<Outcome> {
+    let ui = &ctx.ui;
+    let who = args.who.user()?;
+    args.password.warn_if_weak(ui);
+    let db = ctx.connect(db::Open::Existing).await?;
+    let result = async {
+        let found = crate::accounts::find_user(&db, &who).await?;
+        db.ensure_writable().await?;
+        let role = match args.role {
+            Some(r) => r.role(),
+            None => crate::accounts::locked_role(&db, &found)
+                .await?
+                .ok_or_else(|| {
+                    Error::refused(
+                        format!(
+                            "no user_locked row says which role '{}' had",
+                            shown(&found.email)
+                        ),
+                        "pass --role ROLE",
+                    )
+                })?,
+        };
+        if matches!(role, Role::Owner | Role::Admin) {
+            ui.confirm_destructive(
+                args.yes,
+                &format!(
+                    "unlock '{}' ({}, {}) as {} in {}",
+                    shown(&found.email),
+                    found.id,
+                    found.org_id,
+                    crate::output::label(Some(role)),
+                    db.url
+                ),
+                "An owner or admin can manage users and everything else of the org.",
+                "Unlock the account?",
+            )?;
+        }
+        let hash = args.password.read_and_hash(&found.email, ui)?;
+        crate::accounts::unlock_user(&db, &found, role, hash, &args.reason, ui).await
     }
     .await;
     db.conn.close().await.ok();

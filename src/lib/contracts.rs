@@ -10,7 +10,7 @@ use schemars::{JsonSchema, SchemaGenerator};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::accounts::{OrgListing, PasswordReset, RoleChange, UserListing};
+use crate::accounts::{AccountLock, OrgListing, PasswordReset, RoleChange, UserListing};
 use crate::audit::Finding;
 use crate::commands::audit::{AuditReport, AuditSummaryLine};
 use crate::commands::baseline::BaselineReport;
@@ -79,6 +79,8 @@ pub fn all() -> Vec<Contract> {
         streamed::<UsersDocument, UserListing, ListSummary>("users list", "user", false),
         document::<RoleChange>("users set-role", false),
         document::<PasswordReset>("users reset-password", false),
+        document::<AccountLock>("users lock", false),
+        document::<AccountLock>("users unlock", false),
         streamed::<OrgsDocument, OrgListing, ListSummary>("orgs list", "org", false),
         document::<DoctorReport>("doctor", true),
         document::<UpgradeReport>("upgrade", true),

@@ -121,7 +121,7 @@ fn committed_schemas_are_what_the_types_generate() {
         .iter()
         .map(|c| c.command)
         .collect();
-    assert_eq!(commands.len(), 16, "{commands:?}");
+    assert_eq!(commands.len(), 18, "{commands:?}");
 }
 
 /// The schemas reject what is not the contract: a missing required field, a wrong
@@ -219,6 +219,14 @@ both! {
         r.expect_code(0);
         assert_eq!(validate_stdout(&r.stdout), 1);
         seen.push("users reset-password".into());
+        run(db, &["users", "lock", "ops@acme.test", "--reason", "t", "--yes", "--force"], 0, &mut seen);
+        let r = db.run_stdin(
+            &["users", "unlock", "ops@acme.test", "--reason", "t", "--yes", "--password-stdin", "--bcrypt-cost", "4", "--format", "json"],
+            b"another fine password 789\n",
+        );
+        r.expect_code(0);
+        assert_eq!(validate_stdout(&r.stdout), 1);
+        seen.push("users unlock".into());
         // Findings: an admin written by hand (no provenance), an extra table.
         db.query(&format!(
             "INSERT INTO users (id, org_id, email, role, created_at) VALUES \

@@ -442,3 +442,149 @@ both! {
         assert_eq!(db.query("SELECT COUNT(*) FROM orgs WHERE id = 'org_z'"), "0");
     }
 }
+
+/// The characters of item 4: zero-width space, BOM, line and paragraph separators.
+const INVISIBLE: [char; 4] = ['\u{200b}', '\u{feff}', '\u{2028}', '\u{2029}'];
+
+fn assert_no_invisible(r: &Run, what: &str) {
+    for (stream, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+        if let Some(c) = text.chars().find(|c| INVISIBLE.contains(c)) {
+            panic!("{what}: raw {c:?} on {stream}:\n{text}");
+        }
+    }
+}
+
+both! {
+    /// Item 4: a new email with an invisible or look-alike character is refused (one
+    /// line: which character, where) and no second owner appears; stored ones are
+    /// escaped in every human output; case-variant-email groups accounts that differ
+    /// only by invisible characters, case or NFKC.
+    fn look_alike_accounts_are_refused_shown_and_grouped(db) {
+        db.run(&["migrate", "up"]).expect_code(0);
+        db.run(&["create-org", "--id", "org_a", "--name", "A"]).expect_code(0);
+        let create = |email: &str| db.run_stdin(
+            &["create-admin", "--org", "org_a", "--email", email, "--role", "owner",
+              "--password-stdin", "--bcrypt-cost", "4"],
+            b"a strong password 1\n",
+        );
+        create("admin@acme.example.com").expect_code(0);
+        for (email, code) in [
+            ("admin\u{200b}@acme.example.com", "U+200B at character 6"),
+            ("\u{feff}admin@acme.example.com", "U+FEFF at character 1"),
+            ("admin@acme.example.com\u{2028}", "U+2028 at character 23"),
+            ("ad\u{2029}min@acme.example.com", "U+2029 at character 3"),
+            ("\u{ff41}dmin@acme.example.com", "U+FF41 at character 1"),
+            ("admin@acme.example.\u{ff43}om", "U+FF43 at character 20"),
+        ] {
+            let r = create(email);
+            r.expect_clean_error(4);
+            assert!(r.stderr.contains(code), "{email:?}: {}", r.stderr);
+            assert_no_invisible(&r, email);
+        }
+        assert_eq!(db.query("SELECT COUNT(*) FROM users"), "1", "no second owner");
+
+        // Stored by someone else: shown escaped, and grouped by the audit.
+        db.query(
+            "INSERT INTO users (id, org_id, email, name, role, created_at) VALUES \
+             ('user_00000000000z', 'org_a', 'admin\u{200b}@acme.example.com', 'Ad\u{feff}min\u{2028}\u{2029}', 'owner', '2026-01-01 00:00:00'), \
+             ('user_00000000000y', 'org_a', '\u{ff41}dmin@acme.example.com', 'x', 'viewer', '2026-01-01 00:00:00'), \
+             ('user_00000000000x', 'org_a', 'ADMIN@ACME.example.com', 'y', 'viewer', '2026-01-01 00:00:00')",
+        );
+        for args in [
+            &["users", "list"][..],
+            &["audit", "suspicious-accounts", "--since", "2000-01-01"],
+            &["users", "set-role", "admin\u{200b}@acme.example.com", "viewer", "--reason", "x", "--dry-run"],
+        ] {
+            let r = db.run(args);
+            assert_no_invisible(&r, &args.join(" "));
+        }
+        let r = db.run(&["users", "list"]);
+        assert!(r.stdout.contains("admin\\u{200b}@acme.example.com"), "{}", r.stdout);
+        let j = db.run(&["audit", "suspicious-accounts", "--since", "2000-01-01", "--rule",
+                         "case-variant-email", "--format", "json"]).json();
+        let grouped: std::collections::BTreeSet<&str> = j["findings"].as_array().unwrap().iter()
+            .map(|f| f["email"].as_str().unwrap()).collect();
+        for email in ["admin@acme.example.com", "admin\u{200b}@acme.example.com",
+                      "\u{ff41}dmin@acme.example.com", "ADMIN@ACME.example.com"] {
+            assert!(grouped.contains(email), "{email:?} not grouped: {j}");
+        }
+    }
+}
+
+both! {
+    /// Item 5: the accounts the audit flags for a hostile email can be acted on, by their
+    /// exact stored email or by --id; `users lock` stops one at once (viewer, no
+    /// password, a user_locked row) and `users unlock` reverses it with a new password;
+    /// refusals change nothing and never suggest a flag the command does not have.
+    fn flagged_accounts_can_be_demoted_locked_and_unlocked(db) {
+        db.run(&["migrate", "up"]).expect_code(0);
+        db.run(&["create-org", "--id", "org_a", "--name", "A"]).expect_code(0);
+        db.run_stdin(&["create-admin", "--org", "org_a", "--email", "ops@a.test",
+            "--password-stdin", "--bcrypt-cost", "4"], b"a strong password 1\n").expect_code(0);
+        let hostile = ["ev\u{1b}[2Jil@x.test", "adm\u{202e}in@x.test", "back\\slash@x.test", "no-at-sign"];
+        let mut sql = String::new();
+        for (i, e) in hostile.iter().enumerate() {
+            sql.push_str(&format!(
+                "INSERT INTO users (id, org_id, email, role, created_at, password_hash) VALUES \
+                 ('user_00000000000{i}', 'org_a', '{}', 'owner', '2026-01-01 00:00:00', '$2b$04$abcdefghijklmnopqrstuu5Tq8sNrKLRj8ZCSdmCOTuh3LCXcVMjO');\n",
+                e.replace('\'', "''")
+            ));
+        }
+        db.query(&sql);
+        let j = db.run(&["audit", "suspicious-accounts", "--since", "2000-01-01", "--format", "json"]).json();
+        assert!(j["summary"]["critical"].as_u64().unwrap() >= 4, "{j}");
+
+        // By exact stored email, hostile as it is: demoted.
+        let r = db.run(&["users", "set-role", hostile[0], "viewer", "--reason", "flagged", "--format", "json"]);
+        r.expect_code(0);
+        assert_eq!(r.json()["changed"], true);
+        // By id: demoted, and the password reset.
+        db.run(&["users", "set-role", "--id", "user_000000000001", "viewer", "--reason", "flagged"]).expect_code(0);
+        db.run_stdin(&["users", "reset-password", "--id", "user_000000000002", "--password-stdin",
+            "--bcrypt-cost", "4"], b"another good password\n").expect_code(0);
+        db.run_stdin(&["users", "reset-password", hostile[3], "--password-stdin",
+            "--bcrypt-cost", "4"], b"another good password\n").expect_code(0);
+        let roles = db.query("SELECT role FROM users WHERE id IN ('user_000000000000', 'user_000000000001') ORDER BY id");
+        assert_eq!(lines(&roles), ["viewer", "viewer"]);
+
+        // Lock: viewer, no password, its row; unlock: the old role back, a new password.
+        let before = db.query("SELECT COUNT(*) FROM audit_logs");
+        let r = db.run(&["users", "lock", "--id", "user_000000000002", "--reason", "incident 42", "--yes", "--format", "json"]);
+        r.expect_code(0);
+        assert_eq!(r.json()["old_role"], "owner");
+        assert_eq!(db.query("SELECT role FROM users WHERE id = 'user_000000000002'"), "viewer");
+        assert_eq!(db.query("SELECT COUNT(*) FROM users WHERE id = 'user_000000000002' AND password_hash IS NULL"), "1");
+        assert_eq!(db.query("SELECT action FROM audit_logs WHERE user_id = 'user_000000000002' ORDER BY ts DESC LIMIT 1"), "user_locked");
+        assert_ne!(db.query("SELECT COUNT(*) FROM audit_logs"), before);
+        let r = db.run_stdin(&["users", "unlock", "--id", "user_000000000002", "--reason", "cleared", "--yes",
+            "--password-stdin", "--bcrypt-cost", "4", "--format", "json"], b"a brand new password\n");
+        r.expect_code(0);
+        assert_eq!(r.json()["new_role"], "owner");
+        assert_eq!(db.query("SELECT role FROM users WHERE id = 'user_000000000002'"), "owner");
+        let hash = db.query("SELECT password_hash FROM users WHERE id = 'user_000000000002'");
+        assert!(passlib_verifies("a brand new password", &hash), "{hash}");
+
+        // The last owner of an org is not locked without --force; nothing changes.
+        db.run(&["create-org", "--id", "org_b", "--name", "B"]).expect_code(0);
+        db.query("INSERT INTO users (id, org_id, email, role, created_at) VALUES ('user_0000000000b1', 'org_b', 'b@b.test', 'owner', '2026-01-01 00:00:00')");
+        let before = db.dump_all();
+        let r = db.run(&["users", "lock", "b@b.test", "--reason", "x", "--yes"]);
+        r.expect_clean_error(4);
+        assert!(r.stderr.contains("last owner or admin"), "{}", r.stderr);
+        assert_eq!(db.dump_all(), before, "nothing changed");
+        db.run(&["users", "lock", "b@b.test", "--reason", "x", "--yes", "--force"]).expect_code(0);
+
+        // Without --yes and no terminal: refused, nothing changed.
+        let before = db.dump_all();
+        db.run(&["users", "lock", "ops@a.test", "--reason", "x"]).expect_clean_error(4);
+        assert_eq!(db.dump_all(), before);
+        // Neither both nor none of EMAIL and --id; no hint names a flag that does not exist.
+        let r = db.run(&["users", "lock", "ops@a.test", "--id", "user_x", "--reason", "x"]);
+        r.expect_code(2);
+        let r = db.run(&["users", "set-role", "nobody@a.test", "viewer", "--reason", "x"]);
+        r.expect_clean_error(4);
+        assert!(!r.stderr.contains("pass --email"), "{}", r.stderr);
+        let r = db.run(&["users", "set-role", "--id", "user_x", "viewer", "viewer", "--reason", "x"]);
+        r.expect_clean_error(2);
+    }
+}
