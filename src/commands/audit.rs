@@ -37,7 +37,7 @@ pub struct SuspiciousArgs {
     pub since: Since,
 
     /// When the registration fix was deployed (naive UTC): enables registered-before-fix.
-    #[arg(long, value_name = "TIMESTAMP", value_parser = parse_timestamp)]
+    #[arg(long, value_name = "TIMESTAMP", value_parser = parse_recent_timestamp)]
     pub fixed_at: Option<NaiveDateTime>,
 
     /// Only this organization.
@@ -84,8 +84,26 @@ impl Since {
     }
 }
 
+/// The earliest timestamp the audit takes (`--since`, `--fixed-at`): the database
+/// types take earlier ones only in part (PostgreSQL has no year 0), and no audit row
+/// predates the API.
+const EARLIEST: &str = "1900-01-01";
+
+/// A naive-UTC timestamp not before [`EARLIEST`].
+fn parse_recent_timestamp(s: &str) -> std::result::Result<NaiveDateTime, String> {
+    let t = parse_timestamp(s)?;
+    let earliest = parse_timestamp(EARLIEST)?;
+    if t < earliest {
+        return Err(format!(
+            "'{s}' is before {EARLIEST}: the accepted range is {EARLIEST} to now (naive UTC)"
+        ));
+    }
+    Ok(t)
+}
+
 fn parse_since(s: &str) -> std::result::Result<Since, String> {
-    if let Ok(t) = parse_timestamp(s) {
+    if parse_timestamp(s).is_ok() {
+        let t = parse_recent_timestamp(s)?;
         if t > records::now() {
             return Err(format!(
                 "'{s}' is in the future (now is {} UTC); --since is the start of the window",

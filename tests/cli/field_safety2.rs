@@ -588,3 +588,23 @@ both! {
         r.expect_clean_error(2);
     }
 }
+
+both! {
+    /// Item 11: a --since (or --fixed-at) before the accepted range is a usage error
+    /// (exit 2) that states the range, never a database error.
+    fn since_out_of_range_is_a_usage_error(db) {
+        db.run(&["migrate", "up"]).expect_code(0);
+        for args in [
+            &["--since", "0001-01-01"][..],
+            &["--since", "1899-12-31T23:59:59"],
+            &["--fixed-at", "0001-01-01"],
+        ] {
+            let mut cmd = vec!["audit", "suspicious-accounts"];
+            cmd.extend_from_slice(args);
+            let r = db.run(&cmd);
+            r.expect_code(2);
+            assert!(r.stderr.contains("1900-01-01 to now"), "{}", r.stderr);
+        }
+        db.run(&["audit", "suspicious-accounts", "--since", "1900-01-01"]).expect_code(0);
+    }
+}
