@@ -224,7 +224,7 @@ _ecomind__admin() {
 
     case "${cmd}" in
         ecomind__admin)
-            opts="-o -q -v -h -V --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help --version migrate baseline create-org create-admin users orgs audit verify-schema doctor upgrade man completions help"
+            opts="-o -q -v -h -V --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help --version migrate baseline create-org create-admin users orgs audit verify-schema doctor upgrade man completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -282,7 +282,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__audit)
-            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help suspicious-accounts help"
+            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help suspicious-accounts help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -382,7 +382,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__audit__subcmd__suspicious__subcmd__accounts)
-            opts="-o -q -v -h --since --fixed-at --org --rule --failed-threshold --fail-on --show-sql --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --since --fixed-at --org --rule --failed-threshold --fail-on --show-sql --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -464,7 +464,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__baseline)
-            opts="-y -o -q -v -h --to --dry-run --yes --undo --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help"
+            opts="-y -o -q -v -h --to --dry-run --yes --undo --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -534,7 +534,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__completions)
-            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help bash elvish fish powershell zsh"
+            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -592,7 +592,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__create__subcmd__admin)
-            opts="-o -q -v -h --org --email --name --role --password-stdin --bcrypt-cost --if-not-exists --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --org --email --name --role --password-stdin --bcrypt-cost --if-not-exists --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -670,7 +670,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__create__subcmd__org)
-            opts="-o -q -v -h --name --id --plan --if-not-exists --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --name --id --plan --if-not-exists --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -740,7 +740,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__doctor)
-            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1148,7 +1148,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__man)
-            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1206,7 +1206,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__migrate)
-            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help up down current status help"
+            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help up down current status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1264,7 +1264,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__migrate__subcmd__current)
-            opts="-o -q -v -h --check --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --check --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1322,7 +1322,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__migrate__subcmd__down)
-            opts="-n -y -o -q -v -h --steps --to --all --dry-run --yes --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help"
+            opts="-n -y -o -q -v -h --steps --to --all --dry-run --yes --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1484,7 +1484,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__migrate__subcmd__status)
-            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1542,7 +1542,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__migrate__subcmd__up)
-            opts="-n -o -q -v -h --to --steps --dry-run --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help"
+            opts="-n -o -q -v -h --to --steps --dry-run --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1620,7 +1620,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__orgs)
-            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help list help"
+            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1720,7 +1720,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__orgs__subcmd__list)
-            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1778,7 +1778,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__upgrade)
-            opts="-y -o -q -v -h --to --backup-dir --no-backup --pg-bin-dir --yes --allow-drift --fail-on --report --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help"
+            opts="-y -o -q -v -h --to --backup-dir --no-backup --pg-bin-dir --yes --allow-drift --fail-on --report --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1864,7 +1864,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users)
-            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help list set-role reset-password lock unlock help"
+            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help list set-role reset-password lock unlock help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2020,7 +2020,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users__subcmd__list)
-            opts="-o -q -v -h --org --role --privileged --email-like --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --org --role --privileged --email-like --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2090,7 +2090,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users__subcmd__lock)
-            opts="-o -q -v -h --id --reason --yes --force --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --id --reason --yes --force --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2156,7 +2156,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users__subcmd__reset__subcmd__password)
-            opts="-o -q -v -h --id --password-stdin --bcrypt-cost --reason --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --id --password-stdin --bcrypt-cost --reason --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2226,7 +2226,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users__subcmd__set__subcmd__role)
-            opts="-o -q -v -h --id --reason --yes --force --dry-run --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --id --reason --yes --force --dry-run --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2292,7 +2292,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users__subcmd__unlock)
-            opts="-o -q -v -h --id --role --reason --yes --password-stdin --bcrypt-cost --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --id --role --reason --yes --password-stdin --bcrypt-cost --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2366,7 +2366,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__verify__subcmd__schema)
-            opts="-o -q -v -h --against --strict --show-fix --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --against --strict --show-fix --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -56,6 +56,12 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub fail_fast: bool,
 
+    /// Write rows (create-org, create-admin, users ...) into a database that records
+    /// migrations this build does not know (a newer ecomind-admin migrated it). Without
+    /// it, such a write is refused (exit 4). Schema changes are always refused.
+    #[arg(long, global = true)]
+    pub allow_newer_schema: bool,
+
     /// Output format of the result on stdout.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     pub format: Format,

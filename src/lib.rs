@@ -192,6 +192,7 @@ fn context(cli: &Cli, env: Option<&environments::Selected>, ui: &Output) -> Resu
         ui: ui.clone(),
         config,
         connect_timeout: cli.global.connect_timeout(),
+        allow_newer_schema: cli.global.allow_newer_schema,
     })
 }
 

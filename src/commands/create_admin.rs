@@ -122,7 +122,7 @@ pub async fn run(args: &CreateAdminArgs, ctx: &Ctx) -> Result<Outcome> {
             ));
             return Ok(UserReport::from_model(&existing, false));
         }
-        db.ensure_writable().await?;
+        ctx.ensure_writable(&db).await?;
         let hash = args.password.read_and_hash(&args.email, ui)?;
         create(&db, args, hash, ui).await
     }

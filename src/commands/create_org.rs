@@ -100,7 +100,7 @@ pub async fn run(args: &CreateOrgArgs, ctx: &Ctx) -> Result<Outcome> {
         None => records::new_id("org_", 12),
     };
     let db = ctx.connect(db::Open::Existing).await?;
-    let result = match db.ensure_writable().await {
+    let result = match ctx.ensure_writable(&db).await {
         Ok(()) => create(&db, args, &id, ui).await,
         Err(e) => Err(e),
     };

@@ -445,6 +445,10 @@ pub struct CurrentReport {
     pub alembic_in_step: Option<bool>,
     pub latest: VersionRef,
     pub pending: Vec<VersionRef>,
+    /// What the database records that this build does not know (a newer build migrated
+    /// it): unknown versions, an unknown Alembic revision.
+    pub unknown_applied: Vec<String>,
+    /// Nothing pending and nothing unknown.
     pub up_to_date: bool,
 }
 
@@ -476,7 +480,17 @@ impl Report for CurrentReport {
             "latest:    {} ({})",
             self.latest.alembic_revision, self.latest.version
         );
-        if self.up_to_date {
+        if !self.unknown_applied.is_empty() {
+            let _ = writeln!(
+                out,
+                "status:    ahead of this build: {} (upgrade ecomind-admin)",
+                self.unknown_applied
+                    .iter()
+                    .map(|u| shown(u).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        } else if self.up_to_date {
             let _ = writeln!(out, "status:    up to date");
         } else {
             let names: Vec<&str> = self.pending.iter().map(|p| p.version.as_str()).collect();
@@ -498,7 +512,8 @@ async fn current(db: &Db, args: &CurrentArgs, ui: &Output) -> Result<Outcome> {
         .into_iter()
         .filter_map(|i| version_ref(Some(i)))
         .collect();
-    let up_to_date = pending.is_empty();
+    let unknown_applied = state.newer_than_build();
+    let up_to_date = pending.is_empty() && unknown_applied.is_empty();
     let report = CurrentReport {
         database: db.url.clone(),
         current: version_ref(state.current()),
@@ -507,6 +522,7 @@ async fn current(db: &Db, args: &CurrentArgs, ui: &Output) -> Result<Outcome> {
         alembic_version: (state.alembic != Alembic::Absent).then(|| state.alembic.clone()),
         latest: version_ref(Some(known().len() - 1)).expect("at least one migration"),
         pending,
+        unknown_applied,
         up_to_date,
     };
     ui.emit(&report)?;
@@ -566,7 +582,8 @@ pub struct StatusReport {
     pub database: String,
     pub migrations: Vec<StatusRow>,
     pub alembic_version: Option<Alembic>,
-    /// Versions in seaql_migrations this build does not know.
+    /// Versions in seaql_migrations this build does not know (and an unknown Alembic
+    /// revision, as `alembic revision REV`).
     pub unknown_applied: Vec<String>,
 }
 
@@ -622,11 +639,18 @@ async fn status(db: &Db, ui: &Output) -> Result<Outcome> {
             }
         })
         .collect();
+    let unknown_applied = state.newer_than_build();
+    let ahead = !unknown_applied.is_empty();
     ui.emit(&StatusReport {
         database: db.url.clone(),
         migrations,
         alembic_version: (state.alembic != Alembic::Absent).then(|| state.alembic.clone()),
-        unknown_applied: state.unknown.clone(),
+        unknown_applied,
     })?;
-    Ok(Outcome::Success)
+    // A database ahead of this build is something to act on (upgrade ecomind-admin).
+    Ok(if ahead {
+        Outcome::CheckFailed
+    } else {
+        Outcome::Success
+    })
 }

@@ -30,11 +30,39 @@ pub struct Ctx {
     pub ui: Output,
     pub config: DatabaseConfig,
     pub connect_timeout: Duration,
+    /// `--allow-newer-schema`: write rows into a database a newer build migrated.
+    pub allow_newer_schema: bool,
 }
 
 impl Ctx {
     pub async fn connect(&self, open: db::Open) -> Result<Db> {
         db::connect(&self.config, self.connect_timeout, &self.ui, open).await
+    }
+
+    /// Before a command writes rows (orgs, users, audit rows): the session may write, and
+    /// the database is not ahead of this build (its tables may have changed in ways
+    /// this build does not know): refused (exit 4) unless `--allow-newer-schema`.
+    pub async fn ensure_writable(&self, db: &Db) -> Result<()> {
+        db.ensure_writable().await?;
+        let newer = crate::migrations::snapshot_state(db)
+            .await?
+            .newer_than_build();
+        if newer.is_empty() {
+            return Ok(());
+        }
+        let what = format!(
+            "the database records migrations this build of ecomind-admin does not know ({})",
+            newer.join(", ")
+        );
+        if self.allow_newer_schema {
+            self.ui
+                .warn(format!("{what}: writing anyway (--allow-newer-schema)"));
+            return Ok(());
+        }
+        Err(crate::error::Error::refused(
+            format!("{what}; nothing was written"),
+            "upgrade ecomind-admin, or pass --allow-newer-schema if you know the newer schema accepts these rows",
+        ))
     }
 }
 

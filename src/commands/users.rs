@@ -309,7 +309,7 @@ async fn set_role(args: &SetRoleArgs, ctx: &Ctx) -> Result<Outcome> {
         let elevation =
             matches!(role, RoleArg::Owner | RoleArg::Admin) && found.role != Some(role.role());
         if !args.dry_run {
-            db.ensure_writable().await?;
+            ctx.ensure_writable(&db).await?;
             if elevation {
                 ui.confirm_destructive(
                     args.yes,
@@ -369,7 +369,7 @@ async fn reset_password(args: &ResetPasswordArgs, ctx: &Ctx) -> Result<Outcome> 
     let result = async {
         // Who, before asking for a password; the transaction reads the user again.
         let found = crate::accounts::find_user(&db, &who).await?;
-        db.ensure_writable().await?;
+        ctx.ensure_writable(&db).await?;
         let hash = args.password.read_and_hash(&found.email, ui)?;
         crate::accounts::reset_password(&db, &found, hash, args.reason.as_deref(), ui).await
     }
@@ -410,7 +410,7 @@ async fn lock(args: &LockArgs, ctx: &Ctx) -> Result<Outcome> {
     let db = ctx.connect(db::Open::Existing).await?;
     let result = async {
         let found = crate::accounts::find_user(&db, &who).await?;
-        db.ensure_writable().await?;
+        ctx.ensure_writable(&db).await?;
         ui.confirm_destructive(
             args.yes,
             &format!(
@@ -439,7 +439,7 @@ async fn unlock(args: &UnlockArgs, ctx: &Ctx) -> Result<Outcome> {
     let db = ctx.connect(db::Open::Existing).await?;
     let result = async {
         let found = crate::accounts::find_user(&db, &who).await?;
-        db.ensure_writable().await?;
+        ctx.ensure_writable(&db).await?;
         let role = match args.role {
             Some(r) => r.role(),
             None => crate::accounts::locked_role(&db, &found)

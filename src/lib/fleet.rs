@@ -302,6 +302,7 @@ async fn one(cli: &Cli, url: &str, ui: &Output) -> FleetResult {
                 ui: captured,
                 config,
                 connect_timeout: cli.global.connect_timeout(),
+                allow_newer_schema: cli.global.allow_newer_schema,
             };
             crate::run_command(&cli.command, &ctx).await
         }

@@ -79,6 +79,16 @@ impl State {
             .filter(|r| resolve_version(r).is_err())
     }
 
+    /// What the database records that this build does not know (a newer ecomind-admin
+    /// or API migrated it): the unknown SeaORM versions, and an unknown Alembic revision.
+    pub fn newer_than_build(&self) -> Vec<String> {
+        let mut out = self.unknown.clone();
+        if let Some(rev) = self.alembic_unknown() {
+            out.push(format!("alembic revision {}", crate::text::shown(rev)));
+        }
+        out
+    }
+
     /// The Alembic revision that matches what `seaql_migrations` records.
     pub fn expected_alembic(&self) -> Option<&'static str> {
         self.current().map(|i| known()[i].alembic_revision)

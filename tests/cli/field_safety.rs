@@ -207,10 +207,10 @@ fn run_hostile(cmd: &dyn Fn() -> assert_cmd::Command, sql: &dyn Fn(&str)) {
     assert!(r.stdout.contains("c\\nfake: PASSED"), "{}", r.stdout);
     let mut commands = hostile_commands();
     commands.push((vec!["__plant_version"], &[]));
-    // With a migration this build does not know recorded: status and current warn,
-    // verify-schema and baseline refuse, doctor is blocked.
+    // With a migration this build does not know recorded: status warns and exits 1,
+    // current warns, verify-schema and baseline refuse, doctor is blocked.
     for (args, code) in [
-        (vec!["migrate", "status"], &[0]),
+        (vec!["migrate", "status"], &[1]),
         (vec!["migrate", "current"], &[0]),
         (vec!["verify-schema"], &[4]),
         (vec!["doctor"], &[1]),

@@ -608,3 +608,51 @@ both! {
         db.run(&["audit", "suspicious-accounts", "--since", "1900-01-01"]).expect_code(0);
     }
 }
+
+both! {
+    /// Item 8: a database ahead of this build (an unknown newer migration recorded):
+    /// `migrate current --check` and `migrate status` exit 1 and name the versions;
+    /// every command that writes rows refuses (exit 4, nothing written) unless
+    /// --allow-newer-schema, which says so.
+    fn a_database_ahead_of_this_build_is_not_written_to(db) {
+        db.run(&["migrate", "up"]).expect_code(0);
+        db.run(&["create-org", "--id", "org_a", "--name", "A"]).expect_code(0);
+        db.query("INSERT INTO users (id, org_id, email, role, created_at) VALUES \
+                  ('user_00000000000a', 'org_a', 'a@a.test', 'viewer', '2026-01-01 00:00:00')");
+        db.query("INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20991231_000099_future', 4102444800)");
+        let r = db.run(&["migrate", "current", "--check", "--format", "json"]);
+        r.expect_code(1);
+        let j = r.json();
+        assert_eq!(j["up_to_date"], false, "{j}");
+        assert_eq!(j["unknown_applied"][0], "m20991231_000099_future", "{j}");
+        let r = db.run(&["migrate", "current", "--check"]);
+        r.expect_code(1);
+        assert!(r.stdout.contains("ahead of this build"), "{}", r.stdout);
+        let r = db.run(&["migrate", "status", "--format", "json"]);
+        r.expect_code(1);
+        assert_eq!(r.json()["unknown_applied"][0], "m20991231_000099_future");
+
+        let before = db.dump_all();
+        let writes: Vec<(Vec<&str>, &[u8])> = vec![
+            (vec!["create-org", "--id", "org_b", "--name", "B"], b""),
+            (vec!["create-admin", "--org", "org_a", "--email", "new@a.test", "--password-stdin", "--bcrypt-cost", "4"],
+             b"a strong password 1\n"),
+            (vec!["users", "set-role", "a@a.test", "analyst", "--reason", "x"], b""),
+            (vec!["users", "reset-password", "a@a.test", "--password-stdin", "--bcrypt-cost", "4"],
+             b"a strong password 1\n"),
+            (vec!["users", "lock", "a@a.test", "--reason", "x", "--yes"], b""),
+            (vec!["migrate", "up"], b""),
+        ];
+        for (args, stdin) in &writes {
+            let r = db.run_stdin(args, stdin);
+            r.expect_clean_error(4);
+            assert!(r.stderr.contains("does not know"), "{args:?}: {}", r.stderr);
+        }
+        assert_eq!(db.dump_all(), before, "nothing was written");
+        let r = db.run(&["--allow-newer-schema", "create-org", "--id", "org_b", "--name", "B"]);
+        r.expect_code(0);
+        assert!(r.stderr.contains("writing anyway (--allow-newer-schema)"), "{}", r.stderr);
+        let r = db.run(&["--allow-newer-schema", "migrate", "up"]);
+        r.expect_clean_error(4);
+    }
+}
