@@ -35,8 +35,15 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Connect, and refuse a database that is another application's (tables named like
+    /// the API's that are not: [`crate::schema::foreign`]) before the command reads it.
     pub async fn connect(&self, open: db::Open) -> Result<Db> {
-        db::connect(&self.config, self.connect_timeout, &self.ui, open).await
+        let db = db::connect(&self.config, self.connect_timeout, &self.ui, open).await?;
+        if let Err(e) = crate::schema::foreign::refuse_foreign(&db).await {
+            db.conn.close().await.ok();
+            return Err(e);
+        }
+        Ok(db)
     }
 
     /// Before a command writes rows (orgs, users, audit rows): the session may write, and

@@ -6,6 +6,7 @@
 //!   of queries (no query per table);
 //! - [`diff`]: expected vs live, as findings with a severity and the SQL that fixes them;
 //! - [`drops`]: what reverting migrations drops (adjacent snapshots diffed);
+//! - [`foreign`]: a database that is another application's, recognized up front;
 //! - [`adopt`]: recording the version a schema already is (baseline, and `upgrade` of
 //!   an Alembic-managed database).
 
@@ -13,6 +14,7 @@ pub mod adopt;
 pub mod check;
 pub mod diff;
 pub mod drops;
+pub mod foreign;
 pub mod introspect;
 pub mod model;
 pub mod snapshots;

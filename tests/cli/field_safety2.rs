@@ -656,3 +656,33 @@ both! {
         r.expect_clean_error(4);
     }
 }
+
+both! {
+    /// Item 10: a database that is another application's (its own users, orgs,
+    /// audit_logs) is recognized up front by every command: one error line, exit 4, the
+    /// same for all, and nothing written.
+    fn a_foreign_database_is_recognized_up_front(db) {
+        db.query(
+            "CREATE TABLE orgs (id INTEGER PRIMARY KEY, title VARCHAR(50)); \
+             CREATE TABLE users (id INTEGER PRIMARY KEY, username VARCHAR(50), email VARCHAR(100)); \
+             CREATE TABLE audit_logs (id INTEGER PRIMARY KEY, message TEXT); \
+             INSERT INTO users (id, username, email) VALUES (1, 'bob', 'bob@x.test');",
+        );
+        let before = db.dump_all();
+        let commands: Vec<Vec<&str>> = vec![
+            vec!["migrate", "status"], vec!["migrate", "current"], vec!["migrate", "up"],
+            vec!["migrate", "up", "--dry-run"], vec!["users", "list"], vec!["orgs", "list"],
+            vec!["audit", "suspicious-accounts"], vec!["doctor"], vec!["verify-schema"],
+            vec!["baseline", "--dry-run"], vec!["create-org", "--name", "X"],
+            vec!["users", "set-role", "bob@x.test", "admin", "--reason", "x", "--yes"],
+            vec!["upgrade", "--yes", "--no-backup"],
+        ];
+        for args in &commands {
+            let r = db.run(args);
+            r.expect_clean_error(4);
+            assert!(r.stderr.contains("not the EcoMind API's database"), "{args:?}: {}", r.stderr);
+            assert!(!r.stderr.contains("42703") && !r.stderr.contains("rolled back"), "{}", r.stderr);
+        }
+        assert_eq!(db.dump_all(), before, "nothing written");
+    }
+}
