@@ -224,7 +224,7 @@ _ecomind__admin() {
 
     case "${cmd}" in
         ecomind__admin)
-            opts="-o -q -v -h -V --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help --version migrate baseline create-org create-admin users orgs audit verify-schema doctor upgrade man completions help"
+            opts="-o -q -v -h -V --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help --version migrate baseline create-org create-admin users orgs audit verify-schema doctor upgrade man completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -258,6 +258,10 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --lock-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
@@ -282,7 +286,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__audit)
-            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help suspicious-accounts help"
+            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help suspicious-accounts help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -313,6 +317,10 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -382,7 +390,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__audit__subcmd__suspicious__subcmd__accounts)
-            opts="-o -q -v -h --since --fixed-at --org --rule --failed-threshold --fail-on --show-sql --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --since --fixed-at --org --rule --failed-threshold --fail-on --show-sql --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -440,6 +448,10 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --lock-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
@@ -464,17 +476,13 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__baseline)
-            opts="-y -o -q -v -h --to --dry-run --yes --undo --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
+            opts="-y -o -q -v -h --to --dry-run --yes --undo --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --to)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --lock-wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -510,6 +518,10 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --lock-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
@@ -534,7 +546,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__completions)
-            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help bash elvish fish powershell zsh"
+            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -568,6 +580,10 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --lock-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
@@ -592,7 +608,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__create__subcmd__admin)
-            opts="-o -q -v -h --org --email --name --role --password-stdin --bcrypt-cost --if-not-exists --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --org --email --name --role --password-stdin --bcrypt-cost --if-not-exists --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -646,6 +662,10 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --lock-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
@@ -670,7 +690,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__create__subcmd__org)
-            opts="-o -q -v -h --name --id --plan --if-not-exists --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --name --id --plan --if-not-exists --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -716,6 +736,10 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --lock-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
@@ -740,7 +764,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__doctor)
-            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -771,6 +795,10 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1148,7 +1176,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__man)
-            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1179,6 +1207,10 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1206,7 +1238,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__migrate)
-            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help up down current status help"
+            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help up down current status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1240,6 +1272,10 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --lock-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
@@ -1264,7 +1300,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__migrate__subcmd__current)
-            opts="-o -q -v -h --check --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --check --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1298,6 +1334,10 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --lock-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
@@ -1322,7 +1362,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__migrate__subcmd__down)
-            opts="-n -y -o -q -v -h --steps --to --all --dry-run --yes --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
+            opts="-n -y -o -q -v -h --steps --to --all --dry-run --yes --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1337,10 +1377,6 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --to)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --lock-wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1373,6 +1409,10 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1484,7 +1524,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__migrate__subcmd__status)
-            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1518,6 +1558,10 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --lock-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
@@ -1542,7 +1586,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__migrate__subcmd__up)
-            opts="-n -o -q -v -h --to --steps --dry-run --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
+            opts="-n -o -q -v -h --to --steps --dry-run --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1557,10 +1601,6 @@ _ecomind__admin() {
                     return 0
                     ;;
                 -n)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --lock-wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1596,6 +1636,10 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --lock-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
@@ -1620,7 +1664,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__orgs)
-            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help list help"
+            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1651,6 +1695,10 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1720,7 +1768,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__orgs__subcmd__list)
-            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1754,6 +1802,10 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --lock-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
@@ -1778,7 +1830,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__upgrade)
-            opts="-y -o -q -v -h --to --backup-dir --no-backup --pg-bin-dir --yes --allow-drift --fail-on --report --lock-wait --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
+            opts="-y -o -q -v -h --to --backup-dir --no-backup --pg-bin-dir --yes --allow-drift --fail-on --report --ddl-lock-timeout --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1801,10 +1853,6 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --report)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --lock-wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1840,6 +1888,10 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --lock-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
@@ -1864,7 +1916,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users)
-            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help list set-role reset-password lock unlock help"
+            opts="-o -q -v -h --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help list set-role reset-password lock unlock help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1895,6 +1947,10 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2020,7 +2076,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users__subcmd__list)
-            opts="-o -q -v -h --org --role --privileged --email-like --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --org --role --privileged --email-like --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2066,6 +2122,10 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --lock-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
@@ -2090,7 +2150,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users__subcmd__lock)
-            opts="-o -q -v -h --id --reason --yes --force --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --id --reason --yes --force --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2132,6 +2192,10 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --lock-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
@@ -2156,7 +2220,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users__subcmd__reset__subcmd__password)
-            opts="-o -q -v -h --id --password-stdin --bcrypt-cost --reason --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --id --password-stdin --bcrypt-cost --reason --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2202,6 +2266,10 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --lock-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
@@ -2226,7 +2294,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users__subcmd__set__subcmd__role)
-            opts="-o -q -v -h --id --reason --yes --force --dry-run --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --id --reason --yes --force --dry-run --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2268,6 +2336,10 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --lock-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
@@ -2292,7 +2364,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__users__subcmd__unlock)
-            opts="-o -q -v -h --id --role --reason --yes --password-stdin --bcrypt-cost --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --id --role --reason --yes --password-stdin --bcrypt-cost --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2342,6 +2414,10 @@ _ecomind__admin() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --lock-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
                     return 0
@@ -2366,7 +2442,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__verify__subcmd__schema)
-            opts="-o -q -v -h --against --strict --show-fix --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --allow-newer-schema --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --against --strict --show-fix --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2401,6 +2477,10 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_ecomind_admin_global_optspecs
-    string join \n database-url= schema= connect-timeout= config= env= parallel= canary= fail-fast allow-newer-schema format= color= o/output= q/quiet v/verbose h/help V/version
+    string join \n database-url= schema= connect-timeout= config= env= parallel= canary= fail-fast lock-wait= allow-newer-schema format= color= o/output= q/quiet v/verbose h/help V/version
 end
 
 function __fish_ecomind_admin_needs_command
@@ -31,6 +31,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l config -d '
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l env -d 'The environment of the config file to use (its database and settings)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
@@ -65,6 +66,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l env -d 'The environment of the config file to use (its database and settings)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
@@ -85,7 +87,6 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l to -d 'Apply up to and including VERSION (migration name or Alembic revision, e.g. 001)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -s n -l steps -d 'Apply only the next N pending migrations' -r
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l lock-wait -d 'How long to wait for another ecomind-admin\'s migration lock before giving up (exit 4). Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l ddl-lock-timeout -d 'lock_timeout for the migration\'s statements: a migration queued behind a long transaction fails cleanly (exit 4, nothing changed) instead of blocking the table. Default: the environment\'s ddl_lock_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL. Given more than once: a fleet run over those databases' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l schema -d 'PostgreSQL schema that holds the API\'s tables, when it is not the first of the role\'s search_path (default: the URL\'s options, else the search_path, normally public). Every transaction runs with this search_path' -r
@@ -94,6 +95,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l env -d 'The environment of the config file to use (its database and settings)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
@@ -110,7 +112,6 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -s n -l steps -d 'Revert the newest N applied migrations' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l to -d 'Revert everything newer than VERSION (which stays applied)' -r
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l lock-wait -d 'How long to wait for another ecomind-admin\'s migration lock before giving up (exit 4). Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l ddl-lock-timeout -d 'lock_timeout for the migration\'s statements: a migration queued behind a long transaction fails cleanly (exit 4, nothing changed) instead of blocking the table. Default: the environment\'s ddl_lock_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL. Given more than once: a fleet run over those databases' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l schema -d 'PostgreSQL schema that holds the API\'s tables, when it is not the first of the role\'s search_path (default: the URL\'s options, else the search_path, normally public). Every transaction runs with this search_path' -r
@@ -119,6 +120,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l env -d 'The environment of the config file to use (its database and settings)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
@@ -142,6 +144,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l env -d 'The environment of the config file to use (its database and settings)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
@@ -163,6 +166,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -l env -d 'The environment of the config file to use (its database and settings)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
@@ -182,7 +186,6 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from help" -f -a "status" -d 'List every migration with its Alembic revision, applied or pending, and when'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l to -d 'Adopt the database at VERSION (migration name or Alembic revision) instead of the detected one; its schema must still match VERSION' -r
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l lock-wait -d 'How long to wait for another ecomind-admin\'s migration lock before giving up (exit 4). Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l ddl-lock-timeout -d 'lock_timeout for the migration\'s statements: a migration queued behind a long transaction fails cleanly (exit 4, nothing changed) instead of blocking the table. Default: the environment\'s ddl_lock_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL. Given more than once: a fleet run over those databases' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l schema -d 'PostgreSQL schema that holds the API\'s tables, when it is not the first of the role\'s search_path (default: the URL\'s options, else the search_path, normally public). Every transaction runs with this search_path' -r
@@ -191,6 +194,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l env -d 'The environment of the config file to use (its database and settings)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
@@ -219,6 +223,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" 
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l env -d 'The environment of the config file to use (its database and settings)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
@@ -246,6 +251,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l env -d 'The environment of the config file to use (its database and settings)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
@@ -268,6 +274,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and n
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password lock unlock help" -l env -d 'The environment of the config file to use (its database and settings)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password lock unlock help" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password lock unlock help" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password lock unlock help" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password lock unlock help" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
@@ -301,6 +308,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and _
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l env -d 'The environment of the config file to use (its database and settings)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
@@ -324,6 +332,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and _
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l env -d 'The environment of the config file to use (its database and settings)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
@@ -350,6 +359,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and _
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l env -d 'The environment of the config file to use (its database and settings)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
@@ -373,6 +383,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and _
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from lock" -l env -d 'The environment of the config file to use (its database and settings)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from lock" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from lock" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from lock" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from lock" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
@@ -403,6 +414,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and _
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from unlock" -l env -d 'The environment of the config file to use (its database and settings)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from unlock" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from unlock" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from unlock" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from unlock" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
@@ -431,6 +443,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and no
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -l env -d 'The environment of the config file to use (its database and settings)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
@@ -453,6 +466,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -l env -d 'The environment of the config file to use (its database and settings)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
@@ -475,6 +489,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and n
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -l env -d 'The environment of the config file to use (its database and settings)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
@@ -518,6 +533,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and _
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l env -d 'The environment of the config file to use (its database and settings)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
@@ -542,6 +558,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schem
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l env -d 'The environment of the config file to use (its database and settings)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
@@ -564,6 +581,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l c
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l env -d 'The environment of the config file to use (its database and settings)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
@@ -585,7 +603,6 @@ warning\t''
 info\t''
 never\t''"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l report -d 'Also write the JSON report to FILE (for the change record): the global `--output FILE`, by its older name' -r -F
-complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l lock-wait -d 'How long to wait for another ecomind-admin\'s migration lock before giving up (exit 4). Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l ddl-lock-timeout -d 'lock_timeout for the migration\'s statements: a migration queued behind a long transaction fails cleanly (exit 4, nothing changed) instead of blocking the table. Default: the environment\'s ddl_lock_timeout, else 10s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l database-url -d 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL. Given more than once: a fleet run over those databases' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l schema -d 'PostgreSQL schema that holds the API\'s tables, when it is not the first of the role\'s search_path (default: the URL\'s options, else the search_path, normally public). Every transaction runs with this search_path' -r
@@ -594,6 +611,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l 
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l env -d 'The environment of the config file to use (its database and settings)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
@@ -617,6 +635,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l conf
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l env -d 'The environment of the config file to use (its database and settings)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
@@ -637,6 +656,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l env -d 'The environment of the config file to use (its database and settings)' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l parallel -d 'Fleet runs: how many databases at once. Default: the environment\'s parallel, else 4' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document (stable, documented in the README)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'

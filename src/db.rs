@@ -26,7 +26,26 @@ pub struct Db {
     /// `--schema`: `SET LOCAL search_path` at the start of every transaction (inside
     /// the transaction, so that it holds behind PgBouncer in transaction pooling mode).
     search_path: Option<String>,
+    /// `--lock-wait`: PostgreSQL `SET LOCAL lock_timeout` at the start of every
+    /// transaction, so that no statement (a catalog read included) waits longer for a
+    /// lock another session holds. Statements that set their own (a migration's
+    /// `--ddl-lock-timeout`) override it.
+    pub lock_wait: Duration,
+    /// The task that notes who holds a lock we wait for (dropped with the Db).
+    watcher: Option<AbortOnDrop>,
 }
+
+/// A spawned task, aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The default lock wait of a Db (commands set theirs: `--lock-wait`).
+const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(60);
 
 /// The `application_name` of this process's sessions: `ecomind-admin` and a random
 /// tag, so that a signal can cancel exactly our statements (and a DBA sees who we are).
@@ -153,6 +172,59 @@ pub async fn connect(
     }
 }
 
+/// Who holds the locks our sessions wait for (PostgreSQL), for [`Db::watch_lock_waits`].
+const BLOCKERS: &str = "SELECT b.pid, COALESCE(b.usename::text, '') AS usename, \
+       COALESCE(b.application_name, '') AS app, \
+       COALESCE(to_char(b.xact_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), '') AS since, \
+       COALESCE((SELECT string_agg(DISTINCT c.relname::text || ' (' || l.mode || ')', ', ') \
+                 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+                 WHERE l.pid = b.pid AND l.granted AND l.relation IN \
+                       (SELECT relation FROM pg_locks WHERE pid = w.pid AND NOT granted)), '') AS what \
+FROM pg_stat_activity w CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS bp(pid) \
+JOIN pg_stat_activity b ON b.pid = bp.pid WHERE w.application_name = $1";
+
+async fn watch(url: String, wait: Duration, ui: Box<dyn Progress + Send>) {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut opts = ConnectOptions::new(url);
+    opts.max_connections(1)
+        .sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(2))
+        .set_application_name(format!("{} watch", session_tag()))
+        .map_sqlx_postgres_opts(|o| o.statement_cache_capacity(0).extra_float_digits(None));
+    let Ok(conn) = Database::connect(opts).await else {
+        return;
+    };
+    let mut told = std::collections::HashSet::new();
+    loop {
+        let rows = conn
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                BLOCKERS,
+                [session_tag().into()],
+            ))
+            .await
+            .unwrap_or_default();
+        for row in rows {
+            let get = |c: &str| row.try_get::<String>("", c).unwrap_or_default();
+            let pid: i32 = row.try_get("", "pid").unwrap_or_default();
+            if !told.insert(pid) {
+                continue;
+            }
+            let what = get("what");
+            let since = get("since");
+            ui.note(&format!(
+                "waiting for a lock{} held by pid {pid} (user {}, application '{}'{}); giving up after {}",
+                if what.is_empty() { String::new() } else { format!(" on {what}") },
+                get("usename"),
+                get("app"),
+                if since.is_empty() { String::new() } else { format!(", in a transaction since {since} UTC") },
+                humantime::format_duration(wait)
+            ));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// How we connect: one connection, our application_name (for cancellation), statement
 /// logging under -v, and nothing a stock PgBouncer refuses.
 fn connect_options(secret_url: String, ui: &dyn Progress) -> ConnectOptions {
@@ -189,6 +261,8 @@ async fn session(mut conn: DatabaseConnection, config: &DatabaseConfig) -> Resul
             .set_search_path
             .then(|| config.schema.clone())
             .flatten(),
+        lock_wait: DEFAULT_LOCK_WAIT,
+        watcher: None,
     };
     if let Some(schema) = &config.schema {
         db.ensure_schema_exists(schema).await?;
@@ -212,14 +286,37 @@ impl Db {
         Ok(txn)
     }
 
-    /// `SET LOCAL search_path` to `--schema`, when given.
+    /// `SET LOCAL search_path` to `--schema`, when given, and `lock_timeout` to the lock
+    /// wait (PostgreSQL), in one round trip.
     async fn in_schema(&self, txn: &DatabaseTransaction) -> Result<()> {
-        if let Some(schema) = &self.search_path {
-            txn.execute_unprepared(&format!("SET LOCAL search_path TO {}", quote_ident(schema)))
-                .await
-                .map_err(|e| Error::from_db(e, "setting the search_path"))?;
+        if self.backend != DbBackend::Postgres {
+            return Ok(());
         }
+        let mut sql = format!(
+            "SET LOCAL lock_timeout = '{}ms'",
+            self.lock_wait.as_millis().clamp(1, i32::MAX as u128)
+        );
+        if let Some(schema) = &self.search_path {
+            sql = format!("SET LOCAL search_path TO {}; {sql}", quote_ident(schema));
+        }
+        txn.execute_unprepared(&sql)
+            .await
+            .map_err(|e| Error::from_db(e, "setting the search_path and lock_timeout"))?;
         Ok(())
+    }
+
+    /// PostgreSQL: from now on, when a statement of ours has waited a second for a lock,
+    /// a note says what it waits for and who holds it (pid, user, application, since
+    /// when), once per holder; read through a second connection, opened only then.
+    pub fn watch_lock_waits(&mut self, config: &DatabaseConfig, ui: Box<dyn Progress + Send>) {
+        if self.backend != DbBackend::Postgres {
+            return;
+        }
+        let url = config.secret_url().to_owned();
+        let wait = self.lock_wait;
+        self.watcher = Some(AbortOnDrop(tokio::spawn(async move {
+            watch(url, wait, ui).await;
+        })));
     }
 
     /// `--schema` (or the URL's search_path) must name an existing schema: otherwise

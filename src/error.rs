@@ -356,7 +356,7 @@ fn by_sqlstate(code: &str, detail: &str, msg: impl Fn(&str) -> String) -> Error 
         ),
         "55P03" => Error::refused(
             msg(&format!("lock wait timed out ({detail})")),
-            "another session holds a lock on the table; nothing was changed. Retry when it is done, or raise --ddl-lock-timeout",
+            "another session holds a lock on the table (the note above names it); nothing was changed. Retry when it is done, or raise --lock-wait (--ddl-lock-timeout for a migration's statements)",
         ),
         "57P01" | "57P02" | "57P03" | "08006" | "08003" | "08000" => Error::database(
             msg(&format!("the connection to the server was lost ({detail})")),

@@ -56,6 +56,13 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub fail_fast: bool,
 
+    /// The longest any statement waits for a lock another session holds (PostgreSQL:
+    /// lock_timeout in every transaction; a note after 1 s names the holder), and for
+    /// another ecomind-admin's migration lock; then exit 4. Default: the environment's
+    /// lock_wait, else 60s.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_wait: Option<Duration>,
+
     /// Write rows (create-org, create-admin, users ...) into a database that records
     /// migrations this build does not know (a newer ecomind-admin migrated it). Without
     /// it, such a write is refused (exit 4). Schema changes are always refused.

@@ -24,6 +24,7 @@ pub mod records;
 pub mod redact;
 pub mod schema;
 pub mod signals;
+pub mod terminal;
 pub mod text;
 
 #[path = "lib/contracts.rs"]
@@ -65,6 +66,11 @@ pub async fn run(mut cli: Cli) -> Result<Outcome> {
     }
     let result = match environment(&mut cli) {
         Ok(env) => {
+            // `--lock-wait` (or the environment's) for the commands with lock flags.
+            let lock_wait = cli.global.lock_wait;
+            if let Some(lock) = lock_args(&mut cli.command) {
+                lock.lock_wait = lock_wait;
+            }
             init_logging(&ui, &cli.global, env.as_ref());
             dispatch(&cli, env.as_ref(), &ui).await
         }
@@ -118,6 +124,7 @@ fn environment(cli: &mut Cli) -> Result<Option<environments::Selected>> {
         lock.or_environment(&env.settings);
     }
     cli.global.connect_timeout = cli.global.connect_timeout.or(env.settings.connect_timeout);
+    cli.global.lock_wait = cli.global.lock_wait.or(env.settings.lock_wait);
     cli.global.schema = cli.global.schema.take().or(env.settings.schema.clone());
     Ok(Some(env))
 }
@@ -193,6 +200,7 @@ fn context(cli: &Cli, env: Option<&environments::Selected>, ui: &Output) -> Resu
         config,
         connect_timeout: cli.global.connect_timeout(),
         allow_newer_schema: cli.global.allow_newer_schema,
+        lock_wait: cli.global.lock_wait.unwrap_or(commands::DEFAULT_LOCK_WAIT),
     })
 }
 

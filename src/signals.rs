@@ -43,6 +43,7 @@ pub fn fleet_stop() -> Option<u8> {
 /// starting databases, cancels the running ones' statements and prints its summary);
 /// a second one exits at once.
 pub fn install_fleet() {
+    let terminal = crate::terminal::save();
     let _ = std::thread::Builder::new()
         .name("fleet-signals".into())
         .spawn(move || {
@@ -63,6 +64,7 @@ pub fn install_fleet() {
             crate::backup::kill_running_tool();
             if seen.next().is_some() {
                 crate::output::remove_partial_output();
+                terminal.restore();
                 std::process::exit(i32::from(code));
             }
         });
@@ -81,6 +83,8 @@ pub enum Work {
 
 /// Handle SIGINT and SIGTERM for a command that works on `config`'s database.
 pub fn install(config: DatabaseConfig, work: Work, ui: Output) {
+    // The terminal as it is now, before any prompt changes it.
+    let terminal = std::sync::Arc::new(crate::terminal::save());
     // The handlers are registered by the thread itself: when it cannot start, or cannot
     // register them, the default handlers stay (the process dies, the server rolls back).
     let _ = std::thread::Builder::new()
@@ -100,10 +104,15 @@ pub fn install(config: DatabaseConfig, work: Work, ui: Output) {
             } else {
                 ("SIGINT", Kind::Interrupted)
             };
+            // The prompt that was asking (if any) never gets to clean up: echo back on,
+            // the cursor shown, before the line below is printed.
+            terminal.restore();
             // A second signal: stop waiting for the server.
+            let again = terminal.clone();
             std::thread::spawn(move || {
                 if signals.forever().next().is_some() {
                     crate::output::remove_partial_output();
+                    again.restore();
                     std::process::exit(i32::from(kind.code()));
                 }
             });

@@ -32,13 +32,18 @@ pub struct Ctx {
     pub connect_timeout: Duration,
     /// `--allow-newer-schema`: write rows into a database a newer build migrated.
     pub allow_newer_schema: bool,
+    /// `--lock-wait`: the longest any statement waits for a lock (PostgreSQL
+    /// `lock_timeout` in every transaction; the migration lock's wait).
+    pub lock_wait: Duration,
 }
 
 impl Ctx {
     /// Connect, and refuse a database that is another application's (tables named like
     /// the API's that are not: [`crate::schema::foreign`]) before the command reads it.
     pub async fn connect(&self, open: db::Open) -> Result<Db> {
-        let db = db::connect(&self.config, self.connect_timeout, &self.ui, open).await?;
+        let mut db = db::connect(&self.config, self.connect_timeout, &self.ui, open).await?;
+        db.lock_wait = self.lock_wait;
+        db.watch_lock_waits(&self.config, Box::new(self.ui.clone()));
         if let Err(e) = crate::schema::foreign::refuse_foreign(&db).await {
             db.conn.close().await.ok();
             return Err(e);
@@ -76,9 +81,8 @@ impl Ctx {
 /// How long to wait for locks.
 #[derive(Debug, Clone, Args)]
 pub struct LockArgs {
-    /// How long to wait for another ecomind-admin's migration lock before giving up (exit
-    /// 4). Default: the environment's lock_wait, else 60s.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// The global `--lock-wait` (filled in by `lib::run`: flag, else the environment's).
+    #[arg(skip)]
     pub lock_wait: Option<Duration>,
 
     /// lock_timeout for the migration's statements: a migration queued behind a long

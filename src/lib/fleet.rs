@@ -303,6 +303,7 @@ async fn one(cli: &Cli, url: &str, ui: &Output) -> FleetResult {
                 config,
                 connect_timeout: cli.global.connect_timeout(),
                 allow_newer_schema: cli.global.allow_newer_schema,
+                lock_wait: cli.global.lock_wait.unwrap_or(commands::DEFAULT_LOCK_WAIT),
             };
             crate::run_command(&cli.command, &ctx).await
         }

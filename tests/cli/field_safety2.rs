@@ -686,3 +686,135 @@ both! {
         assert_eq!(db.dump_all(), before, "nothing written");
     }
 }
+
+/// Item 7: with another session holding ACCESS EXCLUSIVE on events_enriched, every
+/// command is bounded by its documented wait (`--lock-wait`), says after a second what
+/// it waits for and who holds it, and exits 4 with nothing written.
+#[test]
+fn lock_waits_are_bounded_and_name_the_holder() {
+    let pg = PgDb::new();
+    let db = AnyDb::Pg(pg);
+    db.run(&["migrate", "up", "--to", V1]).expect_code(0);
+    let pg = db.as_pg();
+    let before = pg.dump_all();
+    let _blocker = Blocker::lock(pg, "events_enriched");
+    for args in [
+        &["verify-schema"][..],
+        &["doctor"],
+        &["baseline", "--dry-run"],
+        &["upgrade", "--yes", "--no-backup"],
+        &[
+            "upgrade",
+            "--yes",
+            "--no-backup",
+            "--ddl-lock-timeout",
+            "2s",
+        ],
+    ] {
+        let mut cmd = vec!["--lock-wait", "2s"];
+        cmd.extend_from_slice(args);
+        let r = db.run(&cmd);
+        assert_eq!(r.code, 4, "{args:?}: {}", r.all());
+        assert!(
+            r.stderr.contains(
+                "waiting for a lock on events_enriched (AccessExclusiveLock) held by pid"
+            ) && r.stderr.contains("application 'psql'")
+                && r.stderr.contains("giving up after 2s"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("lock wait timed out") || r.stderr.contains("timed out"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    drop(_blocker);
+    assert_eq!(pg.dump_all(), before, "nothing written");
+}
+
+/// The binary on a pseudo-terminal inside a shell that, after it ends, prints its exit
+/// code and the terminal's settings (`stty -a`): what the next command would find.
+fn on_tty_then_stty(db: &SqliteDb, args: &str) -> expectrl::session::OsSession {
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args([
+        "-c",
+        "trap true INT; stty echo; \"$0\" \"$@\"; echo \"exit=$?\"; stty -a; echo END",
+    ])
+    .arg(assert_cmd::cargo::cargo_bin("ecomind-admin"))
+    .args(args.split_whitespace())
+    .current_dir(db.dir.path())
+    .env("DATABASE_URL", db.url())
+    .env("NO_COLOR", "1");
+    let mut s = expectrl::Session::spawn(cmd).expect("spawn on a pty");
+    s.set_expect_timeout(Some(std::time::Duration::from_secs(60)));
+    s
+}
+
+/// Item 15: Ctrl-C at the hidden password prompt and at a `[y/N]` prompt leaves the
+/// terminal as it was: echo on, the cursor shown; exit 130.
+#[test]
+fn ctrl_c_at_a_prompt_restores_the_terminal() {
+    use expectrl::Expect;
+    let db = SqliteDb::new();
+    db.run(&["migrate", "up"]).expect_code(0);
+    db.run(&["create-org", "--id", "org_a", "--name", "A"])
+        .expect_code(0);
+    Run::from(
+        db.cmd()
+            .args([
+                "create-admin",
+                "--org",
+                "org_a",
+                "--email",
+                "o@a.test",
+                "--password-stdin",
+                "--bcrypt-cost",
+                "4",
+            ])
+            .write_stdin("a strong password 1\n")
+            .output()
+            .unwrap(),
+    )
+    .expect_code(0);
+    db.query("INSERT INTO users (id, org_id, email, role, created_at) VALUES ('user_00000000000v', 'org_a', 'v@a.test', 'viewer', '2026-01-01 00:00:00')");
+    for (args, prompt) in [
+        (
+            "create-admin --org org_a --email new@a.test --bcrypt-cost 4",
+            "assword",
+        ),
+        ("users set-role v@a.test admin --reason promote", "[y/N]"),
+    ] {
+        let mut s = on_tty_then_stty(&db, args);
+        let before = s.expect(prompt).unwrap();
+        let mut seen = String::from_utf8_lossy(before.as_bytes()).into_owned();
+        if prompt == "assword" {
+            // Wait until the prompt has turned echo off, as a person would.
+            while s.get_process().get_echo().unwrap() {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        s.send(expectrl::ControlCode::EndOfText).unwrap();
+        let rest = s
+            .expect("END")
+            .unwrap_or_else(|e| panic!("{args}: {e}\n{seen}"));
+        seen.push_str(&String::from_utf8_lossy(rest.as_bytes()));
+        assert!(seen.contains("exit=130"), "{args}: {seen}");
+        let stty = &seen[seen.find("exit=130").unwrap()..];
+        assert!(
+            stty.split_whitespace().any(|w| w == "echo"),
+            "{args}: echo is still off after the run:\n{stty}"
+        );
+        if let Some(hidden) = seen.rfind("\u{1b}[?25l") {
+            assert!(
+                seen[hidden..].contains("\u{1b}[?25h"),
+                "{args}: the cursor stays hidden:\n{seen:?}"
+            );
+        }
+    }
+    assert_eq!(
+        db.query("SELECT COUNT(*) FROM users"),
+        "2",
+        "nothing was written"
+    );
+}
