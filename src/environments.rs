@@ -43,7 +43,20 @@ pub struct Environment {
     pub lock_wait: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
     pub connect_timeout: Option<Duration>,
+    /// 1 to 256, as `--parallel`.
+    #[serde(default, deserialize_with = "parallel")]
     pub parallel: Option<u32>,
+}
+
+fn parallel<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<u32>, D::Error> {
+    let n = i64::deserialize(d)?;
+    if (1..=256).contains(&n) {
+        Ok(Some(n as u32))
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "invalid parallel {n}: 1 to 256 databases at once (as --parallel)"
+        )))
+    }
 }
 
 fn duration<'de, D: serde::Deserializer<'de>>(

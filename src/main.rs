@@ -66,7 +66,20 @@ fn usage_error(e: clap::Error) -> ExitCode {
     let rendered = e.render().to_string();
     let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
     let first = lines.next().unwrap_or("error: invalid usage");
-    let message = first.strip_prefix("error: ").unwrap_or(first);
+    let mut message = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+    // "the following required arguments were not provided:" names them on the lines
+    // after it: one line with them.
+    if message.ends_with(':') {
+        let named: Vec<&str> = rendered
+            .lines()
+            .skip(1)
+            .map(str::trim)
+            .take_while(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("tip:"))
+            .collect();
+        if !named.is_empty() {
+            message = format!("{message} {}", named.join(", "));
+        }
+    }
     let tip = lines
         .find_map(|l| {
             l.strip_prefix("tip: ").map(str::to_owned).or_else(|| {
@@ -79,7 +92,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
         });
     let color = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let err = Error::usage(message, tip);
+    let err = Error::usage(&message, tip);
     print_error(&err, color);
     usage_error_document(&err);
     ExitCode::from(exit::USAGE)

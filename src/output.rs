@@ -457,7 +457,14 @@ impl Output {
         self.write_stdout(text.as_bytes()).map_err(|e| {
             // The command's work is done; do not lose its result (a new id, say), when
             // it fits on a line.
-            let result = serde_json::to_string(report).unwrap_or_default();
+            // The document as --format json gives it (format_version and command first).
+            let result = serde_json::to_string(&Enveloped {
+                format_version: FORMAT_VERSION,
+                command: self.command,
+                line_type: None,
+                report,
+            })
+            .unwrap_or_default();
             if result.len() <= 4096 {
                 e.with_hint(format!(
                     "the command itself completed; its result was: {}",
@@ -576,13 +583,15 @@ impl Output {
 
     /// The confirmation rule of destructive commands: `--yes` proceeds; without a
     /// terminal, refuse (exit 4); on a terminal, show `details` and ask (default No).
-    /// `action` completes "refusing to ..." (e.g. "revert 002 on postgres://...").
+    /// `action` completes "refusing to ..." (e.g. "revert 002 on postgres://...");
+    /// `dry_run`: the command has `--dry-run` (the hint offers it only then).
     pub fn confirm_destructive(
         &self,
         yes: bool,
         action: &str,
         details: &str,
         question: &str,
+        dry_run: bool,
     ) -> Result<()> {
         if yes {
             return Ok(());
@@ -590,7 +599,11 @@ impl Output {
         if !self.interactive() {
             return Err(Error::refused(
                 format!("refusing to {action} without confirmation"),
-                "rerun with --yes to confirm, or --dry-run to see what it would do",
+                if dry_run {
+                    "rerun with --yes to confirm, or --dry-run to see what it would do"
+                } else {
+                    "rerun with --yes to confirm"
+                },
             ));
         }
         self.stderr_block(&format!("{action}\n{details}\n"));

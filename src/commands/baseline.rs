@@ -322,6 +322,7 @@ async fn baseline(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> 
                 .join(", ")
         ),
         "Record these versions?",
+        true,
     )?;
     report.recorded = record(db, &target, args, ui).await?;
     ui.emit(&report)?;
@@ -442,6 +443,7 @@ async fn undo(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> {
             if forgotten.is_empty() { "none".to_owned() } else { forgotten.join(", ") }
         ),
         "Drop seaql_migrations?",
+        true,
     )?;
     let txn = db.begin_locked(args.lock.options().lock_wait, ui).await?;
     db::commit_if_ok(txn, "committing the undo", async |txn| {

@@ -387,6 +387,7 @@ fn confirm_down(
         &format!("revert {} on {}", names.join(", "), db.url),
         &details,
         "Revert these migrations?",
+        true,
     )
 }
 

@@ -184,12 +184,9 @@ impl PasswordArgs {
             ));
         }
         let owned = email.to_owned();
-        dialoguer::Password::new()
+        dialoguer::Password::with_theme(&AskAgain)
             .with_prompt(format!("Password for {}", crate::output::shown(email)))
-            .with_confirmation(
-                "Repeat the password",
-                "The passwords do not match; try again.",
-            )
+            .with_confirmation("Repeat the password", "the passwords do not match")
             .validate_with(move |pw: &String| check_password(pw, &owned))
             .interact()
             .map_err(|e| {
@@ -198,6 +195,16 @@ impl PasswordArgs {
                     "use --password-stdin",
                 )
             })
+    }
+}
+
+/// The password prompt's theme: a refused entry is not an error of the run (it asks
+/// again), so it does not say "error:".
+struct AskAgain;
+
+impl dialoguer::theme::Theme for AskAgain {
+    fn format_error(&self, f: &mut dyn std::fmt::Write, err: &str) -> std::fmt::Result {
+        write!(f, "not accepted: {err}; try again")
     }
 }
 

@@ -582,6 +582,7 @@ impl Upgrade<'_> {
             ),
             &details,
             "Run the upgrade?",
+            false,
         )
     }
 }

@@ -324,6 +324,7 @@ async fn set_role(args: &SetRoleArgs, ctx: &Ctx) -> Result<Outcome> {
                     ),
                     "An owner or admin can manage users and everything else of the org.",
                     "Change the role?",
+                    true,
                 )?;
             }
         }
@@ -423,6 +424,7 @@ async fn lock(args: &LockArgs, ctx: &Ctx) -> Result<Outcome> {
             ),
             "It becomes a viewer and its password is removed: it cannot log in until `users unlock`.",
             "Lock the account?",
+            false,
         )?;
         crate::accounts::lock_user(&db, &found, &args.reason, args.force, ui).await
     }
@@ -467,6 +469,7 @@ async fn unlock(args: &UnlockArgs, ctx: &Ctx) -> Result<Outcome> {
                 ),
                 "An owner or admin can manage users and everything else of the org.",
                 "Unlock the account?",
+                false,
             )?;
         }
         let hash = args.password.read_and_hash(&found.email, ui)?;

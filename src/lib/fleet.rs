@@ -322,7 +322,13 @@ async fn one(cli: &Cli, url: &str, ui: &Output) -> FleetResult {
         result,
         exit_code: Some(exit_code),
         duration_ms: started.elapsed().as_millis() as u64,
-        from: revision(&report, "from"),
+        // A report with `from: null` started from an empty database: say so.
+        from: revision(&report, "from").or_else(|| {
+            report
+                .get("from")
+                .filter(|v| v.is_null() && report.get("to").is_some())
+                .map(|_| "none".to_owned())
+        }),
         to: revision(&report, "to").or_else(|| revision(&report, "current")),
         error,
         report,
@@ -377,7 +383,10 @@ fn version_skew(command: &Command, databases: &mut [FleetResult]) -> bool {
             None
         };
         if let Some(why) = why {
+            // It failed the gate: counted as failed, with the gate's exit code.
             d.error = Some(why);
+            d.result = "failed";
+            d.exit_code = Some(crate::error::exit::CHECK_FAILED);
             skew = true;
         }
     }

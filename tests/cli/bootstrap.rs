@@ -426,7 +426,11 @@ fn the_prompt_asks_again_on_a_mismatch() {
         &db,
         &format!("create-admin --org {ORG} --email tty@acme.example.com --bcrypt-cost 4"),
     );
-    // A mismatched confirmation, then a matching pair.
+    // A password the policy refuses, a mismatched confirmation, then a matching pair;
+    // none of it is an "error:" (the run goes on asking).
+    tty.expect("Password for tty@acme.example.com");
+    tty.type_secret("short");
+    tty.expect("not accepted: the password has 5 characters");
     tty.expect("Password for tty@acme.example.com");
     tty.type_secret(PW);
     tty.expect("Repeat the password");
@@ -438,6 +442,11 @@ fn the_prompt_asks_again_on_a_mismatch() {
     tty.type_secret(PW);
     let r = tty.finish_secret(PW);
     assert!(r.stdout.contains("do not match"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("error:"),
+        "issue 25 item 16: {}",
+        r.stdout
+    );
     let hash = db.query("SELECT password_hash FROM users WHERE email = 'tty@acme.example.com'");
     assert!(bcrypt::verify(PW, &hash).unwrap());
 }

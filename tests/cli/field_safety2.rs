@@ -818,3 +818,126 @@ fn ctrl_c_at_a_prompt_restores_the_terminal() {
         "nothing was written"
     );
 }
+
+/// Item 16, the smaller ones: missing arguments are named (also in JSON); a refusal's
+/// hint offers --dry-run only to commands that have it; a refused pre-flight says
+/// where the database is; `parallel = 0` in the file is refused like `--parallel 0`; a
+/// fleet that fails the version gate counts the databases as failed and shows where
+/// each came from; the /dev/full hint is the JSON document with its format_version.
+#[test]
+fn the_smaller_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Missing required arguments, named.
+    let r = Run::from(bin(d).args(["create-admin"]).output().unwrap());
+    r.expect_clean_error(2);
+    assert!(
+        r.stderr
+            .contains("not provided: --org <ORG_ID>, --email <EMAIL>"),
+        "{}",
+        r.stderr
+    );
+    let r = Run::from(
+        bin(d)
+            .args(["--format", "json", "create-admin"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--org <ORG_ID>"),
+        "{}",
+        r.stdout
+    );
+
+    let db = AnyDb::Lite(SqliteDb::new());
+    db.run(&["migrate", "up", "--to", V1]).expect_code(0);
+    // No --dry-run in upgrade's hint; set-role (which has one) keeps it.
+    let r = db.run(&["upgrade"]);
+    r.expect_clean_error(4);
+    assert!(!r.stderr.contains("--dry-run"), "{}", r.stderr);
+    // A refused pre-flight on a database at 002 (drift): it says 002.
+    db.run(&["migrate", "up"]).expect_code(0);
+    db.query("DROP INDEX ix_audit_logs_ts");
+    let r = db.run(&["upgrade", "--yes"]);
+    r.expect_code(1);
+    assert!(!r.stdout.contains("no version (empty)"), "{}", r.stdout);
+    assert!(r.stdout.contains("002"), "{}", r.stdout);
+
+    // parallel = 0 in the file, as --parallel 0: exit 2.
+    std::fs::write(
+        d.join("ecomind-admin.toml"),
+        "[environments.f]\nurl = \"sqlite://a.db?mode=rwc\"\nparallel = 0\n",
+    )
+    .unwrap();
+    let r = Run::from(
+        bin(d)
+            .args(["--env", "f", "migrate", "status"])
+            .output()
+            .unwrap(),
+    );
+    r.expect_clean_error(2);
+    assert!(
+        r.stderr.contains("ecomind-admin.toml:3") && r.stderr.contains("1 to 256"),
+        "{}",
+        r.stderr
+    );
+
+    // A fleet: from empty, each row shows where it came from; at 001, the version gate
+    // fails both and counts them as failed.
+    std::fs::write(
+        d.join("ecomind-admin.toml"),
+        "[environments.f]\nurls_env = [\"A\", \"B\"]\n",
+    )
+    .unwrap();
+    let fleet = |args: &[&str]| {
+        Run::from(
+            bin(d)
+                .env("A", "sqlite://a.db?mode=rwc")
+                .env("B", "sqlite://b.db?mode=rwc")
+                .args(["--env", "f"])
+                .args(args)
+                .output()
+                .unwrap(),
+        )
+    };
+    let r = fleet(&["migrate", "up", "--to", "001"]);
+    r.expect_code(0);
+    assert!(r.stdout.contains("none -> 001"), "{}", r.stdout);
+    let r = fleet(&["migrate", "status", "--format", "json"]);
+    r.expect_code(1);
+    let j = r.json();
+    assert_eq!(
+        (j["ok"].as_u64(), j["failed"].as_u64()),
+        (Some(0), Some(2)),
+        "{j}"
+    );
+    let r = fleet(&["migrate", "up"]);
+    assert!(r.stdout.contains("001 -> 002"), "{}", r.stdout);
+
+    // /dev/full: the hint carries the whole document.
+    let full = std::fs::File::options()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = std_bin(db.dir())
+        .env("DATABASE_URL", db.url())
+        .args(["--format", "json", "create-org", "--name", "Z"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let r = Run {
+        code: out.status.code().unwrap(),
+        stdout: String::new(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("\"format_version\":\"1\",\"command\":\"create-org\""),
+        "{}",
+        r.stderr
+    );
+}
