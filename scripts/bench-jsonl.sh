@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Benchmark: `audit suspicious-accounts --format jsonl` on 150,000 findings (75,000
-# admins written by hand, without provenance and without a password: two critical
-# findings each), its peak RSS against 15,000 findings (flat memory: the same) and
-# against `--format json` on the same data (which keeps and sorts every finding).
-# Goal: jsonl peak RSS under 64 MiB, and no growth with the number of findings.
-# Not a test.
+# Benchmark: `audit suspicious-accounts` on 150,000 findings (75,000 admins written by
+# hand, without provenance and without a password: two critical findings each) in
+# every format: the peak RSS of jsonl, csv and the human table (streamed: goal under
+# 64 MiB each, and no growth with the number of findings: jsonl against 15,000
+# findings) and of json (one document that holds the findings, not its text).
+# BEFORE_BIN=path/to/ecomind-admin measures another build side by side, in the same
+# run. Not a test.
 #
-# Usage: scripts/bench-jsonl.sh [RUNS]     (default 3; USERS overrides 75,000)
+# Usage: [BEFORE_BIN=...] scripts/bench-jsonl.sh [RUNS]   (default 3; USERS overrides 75,000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-3}"
@@ -33,28 +34,42 @@ make_db ecomind_bench_jsonl_big "$USERS"
 make_db ecomind_bench_jsonl_small $((USERS / 10))
 trap 'rm -rf "$WORK"; psql_admin "DROP DATABASE IF EXISTS ecomind_bench_jsonl_big WITH (FORCE)"; psql_admin "DROP DATABASE IF EXISTS ecomind_bench_jsonl_small WITH (FORCE)"' EXIT
 
-run() { # db format -> "rss_kb ms lines"
+run() { # binary db format -> "rss_kb ms lines"
     local t0 t1
     t0=$(date +%s%N)
-    DATABASE_URL="$base/$1" /usr/bin/time -o "$WORK/rss" -f '%M' "$BIN" -q audit suspicious-accounts \
-        --fail-on never --format "$2" > "$WORK/out" || true
+    DATABASE_URL="$base/$2" /usr/bin/time -o "$WORK/rss" -f '%M' "$1" -q audit suspicious-accounts \
+        --fail-on never --format "$3" > "$WORK/out" || true
     t1=$(date +%s%N)
     echo "$(tail -1 "$WORK/rss") $(( (t1 - t0) / 1000000 )) $(wc -l < "$WORK/out")"
 }
 
-big_jsonl=(); small_jsonl=(); big_json=(); ms_jsonl=(); ms_json=()
+# Every format on the big database (the human table is what a pipe gets), jsonl on the
+# small one too (growth), for this build and, with BEFORE_BIN, another build side by side.
+declare -A rss ms
+bins=("$BIN")
+[[ -n "${BEFORE_BIN:-}" ]] && bins+=("$BEFORE_BIN")
 for _ in $(seq 1 "$RUNS"); do
-    read -r rss ms lines < <(run ecomind_bench_jsonl_big jsonl); big_jsonl+=("$rss"); ms_jsonl+=("$ms"); findings=$((lines - 1))
-    read -r rss _ _ < <(run ecomind_bench_jsonl_small jsonl); small_jsonl+=("$rss")
-    read -r rss ms _ < <(run ecomind_bench_jsonl_big json); big_json+=("$rss"); ms_json+=("$ms")
+    for b in "${bins[@]}"; do
+        for f in jsonl csv table json; do
+            read -r r m lines < <(run "$b" ecomind_bench_jsonl_big "$f")
+            rss["$b $f"]+="$r "; ms["$b $f"]+="$m "
+            [[ "$f" == jsonl && "$b" == "$BIN" ]] && findings=$((lines - 1))
+        done
+        read -r r _ _ < <(run "$b" ecomind_bench_jsonl_small jsonl); rss["$b small"]+="$r "
+    done
 done
-# The last line is the summary: the stream is complete.
-tail -1 "$WORK/out" >/dev/null
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k/1024}'; }
-b=$(median "${big_jsonl[@]}"); s=$(median "${small_jsonl[@]}"); j=$(median "${big_json[@]}")
 echo "findings (jsonl lines before the summary line): $findings"
-echo "peak RSS, jsonl, $findings findings:      $(mib "$b") MiB   (goal: < 64 MiB)"
-echo "peak RSS, jsonl, a tenth of the findings: $(mib "$s") MiB"
-echo "growth, 10x the findings:                 $(awk -v a="$b" -v b="$s" 'BEGIN {printf "%.2fx", a/b}')   (flat: about 1.00x)"
-echo "peak RSS, json (all findings kept):       $(mib "$j") MiB"
-echo "time, jsonl / json:                       $(median "${ms_jsonl[@]}") ms / $(median "${ms_json[@]}") ms"
+for b in "${bins[@]}"; do
+    label="this build"; [[ "$b" != "$BIN" ]] && label="before ($b)"
+    echo "$label:"
+    for f in jsonl csv table json; do
+        # shellcheck disable=SC2086
+        r=$(median ${rss["$b $f"]}); m=$(median ${ms["$b $f"]})
+        goal="(goal: < 64 MiB)"; [[ "$f" == json ]] && goal="(one document: holds the findings)"
+        printf '  peak RSS, %-5s %s findings: %7s MiB  %6s ms  %s\n' "$f," "$findings" "$(mib "$r")" "$m" "$goal"
+    done
+    # shellcheck disable=SC2086
+    s=$(median ${rss["$b small"]}); r=$(median ${rss["$b jsonl"]})
+    echo "  jsonl growth, 10x the findings: $(awk -v a="$r" -v b="$s" 'BEGIN {printf "%.2fx", a/b}')   (flat: about 1.00x)"
+done

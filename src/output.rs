@@ -26,6 +26,10 @@ pub struct Output {
     color_stderr: bool,
     stderr_tty: bool,
     stdin_tty: bool,
+    /// stdout is a terminal of this many columns (None: not a terminal, or it reports
+    /// no usable width): long values are cut to it, and CSV is escaped for it.
+    stdout_width: Option<usize>,
+    stdout_tty: bool,
     /// stdout's reader went away (`| head`): later results are dropped quietly.
     stdout_closed: Arc<AtomicBool>,
     /// Something of the result was written to stdout.
@@ -241,6 +245,8 @@ impl Output {
             color_stderr,
             stderr_tty,
             stdin_tty: std::io::stdin().is_terminal(),
+            stdout_width: stdout_tty.then(terminal_width).flatten(),
+            stdout_tty,
             stdout_closed: Arc::new(AtomicBool::new(false)),
             stdout_used: Arc::new(AtomicBool::new(false)),
             result_complete: Arc::new(AtomicBool::new(false)),
@@ -250,6 +256,33 @@ impl Output {
             lines: Arc::new(std::sync::OnceLock::new()),
             command: "",
         }
+    }
+
+    /// stdout is a terminal: its width, when it reports a usable one.
+    pub fn stdout_width(&self) -> Option<usize> {
+        self.stdout_width
+    }
+
+    /// A person reads stdout (a terminal): CSV values are escaped for it. Piped or in
+    /// a file, CSV carries the exact values (machines read it).
+    pub fn stdout_is_terminal(&self) -> bool {
+        self.stdout_tty
+    }
+
+    /// Part of a human result, written as it is produced (streamed reports): escaped
+    /// for the terminal like [`Output::emit`]'s human form.
+    pub fn write_text(&self, text: &str) -> Result<()> {
+        let mode = if self.color_stdout {
+            Mode::StyledText
+        } else {
+            Mode::Text
+        };
+        self.write_stdout(escape(text, mode).as_bytes())
+    }
+
+    /// A streamed result (CSV, the human form) is whole.
+    pub fn finish_streamed(&self) {
+        self.result_complete.store(true, Ordering::Relaxed);
     }
 
     /// The command every JSON document names.
@@ -430,31 +463,45 @@ impl Output {
     /// Print a command's result on stdout: JSON as is (JSON escaping keeps it exact),
     /// the human form through [`escape`] (our own colors kept when colors are on).
     pub fn emit<R: Report>(&self, report: &R) -> Result<()> {
-        let text = match self.format {
+        let written = match self.format {
             Format::Json | Format::Csv | Format::Jsonl => {
-                // Serialized straight from the report (no JSON tree in between: a
-                // report of 150,000 findings would need it twice).
+                self.mirror(report)?;
+                // Serialized straight from the report to stdout in pieces (no JSON tree
+                // and no whole text in between: a report of 150,000 findings would
+                // need them).
                 let mut doc = Enveloped {
                     format_version: FORMAT_VERSION,
                     command: self.command,
                     line_type: None,
                     report,
                 };
-                let mut s = if self.format == Format::Jsonl {
+                let mut out = std::io::BufWriter::with_capacity(64 * 1024, StdoutWriter(self));
+                let serialized = if self.format == Format::Jsonl {
                     doc.line_type = Some("result");
-                    serde_json::to_string(&doc)
+                    serde_json::to_writer(&mut out, &doc)
                 } else {
-                    serde_json::to_string_pretty(&doc)
+                    serde_json::to_writer_pretty(&mut out, &doc)
+                };
+                self.result_complete.store(true, Ordering::Relaxed);
+                let flushed = serialized
+                    .map_err(|e| match e.io_error_kind() {
+                        Some(_) => std::io::Error::other(e),
+                        None => std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+                    })
+                    .and_then(|()| out.write_all(b"\n"))
+                    .and_then(|()| out.flush());
+                match flushed {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(StdoutWriter::take_error(e)),
                 }
-                .map_err(|e| Error::internal(format!("cannot serialize the report: {e}")))?;
-                s.push('\n');
-                s
             }
-            Format::Table => self.human(report),
+            Format::Table => {
+                let text = self.human(report);
+                self.result_complete.store(true, Ordering::Relaxed);
+                self.write_stdout(text.as_bytes())
+            }
         };
-        self.mirror(report)?;
-        self.result_complete.store(true, Ordering::Relaxed);
-        self.write_stdout(text.as_bytes()).map_err(|e| {
+        written.map_err(|e| {
             // The command's work is done; do not lose its result (a new id, say), when
             // it fits on a line.
             // The document as --format json gives it (format_version and command first).
@@ -761,15 +808,108 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogSink {
     }
 }
 
+/// [`Output::write_stdout`] as an `io::Write`, for serializing a document in pieces;
+/// our own error rides inside the io::Error and comes back out with `take_error`.
+struct StdoutWriter<'a>(&'a Output);
+
+#[derive(Debug)]
+struct Carried(Error);
+
+impl std::fmt::Display for Carried {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.message())
+    }
+}
+
+impl std::error::Error for Carried {}
+
+impl StdoutWriter<'_> {
+    fn take_error(e: std::io::Error) -> Error {
+        if e.get_ref().is_some_and(|inner| inner.is::<Carried>()) {
+            match e.into_inner().map(|b| b.downcast::<Carried>()) {
+                Some(Ok(carried)) => return carried.0,
+                _ => return Error::internal("writing the result"),
+            }
+        }
+        Error::internal(format!("cannot serialize the report: {e}"))
+    }
+}
+
+impl Write for StdoutWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .write_stdout(buf)
+            .map(|()| buf.len())
+            .map_err(|e| std::io::Error::other(Carried(e)))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A CSV cell: neutralized against formula injection as OWASP recommends (a cell
-/// starting with `=`, `+`, `-`, `@`, TAB or CR gets a leading `'`), then escaped.
-pub fn csv_cell(s: &str) -> String {
+/// starting with `=`, `+`, `-`, `@`, TAB or CR gets a leading `'`), then escaped when a
+/// terminal reads it (`for_terminal`); exact otherwise (CSV is for machines).
+pub fn csv_cell(s: &str, for_terminal: bool) -> String {
     let risky = s.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    let shown = escape(s, Mode::Value);
+    let shown = if for_terminal {
+        escape(s, Mode::Value)
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    };
     if risky {
         format!("'{shown}")
     } else {
         shown.into_owned()
+    }
+}
+
+/// The columns of the terminal on stdout (TIOCGWINSZ), when it reports at least 40.
+fn terminal_width() -> Option<usize> {
+    // SAFETY: TIOCGWINSZ fills a zeroed winsize for fd 1; nothing else is touched.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) } == 0;
+    (ok && ws.ws_col >= 40).then_some(usize::from(ws.ws_col))
+}
+
+/// `s` wrapped at spaces to lines of at most `width` characters (continuation lines
+/// indented like the first, plus two); a word longer than a line is cut with `…`.
+/// None: unchanged.
+pub fn wrap(s: &str, width: Option<usize>) -> String {
+    let Some(w) = width else {
+        return s.to_owned();
+    };
+    let indent: String = s.chars().take_while(|c| *c == ' ').collect();
+    let more = format!("{indent}  ");
+    let mut out = String::new();
+    let mut line = indent.clone();
+    for word in s.trim_start_matches(' ').split(' ') {
+        let len = line.chars().count();
+        let fresh = line.trim().is_empty();
+        if !fresh && len + 1 + word.chars().count() > w {
+            out.push_str(&line);
+            out.push('\n');
+            line = more.clone();
+        } else if !fresh {
+            line.push(' ');
+        }
+        line.push_str(word);
+        if line.chars().count() > w {
+            line = fit(&line, Some(w)).into_owned();
+        }
+    }
+    out.push_str(&line);
+    out
+}
+
+/// `s` cut to `width` characters, the cut shown with `…` (None: unchanged).
+pub fn fit(s: &str, width: Option<usize>) -> std::borrow::Cow<'_, str> {
+    match width {
+        Some(w) if s.chars().count() > w => {
+            let cut: String = s.chars().take(w.saturating_sub(1)).collect();
+            std::borrow::Cow::Owned(format!("{cut}…"))
+        }
+        _ => std::borrow::Cow::Borrowed(s),
     }
 }
 
@@ -907,7 +1047,7 @@ impl<'a> RowStream<'a> {
             }
             Format::Jsonl => self.ui.line(self.item, json)?,
             Format::Csv => {
-                let line = csv_record(cells.iter().map(|c| csv_cell(c)))?;
+                let line = csv_record(cells.iter().map(|c| csv_cell(c, self.ui.stdout_tty)))?;
                 self.ui.write_stdout(&line)?;
             }
             Format::Table => {}

@@ -98,3 +98,24 @@ fn sgr_len(s: &str) -> usize {
 pub fn shown(s: &str) -> Cow<'_, str> {
     escape(s, Mode::Value)
 }
+
+/// JSON text (as serde_json writes it) with every character a terminal acts on or
+/// that shows as nothing written as a `\uXXXX` escape: still valid JSON with the same
+/// value, and safe to show anywhere (serde_json escapes only C0).
+pub fn json_safe(json: &str) -> Cow<'_, str> {
+    if !json.chars().any(is_unsafe) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if is_unsafe(c) {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                let _ = write!(out, "\\u{:04x}", u);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}

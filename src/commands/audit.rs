@@ -159,127 +159,170 @@ pub struct AuditReport {
 
 impl Report for AuditReport {
     fn render(&self, out: &mut String, ui: &Output) {
-        let _ = writeln!(
-            out,
-            "database: {}   since: {}",
-            shown(&self.database),
-            self.summary.since
-        );
+        out.push_str(&heading(
+            &self.database,
+            &self.summary.since,
+            ui.stdout_width(),
+        ));
         if self.findings.is_empty() {
             let _ = writeln!(out, "No findings.");
-        } else {
-            let mut t = ui.table(&[
-                "severity", "rule", "org", "user", "email", "role", "when", "finding", "evidence",
-            ]);
-            for f in &self.findings {
-                t.add_row(vec![
-                    format!("{:?}", f.severity).to_uppercase(),
-                    f.rule.name().to_owned(),
-                    f.org_id.clone().unwrap_or_default(),
-                    f.user_id.clone().unwrap_or_default(),
-                    f.email.clone().unwrap_or_default(),
-                    f.role.clone().unwrap_or_default(),
-                    f.at.clone().unwrap_or_default(),
-                    f.message.clone(),
-                    evidence_text(&f.evidence),
-                ]);
-            }
-            let _ = writeln!(out, "{t}");
         }
-        let s = &self.summary;
+        for f in &self.findings {
+            out.push_str(&finding_block(f, ui.stdout_width()));
+        }
+        out.push_str(&summary_text(&self.summary, ui.stdout_width()));
+    }
+}
+
+fn heading(database: &str, since: &str, width: Option<usize>) -> String {
+    crate::output::wrap(
+        &format!("database: {}   since: {since}", shown(database)),
+        width,
+    ) + "\n"
+}
+
+/// One finding as a block of lines (the audit's human form, streamed): severity and
+/// rule; the account; the message; each piece of evidence on a line of its own. On a
+/// terminal each line is cut to its width (`…`); piped, values are whole.
+fn finding_block(f: &Finding, width: Option<usize>) -> String {
+    let mut lines = vec![format!(
+        "{} {}",
+        format!("{:?}", f.severity).to_uppercase(),
+        f.rule.name()
+    )];
+    let who: Vec<String> = [
+        f.org_id.as_deref().map(|o| format!("org {}", shown(o))),
+        f.user_id.as_deref().map(|u| format!("user {}", shown(u))),
+        f.email.as_deref().map(|e| shown(e).into_owned()),
+        f.role.as_deref().map(|r| shown(r).into_owned()),
+        f.at.as_deref().map(|a| format!("at {a}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !who.is_empty() {
+        lines.push(format!("  {}", who.join(" · ")));
+    }
+    let message = crate::output::wrap(&format!("  {}", shown(&f.message)), width);
+    lines.extend(message.lines().map(str::to_owned));
+    if let Value::Object(map) = &f.evidence {
+        for (k, v) in map {
+            let v = match v {
+                Value::Null => continue,
+                Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            lines.push(format!("  evidence {}: {}", shown(k), shown(&v)));
+        }
+    }
+    let mut out = String::new();
+    for line in lines {
+        out.push_str(&crate::output::fit(&line, width));
+        out.push('\n');
+    }
+    out.push('\n');
+    out
+}
+
+/// The summary lines, wrapped to `width` on a terminal.
+fn summary_text(s: &AuditSummary, width: Option<usize>) -> String {
+    let text = summary_lines(s);
+    if width.is_none() {
+        return text;
+    }
+    text.lines()
+        .map(|l| crate::output::wrap(l, width) + "\n")
+        .collect()
+}
+
+fn summary_lines(s: &AuditSummary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "summary: {} critical, {} warning, {} info",
+        s.critical, s.warning, s.info
+    );
+    let per_rule: Vec<String> = s
+        .by_rule
+        .iter()
+        .filter(|r| r.findings > 0)
+        .map(|r| format!("{}: {}", r.rule.name(), r.findings))
+        .collect();
+    if !per_rule.is_empty() {
+        let _ = writeln!(out, "by rule: {}", per_rule.join(", "));
+    }
+    for skipped in &s.skipped {
+        let _ = writeln!(out, "skipped: {} ({})", skipped.rule.name(), skipped.reason);
+    }
+    let p = &s.provenance;
+    let _ = match &p.key_id {
+        Some(id) => writeln!(
+            out,
+            "provenance: ecomind-admin's rows checked with audit key {id}: {} of {} verified",
+            p.rows_verified, p.rows_claiming
+        ),
+        None => writeln!(
+            out,
+            "provenance: unauthenticated (no audit key: rows that say ecomind-admin are trusted as written)"
+        ),
+    };
+    if s.unparseable_rows > 0 {
         let _ = writeln!(
             out,
-            "summary: {} critical, {} warning, {} info",
-            s.critical, s.warning, s.info
+            "unparseable audit rows (details not an object, or missing email, role or new_role): {}",
+            s.unparseable_rows
         );
-        let per_rule: Vec<String> = s
-            .by_rule
-            .iter()
-            .filter(|r| r.findings > 0)
-            .map(|r| format!("{}: {}", r.rule.name(), r.findings))
-            .collect();
-        if !per_rule.is_empty() {
-            let _ = writeln!(out, "by rule: {}", per_rule.join(", "));
-        }
-        for skipped in &s.skipped {
-            let _ = writeln!(out, "skipped: {} ({})", skipped.rule.name(), skipped.reason);
-        }
-        let p = &s.provenance;
-        let _ = match &p.key_id {
-            Some(id) => writeln!(
-                out,
-                "provenance: ecomind-admin's rows checked with audit key {id}: {} of {} verified",
-                p.rows_verified, p.rows_claiming
-            ),
-            None => writeln!(
-                out,
-                "provenance: unauthenticated (no audit key: rows that say ecomind-admin are trusted as written)"
-            ),
-        };
-        if s.unparseable_rows > 0 {
-            let _ = writeln!(
-                out,
-                "unparseable audit rows (details not an object, or missing email, role or new_role): {}",
-                s.unparseable_rows
-            );
-        }
     }
+    out
 }
 
-/// The evidence as `key=value` pairs, for the table (JSON and CSV carry it whole).
-fn evidence_text(evidence: &Value) -> String {
-    match evidence {
-        Value::Object(map) => map
+const CSV_HEADER: [&str; 10] = [
+    "severity",
+    "rule",
+    "org_id",
+    "user_id",
+    "email",
+    "role",
+    "created_at",
+    "at",
+    "message",
+    "evidence",
+];
+
+/// One finding as a CSV record: formula-safe cells, escaped only for a terminal; the
+/// evidence as JSON (valid JSON, with what a terminal would act on as `\uXXXX`).
+fn csv_row(f: &Finding, for_terminal: bool) -> Result<Vec<u8>> {
+    let cells = [
+        format!("{:?}", f.severity).to_lowercase(),
+        f.rule.name().to_owned(),
+        f.org_id.clone().unwrap_or_default(),
+        f.user_id.clone().unwrap_or_default(),
+        f.email.clone().unwrap_or_default(),
+        f.role.clone().unwrap_or_default(),
+        f.created_at.clone().unwrap_or_default(),
+        f.at.clone().unwrap_or_default(),
+        f.message.clone(),
+    ];
+    let evidence = crate::text::json_safe(&f.evidence.to_string()).into_owned();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let err = |e: csv::Error| Error::internal(format!("writing CSV: {e}"));
+    w.write_record(
+        cells
             .iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => format!("{k}={s}"),
-                v => format!("{k}={v}"),
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
-        Value::Null => String::new(),
-        v => v.to_string(),
-    }
+            .map(|c| csv_cell(c, for_terminal))
+            .chain(std::iter::once(evidence)),
+    )
+    .map_err(err)?;
+    w.into_inner()
+        .map_err(|e| Error::internal(format!("writing CSV: {e}")))
 }
 
-impl AuditReport {
-    fn csv(&self) -> Result<String> {
-        let mut w = csv::Writer::from_writer(Vec::new());
-        let err = |e: csv::Error| Error::internal(format!("writing CSV: {e}"));
-        w.write_record([
-            "severity",
-            "rule",
-            "org_id",
-            "user_id",
-            "email",
-            "role",
-            "created_at",
-            "at",
-            "message",
-            "evidence",
-        ])
-        .map_err(err)?;
-        for f in &self.findings {
-            let cells = [
-                format!("{:?}", f.severity).to_lowercase(),
-                f.rule.name().to_owned(),
-                f.org_id.clone().unwrap_or_default(),
-                f.user_id.clone().unwrap_or_default(),
-                f.email.clone().unwrap_or_default(),
-                f.role.clone().unwrap_or_default(),
-                f.created_at.clone().unwrap_or_default(),
-                f.at.clone().unwrap_or_default(),
-                f.message.clone(),
-                f.evidence.to_string(),
-            ];
-            w.write_record(cells.iter().map(|c| csv_cell(c)))
-                .map_err(err)?;
-        }
-        let bytes = w
-            .into_inner()
-            .map_err(|e| Error::internal(format!("writing CSV: {e}")))?;
-        String::from_utf8(bytes).map_err(|e| Error::internal(format!("writing CSV: {e}")))
-    }
+fn csv_header() -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(CSV_HEADER)
+        .map_err(|e| Error::internal(format!("writing CSV: {e}")))?;
+    w.into_inner()
+        .map_err(|e| Error::internal(format!("writing CSV: {e}")))
 }
 
 pub async fn run(cmd: &AuditCommand, ctx: &Ctx) -> Result<Outcome> {
@@ -316,10 +359,12 @@ async fn suspicious(args: &SuspiciousArgs, ctx: &Ctx) -> Result<Outcome> {
         return show_sql(&selected, ctx.config.backend, &params, ui);
     }
     let db = ctx.connect(db::Open::Existing).await?;
-    let result = if ui.format == Format::Jsonl {
-        streamed(&db, &params, selected, args, ui).await
-    } else {
+    // JSON is one document (it holds the findings, sorted); every other format is
+    // written finding by finding as the audit produces them (memory stays flat).
+    let result = if ui.format == Format::Json {
         buffered(&db, &params, selected, args, ui).await
+    } else {
+        streamed(&db, &params, selected, args, ui).await
     };
     db.conn.close().await.ok();
     let (worst, unparseable_rows) = result?;
@@ -343,8 +388,9 @@ async fn suspicious(args: &SuspiciousArgs, ctx: &Ctx) -> Result<Outcome> {
     )
 }
 
-/// `--format jsonl`: a line per finding as it is produced (memory stays flat), then
-/// the summary line. The worst severity found and the unparseable rows.
+/// `--format jsonl`, `csv` and the human form: each finding written as it is produced
+/// (memory stays flat, in the rules' order), then the summary (JSON Lines: its line;
+/// CSV has none). The worst severity found and the unparseable rows.
 async fn streamed(
     db: &db::Db,
     params: &Params,
@@ -352,16 +398,54 @@ async fn streamed(
     args: &SuspiciousArgs,
     ui: &Output,
 ) -> Result<(Option<Risk>, i64)> {
-    let tally = audit::stream(db, params, &selected, ui, &mut |f| ui.line("finding", &f)).await?;
+    let width = ui.stdout_width();
+    let for_terminal = ui.stdout_is_terminal();
+    let mut any = false;
+    let mut sink = |f: Finding| -> Result<()> {
+        match ui.format {
+            Format::Jsonl => ui.line("finding", &f),
+            Format::Csv => {
+                if !any {
+                    ui.write_stdout(&csv_header()?)?;
+                }
+                ui.write_stdout(&csv_row(&f, for_terminal)?)
+            }
+            _ => {
+                if !any {
+                    ui.write_text(&heading(&db.url, &records::iso(params.since), width))?;
+                }
+                ui.write_text(&finding_block(&f, width))
+            }
+        }
+        .map(|()| any = true)
+    };
+    let tally = audit::stream(db, params, &selected, ui, &mut sink).await?;
     let worst = tally.worst();
     let summary = summarize(tally, selected, args, params.since);
     let unparseable = summary.unparseable_rows;
     let database = db.url.clone();
-    ui.line("summary", &AuditSummaryLine { database, summary })?;
+    match ui.format {
+        Format::Jsonl => ui.line("summary", &AuditSummaryLine { database, summary })?,
+        Format::Csv => {
+            if !any {
+                ui.write_stdout(&csv_header()?)?;
+            }
+            ui.finish_streamed();
+        }
+        _ => {
+            if !any {
+                ui.write_text(&heading(&database, &summary.since, width))?;
+                ui.write_text("No findings.\n")?;
+            }
+            ui.write_text(&summary_text(&summary, width))?;
+            ui.finish_streamed();
+        }
+    }
     Ok((worst, unparseable))
 }
 
-/// Table, JSON, CSV: the findings sorted (risk first, then time), in one report.
+/// `--format json` (and the table beside `--output`'s JSON file): the findings sorted
+/// (risk first, then time) in one document, serialized straight to stdout.
 async fn buffered(
     db: &db::Db,
     params: &Params,
@@ -378,12 +462,7 @@ async fn buffered(
         findings,
         summary,
     };
-    if ui.format == Format::Csv {
-        ui.write_stdout(report.csv()?.as_bytes())?;
-        ui.mirror(&report)?;
-    } else {
-        ui.emit(&report)?;
-    }
+    ui.emit(&report)?;
     Ok((worst, unparseable))
 }
 

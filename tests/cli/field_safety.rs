@@ -232,30 +232,50 @@ fn run_hostile(cmd: &dyn Fn() -> assert_cmd::Command, sql: &dyn Fn(&str)) {
             r.code,
             r.all()
         );
-        assert_terminal_safe(&r, &format!("{args:?}"));
         if args.contains(&"csv") {
+            // CSV piped is for machines: exact values (issue 25 item 13), formula-safe,
+            // evidence as valid JSON; a terminal reading it gets it escaped (tested in
+            // field_safety2).
+            let piped_csv = Run {
+                code: r.code,
+                stdout: String::new(),
+                stderr: r.stderr.clone(),
+            };
+            assert_terminal_safe(&piped_csv, &format!("{args:?}"));
             check_csv_with_python(&r.stdout);
+        } else {
+            assert_terminal_safe(&r, &format!("{args:?}"));
         }
-        let colored = run(&args, true);
+        let mut colored = run(&args, true);
+        if args.contains(&"csv") {
+            colored.stdout.clear();
+        }
         assert_only_our_colors(&colored, &format!("{args:?} --color always"));
     }
 }
 
-/// Every cell of the CSV, read by Python's csv module: no formula start, no control
-/// character.
+/// Every cell of the CSV, read by Python's csv module: no formula start; the evidence
+/// column valid JSON with nothing a terminal acts on; the hostile emails exact.
 fn check_csv_with_python(csv: &str) {
     let script = r#"
-import csv, sys, unicodedata
+import csv, sys, json, unicodedata
 rows = list(csv.reader(sys.stdin))
 assert len(rows) > 1, rows
+assert rows[0][-1] == 'evidence', rows[0]
 n = 0
+emails = set()
 for row in rows:
     for cell in row:
         n += 1
         assert not cell[:1] in ('=', '+', '-', '@', '\t', '\r'), repr(cell)
-        for ch in cell:
-            assert not (unicodedata.category(ch) == 'Cc'), repr(cell)
-            assert not ('\u202a' <= ch <= '\u202e' or '\u2066' <= ch <= '\u2069'), repr(cell)
+    if row is rows[0]:
+        continue
+    emails.add(row[4])
+    json.loads(row[-1])
+    for ch in row[-1]:
+        assert not (unicodedata.category(ch) == 'Cc'), repr(row[-1])
+        assert not ('\u202a' <= ch <= '\u202e' or '\u2066' <= ch <= '\u2069'), repr(row[-1])
+assert "v@x.com\x1b]0;owned\x07\x1b[32mall clear\r" in emails, emails
 print(n)
 "#;
     let mut child = std::process::Command::new("python3")
@@ -285,7 +305,7 @@ print(n)
     assert!(csv.contains("'+cmd@x.com"), "{csv}");
     assert!(csv.contains("'-2+3@x.com"), "{csv}");
     assert!(csv.contains("'@SUM(A1)@x.com"), "{csv}");
-    assert!(csv.contains("'\\tx@x.com"), "{csv}");
+    assert!(csv.contains("'\tx@x.com"), "{csv}");
 }
 
 both! {
@@ -787,7 +807,11 @@ fn refusals_in_json_plurals_and_the_evidence_column() {
         ]);
         r.expect_code(1);
         assert!(r.stdout.contains("evidence"), "{}", r.stdout);
-        assert!(r.stdout.contains("registrations=0"), "{who}: {}", r.stdout);
+        assert!(
+            r.stdout.contains("evidence registrations: 0"),
+            "{who}: {}",
+            r.stdout
+        );
     }
 }
 

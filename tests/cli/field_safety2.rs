@@ -941,3 +941,80 @@ fn the_smaller_ones() {
         r.stderr
     );
 }
+
+/// The binary on a pseudo-terminal of 100 columns; everything it showed.
+fn on_terminal(db: &SqliteDb, args: &str) -> String {
+    use expectrl::Expect;
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args([
+        "-c",
+        "stty cols 100 rows 50; \"$0\" \"$@\"; echo \"exit=$?\"",
+    ])
+    .arg(assert_cmd::cargo::cargo_bin("ecomind-admin"))
+    .args(args.split_whitespace())
+    .current_dir(db.dir.path())
+    .env("DATABASE_URL", db.url())
+    .env("NO_COLOR", "1");
+    let mut s = expectrl::Session::spawn(cmd).expect("spawn on a pty");
+    s.set_expect_timeout(Some(std::time::Duration::from_secs(60)));
+    let out = s.expect(expectrl::Eof).unwrap();
+    String::from_utf8_lossy(out.as_bytes()).into_owned()
+}
+
+/// Items 13 and 14: piped, CSV carries exact values with valid JSON evidence (the
+/// python check of field_safety), and the human audit gives whole values; on a
+/// terminal, CSV is escaped, and the audit fits the terminal: no line wider than it,
+/// long values cut visibly, evidence on lines of its own.
+#[test]
+fn csv_and_the_audit_table_suit_their_reader() {
+    let db = SqliteDb::new();
+    db.run(&["migrate", "up"]).expect_code(0);
+    let long = format!("{}@x.test", "l".repeat(10_000));
+    db.query(&format!(
+        "INSERT INTO orgs (id, name) VALUES ('org_a', 'A'); \
+         INSERT INTO users (id, org_id, email, name, role, created_at) VALUES \
+         ('user_00000000000l', 'org_a', '{long}', '{}', 'admin', '2026-01-01 00:00:00'), \
+         ('user_00000000000e', 'org_a', 'e\u{1b}[2Jvil@x.test', 'e', 'admin', '2026-01-01 00:00:00');",
+        "n".repeat(10_000)
+    ));
+    // Piped: whole values; evidence on its own lines.
+    let r = db.run(&["audit", "suspicious-accounts", "--since", "2000-01-01"]);
+    assert!(r.stdout.contains(&long), "the whole value, piped");
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("evidence registrations: 0")),
+        "{}",
+        r.stdout
+    );
+    let r = db.run(&[
+        "audit",
+        "suspicious-accounts",
+        "--since",
+        "2000-01-01",
+        "--format",
+        "csv",
+    ]);
+    assert!(
+        r.stdout.contains("e\u{1b}[2Jvil@x.test"),
+        "exact values piped:\n{}",
+        r.stdout
+    );
+    // On a terminal of 100 columns.
+    let shown = on_terminal(&db, "-q audit suspicious-accounts --since 2000-01-01");
+    assert!(shown.contains("exit=1"), "{shown}");
+    for line in shown.lines() {
+        assert!(
+            line.trim_end_matches('\r').chars().count() <= 100,
+            "wider than the terminal: {line}"
+        );
+    }
+    assert!(shown.contains("…"), "{shown}");
+    assert!(!shown.contains('\u{1b}'), "{shown:?}");
+    let shown = on_terminal(
+        &db,
+        "-q audit suspicious-accounts --since 2000-01-01 --format csv",
+    );
+    assert!(!shown.contains('\u{1b}'), "{shown:?}");
+    assert!(shown.contains("e\\u{1b}[2Jvil@x.test"), "{shown}");
+}
