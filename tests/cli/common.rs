@@ -758,17 +758,8 @@ impl Tty {
         // expectrl starts the child with echo off; a person's terminal has it on, and
         // a password prompt must turn it off (type_secret waits for that). `stty echo`
         // runs before the binary starts, so nothing races it.
-        let mut cmd = StdCommand::new("sh");
-        cmd.args(["-c", "stty echo && exec \"$0\" \"$@\""])
-            .arg(assert_cmd::cargo::cargo_bin("ecomind-admin"))
-            .args(args.split_whitespace())
-            .current_dir(db.dir.path())
-            .env("DATABASE_URL", db.url())
-            .env("NO_COLOR", "1");
-        let mut session = expectrl::Session::spawn(cmd).expect("spawn on a pty");
-        session.set_expect_timeout(Some(std::time::Duration::from_secs(60)));
         Tty {
-            session,
+            session: pty_shell(db, "stty echo && exec \"$0\" \"$@\"", args),
             seen: String::new(),
         }
     }
@@ -850,6 +841,21 @@ impl Tty {
             stderr: String::new(),
         }
     }
+}
+
+/// A shell `script` on a pseudo-terminal, in `db`'s directory with its URL, where `$0`
+/// is the binary and `"$@"` is `args` (split on spaces).
+pub fn pty_shell(db: &SqliteDb, script: &str, args: &str) -> expectrl::session::OsSession {
+    let mut cmd = StdCommand::new("sh");
+    cmd.args(["-c", script])
+        .arg(assert_cmd::cargo::cargo_bin("ecomind-admin"))
+        .args(args.split_whitespace())
+        .current_dir(db.dir.path())
+        .env("DATABASE_URL", db.url())
+        .env("NO_COLOR", "1");
+    let mut session = expectrl::Session::spawn(cmd).expect("spawn on a pty");
+    session.set_expect_timeout(Some(std::time::Duration::from_secs(60)));
+    session
 }
 
 /// Run `args` on a pseudo-terminal: wait for the `[y/N]` question, answer it.

@@ -736,19 +736,11 @@ fn lock_waits_are_bounded_and_name_the_holder() {
 /// The binary on a pseudo-terminal inside a shell that, after it ends, prints its exit
 /// code and the terminal's settings (`stty -a`): what the next command would find.
 fn on_tty_then_stty(db: &SqliteDb, args: &str) -> expectrl::session::OsSession {
-    let mut cmd = std::process::Command::new("sh");
-    cmd.args([
-        "-c",
+    pty_shell(
+        db,
         "trap true INT; stty echo; \"$0\" \"$@\"; echo \"exit=$?\"; stty -a; echo END",
-    ])
-    .arg(assert_cmd::cargo::cargo_bin("ecomind-admin"))
-    .args(args.split_whitespace())
-    .current_dir(db.dir.path())
-    .env("DATABASE_URL", db.url())
-    .env("NO_COLOR", "1");
-    let mut s = expectrl::Session::spawn(cmd).expect("spawn on a pty");
-    s.set_expect_timeout(Some(std::time::Duration::from_secs(60)));
-    s
+        args,
+    )
 }
 
 /// Item 15: Ctrl-C at the hidden password prompt and at a `[y/N]` prompt leaves the
@@ -945,18 +937,11 @@ fn the_smaller_ones() {
 /// The binary on a pseudo-terminal of 100 columns; everything it showed.
 fn on_terminal(db: &SqliteDb, args: &str) -> String {
     use expectrl::Expect;
-    let mut cmd = std::process::Command::new("sh");
-    cmd.args([
-        "-c",
+    let mut s = pty_shell(
+        db,
         "stty cols 100 rows 50; \"$0\" \"$@\"; echo \"exit=$?\"",
-    ])
-    .arg(assert_cmd::cargo::cargo_bin("ecomind-admin"))
-    .args(args.split_whitespace())
-    .current_dir(db.dir.path())
-    .env("DATABASE_URL", db.url())
-    .env("NO_COLOR", "1");
-    let mut s = expectrl::Session::spawn(cmd).expect("spawn on a pty");
-    s.set_expect_timeout(Some(std::time::Duration::from_secs(60)));
+        args,
+    );
     let out = s.expect(expectrl::Eof).unwrap();
     String::from_utf8_lossy(out.as_bytes()).into_owned()
 }
