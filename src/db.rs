@@ -305,9 +305,10 @@ impl Db {
         Ok(())
     }
 
-    /// PostgreSQL: from now on, when a statement of ours has waited a second for a lock,
-    /// a note says what it waits for and who holds it (pid, user, application, since
-    /// when), once per holder; read through a second connection, opened only then.
+    /// PostgreSQL: from now on, when a statement of ours waits for a lock, a note says
+    /// what it waits for and who holds it (pid, user, application, since when), once per
+    /// holder. A task polls once a second through a second connection, opened only once
+    /// the command has run for a second (short commands never open it).
     pub fn watch_lock_waits(&mut self, config: &DatabaseConfig, ui: Box<dyn Progress + Send>) {
         if self.backend != DbBackend::Postgres {
             return;
