@@ -45,11 +45,13 @@ eval "$(scripts/pg-extras.sh "$ECOMIND_TEST_DATABASE_URL")"
 echo "==> PostgreSQL 13, 14, 16, 17, 18 (the version matrix)"
 eval "$(scripts/pg-matrix.sh)"
 
-echo "==> Python venv with passlib (the API's password context) for the interop test"
+echo "==> Python venv with passlib (the API's password context) and pydantic + email-validator (its EmailStr) for the interop tests"
 VENV="target/pyvenv"
-if ! "$VENV/bin/python" -c 'import passlib, bcrypt' >/dev/null 2>&1; then
+if ! "$VENV/bin/python" -c 'import passlib, bcrypt, pydantic, email_validator' >/dev/null 2>&1; then
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check passlib==1.7.4 bcrypt==4.0.1
+    # The API's pins (../shared/reference/ecomind-api/requirements.txt).
+    "$VENV/bin/pip" install -q --disable-pip-version-check passlib==1.7.4 bcrypt==4.0.1 \
+        pydantic==2.14.4 email-validator==2.4.0
 fi
 ECOMIND_TEST_PYTHON="$PWD/$VENV/bin/python"
 export ECOMIND_TEST_PYTHON

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod docs;
+pub mod emails;
 pub mod entities;
 pub mod environments;
 pub mod error;

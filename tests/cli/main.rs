@@ -14,6 +14,7 @@ mod common;
 mod compat;
 mod contracts;
 mod coverage;
+mod emails;
 mod environments;
 mod field_safety;
 mod field_safety2;
