@@ -359,12 +359,64 @@ fn validate_local(local: &str) -> Result<String, Refusal> {
 /// IDNA ASCII form and the Unicode form the API compares.
 fn validate_domain(domain: &str) -> Result<(String, String), Refusal> {
     use idna::uts46::{AsciiDenyList, DnsLength, Hyphens, Uts46};
-    let invalid = |what: &str, chars: Vec<char>| -> Refusal {
-        format!(
-            "The part after the @-sign contains invalid characters{what}: {}.",
-            listed(chars)
+    check_domain_characters(domain)?;
+    // UTS 46 mapping (nontransitional, no STD3 rules), then the checks email-validator
+    // makes on the mapped name.
+    let uts46 = Uts46::new();
+    let (mapped, mapping) =
+        uts46.to_unicode(domain.as_bytes(), AsciiDenyList::EMPTY, Hyphens::Allow);
+    if mapping.is_err() {
+        return Err(
+            "The part after the @-sign contains invalid characters (not valid in IDNA).".into(),
+        );
+    }
+    check_mapped(&mapped)?;
+    let ascii = uts46
+        .to_ascii(
+            domain.as_bytes(),
+            AsciiDenyList::EMPTY,
+            Hyphens::Allow,
+            DnsLength::Ignore,
         )
-    };
+        .map_err(|_| "The part after the @-sign is invalid (not valid IDNA).".to_owned())?
+        .into_owned();
+    check_ascii(&ascii)?;
+    if !ascii.contains("xn--") {
+        return Ok((ascii.clone(), ascii));
+    }
+    let (unicode, decoded) =
+        uts46.to_unicode(ascii.as_bytes(), AsciiDenyList::EMPTY, Hyphens::Allow);
+    if decoded.is_err() {
+        return Err("The part after the @-sign is not valid IDNA.".into());
+    }
+    let unicode = unicode.into_owned();
+    let bad: Vec<char> = unicode
+        .chars()
+        .filter(|c| !is_hostname_char_intl(*c))
+        .collect();
+    if !bad.is_empty() {
+        return Err(invalid_chars("", bad));
+    }
+    // The bidi rule (RFC 5893) is part of the idna crate's processing above.
+    check_unsafe_chars(&unicode, false)?;
+    if let Some(c) = unicode.chars().find(|c| !idna2008_allowed(*c)) {
+        return Err(format!(
+            "The part after the @-sign is invalid (Codepoint U+{:04X} not allowed).",
+            u32::from(c)
+        ));
+    }
+    Ok((ascii, unicode))
+}
+
+fn invalid_chars(what: &str, chars: Vec<char>) -> Refusal {
+    format!(
+        "The part after the @-sign contains invalid characters{what}: {}.",
+        listed(chars)
+    )
+}
+
+/// The domain as typed: its length and characters.
+fn check_domain_characters(domain: &str) -> Result<(), Refusal> {
     if domain.chars().count() > DOMAIN_MAX_LENGTH {
         return Err(format!(
             "The email address is too long after the @-sign ({} characters too many).",
@@ -376,32 +428,27 @@ fn validate_domain(domain: &str) -> Result<(String, String), Refusal> {
         .filter(|c| !is_hostname_char_intl(*c))
         .collect();
     if !bad.is_empty() {
-        return Err(invalid("", bad));
+        return Err(invalid_chars("", bad));
     }
     check_unsafe_chars(domain, false)?;
     let bad: Vec<char> = domain.chars().filter(|c| !uts46_valid_char(*c)).collect();
     if !bad.is_empty() {
-        return Err(invalid("", bad));
+        return Err(invalid_chars("", bad));
     }
-    // UTS 46 mapping (nontransitional, no STD3 rules), then the checks email-validator
-    // makes on the mapped name.
-    let uts46 = Uts46::new();
-    let (mapped, mapping) =
-        uts46.to_unicode(domain.as_bytes(), AsciiDenyList::EMPTY, Hyphens::Allow);
-    if mapping.is_err() {
-        return Err(
-            "The part after the @-sign contains invalid characters (not valid in IDNA).".into(),
-        );
-    }
+    Ok(())
+}
+
+/// The domain after UTS 46 mapping: characters, dots and hyphens, `ab--` labels.
+fn check_mapped(mapped: &str) -> Result<(), Refusal> {
     let bad: Vec<char> = mapped
         .chars()
         .filter(|c| !is_hostname_char_intl(*c))
         .collect();
     if !bad.is_empty() {
-        return Err(invalid(" after Unicode normalization", bad));
+        return Err(invalid_chars(" after Unicode normalization", bad));
     }
     check_dot_atom(
-        &mapped,
+        mapped,
         "An email address cannot have a {} immediately after the @-sign.",
         "An email address cannot end with a {}.",
         true,
@@ -412,16 +459,12 @@ fn validate_domain(domain: &str) -> Result<(String, String), Refusal> {
             return Err("An email address cannot have two letters followed by two dashes immediately after the @-sign or after a period, except Punycode.".into());
         }
     }
-    let ascii = uts46
-        .to_ascii(
-            domain.as_bytes(),
-            AsciiDenyList::EMPTY,
-            Hyphens::Allow,
-            DnsLength::Ignore,
-        )
-        .map_err(|_| "The part after the @-sign is invalid (not valid IDNA).".to_owned())?
-        .into_owned();
-    if !dot_atom_hostname(&ascii) {
+    Ok(())
+}
+
+/// The IDNA ASCII form: hostname syntax, lengths, a top-level domain, not special-use.
+fn check_ascii(ascii: &str) -> Result<(), Refusal> {
+    if !dot_atom_hostname(ascii) {
         return Err(
             "The email address contains invalid characters after the @-sign after IDNA encoding."
                 .into(),
@@ -454,31 +497,7 @@ fn validate_domain(domain: &str) -> Result<(String, String), Refusal> {
     {
         return Err("The part after the @-sign is a special-use or reserved name that cannot be used with email.".into());
     }
-    if !ascii.contains("xn--") {
-        return Ok((ascii.clone(), ascii));
-    }
-    let (unicode, decoded) =
-        uts46.to_unicode(ascii.as_bytes(), AsciiDenyList::EMPTY, Hyphens::Allow);
-    if decoded.is_err() {
-        return Err("The part after the @-sign is not valid IDNA.".into());
-    }
-    let unicode = unicode.into_owned();
-    let bad: Vec<char> = unicode
-        .chars()
-        .filter(|c| !is_hostname_char_intl(*c))
-        .collect();
-    if !bad.is_empty() {
-        return Err(invalid("", bad));
-    }
-    // The bidi rule (RFC 5893) is part of the idna crate's processing above.
-    check_unsafe_chars(&unicode, false)?;
-    if let Some(c) = unicode.chars().find(|c| !idna2008_allowed(*c)) {
-        return Err(format!(
-            "The part after the @-sign is invalid (Codepoint U+{:04X} not allowed).",
-            u32::from(c)
-        ));
-    }
-    Ok((ascii, unicode))
+    Ok(())
 }
 
 /// IDNA 2008 (RFC 5892) is stricter than UTS 46, which the idna crate implements: a

@@ -18,7 +18,7 @@ fn seed(db: &AnyDb) {
             "--org",
             "org_a",
             "--email",
-            "ops@a.test",
+            "ops@a.example",
             "--password-stdin",
             "--bcrypt-cost",
             "4",
@@ -28,8 +28,8 @@ fn seed(db: &AnyDb) {
     r.expect_code(0);
     db.query(
         "INSERT INTO users (id, org_id, email, role, created_at) VALUES \
-         ('user_000000000001', 'org_a', 'viewer@a.test', 'viewer', '2026-01-01 00:00:00'), \
-         ('user_000000000002', 'org_b', '=cmd@b.test', 'owner', '2026-01-02 00:00:00')",
+         ('user_000000000001', 'org_a', 'viewer@a.example', 'viewer', '2026-01-01 00:00:00'), \
+         ('user_000000000002', 'org_b', '=cmd@b.example', 'owner', '2026-01-02 00:00:00')",
     );
 }
 
@@ -38,7 +38,7 @@ both! {
     /// set and never shows a hash; the filters narrow the list.
     fn users_list_formats_and_filters(db) {
         seed(&db);
-        let hash = db.query("SELECT password_hash FROM users WHERE email = 'ops@a.test'");
+        let hash = db.query("SELECT password_hash FROM users WHERE email = 'ops@a.example'");
         assert!(hash.starts_with("$2b$"), "{hash}");
 
         let r = db.run(&["users", "list", "--format", "json"]);
@@ -47,19 +47,19 @@ both! {
         let j = r.json();
         assert_eq!(j["count"], 3);
         let emails: Vec<&str> = j["users"].as_array().unwrap().iter().map(|u| u["email"].as_str().unwrap()).collect();
-        assert_eq!(emails, ["ops@a.test", "viewer@a.test", "=cmd@b.test"], "sorted by org, then email");
+        assert_eq!(emails, ["ops@a.example", "viewer@a.example", "=cmd@b.example"], "sorted by org, then email");
         assert_eq!(j["users"][0]["has_password"], true);
         assert_eq!(j["users"][1]["has_password"], false);
 
         let r = db.run(&["users", "list"]);
         r.expect_code(0);
-        assert!(r.stdout.contains("viewer@a.test") && r.stdout.contains("none"), "{}", r.stdout);
+        assert!(r.stdout.contains("viewer@a.example") && r.stdout.contains("none"), "{}", r.stdout);
         assert!(!r.all().contains(&hash));
 
         let r = db.run(&["users", "list", "--format", "csv"]);
         r.expect_code(0);
         assert!(r.stdout.starts_with("id,org_id,email,name,role,created_at,password\n"), "{}", r.stdout);
-        assert!(r.stdout.contains(",'=cmd@b.test,"), "formula neutralized: {}", r.stdout);
+        assert!(r.stdout.contains(",'=cmd@b.example,"), "formula neutralized: {}", r.stdout);
         assert!(!r.all().contains(&hash));
 
         let count = |args: &[&str]| {
@@ -73,7 +73,7 @@ both! {
         assert_eq!(count(&["--role", "viewer"]), 1);
         assert_eq!(count(&["--role", "viewer", "--role", "owner"]), 2);
         assert_eq!(count(&["--privileged"]), 2);
-        assert_eq!(count(&["--email-like", "%@A.TEST"]), 2);
+        assert_eq!(count(&["--email-like", "%@A.EXAMPLE"]), 2);
         assert_eq!(count(&["--org", "org_b", "--privileged"]), 1);
     }
 
@@ -144,30 +144,30 @@ both! {
         let role = |email: &str| db.query(&format!("SELECT role FROM users WHERE email = '{email}'"));
         let before = state();
         for args in [
-            &["users", "set-role", "viewer@a.test", "admin", "--reason", "on call"][..],
-            &["users", "set-role", "nobody@a.test", "admin", "--reason", "x", "--yes"],
-            &["users", "set-role", "ops@a.test", "viewer", "--reason", "x"],
-            &["users", "set-role", "viewer@a.test", "admin", "--reason", " ", "--yes"],
+            &["users", "set-role", "viewer@a.example", "admin", "--reason", "on call"][..],
+            &["users", "set-role", "nobody@a.example", "admin", "--reason", "x", "--yes"],
+            &["users", "set-role", "ops@a.example", "viewer", "--reason", "x"],
+            &["users", "set-role", "viewer@a.example", "admin", "--reason", " ", "--yes"],
         ] {
             let r = db.run(args);
             r.expect_clean_error(4);
             assert_eq!(state(), before, "{args:?} changed something");
         }
         // A case variant of a stored address is refused, with the address as stored.
-        let r = db.run(&["users", "set-role", "VIEWER@a.test", "admin", "--reason", "on call", "--yes"]);
+        let r = db.run(&["users", "set-role", "VIEWER@a.example", "admin", "--reason", "on call", "--yes"]);
         r.expect_clean_error(4);
-        assert!(r.stderr.contains("did you mean 'viewer@a.test'?"), "{}", r.stderr);
+        assert!(r.stderr.contains("did you mean 'viewer@a.example'?"), "{}", r.stderr);
         assert_eq!(state(), before);
 
-        let r = db.run(&["users", "set-role", "viewer@a.test", "admin", "--reason", "on call", "--dry-run", "--format", "json"]);
+        let r = db.run(&["users", "set-role", "viewer@a.example", "admin", "--reason", "on call", "--dry-run", "--format", "json"]);
         r.expect_code(0);
         assert_eq!(r.json()["changed"], true);
         assert_eq!(r.json()["audit_details"]["new_role"], "admin");
         assert_eq!(state(), before, "--dry-run wrote");
 
-        let r = db.run(&["users", "set-role", "viewer@a.test", "admin", "--reason", "on call", "--yes"]);
+        let r = db.run(&["users", "set-role", "viewer@a.example", "admin", "--reason", "on call", "--yes"]);
         r.expect_code(0);
-        assert_eq!(role("viewer@a.test"), "admin");
+        assert_eq!(role("viewer@a.example"), "admin");
         let rows = db.query("SELECT user_id, org_id, resource FROM audit_logs WHERE action = 'role_changed'");
         assert_eq!(rows, "user_000000000001|org_a|users");
         let details: serde_json::Value = serde_json::from_str(&db.query(
@@ -186,20 +186,20 @@ both! {
         assert_eq!(details["changed_by"], "ecomind-admin");
 
         // Now org_a has two admins: one may go; the last one stays unless --force.
-        db.run(&["users", "set-role", "ops@a.test", "viewer", "--reason", "rotation"]).expect_code(0);
+        db.run(&["users", "set-role", "ops@a.example", "viewer", "--reason", "rotation"]).expect_code(0);
         let before = state();
-        db.run(&["users", "set-role", "viewer@a.test", "viewer", "--reason", "x"]).expect_clean_error(4);
+        db.run(&["users", "set-role", "viewer@a.example", "viewer", "--reason", "x"]).expect_clean_error(4);
         assert_eq!(state(), before);
-        db.run(&["users", "set-role", "viewer@a.test", "viewer", "--reason", "x", "--force"]).expect_code(0);
+        db.run(&["users", "set-role", "viewer@a.example", "viewer", "--reason", "x", "--force"]).expect_code(0);
         assert_eq!(db.query("SELECT count(*) FROM users WHERE org_id = 'org_a' AND role IN ('owner', 'admin')"), "0");
         // The same role again: nothing changes, no row.
         let before = state();
-        db.run(&["users", "set-role", "viewer@a.test", "viewer", "--reason", "x"]).expect_code(0);
+        db.run(&["users", "set-role", "viewer@a.example", "viewer", "--reason", "x"]).expect_code(0);
         assert_eq!(state(), before);
     }
 }
 
-/// The password of ops@a.test after [`seed`].
+/// The password of ops@a.example after [`seed`].
 const SEED_PW: &str = "a strong password 1";
 const NEW_PW: &str = "a brand new passphrase";
 
@@ -232,14 +232,14 @@ both! {
     fn reset_password_replaces_the_hash_with_one_audit_row(db) {
         seed(&db);
         let before = password_state(&db);
-        let old_hash = db.query("SELECT password_hash FROM users WHERE email = 'ops@a.test'");
+        let old_hash = db.query("SELECT password_hash FROM users WHERE email = 'ops@a.example'");
         let refusals: [(&str, &[&str], &str, &str); 6] = [
-            ("nobody@a.test", &[], "a fine password 123\n", "no user with email 'nobody@a.test'"),
-            ("OPS@a.test", &[], "a fine password 123\n", "did you mean 'ops@a.test'?"),
-            ("ops@a.test", &[], "short\n", "at least 12 are required"),
-            ("viewer@a.test", &[], "VIEWER@a.test\n", "must not be the email"),
-            ("ops@a.test", &[], "", "stdin is empty"),
-            ("ops@a.test", &["--reason", "  "], "a fine password 123\n", "--reason is empty"),
+            ("nobody@a.example", &[], "a fine password 123\n", "no user with email 'nobody@a.example'"),
+            ("OPS@a.example", &[], "a fine password 123\n", "did you mean 'ops@a.example'?"),
+            ("ops@a.example", &[], "short\n", "at least 12 are required"),
+            ("viewer@a.example", &[], "VIEWER@a.example\n", "must not be the email"),
+            ("ops@a.example", &[], "", "stdin is empty"),
+            ("ops@a.example", &["--reason", "  "], "a fine password 123\n", "--reason is empty"),
         ];
         for (email, extra, stdin, says) in refusals {
             let r = reset(&db, email, extra, stdin);
@@ -249,14 +249,14 @@ both! {
             assert_eq!(password_state(&db), before, "{email} {extra:?} changed something");
         }
         // No terminal, no --password-stdin, no environment variable: exit 4.
-        let r = db.run(&["users", "reset-password", "ops@a.test"]);
+        let r = db.run(&["users", "reset-password", "ops@a.example"]);
         r.expect_clean_error(4);
         assert!(r.stderr.contains("--password-stdin"), "{}", r.stderr);
         assert_eq!(password_state(&db), before);
 
-        let r = reset(&db, "ops@a.test", &["--reason", "lost laptop", "--format", "json", "-vv"], &format!("{NEW_PW}\r\n"));
+        let r = reset(&db, "ops@a.example", &["--reason", "lost laptop", "--format", "json", "-vv"], &format!("{NEW_PW}\r\n"));
         r.expect_code(0);
-        let new_hash = db.query("SELECT password_hash FROM users WHERE email = 'ops@a.test'");
+        let new_hash = db.query("SELECT password_hash FROM users WHERE email = 'ops@a.example'");
         assert_ne!(new_hash, old_hash);
         assert!(bcrypt::verify(NEW_PW, &new_hash).unwrap(), "the new password works");
         assert!(!bcrypt::verify(SEED_PW, &new_hash).unwrap(), "the old password still works");
@@ -264,11 +264,11 @@ both! {
             assert!(!r.all().contains(secret), "{secret:?} was printed or logged:\n{}", r.all());
         }
         let j = r.json();
-        assert_eq!(j["email"], "ops@a.test");
+        assert_eq!(j["email"], "ops@a.example");
         assert_eq!(j["audit_details"]["reason"], "lost laptop");
 
         let rows = db.query("SELECT user_id, org_id, resource FROM audit_logs WHERE action = 'password_reset'");
-        let ops_id = db.query("SELECT id FROM users WHERE email = 'ops@a.test'");
+        let ops_id = db.query("SELECT id FROM users WHERE email = 'ops@a.example'");
         assert_eq!(rows, format!("{ops_id}|org_a|users"));
         let text = db.query("SELECT details FROM audit_logs WHERE action = 'password_reset'");
         assert!(!text.contains("$2b$") && !text.contains(NEW_PW), "{text}");
@@ -277,24 +277,24 @@ both! {
         keys.sort();
         assert_eq!(keys, ["changed_by", "email", "host", "os_user", "reason", "success", "timestamp"]);
         assert_eq!(details["changed_by"], "ecomind-admin");
-        assert_eq!(details["email"], "ops@a.test");
+        assert_eq!(details["email"], "ops@a.example");
         // Nothing else changed: the other users, the role, the other rows.
         let rows_before: i64 = before.rsplit('\n').next().unwrap().parse().unwrap();
         assert_eq!(db.query("SELECT count(*) FROM audit_logs"), (rows_before + 1).to_string());
-        assert_eq!(db.query("SELECT role FROM users WHERE email = 'ops@a.test'"), "admin");
+        assert_eq!(db.query("SELECT role FROM users WHERE email = 'ops@a.example'"), "admin");
 
         // From the environment, for a user who had no password; announced, not shown.
         let r = Run::from(
             db.cmd()
                 .env("ECOMIND_ADMIN_PASSWORD", NEW_PW)
-                .args(["users", "reset-password", "viewer@a.test", "--bcrypt-cost", "4"])
+                .args(["users", "reset-password", "viewer@a.example", "--bcrypt-cost", "4"])
                 .output()
                 .unwrap(),
         );
         r.expect_code(0);
         assert!(r.stderr.contains("ECOMIND_ADMIN_PASSWORD"), "{}", r.stderr);
         assert!(!r.all().contains(NEW_PW));
-        let hash = db.query("SELECT password_hash FROM users WHERE email = 'viewer@a.test'");
+        let hash = db.query("SELECT password_hash FROM users WHERE email = 'viewer@a.example'");
         assert!(bcrypt::verify(NEW_PW, &hash).unwrap());
         assert_eq!(db.query("SELECT count(*) FROM audit_logs WHERE action = 'password_reset'"), "2");
     }
@@ -306,14 +306,19 @@ both! {
 fn passlib_verifies_the_reset_password_and_rejects_the_old() {
     let db = AnyDb::Pg(PgDb::new());
     seed(&db);
-    let old_hash = db.query("SELECT password_hash FROM users WHERE email = 'ops@a.test'");
+    let old_hash = db.query("SELECT password_hash FROM users WHERE email = 'ops@a.example'");
     assert!(passlib_verifies(SEED_PW, &old_hash), "the seed's hash");
     let r = db.run_stdin(
-        &["users", "reset-password", "ops@a.test", "--password-stdin"],
+        &[
+            "users",
+            "reset-password",
+            "ops@a.example",
+            "--password-stdin",
+        ],
         format!("{NEW_PW}\n").as_bytes(),
     );
     r.expect_code(0);
-    let hash = db.query("SELECT password_hash FROM users WHERE email = 'ops@a.test'");
+    let hash = db.query("SELECT password_hash FROM users WHERE email = 'ops@a.example'");
     assert!(hash.starts_with("$2b$12$"), "the default cost: {hash}");
     assert!(
         passlib_verifies(NEW_PW, &hash),
@@ -331,13 +336,13 @@ fn reset_password_prompts_twice_on_a_terminal() {
     let any = AnyDb::Lite(SqliteDb::new());
     seed(&any);
     let db = any.as_lite();
-    let mut tty = Tty::spawn(db, "users reset-password ops@a.test --bcrypt-cost 4");
-    tty.expect("Password for ops@a.test");
+    let mut tty = Tty::spawn(db, "users reset-password ops@a.example --bcrypt-cost 4");
+    tty.expect("Password for ops@a.example");
     tty.type_secret(NEW_PW);
     tty.expect("Repeat the password");
     tty.type_secret(NEW_PW);
     tty.finish_secret(NEW_PW);
-    let hash = db.query("SELECT password_hash FROM users WHERE email = 'ops@a.test'");
+    let hash = db.query("SELECT password_hash FROM users WHERE email = 'ops@a.example'");
     assert!(bcrypt::verify(NEW_PW, &hash).unwrap());
 }
 
@@ -349,7 +354,7 @@ both! {
         seed(&db);
         db.query(
             "INSERT INTO users (id, org_id, email, role, created_at) VALUES \
-             ('user_000000000003', 'org_a', 'second@a.test', 'admin', '2026-01-03 00:00:00')",
+             ('user_000000000003', 'org_a', 'second@a.example', 'admin', '2026-01-03 00:00:00')",
         );
         // Each run holds its transaction open 400 ms before committing: the two overlap.
         let slow = |args: &[&str]| {
@@ -357,10 +362,10 @@ both! {
         };
         let demote = |email: &str| slow(&["users", "set-role", email, "viewer", "--reason", "race"]);
         for round in 0..3 {
-            db.query("UPDATE users SET role = 'admin' WHERE email IN ('ops@a.test', 'second@a.test')");
+            db.query("UPDATE users SET role = 'admin' WHERE email IN ('ops@a.example', 'second@a.example')");
             let (a, b) = std::thread::scope(|s| {
-                let a = s.spawn(|| demote("ops@a.test"));
-                let b = s.spawn(|| demote("second@a.test"));
+                let a = s.spawn(|| demote("ops@a.example"));
+                let b = s.spawn(|| demote("second@a.example"));
                 (a.join().unwrap(), b.join().unwrap())
             });
             let mut codes = [a.code, b.code];
@@ -377,8 +382,8 @@ both! {
 
         db.query("DELETE FROM audit_logs WHERE action = 'role_changed'");
         let (a, b) = std::thread::scope(|s| {
-            let a = s.spawn(|| slow(&["users", "set-role", "viewer@a.test", "analyst", "--reason", "a"]));
-            let b = s.spawn(|| slow(&["users", "set-role", "viewer@a.test", "billing", "--reason", "b"]));
+            let a = s.spawn(|| slow(&["users", "set-role", "viewer@a.example", "analyst", "--reason", "a"]));
+            let b = s.spawn(|| slow(&["users", "set-role", "viewer@a.example", "billing", "--reason", "b"]));
             (a.join().unwrap(), b.join().unwrap())
         });
         a.expect_code(0);
@@ -391,7 +396,7 @@ both! {
         assert_eq!(rows[0]["old_role"], "viewer", "{chain}");
         assert_eq!(rows[1]["old_role"], rows[0]["new_role"], "a lost update: {chain}");
         assert_eq!(
-            db.query("SELECT role FROM users WHERE email = 'viewer@a.test'"),
+            db.query("SELECT role FROM users WHERE email = 'viewer@a.example'"),
             rows[1]["new_role"].as_str().unwrap()
         );
     }
@@ -402,7 +407,7 @@ both! {
         seed(&db);
         db.query(
             "INSERT INTO users (id, org_id, email, role, created_at, password_hash) VALUES \
-             ('user_000000000004', 'org_a', 'bysql@a.test', 'viewer', '2026-01-04 00:00:00', 'x')",
+             ('user_000000000004', 'org_a', 'bysql@a.example', 'viewer', '2026-01-04 00:00:00', 'x')",
         );
         let no_provenance = || -> Vec<String> {
             let r = db.run(&[
@@ -419,23 +424,23 @@ both! {
         };
         // The seed's users inserted by hand: the owner of org_b has no registration row.
         let baseline = no_provenance();
-        assert_eq!(baseline, ["privileged-without-provenance =cmd@b.test"]);
+        assert_eq!(baseline, ["privileged-without-provenance =cmd@b.example"]);
 
-        db.run(&["users", "set-role", "viewer@a.test", "admin", "--reason", "INC-1", "--yes"]).expect_code(0);
-        db.query("UPDATE users SET role = 'admin' WHERE email = 'bysql@a.test'");
+        db.run(&["users", "set-role", "viewer@a.example", "admin", "--reason", "INC-1", "--yes"]).expect_code(0);
+        db.query("UPDATE users SET role = 'admin' WHERE email = 'bysql@a.example'");
         let mut found = no_provenance();
         found.sort();
         assert_eq!(
             found,
             [
-                "privileged-without-provenance =cmd@b.test",
-                "privileged-without-provenance bysql@a.test",
-                "role-changed-recently viewer@a.test",
+                "privileged-without-provenance =cmd@b.example",
+                "privileged-without-provenance bysql@a.example",
+                "role-changed-recently viewer@a.example",
             ]
         );
         // Changed again by hand after set-role: the recorded role is no longer the role.
-        db.query("UPDATE users SET role = 'owner' WHERE email = 'viewer@a.test'");
-        assert!(no_provenance().contains(&"privileged-without-provenance viewer@a.test".to_owned()));
+        db.query("UPDATE users SET role = 'owner' WHERE email = 'viewer@a.example'");
+        assert!(no_provenance().contains(&"privileged-without-provenance viewer@a.example".to_owned()));
     }
 }
 
@@ -448,18 +453,18 @@ fn set_role_waits_for_a_concurrent_demotion_and_keeps_an_admin() {
     let db = any.as_pg();
     db.psql(
         "INSERT INTO users (id, org_id, email, role, created_at) VALUES \
-         ('user_000000000003', 'org_a', 'second@a.test', 'admin', '2026-01-03 00:00:00')",
+         ('user_000000000003', 'org_a', 'second@a.example', 'admin', '2026-01-03 00:00:00')",
     );
     let blocker = Blocker::psql_txn(
         db,
-        "UPDATE users SET role = 'viewer' WHERE email = 'second@a.test';",
+        "UPDATE users SET role = 'viewer' WHERE email = 'second@a.example';",
     );
     let child = db
         .std_cmd()
         .args([
             "users",
             "set-role",
-            "ops@a.test",
+            "ops@a.example",
             "viewer",
             "--reason",
             "race",
@@ -480,7 +485,7 @@ fn set_role_waits_for_a_concurrent_demotion_and_keeps_an_admin() {
     assert!(r.stderr.contains("last owner or admin"), "{}", r.stderr);
     assert_eq!(
         db.psql("SELECT email FROM users WHERE org_id = 'org_a' AND role IN ('owner', 'admin')"),
-        "ops@a.test"
+        "ops@a.example"
     );
     assert_eq!(
         db.psql("SELECT count(*) FROM audit_logs WHERE action = 'role_changed'"),
@@ -496,13 +501,13 @@ fn set_role_asks_on_a_terminal_before_an_elevation() {
     seed(&any);
     let db = any.as_lite();
     let before = any.snapshot();
-    let args = "users set-role viewer@a.test admin --reason on-call";
+    let args = "users set-role viewer@a.example admin --reason on-call";
     let r = on_tty(db, args, "n");
     assert_eq!(r.code, 4, "{}", r.stdout);
     assert!(r.stdout.contains("not confirmed"), "{}", r.stdout);
     assert!(
         r.stdout
-            .contains("make 'viewer@a.test' (user_000000000001, org_a, now viewer) admin"),
+            .contains("make 'viewer@a.example' (user_000000000001, org_a, now viewer) admin"),
         "{}",
         r.stdout
     );
@@ -510,10 +515,10 @@ fn set_role_asks_on_a_terminal_before_an_elevation() {
     let r = on_tty(db, args, "y");
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert_eq!(
-        db.query("SELECT role FROM users WHERE email = 'viewer@a.test'"),
+        db.query("SELECT role FROM users WHERE email = 'viewer@a.example'"),
         "admin"
     );
-    let mut tty = Tty::spawn(db, "users set-role viewer@a.test viewer --reason done");
+    let mut tty = Tty::spawn(db, "users set-role viewer@a.example viewer --reason done");
     tty.expect("-> viewer: changed");
     let r = tty.finish();
     assert_eq!(r.code, 0, "{}", r.stdout);

@@ -218,7 +218,7 @@ fn compatibility_set(major: u32) {
         "{v}: create-org with the README's grants: {}",
         r.stderr
     );
-    let r = create_admin(&writer, "org_00000000000w", "w@acme.test");
+    let r = create_admin(&writer, "org_00000000000w", "w@acme.example");
     assert_eq!(
         r.code, 0,
         "{v}: create-admin with the README's grants: {}",
@@ -237,7 +237,7 @@ fn compatibility_set(major: u32) {
         &[
             "users",
             "set-role",
-            "w@acme.test",
+            "w@acme.example",
             "owner",
             "--reason",
             "compat",
@@ -255,7 +255,7 @@ fn compatibility_set(major: u32) {
             .args([
                 "users",
                 "reset-password",
-                "w@acme.test",
+                "w@acme.example",
                 "--password-stdin",
                 "--bcrypt-cost",
                 "4",
@@ -273,7 +273,7 @@ fn compatibility_set(major: u32) {
     // create-org, create-admin, as the owner.
     let r = as_owner(&["create-org", "--id", "org_0123456789ab", "--name", "Acme"]);
     assert_eq!(r.code, 0, "{v}: create-org: {}", r.stderr);
-    let r = create_admin(&owner, "org_0123456789ab", "ops@acme.test");
+    let r = create_admin(&owner, "org_0123456789ab", "ops@acme.example");
     assert_eq!(r.code, 0, "{v}: create-admin: {}", r.stderr);
 
     // The planted audit set, and doctor.
@@ -293,7 +293,7 @@ fn compatibility_set(major: u32) {
     let r = as_reader(&[
         "users",
         "set-role",
-        "ops@acme.test",
+        "ops@acme.example",
         "viewer",
         "--reason",
         "x",
@@ -310,7 +310,7 @@ fn compatibility_set(major: u32) {
     let r = as_reader(&[
         "users",
         "set-role",
-        "ops@acme.test",
+        "ops@acme.example",
         "viewer",
         "--reason",
         "x",

@@ -177,7 +177,7 @@ both! {
         let db = &db;
         let mut seen = Vec::new();
         let run = |db: &AnyDb, args: &[&str], code: i32, seen: &mut Vec<String>| both_formats(db, args, (code >= 0).then_some(code), seen);
-        let missing_org = ["create-admin", "--org", "org_000000000000", "--email", "a@b.test"];
+        let missing_org = ["create-admin", "--org", "org_000000000000", "--email", "a@b.example"];
         // Errors before anything exists (no database / not migrated).
         let fresh = db.fresh_like();
         run(&fresh, &["migrate", "current"], -1, &mut seen);
@@ -200,7 +200,7 @@ both! {
         assert_eq!(validate_stdout(&r.stdout), 1);
         let org = r.json()["id"].as_str().unwrap().to_owned();
         run(db, &["create-org", "--name", "Acme", "--if-not-exists"], 0, &mut seen);
-        let admin = ["create-admin", "--org", &org, "--email", "ops@acme.test", "--bcrypt-cost", "4", "--password-stdin"];
+        let admin = ["create-admin", "--org", &org, "--email", "ops@acme.example", "--bcrypt-cost", "4", "--password-stdin"];
         let r = db.run_stdin(&[&admin[..], &["--format", "json"]].concat(), b"a fine password 123\n");
         r.expect_code(0);
         assert_eq!(validate_stdout(&r.stdout), 1);
@@ -211,17 +211,17 @@ both! {
         assert_eq!(validate_stdout(&r.stdout), 1, "{}", r.all());
         run(db, &["users", "list"], 0, &mut seen);
         run(db, &["orgs", "list"], 0, &mut seen);
-        run(db, &["users", "set-role", "ops@acme.test", "owner", "--reason", "t", "--dry-run"], 0, &mut seen);
+        run(db, &["users", "set-role", "ops@acme.example", "owner", "--reason", "t", "--dry-run"], 0, &mut seen);
         let r = db.run_stdin(
-            &["users", "reset-password", "ops@acme.test", "--password-stdin", "--bcrypt-cost", "4", "--format", "json"],
+            &["users", "reset-password", "ops@acme.example", "--password-stdin", "--bcrypt-cost", "4", "--format", "json"],
             b"another fine password 456\n",
         );
         r.expect_code(0);
         assert_eq!(validate_stdout(&r.stdout), 1);
         seen.push("users reset-password".into());
-        run(db, &["users", "lock", "ops@acme.test", "--reason", "t", "--yes", "--force"], 0, &mut seen);
+        run(db, &["users", "lock", "ops@acme.example", "--reason", "t", "--yes", "--force"], 0, &mut seen);
         let r = db.run_stdin(
-            &["users", "unlock", "ops@acme.test", "--reason", "t", "--yes", "--password-stdin", "--bcrypt-cost", "4", "--format", "json"],
+            &["users", "unlock", "ops@acme.example", "--reason", "t", "--yes", "--password-stdin", "--bcrypt-cost", "4", "--format", "json"],
             b"another fine password 789\n",
         );
         r.expect_code(0);
@@ -230,7 +230,7 @@ both! {
         // Findings: an admin written by hand (no provenance), an extra table.
         db.query(&format!(
             "INSERT INTO users (id, org_id, email, role, created_at) VALUES \
-             ('user_0000000000ff', '{org}', 'sneaky@acme.test', 'admin', '2026-01-01 00:00:00')"
+             ('user_0000000000ff', '{org}', 'sneaky@acme.example', 'admin', '2026-01-01 00:00:00')"
         ));
         run(db, &["audit", "suspicious-accounts"], 1, &mut seen);
         run(db, &["doctor"], 1, &mut seen);
@@ -240,8 +240,8 @@ both! {
         run(db, &missing_org, 4, &mut seen);
         run(db, &["migrate"], 2, &mut seen);
         run(db, &["audit", "suspicious-accounts", "--since", "tomorrowish"], 2, &mut seen);
-        run(db, &["users", "set-role", "nobody@acme.test", "owner", "--reason", "t"], 4, &mut seen);
-        run(db, &["users", "reset-password", "nobody@acme.test", "--password-stdin"], 4, &mut seen);
+        run(db, &["users", "set-role", "nobody@acme.example", "owner", "--reason", "t"], 4, &mut seen);
+        run(db, &["users", "reset-password", "nobody@acme.example", "--password-stdin"], 4, &mut seen);
         run(db, &["migrate", "down"], 4, &mut seen);
         run(db, &["migrate", "down", "--dry-run"], 0, &mut seen);
         let old = db.fresh_like();

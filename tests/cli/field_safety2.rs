@@ -347,7 +347,7 @@ fn forge_promotion(db: &AnyDb, user: &str) {
         "UPDATE users SET role = 'admin' WHERE id = '{user}'; \
          INSERT INTO audit_logs (id, org_id, user_id, action, resource, details, ts) VALUES \
          ('audit_f0f0f0f0f0f0f0f0', 'org_a', '{user}', 'role_changed', 'users', \
-          '{{\"email\": \"c@a.test\", \"old_role\": \"viewer\", \"new_role\": \"admin\", \"reason\": \"x\", \
+          '{{\"email\": \"c@a.example\", \"old_role\": \"viewer\", \"new_role\": \"admin\", \"reason\": \"x\", \
             \"changed_by\": \"ecomind-admin\", \"os_user\": \"root\", \"host\": \"h\", \"success\": true, \
             \"timestamp\": \"2026-12-01T00:00:00.000000\"}}', '2026-12-01 00:00:00')"
     ));
@@ -379,7 +379,7 @@ both! {
         db.run(&["create-org", "--id", "org_a", "--name", "A"]).expect_code(0);
         db.query(
             "INSERT INTO users (id, org_id, email, role, created_at) VALUES \
-             ('user_00000000000c', 'org_a', 'c@a.test', 'viewer', '2026-01-01 00:00:00')",
+             ('user_00000000000c', 'org_a', 'c@a.example', 'viewer', '2026-01-01 00:00:00')",
         );
         forge_promotion(&db, "user_00000000000c");
         let r = db.run(&since);
@@ -397,14 +397,14 @@ both! {
         assert!(check["summary"].as_str().unwrap().contains("openssl rand -hex 32"), "{check}");
 
         // With the key: what ecomind-admin writes is tagged and verifies.
-        let r = keyed(&db, &key, &["create-admin", "--org", "org_a", "--email", "ops@a.test",
+        let r = keyed(&db, &key, &["create-admin", "--org", "org_a", "--email", "ops@a.example",
             "--password-stdin", "--bcrypt-cost", "4"], b"a strong password 1\n");
         r.expect_code(0);
         db.query(
             "INSERT INTO users (id, org_id, email, role, created_at) VALUES \
-             ('user_00000000000b', 'org_a', 'b@a.test', 'viewer', '2026-01-01 00:00:00')",
+             ('user_00000000000b', 'org_a', 'b@a.example', 'viewer', '2026-01-01 00:00:00')",
         );
-        keyed(&db, &key, &["users", "set-role", "b@a.test", "admin", "--reason", "on call", "--yes"], b"")
+        keyed(&db, &key, &["users", "set-role", "b@a.example", "admin", "--reason", "on call", "--yes"], b"")
             .expect_code(0);
         let tags = db.query("SELECT COUNT(*) FROM audit_logs WHERE CAST(details AS TEXT) LIKE '%ecomind_admin_tag%'");
         assert_eq!(tags, "2", "create-admin and set-role rows are tagged");
@@ -420,8 +420,8 @@ both! {
         assert!(forged.iter().all(|f| f["severity"] == "critical"), "{j}");
         let unprovenanced: Vec<&str> = findings_of(&j, "privileged-without-provenance").iter()
             .map(|f| f["email"].as_str().unwrap()).collect();
-        assert!(unprovenanced.contains(&"c@a.test"), "{j}");
-        assert!(!unprovenanced.contains(&"b@a.test") && !unprovenanced.contains(&"ops@a.test"), "{j}");
+        assert!(unprovenanced.contains(&"c@a.example"), "{j}");
+        assert!(!unprovenanced.contains(&"b@a.example") && !unprovenanced.contains(&"ops@a.example"), "{j}");
 
         // A tagged row altered by hand no longer verifies.
         let id = db.query("SELECT id FROM audit_logs WHERE action = 'role_changed' AND user_id = 'user_00000000000b'");
@@ -524,9 +524,9 @@ both! {
     fn flagged_accounts_can_be_demoted_locked_and_unlocked(db) {
         db.run(&["migrate", "up"]).expect_code(0);
         db.run(&["create-org", "--id", "org_a", "--name", "A"]).expect_code(0);
-        db.run_stdin(&["create-admin", "--org", "org_a", "--email", "ops@a.test",
+        db.run_stdin(&["create-admin", "--org", "org_a", "--email", "ops@a.example",
             "--password-stdin", "--bcrypt-cost", "4"], b"a strong password 1\n").expect_code(0);
-        let hostile = ["ev\u{1b}[2Jil@x.test", "adm\u{202e}in@x.test", "back\\slash@x.test", "no-at-sign"];
+        let hostile = ["ev\u{1b}[2Jil@x.example", "adm\u{202e}in@x.example", "back\\slash@x.example", "no-at-sign"];
         let mut sql = String::new();
         for (i, e) in hostile.iter().enumerate() {
             sql.push_str(&format!(
@@ -571,22 +571,22 @@ both! {
 
         // The last owner of an org is not locked without --force; nothing changes.
         db.run(&["create-org", "--id", "org_b", "--name", "B"]).expect_code(0);
-        db.query("INSERT INTO users (id, org_id, email, role, created_at) VALUES ('user_0000000000b1', 'org_b', 'b@b.test', 'owner', '2026-01-01 00:00:00')");
+        db.query("INSERT INTO users (id, org_id, email, role, created_at) VALUES ('user_0000000000b1', 'org_b', 'b@b.example', 'owner', '2026-01-01 00:00:00')");
         let before = db.dump_all();
-        let r = db.run(&["users", "lock", "b@b.test", "--reason", "x", "--yes"]);
+        let r = db.run(&["users", "lock", "b@b.example", "--reason", "x", "--yes"]);
         r.expect_clean_error(4);
         assert!(r.stderr.contains("last owner or admin"), "{}", r.stderr);
         assert_eq!(db.dump_all(), before, "nothing changed");
-        db.run(&["users", "lock", "b@b.test", "--reason", "x", "--yes", "--force"]).expect_code(0);
+        db.run(&["users", "lock", "b@b.example", "--reason", "x", "--yes", "--force"]).expect_code(0);
 
         // Without --yes and no terminal: refused, nothing changed.
         let before = db.dump_all();
-        db.run(&["users", "lock", "ops@a.test", "--reason", "x"]).expect_clean_error(4);
+        db.run(&["users", "lock", "ops@a.example", "--reason", "x"]).expect_clean_error(4);
         assert_eq!(db.dump_all(), before);
         // Neither both nor none of EMAIL and --id; no hint names a flag that does not exist.
-        let r = db.run(&["users", "lock", "ops@a.test", "--id", "user_x", "--reason", "x"]);
+        let r = db.run(&["users", "lock", "ops@a.example", "--id", "user_x", "--reason", "x"]);
         r.expect_code(2);
-        let r = db.run(&["users", "set-role", "nobody@a.test", "viewer", "--reason", "x"]);
+        let r = db.run(&["users", "set-role", "nobody@a.example", "viewer", "--reason", "x"]);
         r.expect_clean_error(4);
         assert!(!r.stderr.contains("pass --email"), "{}", r.stderr);
         let r = db.run(&["users", "set-role", "--id", "user_x", "viewer", "viewer", "--reason", "x"]);
@@ -623,7 +623,7 @@ both! {
         db.run(&["migrate", "up"]).expect_code(0);
         db.run(&["create-org", "--id", "org_a", "--name", "A"]).expect_code(0);
         db.query("INSERT INTO users (id, org_id, email, role, created_at) VALUES \
-                  ('user_00000000000a', 'org_a', 'a@a.test', 'viewer', '2026-01-01 00:00:00')");
+                  ('user_00000000000a', 'org_a', 'a@a.example', 'viewer', '2026-01-01 00:00:00')");
         db.query("INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20991231_000099_future', 4102444800)");
         let r = db.run(&["migrate", "current", "--check", "--format", "json"]);
         r.expect_code(1);
@@ -640,12 +640,12 @@ both! {
         let before = db.dump_all();
         let writes: Vec<(Vec<&str>, &[u8])> = vec![
             (vec!["create-org", "--id", "org_b", "--name", "B"], b""),
-            (vec!["create-admin", "--org", "org_a", "--email", "new@a.test", "--password-stdin", "--bcrypt-cost", "4"],
+            (vec!["create-admin", "--org", "org_a", "--email", "new@a.example", "--password-stdin", "--bcrypt-cost", "4"],
              b"a strong password 1\n"),
-            (vec!["users", "set-role", "a@a.test", "analyst", "--reason", "x"], b""),
-            (vec!["users", "reset-password", "a@a.test", "--password-stdin", "--bcrypt-cost", "4"],
+            (vec!["users", "set-role", "a@a.example", "analyst", "--reason", "x"], b""),
+            (vec!["users", "reset-password", "a@a.example", "--password-stdin", "--bcrypt-cost", "4"],
              b"a strong password 1\n"),
-            (vec!["users", "lock", "a@a.test", "--reason", "x", "--yes"], b""),
+            (vec!["users", "lock", "a@a.example", "--reason", "x", "--yes"], b""),
             (vec!["migrate", "up"], b""),
         ];
         for (args, stdin) in &writes {
@@ -671,7 +671,7 @@ both! {
             "CREATE TABLE orgs (id INTEGER PRIMARY KEY, title VARCHAR(50)); \
              CREATE TABLE users (id INTEGER PRIMARY KEY, username VARCHAR(50), email VARCHAR(100)); \
              CREATE TABLE audit_logs (id INTEGER PRIMARY KEY, message TEXT); \
-             INSERT INTO users (id, username, email) VALUES (1, 'bob', 'bob@x.test');",
+             INSERT INTO users (id, username, email) VALUES (1, 'bob', 'bob@x.example');",
         );
         let before = db.dump_all();
         let commands: Vec<Vec<&str>> = vec![
@@ -679,7 +679,7 @@ both! {
             vec!["migrate", "up", "--dry-run"], vec!["users", "list"], vec!["orgs", "list"],
             vec!["audit", "suspicious-accounts"], vec!["doctor"], vec!["verify-schema"],
             vec!["baseline", "--dry-run"], vec!["create-org", "--name", "X"],
-            vec!["users", "set-role", "bob@x.test", "admin", "--reason", "x", "--yes"],
+            vec!["users", "set-role", "bob@x.example", "admin", "--reason", "x", "--yes"],
             vec!["upgrade", "--yes", "--no-backup"],
         ];
         for args in &commands {
@@ -764,7 +764,7 @@ fn ctrl_c_at_a_prompt_restores_the_terminal() {
                 "--org",
                 "org_a",
                 "--email",
-                "o@a.test",
+                "o@a.example",
                 "--password-stdin",
                 "--bcrypt-cost",
                 "4",
@@ -774,13 +774,13 @@ fn ctrl_c_at_a_prompt_restores_the_terminal() {
             .unwrap(),
     )
     .expect_code(0);
-    db.query("INSERT INTO users (id, org_id, email, role, created_at) VALUES ('user_00000000000v', 'org_a', 'v@a.test', 'viewer', '2026-01-01 00:00:00')");
+    db.query("INSERT INTO users (id, org_id, email, role, created_at) VALUES ('user_00000000000v', 'org_a', 'v@a.example', 'viewer', '2026-01-01 00:00:00')");
     for (args, prompt) in [
         (
-            "create-admin --org org_a --email new@a.test --bcrypt-cost 4",
+            "create-admin --org org_a --email new@a.example --bcrypt-cost 4",
             "assword",
         ),
-        ("users set-role v@a.test admin --reason promote", "[y/N]"),
+        ("users set-role v@a.example admin --reason promote", "[y/N]"),
     ] {
         let mut s = on_tty_then_stty(&db, args);
         let before = s.expect(prompt).unwrap();
@@ -959,12 +959,12 @@ fn on_terminal(db: &SqliteDb, args: &str) -> String {
 fn csv_and_the_audit_table_suit_their_reader() {
     let db = SqliteDb::new();
     db.run(&["migrate", "up"]).expect_code(0);
-    let long = format!("{}@x.test", "l".repeat(10_000));
+    let long = format!("{}@x.example", "l".repeat(10_000));
     db.query(&format!(
         "INSERT INTO orgs (id, name) VALUES ('org_a', 'A'); \
          INSERT INTO users (id, org_id, email, name, role, created_at) VALUES \
          ('user_00000000000l', 'org_a', '{long}', '{}', 'admin', '2026-01-01 00:00:00'), \
-         ('user_00000000000e', 'org_a', 'e\u{1b}[2Jvil@x.test', 'e', 'admin', '2026-01-01 00:00:00');",
+         ('user_00000000000e', 'org_a', 'e\u{1b}[2Jvil@x.example', 'e', 'admin', '2026-01-01 00:00:00');",
         "n".repeat(10_000)
     ));
     // Piped: whole values; evidence on its own lines.
@@ -986,7 +986,7 @@ fn csv_and_the_audit_table_suit_their_reader() {
         "csv",
     ]);
     assert!(
-        r.stdout.contains("e\u{1b}[2Jvil@x.test"),
+        r.stdout.contains("e\u{1b}[2Jvil@x.example"),
         "exact values piped:\n{}",
         r.stdout
     );
@@ -1006,5 +1006,5 @@ fn csv_and_the_audit_table_suit_their_reader() {
         "-q audit suspicious-accounts --since 2000-01-01 --format csv",
     );
     assert!(!shown.contains('\u{1b}'), "{shown:?}");
-    assert!(shown.contains("e\\u{1b}[2Jvil@x.test"), "{shown}");
+    assert!(shown.contains("e\\u{1b}[2Jvil@x.example"), "{shown}");
 }

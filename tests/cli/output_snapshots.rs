@@ -125,7 +125,7 @@ fn bootstrap_commands() {
             "--org",
             "org_0123456789ab",
             "--email",
-            "ops@acme.test",
+            "ops@acme.example",
             "--password-stdin",
             "--bcrypt-cost",
             "4",

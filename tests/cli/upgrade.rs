@@ -54,10 +54,10 @@ fn seed_001(db: &AnyDb) {
     db.query(
         "INSERT INTO orgs (id, name) VALUES ('org_a', 'A'); \
          INSERT INTO users (id, org_id, email, role, created_at) VALUES \
-           ('user_000000000001', 'org_a', 'o@a.test', 'owner', '2026-01-01 00:00:00'); \
+           ('user_000000000001', 'org_a', 'o@a.example', 'owner', '2026-01-01 00:00:00'); \
          INSERT INTO audit_logs (id, org_id, user_id, action, resource, details, ts) VALUES \
            ('audit_0000000000000001', 'org_a', 'user_000000000001', 'user_registered', 'authentication', \
-            '{\"email\": \"o@a.test\", \"role\": \"owner\", \"created_by\": \"ecomind-admin\"}', '2026-01-01 00:00:00')",
+            '{\"email\": \"o@a.example\", \"role\": \"owner\", \"created_by\": \"ecomind-admin\"}', '2026-01-01 00:00:00')",
     );
 }
 
@@ -107,7 +107,7 @@ both! {
         let j = r.json();
         assert_eq!(j["from"]["alembic_revision"], "001");
         assert_eq!(j["applied"], serde_json::json!(["002"]));
-        assert_eq!(db.query("SELECT email FROM users"), "o@a.test");
+        assert_eq!(db.query("SELECT email FROM users"), "o@a.example");
         let file = &backups(&db)[0];
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         assert!(name.contains("-001-"), "{name}");
@@ -116,7 +116,7 @@ both! {
             assert!(String::from_utf8_lossy(&toc.stdout).contains("TABLE DATA public users"));
         } else {
             let copy = std::process::Command::new("sqlite3").arg(file).arg("SELECT email FROM users").output().unwrap();
-            assert_eq!(String::from_utf8_lossy(&copy.stdout).trim(), "o@a.test");
+            assert_eq!(String::from_utf8_lossy(&copy.stdout).trim(), "o@a.example");
         }
     }
 
@@ -159,7 +159,7 @@ both! {
         seed_001(&db);
         db.query(
             "INSERT INTO users (id, org_id, email, role, created_at) VALUES \
-             ('user_000000000002', 'org_a', 'rogue@a.test', 'admin', '2026-01-02 00:00:00')",
+             ('user_000000000002', 'org_a', 'rogue@a.example', 'admin', '2026-01-02 00:00:00')",
         );
         let r = upgrade(&db, &["--yes"]);
         r.expect_code(1);
