@@ -61,31 +61,27 @@ pub fn printable(s: &str, max: usize) -> String {
     }
 }
 
-/// A syntactically valid email address the API would accept.
-pub fn check_email(email: &str) -> Result<()> {
+/// A new account's email as the API will look it up: refused (exit 2) when it could
+/// pass for another address ([`lookalike`]) or when the API's email validator refuses
+/// it (an account with it could never log in), else the API's normalized form
+/// ([`crate::emails::normalize`]: the domain lowercased and in Unicode, the local part
+/// NFC).
+pub fn api_email(email: &str) -> Result<String> {
     let invalid = |why: &str| {
-        Error::refused(
+        Error::usage(
             format!("invalid email '{}': {why}", printable(email, 80)),
-            "pass --email with an address like admin@example.com",
+            "the API logs in only with an address its email validator accepts (pydantic's EmailStr): e.g. admin@example.com; special-use domains such as .test, .local or .localhost are refused",
         )
     };
-    if email.len() > 254 {
-        return Err(invalid("longer than 254 bytes"));
-    }
     if let Some(why) = lookalike(email) {
         return Err(invalid(&why));
     }
-    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(invalid("it contains whitespace or control characters"));
+    if email.chars().any(|c| c.is_control()) {
+        return Err(invalid("it contains control characters"));
     }
-    if !email_address::EmailAddress::is_valid(email) {
-        return Err(invalid("not an email address"));
-    }
-    let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
-    if !domain.contains('.') || domain.starts_with('.') || domain.ends_with('.') {
-        return Err(invalid("the domain has no dot"));
-    }
-    Ok(())
+    crate::emails::normalize(email)
+        .map(|n| n.email)
+        .map_err(|reason| invalid(&format!("the API would refuse it: {reason}")))
 }
 
 /// Why `email` could pass for another address, if it could: a character that shows

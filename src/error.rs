@@ -29,7 +29,7 @@ pub mod exit {
         ),
         (
             2,
-            "usage error (bad flag, unknown `--to` version, `--since` in the future)",
+            "usage error (bad flag, unknown `--to` version, `--since` outside 1900-01-01 to now, an email the API would refuse or that looks like another (`create-admin`))",
         ),
         (
             3,
@@ -37,7 +37,7 @@ pub mod exit {
         ),
         (
             4,
-            "refused precondition: not confirmed (no terminal and no `--yes`), lock wait or `lock_timeout` expired, unknown Alembic revision, database not baselined, already baselined, API tables in another schema, org not found (also `audit --org`, `users list --org`), unknown email or user id, a case variant of a stored one, or the last owner/admin (`users set-role`, `users reset-password`, `users lock`), email or org id taken, `--if-not-exists` finding a different org or user, invalid or look-alike email, invalid org id, an unsafe backup directory (`upgrade`), password policy, no password source, `upgrade` without pg_dump / pg_restore as new as the server",
+            "refused precondition: not confirmed (no terminal and no `--yes`), lock wait or `lock_timeout` expired, unknown Alembic revision, database not baselined, already baselined, API tables in another schema, org not found (also `audit --org`, `users list --org`), unknown email or user id, a case variant of a stored one, or the last owner/admin (`users set-role`, `users reset-password`, `users lock`), email or org id taken, `--if-not-exists` finding a different org or user, invalid org id, an unsafe backup directory (`upgrade`), password policy, no password source, `upgrade` without pg_dump / pg_restore as new as the server",
         ),
         (5, "internal error (a bug)"),
         (

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{Ctx, PasswordArgs};
-use crate::accounts::{check_email, check_org_id, find_by_email};
+use crate::accounts::{api_email, check_org_id, find_by_email};
 use crate::db::{self, Db};
 use crate::entities::{Role, orgs, users};
 use crate::error::Outcome;
@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::output::{Output, Report, label, or_dash, shown};
 use crate::records;
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct CreateAdminArgs {
     /// The organization the user belongs to (it must exist).
     #[arg(long, value_name = "ORG_ID")]
@@ -105,7 +105,19 @@ impl Report for UserReport {
 pub async fn run(args: &CreateAdminArgs, ctx: &Ctx) -> Result<Outcome> {
     let ui = &ctx.ui;
     check_org_id(&args.org)?;
-    check_email(&args.email)?;
+    // The address as the API will look it up at login (its EmailStr normalizes it).
+    let email = api_email(&args.email)?;
+    if email != args.email {
+        ui.note(format!(
+            "the API normalizes '{}' to '{}': stored as that, so that it can log in",
+            shown(&args.email),
+            shown(&email)
+        ));
+    }
+    let args = &CreateAdminArgs {
+        email,
+        ..args.clone()
+    };
     args.password.warn_if_weak(ui);
     let db = ctx.connect(db::Open::Existing).await?;
     let result = async {
@@ -317,7 +329,21 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert!(check_email("admin@example.com").is_ok());
+        assert_eq!(api_email("admin@example.com").unwrap(), "admin@example.com");
+        assert_eq!(api_email("Admin@Example.COM").unwrap(), "Admin@example.com");
+        assert_eq!(
+            api_email("ops@xn--bcher-kva.example").unwrap(),
+            "ops@bücher.example"
+        );
+        for bad in ["root@corp.local", "a@b.test"] {
+            let e = api_email(bad).unwrap_err();
+            assert_eq!(e.code(), crate::error::exit::USAGE, "{bad}");
+            assert!(
+                e.message().contains("the API would refuse it"),
+                "{}",
+                e.message()
+            );
+        }
         for bad in [
             "",
             "admin",
@@ -329,7 +355,7 @@ mod tests {
             "bi\u{202e}di@example.com",
             "admin\u{2066}@example.com",
         ] {
-            assert!(check_email(bad).is_err(), "{bad:?}");
+            assert!(api_email(bad).is_err(), "{bad:?}");
         }
     }
 

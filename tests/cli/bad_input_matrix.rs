@@ -284,7 +284,7 @@ fn thirty_and_more_bad_inputs() {
                     }
                 })
                 .collect::<Vec<_>>(),
-            4,
+            2,
             "invalid email",
         )
         .stdin(pw_line),
@@ -300,7 +300,7 @@ fn thirty_and_more_bad_inputs() {
                     }
                 })
                 .collect::<Vec<_>>(),
-            4,
+            2,
             "invalid email",
         )
         .stdin(pw_line),
@@ -316,7 +316,7 @@ fn thirty_and_more_bad_inputs() {
                     }
                 })
                 .collect::<Vec<_>>(),
-            4,
+            2,
             "invalid email",
         )
         .stdin(pw_line),

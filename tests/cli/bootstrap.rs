@@ -139,7 +139,6 @@ fn refusals_are_exit_4_and_write_nothing() {
                 "taken email, other case",
                 create_admin(&db, "Admin@ACME.example.com", PW, &[]),
             ),
-            ("invalid email", create_admin(&db, "not-an-email", PW, &[])),
             (
                 "11-character password",
                 create_admin(&db, "new@acme.example.com", "elevenchars", &[]),
@@ -220,6 +219,12 @@ fn refusals_are_exit_4_and_write_nothing() {
                 !r.all().contains("elevenchars") && !r.all().contains(&"p".repeat(73)),
                 "{what}: password echoed"
             );
+        }
+        // An address the API refuses (its login could never find it): a usage error.
+        for email in ["not-an-email", "root@corp.local", "admin@acme.test"] {
+            let r = create_admin(&db, email, PW, &[]);
+            r.expect_clean_error(2);
+            assert!(r.stderr.contains("invalid email"), "{}", r.stderr);
         }
         let r = db.run_stdin(
             &[

@@ -133,7 +133,7 @@ fn hostile_commands() -> Vec<(Vec<&'static str>, &'static [i32])> {
                 "--bcrypt-cost",
                 "4",
             ],
-            &[4],
+            &[2],
         ),
         (
             vec![
