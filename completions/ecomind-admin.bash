@@ -409,7 +409,7 @@ _ecomind__admin() {
                     return 0
                     ;;
                 --rule)
-                    COMPREPLY=($(compgen -W "privileged-without-provenance elevated-role-at-registration registered-by-unauthorized registered-before-fix privileged-created-recently role-changed-recently brute-force success-after-failures case-variant-email multiple-owners privileged-without-password no-telemetry forged-provenance" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "privileged-without-provenance elevated-role-at-registration registered-by-unauthorized registered-before-fix privileged-created-recently role-changed-recently brute-force success-after-failures case-variant-email multiple-owners privileged-without-password no-telemetry forged-provenance unreachable-email" -- "${cur}"))
                     return 0
                     ;;
                 --failed-threshold)

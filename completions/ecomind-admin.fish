@@ -520,7 +520,8 @@ case-variant-email\t''
 multiple-owners\t''
 privileged-without-password\t''
 no-telemetry\t''
-forged-provenance\t''"
+forged-provenance\t''
+unreachable-email\t''"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l failed-threshold -d 'Failed logins for one email within 60 seconds that make a brute-force finding' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l fail-on -d 'Exit 1 when a finding is at or above this severity' -r -f -a "critical\t''
 warning\t''

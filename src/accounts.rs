@@ -393,12 +393,20 @@ async fn user_by_ref<C: sea_orm::ConnectionTrait>(
     who: &UserRef,
     lock: bool,
 ) -> Result<users::Model> {
+    match who {
+        UserRef::Email(email) => user_by_email(conn, email, lock).await,
+        UserRef::Id(id) => user_by_id(conn, id, lock).await,
+    }
+}
+
+/// The user with id `id` (exit 4 when there is none).
+async fn user_by_id<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    lock: bool,
+) -> Result<users::Model> {
     use sea_orm::{ColumnTrait, QueryFilter};
-    let id = match who {
-        UserRef::Email(email) => return user_by_email(conn, email, lock).await,
-        UserRef::Id(id) => id,
-    };
-    let mut query = users::Entity::find().filter(users::Column::Id.eq(id.as_str()));
+    let mut query = users::Entity::find().filter(users::Column::Id.eq(id));
     if lock {
         query = query.lock_exclusive();
     }
@@ -446,16 +454,21 @@ async fn user_by_email<C: sea_orm::ConnectionTrait>(
             "name the account by --id USER_ID (see `ecomind-admin users list`)",
         ));
     }
-    let key = records::email_key(email);
-    let all: Vec<String> = users::Entity::find()
+    let all: Vec<(String, String)> = users::Entity::find()
         .select_only()
+        .column(users::Column::Id)
         .column(users::Column::Email)
         .into_tuple()
         .all(conn)
         .await
         .map_err(|e| Error::from_db(e, "looking up the email"))?;
+    if let Some(user) = by_api_form(conn, &all, email, lock).await? {
+        return Ok(user);
+    }
+    let key = records::email_key(email);
     let mut variants: Vec<String> = all
         .iter()
+        .map(|(_, e)| e)
         .filter(|e| records::email_key(e) == key)
         .map(|e| format!("'{}'", printable(e, 200)))
         .collect();
@@ -472,6 +485,47 @@ async fn user_by_email<C: sea_orm::ConnectionTrait>(
         format!("no user with email '{}'", printable(email, 200)),
         hint,
     ))
+}
+
+/// The one account whose stored email the API reads as the same address as `email`
+/// (what an operator often types differently: `Admin@Example.COM` for the stored
+/// `Admin@example.com`), each stored one normalized the same way; refused when two
+/// match. None when none does (or `email` is not an address the API takes).
+async fn by_api_form<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    all: &[(String, String)],
+    email: &str,
+    lock: bool,
+) -> Result<Option<users::Model>> {
+    let Ok(wanted) = crate::emails::normalize(email) else {
+        return Ok(None);
+    };
+    let same: Vec<&(String, String)> = all
+        .iter()
+        .filter(|(_, stored)| {
+            *stored == wanted.email
+                || crate::emails::normalize(stored).is_ok_and(|n| n.email == wanted.email)
+        })
+        .collect();
+    match &same[..] {
+        [(id, _)] => user_by_id(conn, id, lock).await.map(Some),
+        [] => Ok(None),
+        many => {
+            let listed: Vec<String> = many
+                .iter()
+                .map(|(id, e)| format!("{id} ('{}')", printable(e, 200)))
+                .collect();
+            Err(Error::refused(
+                format!(
+                    "{} users have an email the API reads as '{}': {}",
+                    many.len(),
+                    printable(&wanted.email, 200),
+                    listed.join(", ")
+                ),
+                "name the account by --id USER_ID",
+            ))
+        }
+    }
 }
 
 /// Refuse (exit 4) to take `user` below admin when no other owner or admin is left in

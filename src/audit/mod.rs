@@ -458,6 +458,14 @@ async fn run_rule(
             }
             continue;
         }
+        if rule == Rule::UnreachableEmail {
+            if let Some(f) =
+                rules::unreachable_email(&rules::UserRow::read(&row)?, params.org.as_deref())
+            {
+                sink(f)?;
+            }
+            continue;
+        }
         let f = rules::finding(rule, &row, params)?;
         if rules::keep(&f) {
             sink(f)?;

@@ -335,7 +335,8 @@ fn branch(d: &Dialect, rule: Rule, p: &Params) -> Option<String> {
         Rule::CaseVariantEmail
         | Rule::MultipleOwners
         | Rule::PrivilegedWithoutPassword
-        | Rule::ForgedProvenance => {
+        | Rule::ForgedProvenance
+        | Rule::UnreachableEmail => {
             return None;
         }
     })

@@ -28,10 +28,11 @@ pub enum Rule {
     PrivilegedWithoutPassword,
     NoTelemetry,
     ForgedProvenance,
+    UnreachableEmail,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 13] = [
+    pub const ALL: [Rule; 14] = [
         Rule::PrivilegedWithoutProvenance,
         Rule::ElevatedRoleAtRegistration,
         Rule::RegisteredByUnauthorized,
@@ -45,6 +46,7 @@ impl Rule {
         Rule::PrivilegedWithoutPassword,
         Rule::NoTelemetry,
         Rule::ForgedProvenance,
+        Rule::UnreachableEmail,
     ];
 
     /// Rules answered by the one pass over audit_logs ([`super::pass`]); the others
@@ -58,6 +60,7 @@ impl Rule {
                 | Rule::MultipleOwners
                 | Rule::PrivilegedWithoutPassword
                 | Rule::ForgedProvenance
+                | Rule::UnreachableEmail
         )
     }
 
@@ -86,6 +89,7 @@ impl Rule {
             Rule::PrivilegedWithoutPassword => "privileged-without-password",
             Rule::NoTelemetry => "no-telemetry",
             Rule::ForgedProvenance => "forged-provenance",
+            Rule::UnreachableEmail => "unreachable-email",
         }
     }
 }
@@ -126,7 +130,7 @@ const PRIVILEGED: &str = "CAST(u.role AS TEXT) IN ('owner', 'admin')";
 pub fn sql_for(rule: Rule, backend: DbBackend, p: &Params) -> Option<String> {
     let d = Dialect::new(backend);
     Some(match rule {
-        Rule::CaseVariantEmail => case_variant_email_sql(&d, p),
+        Rule::CaseVariantEmail | Rule::UnreachableEmail => case_variant_email_sql(&d, p),
         Rule::MultipleOwners => multiple_owners_sql(&d, p),
         Rule::PrivilegedWithoutPassword => privileged_without_password_sql(&d, p),
         _ => return None,
@@ -368,9 +372,9 @@ fn assess_accounts(
                 ev.s("created_by")?
             ),
         ),
-        Rule::CaseVariantEmail => {
+        Rule::CaseVariantEmail | Rule::UnreachableEmail => {
             return Err(Error::internal(
-                "case-variant-email rows are grouped by case_variants",
+                "case-variant-email and unreachable-email rows are judged in ecomind-admin",
             ));
         }
         Rule::MultipleOwners => (
@@ -510,6 +514,45 @@ pub fn case_variants(mut users: Vec<UserRow>, org: Option<&str>) -> Vec<Finding>
         }
     }
     out
+}
+
+/// unreachable-email: an account whose stored email the API can never match at login
+/// (its EmailStr normalizes what is typed, then looks for that exact string):
+/// critical for an owner or admin, else a warning. None when the API can match it.
+pub fn unreachable_email(u: &UserRow, org: Option<&str>) -> Option<Finding> {
+    if org.is_some() && u.org_id.as_deref() != org {
+        return None;
+    }
+    let (message, evidence) = match crate::emails::normalize(&u.email) {
+        Ok(n) if n.email == u.email => return None,
+        Ok(n) => (
+            format!(
+                "the API looks up '{}' when this address is typed, never the stored form: this account cannot log in",
+                n.email
+            ),
+            json!({"api_form": n.email}),
+        ),
+        Err(reason) => (
+            format!("the API refuses this address at login ({reason}): this account cannot log in"),
+            json!({"api_refuses": reason}),
+        ),
+    };
+    Some(Finding {
+        severity: if privileged(u.role.as_deref()) {
+            Risk::Critical
+        } else {
+            Risk::Warning
+        },
+        rule: Rule::UnreachableEmail,
+        org_id: u.org_id.clone(),
+        user_id: u.user_id.clone(),
+        email: Some(u.email.clone()),
+        role: u.role.clone(),
+        created_at: u.created_at.clone(),
+        at: u.created_at.clone(),
+        message,
+        evidence,
+    })
 }
 
 /// no-telemetry's single row always comes back; it is a finding only when the audit

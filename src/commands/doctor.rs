@@ -34,7 +34,7 @@ pub enum Status {
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Diagnosis {
     /// `connection`, `writable`, `migrations`, `schema`, `privileges`, `audit`,
-    /// `audit-key`.
+    /// `emails`, `audit-key`.
     pub check: &'static str,
     pub status: Status,
     /// One line for humans.
@@ -43,8 +43,8 @@ pub struct Diagnosis {
     /// connection `{url, backend, server_version, tls}`; writable `{writable}`;
     /// migrations `{current, alembic_version, pending: [revision]}`; schema `{findings:
     /// 0}` on an empty database, else `{errors, warnings, kinds: [finding kind]}`;
-    /// privileges `{<command>: true|false}`; audit `{critical, findings}`; audit-key
-    /// `{configured, key_id, path}`.
+    /// privileges `{<command>: true|false}`; audit `{critical, findings}`; emails
+    /// `{unreachable, privileged}`; audit-key `{configured, key_id, path}`.
     pub details: Value,
 }
 
@@ -121,6 +121,7 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
         && state.current().is_none()
         && state.alembic == Alembic::Absent;
     checks.push(check_audit(db, empty || unmanaged, ui).await);
+    checks.push(check_emails(db, empty || unmanaged).await);
     checks.push(check_audit_key());
     let blocked = checks.iter().any(|c| c.status == Status::Fail);
     Ok(DoctorReport {
@@ -132,6 +133,65 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
         },
         checks,
     })
+}
+
+/// Accounts whose stored email the API can never match at login (its EmailStr
+/// normalizes what is typed): a warning naming how many, and how many are owners or
+/// admins (`audit --rule unreachable-email` lists them).
+async fn check_emails(db: &Db, unmanaged: bool) -> Diagnosis {
+    let check = "emails";
+    if unmanaged {
+        return Diagnosis {
+            check,
+            status: Status::Ok,
+            summary: "no managed schema yet: no accounts".into(),
+            details: Value::Null,
+        };
+    }
+    let rows = db
+        .query_all("SELECT email, CAST(role AS TEXT) AS role FROM users")
+        .await;
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => {
+            return Diagnosis {
+                check,
+                status: Status::Warn,
+                summary: format!("the accounts could not be read: {}", e.message()),
+                details: Value::Null,
+            };
+        }
+    };
+    let (mut unreachable, mut privileged) = (0u64, 0u64);
+    for row in rows {
+        let email: String = row.try_get("", "email").unwrap_or_default();
+        let role: Option<String> = row.try_get("", "role").ok().flatten();
+        if crate::emails::normalize(&email).is_ok_and(|n| n.email == email) {
+            continue;
+        }
+        unreachable += 1;
+        if matches!(role.as_deref(), Some("owner" | "admin")) {
+            privileged += 1;
+        }
+    }
+    Diagnosis {
+        check,
+        status: if unreachable == 0 {
+            Status::Ok
+        } else {
+            Status::Warn
+        },
+        summary: if unreachable == 0 {
+            "every account's email is the form the API looks up at login".into()
+        } else {
+            format!(
+                "{} the API can never log in ({} of them owner or admin): see `audit suspicious-accounts --rule unreachable-email`",
+                plural(unreachable, "account", "accounts"),
+                privileged
+            )
+        },
+        details: json!({"unreachable": unreachable, "privileged": privileged}),
+    }
 }
 
 /// The audit key that makes ecomind-admin's own audit rows tamper-evident: without one

@@ -63,3 +63,61 @@ fn normalization_matches_the_apis_email_validator() {
         mismatches.join("\n")
     );
 }
+
+both! {
+    /// create-admin stores the address the API looks up, and refuses (exit 2) what the
+    /// API refuses; look-ups find an account typed in any form the API reads as its
+    /// address, refuse when two accounts match; accounts the API can never log in are an
+    /// audit finding (critical for owners and admins) and a doctor line.
+    fn addresses_the_api_can_log_in_with(db) {
+        db.run(&["migrate", "up"]).expect_code(0);
+        db.run(&["create-org", "--id", "org_a", "--name", "A"]).expect_code(0);
+        let create = |email: &str| db.run_stdin(
+            &["create-admin", "--org", "org_a", "--email", email, "--password-stdin", "--bcrypt-cost", "4"],
+            b"a strong password 1\n",
+        );
+        let r = create("Admin@Example.COM");
+        r.expect_code(0);
+        assert!(r.stderr.contains("normalizes 'Admin@Example.COM' to 'Admin@example.com'"), "{}", r.stderr);
+        create("ops@xn--bcher-kva.example").expect_code(0);
+        let stored = db.query("SELECT email FROM users ORDER BY email");
+        assert_eq!(lines(&stored), ["Admin@example.com", "ops@bücher.example"]);
+        for (email, why) in [("root@corp.local", "special-use"), ("a@b.test", "special-use"), ("\"q\"@example.com", "Quoting")] {
+            let r = create(email);
+            r.expect_clean_error(2);
+            assert!(r.stderr.contains("the API would refuse it") && r.stderr.contains(why), "{email}: {}", r.stderr);
+        }
+        assert_eq!(db.query("SELECT COUNT(*) FROM users"), "2");
+
+        // Typed as the operator wrote it at creation: found.
+        let r = db.run(&["users", "set-role", "Admin@Example.COM", "owner", "--reason", "x", "--yes", "--format", "json"]);
+        r.expect_code(0);
+        assert_eq!(r.json()["email"], "Admin@example.com");
+        db.run(&["users", "set-role", "ops@XN--BCHER-KVA.example", "owner", "--reason", "x", "--yes"]).expect_code(0);
+
+        // Written by someone else: two rows the API reads as one address, one it refuses.
+        db.query(
+            "INSERT INTO users (id, org_id, email, role, created_at) VALUES \
+             ('user_0000000000d1', 'org_a', 'Dup@example.com', 'viewer', '2026-01-01 00:00:00'), \
+             ('user_0000000000d2', 'org_a', 'Dup@EXAMPLE.com', 'admin', '2026-01-01 00:00:00'), \
+             ('user_0000000000d3', 'org_a', 'root@corp.local', 'viewer', '2026-01-01 00:00:00')",
+        );
+        let r = db.run(&["users", "lock", "Dup@Example.com", "--reason", "x", "--yes"]);
+        r.expect_clean_error(4);
+        assert!(r.stderr.contains("2 users have an email the API reads as 'Dup@example.com'"), "{}", r.stderr);
+        assert!(r.stderr.contains("--id"), "{}", r.stderr);
+        let j = db.run(&["audit", "suspicious-accounts", "--rule", "unreachable-email", "--format", "json"]).json();
+        let found: Vec<(String, String)> = j["findings"].as_array().unwrap().iter()
+            .map(|f| (f["email"].as_str().unwrap().to_owned(), f["severity"].as_str().unwrap().to_owned()))
+            .collect();
+        assert_eq!(found.len(), 2, "{j}");
+        assert!(found.contains(&("Dup@EXAMPLE.com".into(), "critical".into())), "{j}");
+        assert!(found.contains(&("root@corp.local".into(), "warning".into())), "{j}");
+        let r = db.run(&["doctor", "--format", "json"]);
+        let check = r.json()["checks"].as_array().unwrap().iter()
+            .find(|c| c["check"] == "emails").cloned().unwrap();
+        assert_eq!(check["status"], "warn", "{check}");
+        assert_eq!(check["details"]["unreachable"], 2);
+        assert_eq!(check["details"]["privileged"], 1);
+    }
+}
