@@ -56,6 +56,19 @@ fi
 ECOMIND_TEST_PYTHON="$PWD/$VENV/bin/python"
 export ECOMIND_TEST_PYTHON
 
+echo "==> the real EcoMind API (../shared/reference/ecomind-api) and its venv, for the API tests"
+API_DIR="$(cd .. && pwd)/shared/reference/ecomind-api"
+if [[ ! -x "$API_DIR/run.sh" ]]; then
+    echo "missing: $API_DIR/run.sh (the real EcoMind API; see ../shared/reference/ecomind-api/README.md)" >&2
+    exit 1
+fi
+API_VENV="$PWD/target/ecomind-api-venv"
+if ! "$API_VENV/bin/python" -c 'import fastapi, uvicorn, passlib, jose, email_validator, psycopg2' >/dev/null 2>&1; then
+    python3 -m venv "$API_VENV"
+    "$API_VENV/bin/pip" install -q --disable-pip-version-check -r "$API_DIR/requirements.txt"
+fi
+export ECOMIND_TEST_API_DIR="$API_DIR" ECOMIND_TEST_API_VENV="$API_VENV"
+
 echo "==> tests"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast "$@"

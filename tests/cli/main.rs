@@ -4,6 +4,7 @@
 #![allow(clippy::disallowed_macros)]
 
 mod accounts;
+mod api;
 mod audit;
 mod bad_input;
 mod bad_input_matrix;
