@@ -52,6 +52,7 @@ Register-ArgumentCompleter -Native -CommandName 'ecomind-admin' -ScriptBlock {
             [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Security audits (read-only)')
             [CompletionResult]::new('verify-schema', 'verify-schema', [CompletionResultType]::ParameterValue, 'Compare the live schema with the expected schema of its version (exit 1 on drift)')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check everything a deploy needs (exit 1 when something blocks it). Read-only')
+            [CompletionResult]::new('verify-deployment', 'verify-deployment', [CompletionResultType]::ParameterValue, 'Check the deployment at the running API, with the database beside it: the API answers, routes refuse requests without a token, the default JWT secret and expired tokens are refused, no owner or admin uses a published password')
             [CompletionResult]::new('upgrade', 'upgrade', [CompletionResultType]::ParameterValue, 'The deployment plan''s database steps in one: pre-flight, plan, backup, migrate, verify-schema, post-deploy audit, report (stops at a failing step, with the command that restores the backup; a rerun continues)')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (roff) to stdout')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions to stdout')
@@ -669,6 +670,33 @@ Register-ArgumentCompleter -Native -CommandName 'ecomind-admin' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'ecomind-admin;verify-deployment' {
+            [CompletionResult]::new('--api-url', '--api-url', [CompletionResultType]::ParameterName, 'The running API''s base URL (http:// or https://)')
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait this long for the API to answer GET /health (like dbmate''s --wait)')
+            [CompletionResult]::new('--accept', '--accept', [CompletionResultType]::ParameterName, 'A known, accepted failure, by check name (repeatable): listed as accepted in the report, never dropped; every other check still gates the exit code')
+            [CompletionResult]::new('--junit', '--junit', [CompletionResultType]::ParameterName, 'Also write the checks as JUnit XML to FILE (for CI systems)')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL. Given more than once: a fleet run over those databases')
+            [CompletionResult]::new('--schema', '--schema', [CompletionResultType]::ParameterName, 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment''s connect_timeout, else 10s')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one')
+            [CompletionResult]::new('--env', '--env', [CompletionResultType]::ParameterName, 'The environment of the config file to use (its database and settings)')
+            [CompletionResult]::new('--parallel', '--parallel', [CompletionResultType]::ParameterName, 'Fleet runs: how many databases at once. Default: the environment''s parallel, else 4')
+            [CompletionResult]::new('--canary', '--canary', [CompletionResultType]::ParameterName, 'Fleet runs: run the first K databases alone, and the rest only if all K succeed')
+            [CompletionResult]::new('--lock-wait', '--lock-wait', [CompletionResultType]::ParameterName, 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin''s migration lock; then exit 4. Default: the environment''s lock_wait, else 60s')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format of the result on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colors on stderr and in tables (NO_COLOR is honoured)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout')
+            [CompletionResult]::new('--fail-fast', '--fail-fast', [CompletionResultType]::ParameterName, 'Fleet runs: start no new database after the first failure')
+            [CompletionResult]::new('--allow-newer-schema', '--allow-newer-schema', [CompletionResultType]::ParameterName, 'Write rows (create-org, create-admin, users ...) into a database that records migrations this build does not know (a newer ecomind-admin migrated it). Without it, such a write is refused (exit 4). Schema changes are always refused')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the result and errors: no notes or progress')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the result and errors: no notes or progress')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'ecomind-admin;upgrade' {
             [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Upgrade to this version (migration name or Alembic revision); default: the newest')
             [CompletionResult]::new('--backup-dir', '--backup-dir', [CompletionResultType]::ParameterName, 'Where the backup goes (created, mode 0700, when missing)')
@@ -758,6 +786,7 @@ Register-ArgumentCompleter -Native -CommandName 'ecomind-admin' -ScriptBlock {
             [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Security audits (read-only)')
             [CompletionResult]::new('verify-schema', 'verify-schema', [CompletionResultType]::ParameterValue, 'Compare the live schema with the expected schema of its version (exit 1 on drift)')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check everything a deploy needs (exit 1 when something blocks it). Read-only')
+            [CompletionResult]::new('verify-deployment', 'verify-deployment', [CompletionResultType]::ParameterValue, 'Check the deployment at the running API, with the database beside it: the API answers, routes refuse requests without a token, the default JWT secret and expired tokens are refused, no owner or admin uses a published password')
             [CompletionResult]::new('upgrade', 'upgrade', [CompletionResultType]::ParameterValue, 'The deployment plan''s database steps in one: pre-flight, plan, backup, migrate, verify-schema, post-deploy audit, report (stops at a failing step, with the command that restores the backup; a rerun continues)')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the man page (roff) to stdout')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions to stdout')
@@ -833,6 +862,9 @@ Register-ArgumentCompleter -Native -CommandName 'ecomind-admin' -ScriptBlock {
             break
         }
         'ecomind-admin;help;doctor' {
+            break
+        }
+        'ecomind-admin;help;verify-deployment' {
             break
         }
         'ecomind-admin;help;upgrade' {

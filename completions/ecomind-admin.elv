@@ -49,6 +49,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand audit 'Security audits (read-only)'
             cand verify-schema 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
             cand doctor 'Check everything a deploy needs (exit 1 when something blocks it). Read-only'
+            cand verify-deployment 'Check the deployment at the running API, with the database beside it: the API answers, routes refuse requests without a token, the default JWT secret and expired tokens are refused, no owner or admin uses a published password'
             cand upgrade 'The deployment plan''s database steps in one: pre-flight, plan, backup, migrate, verify-schema, post-deploy audit, report (stops at a failing step, with the command that restores the backup; a rerun continues)'
             cand man 'Print the man page (roff) to stdout'
             cand completions 'Print shell completions to stdout'
@@ -626,6 +627,32 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'ecomind-admin;verify-deployment'= {
+            cand --api-url 'The running API''s base URL (http:// or https://)'
+            cand --wait 'Wait this long for the API to answer GET /health (like dbmate''s --wait)'
+            cand --accept 'A known, accepted failure, by check name (repeatable): listed as accepted in the report, never dropped; every other check still gates the exit code'
+            cand --junit 'Also write the checks as JUnit XML to FILE (for CI systems)'
+            cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL. Given more than once: a fleet run over those databases'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
+            cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment''s connect_timeout, else 10s'
+            cand --config 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one'
+            cand --env 'The environment of the config file to use (its database and settings)'
+            cand --parallel 'Fleet runs: how many databases at once. Default: the environment''s parallel, else 4'
+            cand --canary 'Fleet runs: run the first K databases alone, and the rest only if all K succeed'
+            cand --lock-wait 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin''s migration lock; then exit 4. Default: the environment''s lock_wait, else 60s'
+            cand --format 'Output format of the result on stdout'
+            cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
+            cand -o 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout'
+            cand --output 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout'
+            cand --fail-fast 'Fleet runs: start no new database after the first failure'
+            cand --allow-newer-schema 'Write rows (create-org, create-admin, users ...) into a database that records migrations this build does not know (a newer ecomind-admin migrated it). Without it, such a write is refused (exit 4). Schema changes are always refused'
+            cand -q 'Print only the result and errors: no notes or progress'
+            cand --quiet 'Print only the result and errors: no notes or progress'
+            cand -v 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand --verbose 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'ecomind-admin;upgrade'= {
             cand --to 'Upgrade to this version (migration name or Alembic revision); default: the newest'
             cand --backup-dir 'Where the backup goes (created, mode 0700, when missing)'
@@ -712,6 +739,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand audit 'Security audits (read-only)'
             cand verify-schema 'Compare the live schema with the expected schema of its version (exit 1 on drift)'
             cand doctor 'Check everything a deploy needs (exit 1 when something blocks it). Read-only'
+            cand verify-deployment 'Check the deployment at the running API, with the database beside it: the API answers, routes refuse requests without a token, the default JWT secret and expired tokens are refused, no owner or admin uses a published password'
             cand upgrade 'The deployment plan''s database steps in one: pre-flight, plan, backup, migrate, verify-schema, post-deploy audit, report (stops at a failing step, with the command that restores the backup; a rerun continues)'
             cand man 'Print the man page (roff) to stdout'
             cand completions 'Print shell completions to stdout'
@@ -767,6 +795,8 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         &'ecomind-admin;help;verify-schema'= {
         }
         &'ecomind-admin;help;doctor'= {
+        }
+        &'ecomind-admin;help;verify-deployment'= {
         }
         &'ecomind-admin;help;upgrade'= {
         }

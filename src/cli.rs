@@ -71,6 +71,11 @@ pub enum Command {
     /// Check everything a deploy needs (exit 1 when something blocks it). Read-only.
     Doctor(commands::doctor::DoctorArgs),
 
+    /// Check the deployment at the running API, with the database beside it: the API
+    /// answers, routes refuse requests without a token, the default JWT secret and
+    /// expired tokens are refused, no owner or admin uses a published password.
+    VerifyDeployment(commands::verify_deployment::VerifyDeploymentArgs),
+
     /// The deployment plan's database steps in one: pre-flight, plan, backup, migrate,
     /// verify-schema, post-deploy audit, report (stops at a failing step, with the
     /// command that restores the backup; a rerun continues).
@@ -105,6 +110,7 @@ impl Command {
             Command::Audit(_) => "audit suspicious-accounts",
             Command::VerifySchema(_) => "verify-schema",
             Command::Doctor(_) => "doctor",
+            Command::VerifyDeployment(_) => "verify-deployment",
             Command::Upgrade(_) => "upgrade",
             Command::Man => "man",
             Command::Completions(_) => "completions",

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod deployment;
 pub mod docs;
 pub mod emails;
 pub mod entities;
@@ -181,6 +182,7 @@ async fn run_command(command: &Command, ctx: &commands::Ctx) -> Result<Outcome> 
         Command::Baseline(args) => commands::baseline::run(args, ctx()?).await,
         Command::VerifySchema(args) => commands::verify_schema::run(args, ctx()?).await,
         Command::Doctor(args) => commands::doctor::run(args, ctx()?).await,
+        Command::VerifyDeployment(args) => commands::verify_deployment::run(args, ctx()?).await,
         Command::Users(cmd) => commands::users::run(cmd, ctx()?).await,
         Command::Orgs(cmd) => commands::orgs::run(cmd, ctx()?).await,
         Command::Upgrade(args) => commands::upgrade::run(args, ctx()?).await,

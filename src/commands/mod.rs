@@ -21,6 +21,7 @@ pub mod migrate;
 pub mod orgs;
 pub mod upgrade;
 pub mod users;
+pub mod verify_deployment;
 pub mod verify_schema;
 
 /// What every command that touches a database gets, built once in `lib::run`: the

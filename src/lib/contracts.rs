@@ -83,6 +83,10 @@ pub fn all() -> Vec<Contract> {
         document::<AccountLock>("users unlock", false),
         streamed::<OrgsDocument, OrgListing, ListSummary>("orgs list", "org", false),
         document::<DoctorReport>("doctor", true),
+        document::<crate::commands::verify_deployment::DeploymentReport>(
+            "verify-deployment",
+            false,
+        ),
         document::<UpgradeReport>("upgrade", true),
         Builder::new(TOOL).finish(false),
     ]

@@ -35,6 +35,15 @@ impl Api {
     /// Start the API (`--as-released` when `released`) on `pg`'s database and wait for
     /// `GET /health`.
     pub fn start(pg: &PgDb, released: bool) -> Api {
+        Self::start_with(
+            pg,
+            released,
+            Some("a test secret of the API tests, long enough"),
+        )
+    }
+
+    /// The same, with `JWT_SECRET` set to `secret` (None: unset, the API's default).
+    pub fn start_with(pg: &PgDb, released: bool, secret: Option<&str>) -> Api {
         let dir = api_dir();
         let venv = std::env::var("ECOMIND_TEST_API_VENV")
             .expect("ECOMIND_TEST_API_VENV (scripts/test.sh)");
@@ -46,12 +55,15 @@ impl Api {
         if released {
             cmd.arg("--as-released");
         }
+        match secret {
+            Some(s) => cmd.env("JWT_SECRET", s),
+            None => cmd.env_remove("JWT_SECRET"),
+        };
         let child = cmd
             .env("DATABASE_URL", url)
             .env("PORT", port.to_string())
             .env("VENV", venv)
             .env("WORK", work.path())
-            .env("JWT_SECRET", "a test secret of the API tests, long enough")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -161,4 +173,161 @@ fn create_admin_accounts_log_in_through_the_real_api() {
         );
         assert_eq!(status, 422, "{email}: {body}");
     }
+}
+
+/// Issue 26 item 2 (the probes that create nothing): against the real API, the open
+/// routes are reported by name and fail the run; accepted, the run exits 0; the
+/// default JWT secret fails only when JWT_SECRET is unset; a published password of an
+/// admin fails; nothing is written; JUnit XML for CI.
+#[test]
+fn verify_deployment_probes_the_real_api() {
+    let pg = PgDb::new();
+    let db = AnyDb::Pg(pg);
+    db.run(&["migrate", "up"]).expect_code(0);
+    db.run(&["create-org", "--id", "org_a", "--name", "A"])
+        .expect_code(0);
+    db.run_stdin(
+        &[
+            "create-admin",
+            "--org",
+            "org_a",
+            "--email",
+            "ops@example.com",
+            "--password-stdin",
+            "--bcrypt-cost",
+            "4",
+        ],
+        b"a strong password 1\n",
+    )
+    .expect_code(0);
+    let pg = db.as_pg();
+    let before = pg.dump_all();
+    let api = Api::start(pg, false);
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "verify-deployment",
+            "--api-url",
+            api.base.as_str(),
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        db.run(&args)
+    };
+    let r = run(&[]);
+    r.expect_code(1);
+    let j = r.json();
+    let result = |name: &str| {
+        j["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == name)
+            .unwrap_or_else(|| panic!("no check {name}: {j}"))["result"]
+            .clone()
+    };
+    assert_eq!(result("api-health"), "pass", "{j}");
+    assert_eq!(result("default-jwt-secret"), "pass", "{j}");
+    assert_eq!(result("expired-token"), "pass", "{j}");
+    assert_eq!(result("published-passwords"), "pass", "{j}");
+    assert_eq!(result("auth-required:GET /v1/auth/me"), "pass", "{j}");
+    assert_eq!(
+        result("auth-required:POST /v1/auth/register"),
+        "pass",
+        "{j}"
+    );
+    // The published API's open routes, by name.
+    for open in [
+        "auth-required:POST /v1/users",
+        "auth-required:GET /v1/audits",
+        "auth-required:POST /v1/orgs",
+    ] {
+        assert_eq!(result(open), "fail", "{open}: {j}");
+    }
+    let open: Vec<String> = j["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["result"] == "fail")
+        .map(|c| c["check"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        open.iter().all(|c| c.starts_with("auth-required:")),
+        "{open:?}"
+    );
+    // Accepted (a waiver), the run passes and still lists them.
+    let mut args: Vec<&str> = Vec::new();
+    for c in &open {
+        args.extend(["--accept", c.as_str()]);
+    }
+    let junit = pg.dir.path().join("report.xml");
+    args.extend(["--junit", junit.to_str().unwrap()]);
+    let r = run(&args);
+    r.expect_code(0);
+    assert_eq!(r.json()["accepted"].as_u64().unwrap() as usize, open.len());
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("<testsuite name=\"verify-deployment\"") && xml.contains("failures=\"0\""),
+        "{xml}"
+    );
+    run(&["--accept", "no-such-check"]).expect_clean_error(2);
+    assert_eq!(pg.dump_all(), before, "the probes wrote nothing");
+    drop(api);
+
+    // JWT_SECRET unset: the API signs with its published default, and the check says so.
+    let api = Api::start_with(pg, false, None);
+    let r = db.run(&[
+        "verify-deployment",
+        "--api-url",
+        api.base.as_str(),
+        "--format",
+        "json",
+    ]);
+    r.expect_code(1);
+    let j = r.json();
+    let secret = j["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "default-jwt-secret")
+        .unwrap();
+    assert_eq!(secret["result"], "fail", "{j}");
+    assert!(
+        secret["detail"].as_str().unwrap().contains("JWT_SECRET"),
+        "{j}"
+    );
+    drop(api);
+
+    // An admin with a password the deployment plan published.
+    db.run_stdin(
+        &[
+            "create-admin",
+            "--org",
+            "org_a",
+            "--email",
+            "staging@example.com",
+            "--password-stdin",
+            "--bcrypt-cost",
+            "4",
+        ],
+        b"staging-admin-password-123\n",
+    )
+    .expect_code(0);
+    let api = Api::start(pg, false);
+    let r = db.run(&["verify-deployment", "--api-url", api.base.as_str()]);
+    r.expect_code(1);
+    assert!(r.stdout.contains("staging@example.com"), "{}", r.stdout);
+    assert!(
+        !r.all().contains("staging-admin-password-123"),
+        "the password is never shown"
+    );
+    // An API that is not there: exit 3 after --wait.
+    db.run(&[
+        "verify-deployment",
+        "--api-url",
+        "http://127.0.0.1:1",
+        "--wait",
+        "1s",
+    ])
+    .expect_clean_error(3);
 }

@@ -121,7 +121,7 @@ fn committed_schemas_are_what_the_types_generate() {
         .iter()
         .map(|c| c.command)
         .collect();
-    assert_eq!(commands.len(), 18, "{commands:?}");
+    assert_eq!(commands.len(), 19, "{commands:?}");
 }
 
 /// The schemas reject what is not the contract: a missing required field, a wrong
@@ -244,6 +244,9 @@ both! {
         run(db, &["users", "reset-password", "nobody@acme.example", "--password-stdin"], 4, &mut seen);
         run(db, &["migrate", "down"], 4, &mut seen);
         run(db, &["migrate", "down", "--dry-run"], 0, &mut seen);
+        // verify-deployment's document is validated against the real API in api.rs;
+        // here its error form (no API there).
+        run(db, &["verify-deployment", "--api-url", "http://127.0.0.1:1", "--wait", "1s"], 3, &mut seen);
         let old = db.fresh_like();
         old.run(&["migrate", "up", "--to", "001"]).expect_code(0);
         run(&old, &["upgrade", "--no-backup"], 4, &mut seen);

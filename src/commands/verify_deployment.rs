@@ -1,0 +1,169 @@
+//! `verify-deployment`: the deployment checked at the running API, with the database
+//! beside it (the probes that create nothing; see `crate::deployment`).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use serde::Serialize;
+
+use super::Ctx;
+use crate::db;
+use crate::deployment::{self, Check, Verdict};
+use crate::error::{Error, Outcome, Result};
+use crate::flags::parse_duration;
+use crate::output::{Output, Report, shown};
+use crate::progress::Progress as _;
+
+#[derive(Debug, Args)]
+pub struct VerifyDeploymentArgs {
+    /// The running API's base URL (http:// or https://).
+    #[arg(long, value_name = "URL")]
+    pub api_url: String,
+
+    /// Wait this long for the API to answer GET /health (like dbmate's --wait).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub wait: Duration,
+
+    /// A known, accepted failure, by check name (repeatable): listed as accepted in the
+    /// report, never dropped; every other check still gates the exit code.
+    #[arg(long = "accept", value_name = "CHECK")]
+    pub accept: Vec<String>,
+
+    /// Also write the checks as JUnit XML to FILE (for CI systems).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct DeploymentReport {
+    pub api_url: String,
+    pub database: String,
+    pub checks: Vec<Check>,
+    pub passed: usize,
+    pub failed: usize,
+    pub accepted: usize,
+}
+
+impl Report for DeploymentReport {
+    fn render(&self, out: &mut String, ui: &Output) {
+        let _ = writeln!(
+            out,
+            "api: {}   database: {}",
+            shown(&self.api_url),
+            shown(&self.database)
+        );
+        let mut t = ui.table(&["check", "result", "detail"]);
+        for c in &self.checks {
+            let r = match c.result {
+                Verdict::Pass => "pass",
+                Verdict::Fail => "FAIL",
+                Verdict::Accepted => "accepted",
+            };
+            t.add_row(vec![c.check.clone(), r.to_owned(), c.detail.clone()]);
+        }
+        let _ = writeln!(out, "{t}");
+        let _ = writeln!(
+            out,
+            "{} passed, {} failed, {} accepted",
+            self.passed, self.failed, self.accepted
+        );
+    }
+}
+
+pub async fn run(args: &VerifyDeploymentArgs, ctx: &Ctx) -> Result<Outcome> {
+    let ui = &ctx.ui;
+    let api = deployment::Api::new(&args.api_url)?;
+    let db = ctx.connect(db::Open::Existing).await?;
+    let accounts = read_accounts(&db).await;
+    db.conn.close().await.ok();
+    let (first_user, privileged) = accounts?;
+    let step = ui.step("waiting for the API");
+    api.wait_until_up(args.wait)?;
+    drop(step);
+    let mut checks = vec![api.health()?];
+    checks.extend(api.open_routes()?);
+    checks.extend(api.default_secret(first_user.as_deref())?);
+    let step = ui.step("checking the owners' and admins' passwords against the published ones");
+    checks.push(deployment::published_passwords(&privileged));
+    drop(step);
+    accept(&mut checks, &args.accept)?;
+    let count = |v: Verdict| checks.iter().filter(|c| c.result == v).count();
+    let report = DeploymentReport {
+        api_url: crate::redact::redact_url(&args.api_url),
+        database: ctx.config.redacted(),
+        passed: count(Verdict::Pass),
+        failed: count(Verdict::Fail),
+        accepted: count(Verdict::Accepted),
+        checks,
+    };
+    if let Some(file) = &args.junit {
+        crate::fsafe::write_private(
+            file,
+            deployment::junit("verify-deployment", &report.checks).as_bytes(),
+        )
+        .map_err(|e| {
+            Error::new(
+                crate::error::Kind::Output,
+                format!(
+                    "cannot write --junit {}: {e}",
+                    shown(&file.display().to_string())
+                ),
+                Some("check the path".into()),
+            )
+        })?;
+    }
+    ui.emit(&report)?;
+    Ok(if report.failed > 0 {
+        Outcome::CheckFailed
+    } else {
+        Outcome::Success
+    })
+}
+
+/// `--accept`: each names a check of this run (a typo is a usage error); a failure it
+/// names is listed as accepted.
+fn accept(checks: &mut [Check], accepted: &[String]) -> Result<()> {
+    for name in accepted {
+        let Some(c) = checks.iter_mut().find(|c| &c.check == name) else {
+            return Err(Error::usage(
+                format!("--accept {}: no such check", shown(name)),
+                "the check names are the first column of the report (e.g. 'auth-required:GET /v1/audits')",
+            ));
+        };
+        if c.result == Verdict::Fail {
+            c.result = Verdict::Accepted;
+        }
+    }
+    Ok(())
+}
+
+/// A user id to name in the token probes, and the owners' and admins' (email, hash).
+async fn read_accounts(db: &db::Db) -> Result<(Option<String>, Vec<(String, String)>)> {
+    use sea_orm::ConnectionTrait as _;
+    let first = db
+        .query_one("SELECT id FROM users ORDER BY created_at, id LIMIT 1")
+        .await?
+        .and_then(|r| r.try_get::<String>("", "id").ok());
+    let has_hash = db::read_in(db.snapshot().await?, async |txn| {
+        crate::migrations::has_column(txn, txn.get_database_backend(), "users", "password_hash")
+            .await
+    })
+    .await?;
+    let mut privileged = Vec::new();
+    if has_hash {
+        for r in db
+            .query_all(
+                "SELECT email, password_hash FROM users WHERE CAST(role AS TEXT) IN ('owner', 'admin') \
+                 AND password_hash IS NOT NULL",
+            )
+            .await?
+        {
+            if let (Ok(e), Ok(h)) = (r.try_get::<String>("", "email"), r.try_get::<String>("", "password_hash")) {
+                privileged.push((e, h));
+            }
+        }
+    }
+    Ok((first, privileged))
+}
