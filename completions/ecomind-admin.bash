@@ -2462,7 +2462,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__verify__subcmd__deployment)
-            opts="-o -q -v -h --api-url --wait --accept --junit --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --api-url --wait --accept --junit --no-fixtures --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -644,6 +644,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
             cand -o 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout'
             cand --output 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout'
+            cand --no-fixtures 'Only the probes that write nothing (no fixtures, so not the plan''s Tests 1 to 5): for a production where the check may not write'
             cand --fail-fast 'Fleet runs: start no new database after the first failure'
             cand --allow-newer-schema 'Write rows (create-org, create-admin, users ...) into a database that records migrations this build does not know (a newer ecomind-admin migrated it). Without it, such a write is refused (exit 4). Schema changes are always refused'
             cand -q 'Print only the result and errors: no notes or progress'

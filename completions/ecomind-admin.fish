@@ -617,6 +617,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-deplo
 always\t''
 never\t''"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-deployment" -s o -l output -d 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout' -r -F
+complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-deployment" -l no-fixtures -d 'Only the probes that write nothing (no fixtures, so not the plan\'s Tests 1 to 5): for a production where the check may not write'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-deployment" -l fail-fast -d 'Fleet runs: start no new database after the first failure'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-deployment" -l allow-newer-schema -d 'Write rows (create-org, create-admin, users ...) into a database that records migrations this build does not know (a newer ecomind-admin migrated it). Without it, such a write is refused (exit 4). Schema changes are always refused'
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-deployment" -s q -l quiet -d 'Print only the result and errors: no notes or progress'

@@ -66,6 +66,9 @@ pub struct Check {
 pub struct Api {
     base: String,
     agent: ureq::Agent,
+    /// The API answered once: a later dropped connection is its answer (status 0,
+    /// a failed check), not "cannot reach the API".
+    reached: std::cell::Cell<bool>,
 }
 
 /// A status and a body, whatever the status.
@@ -94,10 +97,17 @@ impl Api {
                 .timeout(Duration::from_secs(10))
                 .redirects(0)
                 .build(),
+            reached: std::cell::Cell::new(false),
         })
     }
 
     fn request(&self, method: &str, path: &str, token: Option<&str>) -> Result<Answer> {
+        self.send(method, path, token, "{}")
+    }
+
+    /// A request with a JSON `body` (ignored for GET); the status and the body,
+    /// whatever the status.
+    fn send(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> Result<Answer> {
         let mut req = self.agent.request(method, &format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.set("Authorization", &format!("Bearer {t}"));
@@ -106,10 +116,16 @@ impl Api {
             req.call()
         } else {
             req.set("Content-Type", "application/json")
-                .send_string("{}")
+                .send_string(body)
         };
         let resp = match sent {
             Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+            Err(ureq::Error::Transport(t)) if self.reached.get() => {
+                return Ok(Answer {
+                    status: 0,
+                    body: format!("no answer: {}", crate::redact::redact_text(&t.to_string())),
+                });
+            }
             Err(ureq::Error::Transport(t)) => {
                 return Err(Error::database(
                     format!(
@@ -133,7 +149,10 @@ impl Api {
         let deadline = Instant::now() + wait;
         loop {
             match self.request("GET", "/health", None) {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    self.reached.set(true);
+                    return Ok(());
+                }
                 Err(e) if Instant::now() >= deadline => return Err(e),
                 Err(_) => std::thread::sleep(Duration::from_millis(250)),
             }
@@ -335,4 +354,297 @@ pub fn junit(name: &str, checks: &[Check]) -> String {
     }
     out.push_str("</testsuite>\n");
     out
+}
+
+/// The number a `SELECT COUNT(*) AS n ...` answers.
+async fn count(db: &crate::db::Db, sql: &str) -> Result<i64> {
+    Ok(db
+        .query_one(sql)
+        .await?
+        .and_then(|r| r.try_get::<i64>("", "n").ok())
+        .unwrap_or(-1))
+}
+
+/// The name prefix of a fixture organization: how a later run (after `kill -9`) finds
+/// what an earlier one left.
+pub const FIXTURE_ORG_PREFIX: &str = "ecomind-admin verify-deployment ";
+
+/// The throwaway accounts of one run: an org, an admin in it (made in the database),
+/// and the viewer the admin registers through the API. Passwords are random, never
+/// printed, never in argv.
+pub struct Fixtures {
+    pub run: String,
+    pub org_id: String,
+    pub admin_id: String,
+    pub admin_email: String,
+    pub admin_password: String,
+    pub viewer_email: String,
+    pub viewer_password: String,
+}
+
+fn random_password() -> String {
+    use rand::Rng as _;
+    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..24)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+impl Fixtures {
+    pub fn new() -> Self {
+        let run = crate::records::new_id("", 8);
+        Self {
+            org_id: crate::records::new_id("org_", 12),
+            admin_id: crate::records::new_id("user_", 12),
+            admin_email: format!("verify-admin-{run}@example.com"),
+            admin_password: random_password(),
+            viewer_email: format!("verify-viewer-{run}@example.com"),
+            viewer_password: random_password(),
+            run,
+        }
+    }
+}
+
+impl Default for Fixtures {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn verdict(name: &str, ok: bool, detail: String) -> Check {
+    Check {
+        check: name.to_owned(),
+        result: if ok { Verdict::Pass } else { Verdict::Fail },
+        detail,
+    }
+}
+
+fn token_of(a: &Answer) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(&a.body)
+        .ok()
+        .and_then(|v| v["access_token"].as_str().map(str::to_owned))
+}
+
+impl Api {
+    fn register(
+        &self,
+        f: &Fixtures,
+        token: Option<&str>,
+        email: &str,
+        org: &str,
+    ) -> Result<Answer> {
+        let body = serde_json::json!({"email": email, "password": f.viewer_password,
+                                      "name": "verify-deployment", "org_id": org});
+        self.send("POST", "/v1/auth/register", token, &body.to_string())
+    }
+
+    fn login(&self, email: &str, password: &str) -> Result<Answer> {
+        let body = serde_json::json!({"email": email, "password": password});
+        self.send("POST", "/v1/auth/login", None, &body.to_string())
+    }
+}
+
+/// The plan's Tests 1 to 5 through the API, each checked in the database after its
+/// request. (The requests block the runtime's one thread; the database is idle then.)
+pub async fn plan_tests(api: &Api, f: &Fixtures, db: &crate::db::Db) -> Result<Vec<Check>> {
+    let q = crate::db::quote_literal;
+    let users_with =
+        |email: &str| format!("SELECT COUNT(*) AS n FROM users WHERE email = {}", q(email));
+    let mut out = Vec::new();
+    // Test 1: anonymous registration is refused, and no account appears.
+    let a = api.register(f, None, &f.viewer_email, &f.org_id)?;
+    let rows = count(db, &users_with(&f.viewer_email)).await?;
+    out.push(verdict(
+        "plan-1-anonymous-registration-refused",
+        matches!(a.status, 401 | 403) && rows == 0,
+        format!("answered {}; {rows} account(s) made", a.status),
+    ));
+    // Test 2: the admin logs in, and the API records it.
+    let a = api.login(&f.admin_email, &f.admin_password)?;
+    let admin_token = token_of(&a);
+    let rows = count(
+        db,
+        &format!(
+            "SELECT COUNT(*) AS n FROM audit_logs WHERE action = 'login_success' AND user_id = {}",
+            q(&f.admin_id)
+        ),
+    )
+    .await?;
+    out.push(verdict(
+        "plan-2-admin-login",
+        a.status == 200 && admin_token.is_some() && rows == 1,
+        if a.status >= 500 {
+            format!("answered {}: on a database that verifies, the likely cause is the enum labels (the API as released stores the member names ADMIN, FREE; the migrations create the labels admin, free)", a.status)
+        } else {
+            format!("answered {}; {rows} login_success row(s)", a.status)
+        },
+    ));
+    let Some(admin_token) = admin_token else {
+        for name in [
+            "plan-3-admin-registers-viewer",
+            "plan-4-viewer-refused",
+            "plan-5-unknown-org-clean-error",
+        ] {
+            out.push(verdict(
+                name,
+                false,
+                "not run: the admin could not log in (plan-2)".into(),
+            ));
+        }
+        return Ok(out);
+    };
+    out.extend(plan_tests_as_admin(api, f, db, &admin_token).await?);
+    Ok(out)
+}
+
+/// Make the fixtures in one transaction: the org and the admin (bcrypt of the random
+/// password), each with an audit row that names this check and its run (they stay,
+/// as evidence, after the fixtures are removed).
+pub async fn create_fixtures(db: &crate::db::Db, f: &Fixtures) -> Result<()> {
+    use sea_orm::{ActiveModelTrait as _, ActiveValue::Set};
+    let hash = crate::accounts::hash_password(&f.admin_password, 10)?;
+    let ts = crate::records::now();
+    crate::db::commit_if_ok(
+        db.begin().await?,
+        "making the verify-deployment fixtures",
+        async |txn| {
+            crate::entities::orgs::ActiveModel {
+                id: Set(f.org_id.clone()),
+                name: Set(format!("{FIXTURE_ORG_PREFIX}{}", f.run)),
+                plan: Set(Some(crate::entities::PlanType::Free)),
+                created_at: Set(Some(ts)),
+            }
+            .insert(txn)
+            .await
+            .map_err(|e| Error::from_db(e, "making the fixture organization"))?;
+            crate::entities::users::ActiveModel {
+                id: Set(f.admin_id.clone()),
+                org_id: Set(f.org_id.clone()),
+                email: Set(f.admin_email.clone()),
+                name: Set(Some("verify-deployment".into())),
+                role: Set(Some(crate::entities::Role::Admin)),
+                created_at: Set(Some(ts)),
+                password_hash: Set(Some(hash)),
+            }
+            .insert(txn)
+            .await
+            .map_err(|e| Error::from_db(e, "making the fixture admin"))?;
+            let mark = serde_json::json!(f.run);
+            let details = crate::records::details(
+                &[
+                    ("email", serde_json::json!(f.admin_email)),
+                    ("role", serde_json::json!("admin")),
+                    ("verify_deployment", mark.clone()),
+                ],
+                ts,
+            );
+            crate::records::record(
+                txn,
+                &f.org_id,
+                Some(&f.admin_id),
+                "user_registered",
+                "authentication",
+                details,
+                ts,
+            )
+            .await?;
+            let details = crate::records::details(&[("verify_deployment", mark)], ts);
+            crate::records::record(txn, &f.org_id, None, "org_created", "orgs", details, ts)
+                .await?;
+            Ok(())
+        },
+    )
+    .await
+}
+
+/// Remove every fixture organization (this run's, or one a `kill -9` left) and its
+/// users, in one transaction; their audit rows stay. The number of organizations.
+pub async fn remove_fixtures(db: &crate::db::Db) -> Result<u64> {
+    use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _};
+    crate::db::commit_if_ok(
+        db.begin().await?,
+        "removing the verify-deployment fixtures",
+        async |txn| {
+            let orgs: Vec<String> = crate::entities::orgs::Entity::find()
+                .filter(crate::entities::orgs::Column::Name.starts_with(FIXTURE_ORG_PREFIX))
+                .all(txn)
+                .await
+                .map_err(|e| Error::from_db(e, "finding the fixtures"))?
+                .into_iter()
+                .map(|o| o.id)
+                .collect();
+            if orgs.is_empty() {
+                return Ok(0);
+            }
+            crate::entities::users::Entity::delete_many()
+                .filter(crate::entities::users::Column::OrgId.is_in(orgs.clone()))
+                .exec(txn)
+                .await
+                .map_err(|e| Error::from_db(e, "removing the fixture users"))?;
+            let n = crate::entities::orgs::Entity::delete_many()
+                .filter(crate::entities::orgs::Column::Id.is_in(orgs))
+                .exec(txn)
+                .await
+                .map_err(|e| Error::from_db(e, "removing the fixture organizations"))?
+                .rows_affected;
+            Ok(n)
+        },
+    )
+    .await
+}
+
+/// Tests 3 to 5, with the admin's token.
+async fn plan_tests_as_admin(
+    api: &Api,
+    f: &Fixtures,
+    db: &crate::db::Db,
+    admin_token: &str,
+) -> Result<Vec<Check>> {
+    let q = crate::db::quote_literal;
+    let users_with =
+        |email: &str| format!("SELECT COUNT(*) AS n FROM users WHERE email = {}", q(email));
+    let mut out = Vec::new();
+    // Test 3: the admin registers a viewer: its row with a hash, the row naming the admin.
+    let a = api.register(f, Some(admin_token), &f.viewer_email, &f.org_id)?;
+    let viewer = count(db, &format!(
+        "SELECT COUNT(*) AS n FROM users WHERE email = {} AND CAST(role AS TEXT) = 'viewer' AND password_hash IS NOT NULL",
+        q(&f.viewer_email)
+    )).await?;
+    let logged = count(db, &format!(
+        "SELECT COUNT(*) AS n FROM audit_logs WHERE action = 'user_registered' AND org_id = {} AND CAST(details AS TEXT) LIKE {}",
+        q(&f.org_id),
+        q(&format!("%{}%", f.admin_id))
+    )).await?;
+    out.push(verdict(
+        "plan-3-admin-registers-viewer",
+        a.status == 201 && viewer == 1 && logged == 1,
+        format!(
+            "answered {}; viewer rows {viewer}, user_registered rows naming the admin {logged}",
+            a.status
+        ),
+    ));
+    // Test 4: the viewer may not register anyone.
+    let viewer_token = token_of(&api.login(&f.viewer_email, &f.viewer_password)?);
+    let other = format!("verify-other-{}@example.com", f.run);
+    let a = api.register(f, viewer_token.as_deref(), &other, &f.org_id)?;
+    let rows = count(db, &users_with(&other)).await?;
+    out.push(verdict(
+        "plan-4-viewer-refused",
+        viewer_token.is_some() && a.status == 403 && rows == 0,
+        format!("answered {}; {rows} account(s) made", a.status),
+    ));
+    // Test 5: an unknown org: a clean refusal, never a server error or a stack trace.
+    let a = api.register(f, Some(admin_token), &other, "org_ffffffffffff")?;
+    let trace = a.body.contains("Traceback") || a.body.contains("File \"");
+    out.push(verdict(
+        "plan-5-unknown-org-clean-error",
+        a.status < 500 && !trace,
+        format!(
+            "answered {} (the API answers 403 here, not the plan's 404: it checks the caller's org before the org exists){}",
+            a.status,
+            if trace { "; the body holds a stack trace" } else { "" }
+        ),
+    ));
+    Ok(out)
 }

@@ -244,6 +244,7 @@ fn signal_work(command: &Command) -> Option<signals::Work> {
             UsersCommand::ResetPassword(_) | UsersCommand::Lock(_) | UsersCommand::Unlock(_),
         ) => Work::Create,
         Command::Upgrade(_) => Work::Schema,
+        Command::VerifyDeployment(a) if !a.no_fixtures => Work::Fixtures,
         Command::Man | Command::Completions(_) => return None,
         _ => Work::ReadOnly,
     })

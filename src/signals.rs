@@ -79,6 +79,8 @@ pub enum Work {
     Create,
     /// Reads only.
     ReadOnly,
+    /// verify-deployment with fixtures: they are removed before the process exits.
+    Fixtures,
 }
 
 /// Handle SIGINT and SIGTERM for a command that works on `config`'s database.
@@ -129,6 +131,10 @@ pub fn install(config: DatabaseConfig, work: Work, ui: Output) {
                 });
             let what = match (work, after) {
                 (Work::ReadOnly, _) => "nothing was written (read-only)".to_owned(),
+                (Work::Fixtures, Some(Some(removed))) => removed,
+                (Work::Fixtures, _) => {
+                    "the fixtures could not be removed now; the next run removes them first".to_owned()
+                }
                 (Work::Create, _) => {
                     "its transaction was rolled back unless it had committed (then the result is in the database)".to_owned()
                 }
@@ -167,6 +173,11 @@ async fn cancel_and_read(config: &DatabaseConfig, work: Work) -> Option<String> 
     .ok()?;
     if db.is_postgres() {
         let _ = db.cancel_session_statements().await;
+    }
+    if work == Work::Fixtures {
+        return crate::deployment::remove_fixtures(&db).await.ok().map(|_| {
+            "the verify-deployment fixtures were removed (their audit rows stay)".to_owned()
+        });
     }
     if work != Work::Schema {
         return None;

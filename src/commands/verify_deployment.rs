@@ -34,6 +34,11 @@ pub struct VerifyDeploymentArgs {
     /// Also write the checks as JUnit XML to FILE (for CI systems).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+
+    /// Only the probes that write nothing (no fixtures, so not the plan's Tests 1 to
+    /// 5): for a production where the check may not write.
+    #[arg(long)]
+    pub no_fixtures: bool,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -76,18 +81,18 @@ pub async fn run(args: &VerifyDeploymentArgs, ctx: &Ctx) -> Result<Outcome> {
     let ui = &ctx.ui;
     let api = deployment::Api::new(&args.api_url)?;
     let db = ctx.connect(db::Open::Existing).await?;
-    let accounts = read_accounts(&db).await;
+    let result = checks(&api, &db, args, ui).await;
+    if !args.no_fixtures {
+        // Passed or failed: the fixtures go (their audit rows stay, labelled).
+        if let Err(e) = deployment::remove_fixtures(&db).await {
+            ui.warn(format!(
+                "the fixtures were not removed ({}); the next run removes them first",
+                e.message()
+            ));
+        }
+    }
     db.conn.close().await.ok();
-    let (first_user, privileged) = accounts?;
-    let step = ui.step("waiting for the API");
-    api.wait_until_up(args.wait)?;
-    drop(step);
-    let mut checks = vec![api.health()?];
-    checks.extend(api.open_routes()?);
-    checks.extend(api.default_secret(first_user.as_deref())?);
-    let step = ui.step("checking the owners' and admins' passwords against the published ones");
-    checks.push(deployment::published_passwords(&privileged));
-    drop(step);
+    let mut checks = result?;
     accept(&mut checks, &args.accept)?;
     let count = |v: Verdict| checks.iter().filter(|c| c.result == v).count();
     let report = DeploymentReport {
@@ -120,6 +125,44 @@ pub async fn run(args: &VerifyDeploymentArgs, ctx: &Ctx) -> Result<Outcome> {
     } else {
         Outcome::Success
     })
+}
+
+/// Every check, in order: the API answers; the plan's Tests 1 to 5 on fresh fixtures
+/// (unless --no-fixtures; a previous run's leftovers removed first); the probes that
+/// create nothing.
+async fn checks(
+    api: &deployment::Api,
+    db: &db::Db,
+    args: &VerifyDeploymentArgs,
+    ui: &Output,
+) -> Result<Vec<Check>> {
+    let (first_user, privileged) = read_accounts(db).await?;
+    let fixtures = if args.no_fixtures {
+        None
+    } else {
+        let left = deployment::remove_fixtures(db).await?;
+        if left > 0 {
+            ui.note(format!(
+                "removed {left} leftover verify-deployment fixture organization(s) of an earlier run"
+            ));
+        }
+        let f = deployment::Fixtures::new();
+        deployment::create_fixtures(db, &f).await?;
+        Some(f)
+    };
+    let step = ui.step("waiting for the API");
+    api.wait_until_up(args.wait)?;
+    drop(step);
+    let mut checks = vec![api.health()?];
+    if let Some(f) = &fixtures {
+        checks.extend(deployment::plan_tests(api, f, db).await?);
+    }
+    checks.extend(api.open_routes()?);
+    checks.extend(api.default_secret(first_user.as_deref())?);
+    let step = ui.step("checking the owners' and admins' passwords against the published ones");
+    checks.push(deployment::published_passwords(&privileged));
+    drop(step);
+    Ok(checks)
 }
 
 /// `--accept`: each names a check of this run (a typo is a usage error); a failure it

@@ -210,6 +210,7 @@ fn verify_deployment_probes_the_real_api() {
             api.base.as_str(),
             "--format",
             "json",
+            "--no-fixtures",
         ];
         args.extend_from_slice(extra);
         db.run(&args)
@@ -330,4 +331,115 @@ fn verify_deployment_probes_the_real_api() {
         "1s",
     ])
     .expect_clean_error(3);
+}
+
+/// The fixture rows a run may leave: organizations named like the fixtures, and users
+/// in them.
+fn fixture_rows(pg: &PgDb) -> String {
+    pg.psql(
+        "SELECT (SELECT COUNT(*) FROM orgs WHERE name LIKE 'ecomind-admin verify-deployment %') || ',' || \
+                (SELECT COUNT(*) FROM users u JOIN orgs o ON o.id = u.org_id WHERE o.name LIKE 'ecomind-admin verify-deployment %')",
+    )
+}
+
+fn check_of(j: &serde_json::Value, name: &str) -> serde_json::Value {
+    j["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no check {name}: {j}"))
+}
+
+/// Issue 26 items 2 and 3: the plan's Tests 1 to 5 on fixtures pass against the real
+/// API (default variant) and the fixtures are gone after a pass, a failure
+/// (`--as-released`: the admin's login fails and names the enum labels), SIGINT, and a
+/// kill -9 followed by a rerun; their audit rows stay, labelled.
+#[test]
+fn verify_deployment_runs_the_plans_tests_on_fixtures() {
+    let db = AnyDb::Pg(PgDb::new());
+    db.run(&["migrate", "up"]).expect_code(0);
+    let pg = db.as_pg();
+    let api = Api::start(pg, false);
+    let r = db.run(&[
+        "verify-deployment",
+        "--api-url",
+        api.base.as_str(),
+        "--format",
+        "json",
+    ]);
+    r.expect_code(1);
+    let j = r.json();
+    for t in [
+        "plan-1-anonymous-registration-refused",
+        "plan-2-admin-login",
+        "plan-3-admin-registers-viewer",
+        "plan-4-viewer-refused",
+        "plan-5-unknown-org-clean-error",
+    ] {
+        assert_eq!(check_of(&j, t)["result"], "pass", "{t}: {j}");
+    }
+    assert_eq!(fixture_rows(pg), "0,0", "no fixture left after a run");
+    assert_eq!(
+        pg.psql(
+            "SELECT COUNT(*) FROM audit_logs WHERE CAST(details AS TEXT) LIKE '%verify_deployment%'"
+        ),
+        "2",
+        "the fixtures' own audit rows stay, labelled"
+    );
+    assert!(!r.all().contains("$2b$"), "{}", r.all());
+    drop(api);
+
+    // --as-released: the admin cannot log in, and the check says why.
+    let api = Api::start(pg, true);
+    let r = db.run(&[
+        "verify-deployment",
+        "--api-url",
+        api.base.as_str(),
+        "--format",
+        "json",
+    ]);
+    r.expect_code(1);
+    let login = check_of(&r.json(), "plan-2-admin-login");
+    assert_eq!(login["result"], "fail");
+    assert!(
+        login["detail"].as_str().unwrap().contains("enum labels"),
+        "{login}"
+    );
+    assert_eq!(fixture_rows(pg), "0,0", "no fixture left after a failure");
+    drop(api);
+
+    // kill -9 left fixtures behind: the next run removes them first.
+    pg.psql(
+        "INSERT INTO orgs (id, name, plan, created_at) VALUES ('org_0000000000ee', 'ecomind-admin verify-deployment deadbeef', 'free', now()); \
+         INSERT INTO users (id, org_id, email, role, created_at) VALUES ('user_0000000000ee', 'org_0000000000ee', 'verify-admin-deadbeef@example.com', 'admin', now())",
+    );
+    let api = Api::start(pg, false);
+    let r = db.run(&["verify-deployment", "--api-url", api.base.as_str()]);
+    r.expect_code(1);
+    assert!(r.stderr.contains("removed 1 leftover"), "{}", r.stderr);
+    assert_eq!(fixture_rows(pg), "0,0");
+    drop(api);
+
+    // SIGINT while it waits for an API that is not there: the fixtures go.
+    let child = pg
+        .std_cmd()
+        .args([
+            "verify-deployment",
+            "--api-url",
+            "http://127.0.0.1:1",
+            "--wait",
+            "60s",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the fixtures", 30, || fixture_rows(pg) == "1,1");
+    send(&child, "-INT");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("fixtures were removed"), "{stderr}");
+    assert_eq!(fixture_rows(pg), "0,0", "no fixture left after SIGINT");
 }
