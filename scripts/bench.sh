@@ -33,7 +33,8 @@ section() { # title script args...
     section "audit suspicious-accounts against a hand-written floor, 5M and 20M audit rows" scripts/bench-audit.sh 3
     section "upgrade against the same steps as separate commands, 1M events_enriched rows" scripts/bench-upgrade.sh 5
     section "A fleet run against a shell loop, 40 empty PostgreSQL databases" scripts/bench-fleet.sh 3
-    section "audit --format jsonl on 150,000 findings" scripts/bench-jsonl.sh 3
+    section "audit in every format on 150,000 findings" scripts/bench-jsonl.sh 3
+    section "verify-deployment against curl, jq and psql" scripts/bench-verify-deployment.sh 7
 } > "$out.tmp"
 mv "$out.tmp" "$out"
 echo "wrote $out" >&2
