@@ -362,7 +362,9 @@ fn verify_deployment_runs_the_plans_tests_on_fixtures() {
     db.run(&["migrate", "up"]).expect_code(0);
     let pg = db.as_pg();
     let api = Api::start(pg, false);
+    // -vv: every log line, and still no token, password or hash anywhere.
     let r = db.run(&[
+        "-vv",
         "verify-deployment",
         "--api-url",
         api.base.as_str(),
@@ -370,6 +372,9 @@ fn verify_deployment_runs_the_plans_tests_on_fixtures() {
         "json",
     ]);
     r.expect_code(1);
+    for secret in ["eyJ", "$2b$", "Bearer "] {
+        assert!(!r.all().contains(secret), "{secret} shown:\n{}", r.all());
+    }
     let j = r.json();
     for t in [
         "plan-1-anonymous-registration-refused",
@@ -388,7 +393,24 @@ fn verify_deployment_runs_the_plans_tests_on_fixtures() {
         "2",
         "the fixtures' own audit rows stay, labelled"
     );
-    assert!(!r.all().contains("$2b$"), "{}", r.all());
+    // The open routes accepted (a waiver): the run passes, with Tests 1 to 5.
+    let open: Vec<String> = j["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["result"] == "fail")
+        .map(|c| c["check"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        open.iter().all(|c| c.starts_with("auth-required:")),
+        "{open:?}"
+    );
+    let mut args = vec!["verify-deployment", "--api-url", api.base.as_str()];
+    for c in &open {
+        args.extend(["--accept", c.as_str()]);
+    }
+    db.run(&args).expect_code(0);
+    assert_eq!(fixture_rows(pg), "0,0");
     drop(api);
 
     // --as-released: the admin cannot log in, and the check says why.
@@ -442,4 +464,22 @@ fn verify_deployment_runs_the_plans_tests_on_fixtures() {
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("fixtures were removed"), "{stderr}");
     assert_eq!(fixture_rows(pg), "0,0", "no fixture left after SIGINT");
+    // And SIGTERM (a pipeline stopping the job).
+    let child = pg
+        .std_cmd()
+        .args([
+            "verify-deployment",
+            "--api-url",
+            "http://127.0.0.1:1",
+            "--wait",
+            "60s",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the fixtures", 30, || fixture_rows(pg) == "1,1");
+    send(&child, "-TERM");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143));
+    assert_eq!(fixture_rows(pg), "0,0", "no fixture left after SIGTERM");
 }
