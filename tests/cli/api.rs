@@ -444,42 +444,26 @@ fn verify_deployment_runs_the_plans_tests_on_fixtures() {
     assert_eq!(fixture_rows(pg), "0,0");
     drop(api);
 
-    // SIGINT while it waits for an API that is not there: the fixtures go.
-    let child = pg
-        .std_cmd()
-        .args([
-            "verify-deployment",
-            "--api-url",
-            "http://127.0.0.1:1",
-            "--wait",
-            "60s",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for("the fixtures", 30, || fixture_rows(pg) == "1,1");
-    send(&child, "-INT");
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("fixtures were removed"), "{stderr}");
-    assert_eq!(fixture_rows(pg), "0,0", "no fixture left after SIGINT");
-    // And SIGTERM (a pipeline stopping the job).
-    let child = pg
-        .std_cmd()
-        .args([
-            "verify-deployment",
-            "--api-url",
-            "http://127.0.0.1:1",
-            "--wait",
-            "60s",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for("the fixtures", 30, || fixture_rows(pg) == "1,1");
-    send(&child, "-TERM");
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(143));
-    assert_eq!(fixture_rows(pg), "0,0", "no fixture left after SIGTERM");
+    // SIGINT and SIGTERM while it waits for an API that is not there: the fixtures go.
+    for (sig, code) in [("-INT", 130), ("-TERM", 143)] {
+        let child = pg
+            .std_cmd()
+            .args([
+                "verify-deployment",
+                "--api-url",
+                "http://127.0.0.1:1",
+                "--wait",
+                "60s",
+            ])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for("the fixtures", 30, || fixture_rows(pg) == "1,1");
+        send(&child, sig);
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{sig}: {stderr}");
+        assert!(stderr.contains("fixtures were removed"), "{sig}: {stderr}");
+        assert_eq!(fixture_rows(pg), "0,0", "no fixture left after {sig}");
+    }
 }
