@@ -369,8 +369,8 @@ async fn count(db: &crate::db::Db, sql: &str) -> Result<i64> {
 /// what an earlier one left.
 pub const FIXTURE_ORG_PREFIX: &str = "ecomind-admin verify-deployment ";
 
-/// The throwaway accounts of one run: an org, an admin in it (made in the database),
-/// and the viewer the admin registers through the API. Passwords are random, never
+/// The throwaway accounts of one run: an org, an admin and a viewer in it (made in the
+/// database), and the viewer the admin registers through the API (Test 3). Passwords are random, never
 /// printed, never in argv.
 pub struct Fixtures {
     pub run: String,
@@ -380,6 +380,10 @@ pub struct Fixtures {
     pub admin_password: String,
     pub viewer_email: String,
     pub viewer_password: String,
+    /// A viewer made with the fixtures (Test 4 logs in as it: independent of Test 3).
+    pub fixture_viewer_id: String,
+    pub fixture_viewer_email: String,
+    pub fixture_viewer_password: String,
 }
 
 fn random_password() -> String {
@@ -401,6 +405,9 @@ impl Fixtures {
             admin_password: random_password(),
             viewer_email: format!("verify-viewer-{run}@example.com"),
             viewer_password: random_password(),
+            fixture_viewer_id: crate::records::new_id("user_", 12),
+            fixture_viewer_email: format!("verify-fixture-viewer-{run}@example.com"),
+            fixture_viewer_password: random_password(),
             run,
         }
     }
@@ -504,6 +511,7 @@ pub async fn plan_tests(api: &Api, f: &Fixtures, db: &crate::db::Db) -> Result<V
 pub async fn create_fixtures(db: &crate::db::Db, f: &Fixtures) -> Result<()> {
     use sea_orm::{ActiveModelTrait as _, ActiveValue::Set};
     let hash = crate::accounts::hash_password(&f.admin_password, 10)?;
+    let viewer_hash = crate::accounts::hash_password(&f.fixture_viewer_password, 10)?;
     let ts = crate::records::now();
     crate::db::commit_if_ok(
         db.begin().await?,
@@ -530,6 +538,18 @@ pub async fn create_fixtures(db: &crate::db::Db, f: &Fixtures) -> Result<()> {
             .insert(txn)
             .await
             .map_err(|e| Error::from_db(e, "making the fixture admin"))?;
+            crate::entities::users::ActiveModel {
+                id: Set(f.fixture_viewer_id.clone()),
+                org_id: Set(f.org_id.clone()),
+                email: Set(f.fixture_viewer_email.clone()),
+                name: Set(Some("verify-deployment".into())),
+                role: Set(Some(crate::entities::Role::Viewer)),
+                created_at: Set(Some(ts)),
+                password_hash: Set(Some(viewer_hash)),
+            }
+            .insert(txn)
+            .await
+            .map_err(|e| Error::from_db(e, "making the fixture viewer"))?;
             let mark = serde_json::json!(f.run);
             let details = crate::records::details(
                 &[
@@ -543,6 +563,24 @@ pub async fn create_fixtures(db: &crate::db::Db, f: &Fixtures) -> Result<()> {
                 txn,
                 &f.org_id,
                 Some(&f.admin_id),
+                "user_registered",
+                "authentication",
+                details,
+                ts,
+            )
+            .await?;
+            let details = crate::records::details(
+                &[
+                    ("email", serde_json::json!(f.fixture_viewer_email)),
+                    ("role", serde_json::json!("viewer")),
+                    ("verify_deployment", mark.clone()),
+                ],
+                ts,
+            );
+            crate::records::record(
+                txn,
+                &f.org_id,
+                Some(&f.fixture_viewer_id),
                 "user_registered",
                 "authentication",
                 details,
@@ -625,7 +663,7 @@ async fn plan_tests_as_admin(
         ),
     ));
     // Test 4: the viewer may not register anyone.
-    let viewer_token = token_of(&api.login(&f.viewer_email, &f.viewer_password)?);
+    let viewer_token = token_of(&api.login(&f.fixture_viewer_email, &f.fixture_viewer_password)?);
     let other = format!("verify-other-{}@example.com", f.run);
     let a = api.register(f, viewer_token.as_deref(), &other, &f.org_id)?;
     let rows = count(db, &users_with(&other)).await?;

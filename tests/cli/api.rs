@@ -390,7 +390,7 @@ fn verify_deployment_runs_the_plans_tests_on_fixtures() {
         pg.psql(
             "SELECT COUNT(*) FROM audit_logs WHERE CAST(details AS TEXT) LIKE '%verify_deployment%'"
         ),
-        "2",
+        "3",
         "the fixtures' own audit rows stay, labelled"
     );
     // The open routes accepted (a waiver): the run passes, with Tests 1 to 5.
@@ -458,7 +458,7 @@ fn verify_deployment_runs_the_plans_tests_on_fixtures() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        wait_for("the fixtures", 30, || fixture_rows(pg) == "1,1");
+        wait_for("the fixtures", 30, || fixture_rows(pg) == "1,2");
         send(&child, sig);
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
