@@ -510,8 +510,16 @@ pub async fn plan_tests(api: &Api, f: &Fixtures, db: &crate::db::Db) -> Result<V
 /// as evidence, after the fixtures are removed).
 pub async fn create_fixtures(db: &crate::db::Db, f: &Fixtures) -> Result<()> {
     use sea_orm::{ActiveModelTrait as _, ActiveValue::Set};
-    let hash = crate::accounts::hash_password(&f.admin_password, 10)?;
-    let viewer_hash = crate::accounts::hash_password(&f.fixture_viewer_password, 10)?;
+    let admin = (&f.admin_id, &f.admin_email, crate::entities::Role::Admin);
+    let viewer = (
+        &f.fixture_viewer_id,
+        &f.fixture_viewer_email,
+        crate::entities::Role::Viewer,
+    );
+    let hashes = [
+        crate::accounts::hash_password(&f.admin_password, 10)?,
+        crate::accounts::hash_password(&f.fixture_viewer_password, 10)?,
+    ];
     let ts = crate::records::now();
     crate::db::commit_if_ok(
         db.begin().await?,
@@ -526,67 +534,10 @@ pub async fn create_fixtures(db: &crate::db::Db, f: &Fixtures) -> Result<()> {
             .insert(txn)
             .await
             .map_err(|e| Error::from_db(e, "making the fixture organization"))?;
-            crate::entities::users::ActiveModel {
-                id: Set(f.admin_id.clone()),
-                org_id: Set(f.org_id.clone()),
-                email: Set(f.admin_email.clone()),
-                name: Set(Some("verify-deployment".into())),
-                role: Set(Some(crate::entities::Role::Admin)),
-                created_at: Set(Some(ts)),
-                password_hash: Set(Some(hash)),
-            }
-            .insert(txn)
-            .await
-            .map_err(|e| Error::from_db(e, "making the fixture admin"))?;
-            crate::entities::users::ActiveModel {
-                id: Set(f.fixture_viewer_id.clone()),
-                org_id: Set(f.org_id.clone()),
-                email: Set(f.fixture_viewer_email.clone()),
-                name: Set(Some("verify-deployment".into())),
-                role: Set(Some(crate::entities::Role::Viewer)),
-                created_at: Set(Some(ts)),
-                password_hash: Set(Some(viewer_hash)),
-            }
-            .insert(txn)
-            .await
-            .map_err(|e| Error::from_db(e, "making the fixture viewer"))?;
             let mark = serde_json::json!(f.run);
-            let details = crate::records::details(
-                &[
-                    ("email", serde_json::json!(f.admin_email)),
-                    ("role", serde_json::json!("admin")),
-                    ("verify_deployment", mark.clone()),
-                ],
-                ts,
-            );
-            crate::records::record(
-                txn,
-                &f.org_id,
-                Some(&f.admin_id),
-                "user_registered",
-                "authentication",
-                details,
-                ts,
-            )
-            .await?;
-            let details = crate::records::details(
-                &[
-                    ("email", serde_json::json!(f.fixture_viewer_email)),
-                    ("role", serde_json::json!("viewer")),
-                    ("verify_deployment", mark.clone()),
-                ],
-                ts,
-            );
-            crate::records::record(
-                txn,
-                &f.org_id,
-                Some(&f.fixture_viewer_id),
-                "user_registered",
-                "authentication",
-                details,
-                ts,
-            )
-            .await?;
+            for ((id, email, role), hash) in [admin, viewer].into_iter().zip(hashes.clone()) {
+                fixture_user(txn, &f.org_id, id, email, role, hash, &mark, ts).await?;
+            }
             let details = crate::records::details(&[("verify_deployment", mark)], ts);
             crate::records::record(txn, &f.org_id, None, "org_created", "orgs", details, ts)
                 .await?;
@@ -594,6 +545,55 @@ pub async fn create_fixtures(db: &crate::db::Db, f: &Fixtures) -> Result<()> {
         },
     )
     .await
+}
+
+/// One fixture account and its `user_registered` row, marked with the run.
+#[allow(clippy::too_many_arguments)]
+async fn fixture_user(
+    txn: &sea_orm::DatabaseTransaction,
+    org_id: &str,
+    id: &str,
+    email: &str,
+    role: crate::entities::Role,
+    hash: String,
+    mark: &serde_json::Value,
+    ts: chrono::NaiveDateTime,
+) -> Result<()> {
+    use sea_orm::{ActiveModelTrait as _, ActiveValue::Set};
+    crate::entities::users::ActiveModel {
+        id: Set(id.to_owned()),
+        org_id: Set(org_id.to_owned()),
+        email: Set(email.to_owned()),
+        name: Set(Some("verify-deployment".into())),
+        role: Set(Some(role)),
+        created_at: Set(Some(ts)),
+        password_hash: Set(Some(hash)),
+    }
+    .insert(txn)
+    .await
+    .map_err(|e| Error::from_db(e, "making a fixture account"))?;
+    let details = crate::records::details(
+        &[
+            ("email", serde_json::json!(email)),
+            (
+                "role",
+                serde_json::json!(sea_orm::ActiveEnum::to_value(&role)),
+            ),
+            ("verify_deployment", mark.clone()),
+        ],
+        ts,
+    );
+    crate::records::record(
+        txn,
+        org_id,
+        Some(id),
+        "user_registered",
+        "authentication",
+        details,
+        ts,
+    )
+    .await?;
+    Ok(())
 }
 
 /// Remove every fixture organization (this run's, or one a `kill -9` left) and its
