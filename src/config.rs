@@ -166,16 +166,27 @@ impl DatabaseConfig {
 /// `sqlite://` would open a private temporary database that vanishes on exit, so a
 /// "successful" migration would write nothing anyone can read.
 fn check_sqlite_path(url: &str) -> Result<(), Error> {
-    let rest = url["sqlite:".len()..].trim_start_matches("//");
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let memory = path == ":memory:" || query.split('&').any(|p| p == "mode=memory");
-    if path.is_empty() && !memory {
+    let (path, query) = sqlite_parts(url).unwrap_or_default();
+    if path.is_empty() && !sqlite_in_memory(path, query) {
         return Err(Error::database(
             "invalid database URL: the sqlite: URL names no file",
             "name the file, e.g. sqlite://ecomind.db?mode=rwc (or sqlite::memory: for a throwaway database)",
         ));
     }
     Ok(())
+}
+
+/// The path (still percent-encoded) and the query of a `sqlite:` / `sqlite://` URL.
+pub fn sqlite_parts(url: &str) -> Option<(&str, &str)> {
+    let scheme = url.get(..7).filter(|s| s.eq_ignore_ascii_case("sqlite:"))?;
+    let rest = &url[scheme.len()..];
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    Some(rest.split_once('?').unwrap_or((rest, "")))
+}
+
+/// A SQLite URL's path and query name an in-memory database.
+pub fn sqlite_in_memory(path: &str, query: &str) -> bool {
+    path == ":memory:" || query.split('&').any(|p| p == "mode=memory")
 }
 
 /// A schema name: 1 to 63 bytes, no NUL (it is always quoted as an identifier).

@@ -70,11 +70,8 @@ pub enum Open {
 /// The file a SQLite URL names (percent-decoded, as sqlx reads it), unless it is an
 /// in-memory database.
 pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    if path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory") {
+    let (path, query) = crate::config::sqlite_parts(url)?;
+    if path.is_empty() || crate::config::sqlite_in_memory(path, query) {
         return None;
     }
     let decoded = percent_encoding::percent_decode_str(path)

@@ -228,8 +228,7 @@ fn refuse_exposed_secret(file: &Path, url: &str) -> Result<()> {
                 "check the file",
             )
         })?;
-        let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
-        if meta.mode() & 0o077 == 0 && Some(meta.uid()) == me {
+        if meta.mode() & 0o077 == 0 && meta.uid() == crate::fsafe::my_uid() {
             return Ok(());
         }
     }

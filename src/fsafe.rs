@@ -106,29 +106,13 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// A regular file of ours (not a symlink, owned by us, not writable by others), opened
 /// without following a symlink; `None` when it is missing or anything else.
 pub fn open_own_file(path: &Path) -> Option<File> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .ok()?;
-    let meta = file.metadata().ok()?;
-    (meta.is_file() && meta.uid() == my_uid() && meta.mode() & 0o022 == 0).then_some(file)
+    open_checked(path, 0o022).ok()
 }
 
-/// [`open_own_file`], read to a string (at most `limit` bytes).
-pub fn read_own_file(path: &Path, limit: u64) -> Option<String> {
-    let mut text = String::new();
-    open_own_file(path)?
-        .take(limit)
-        .read_to_string(&mut text)
-        .ok()?;
-    Some(text)
-}
-
-/// A secret file (a key): a regular file of ours that no one else may read or write,
-/// opened without following a symlink, at most `limit` bytes. The error says why not.
-pub fn read_secret_file(path: &Path, limit: u64) -> std::result::Result<String, String> {
+/// `path` opened without following a symlink, when it is a regular file owned by us
+/// with none of the `forbidden` mode bits (0o022: others may write; 0o077: others may
+/// read or write); the error says why not.
+fn open_checked(path: &Path, forbidden: u32) -> std::result::Result<File, String> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -148,14 +132,37 @@ pub fn read_secret_file(path: &Path, limit: u64) -> std::result::Result<String, 
             meta.uid()
         ));
     }
-    if meta.mode() & 0o077 != 0 {
+    if meta.mode() & forbidden != 0 {
         return Err(format!(
-            "other users may read or write it (mode {:o}; it must be 0600)",
-            meta.mode() & 0o7777
+            "other users may {} it (mode {:o}; it must be {:o})",
+            if forbidden & 0o044 != 0 {
+                "read or write"
+            } else {
+                "write"
+            },
+            meta.mode() & 0o7777,
+            0o666 & !forbidden,
         ));
     }
+    Ok(file)
+}
+
+/// [`open_own_file`], read to a string (at most `limit` bytes).
+pub fn read_own_file(path: &Path, limit: u64) -> Option<String> {
     let mut text = String::new();
-    file.take(limit)
+    open_own_file(path)?
+        .take(limit)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}
+
+/// A secret file (a key): a regular file of ours that no one else may read or write,
+/// opened without following a symlink, at most `limit` bytes. The error says why not.
+pub fn read_secret_file(path: &Path, limit: u64) -> std::result::Result<String, String> {
+    let mut text = String::new();
+    open_checked(path, 0o077)?
+        .take(limit)
         .read_to_string(&mut text)
         .map_err(|e| e.to_string())?;
     Ok(text)

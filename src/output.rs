@@ -272,12 +272,17 @@ impl Output {
     /// Part of a human result, written as it is produced (streamed reports): escaped
     /// for the terminal like [`Output::emit`]'s human form.
     pub fn write_text(&self, text: &str) -> Result<()> {
+        self.write_stdout(self.for_stdout(text).as_bytes())
+    }
+
+    /// Our own text with values in it, escaped for stdout (our colors kept when on).
+    fn for_stdout<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
         let mode = if self.color_stdout {
             Mode::StyledText
         } else {
             Mode::Text
         };
-        self.write_stdout(escape(text, mode).as_bytes())
+        escape(text, mode)
     }
 
     /// A streamed result (CSV, the human form) is whole.
@@ -536,12 +541,7 @@ impl Output {
     fn human<R: Report>(&self, report: &R) -> String {
         let mut s = String::new();
         report.render(&mut s, self);
-        let mode = if self.color_stdout {
-            Mode::StyledText
-        } else {
-            Mode::Text
-        };
-        escape(&s, mode).into_owned()
+        self.for_stdout(&s).into_owned()
     }
 
     /// stdout's reader went away and there is no `--output` file to finish: the rest
@@ -1103,7 +1103,7 @@ impl<'a> RowStream<'a> {
 }
 
 /// One CSV record (quoted as needed by the csv crate), with its line end.
-fn csv_record<I, S>(cells: I) -> Result<Vec<u8>>
+pub fn csv_record<I, S>(cells: I) -> Result<Vec<u8>>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<[u8]>,

@@ -93,8 +93,7 @@ pub fn os_user() -> String {
 /// The name of this process's uid in /etc/passwd (cron and CI often set no USER).
 #[cfg(unix)]
 fn user_from_passwd() -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let uid = std::fs::metadata("/proc/self").ok()?.uid().to_string();
+    let uid = crate::fsafe::my_uid().to_string();
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
     passwd.lines().find_map(|line| {
         let mut f = line.split(':');

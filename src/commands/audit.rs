@@ -17,7 +17,7 @@ use crate::audit::rules::{Params, Rule};
 use crate::audit::{self, Finding, ProvenanceCheck, Risk, RuleCount, Skipped, Tally};
 use crate::db;
 use crate::error::Outcome;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::flags::Format;
 use crate::output::{Output, Report, csv_cell, plural, shown};
 use crate::records;
@@ -304,25 +304,12 @@ fn csv_row(f: &Finding, for_terminal: bool) -> Result<Vec<u8>> {
         f.message.clone(),
     ];
     let evidence = crate::text::json_safe(&f.evidence.to_string()).into_owned();
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let err = |e: csv::Error| Error::internal(format!("writing CSV: {e}"));
-    w.write_record(
+    crate::output::csv_record(
         cells
             .iter()
             .map(|c| csv_cell(c, for_terminal))
             .chain(std::iter::once(evidence)),
     )
-    .map_err(err)?;
-    w.into_inner()
-        .map_err(|e| Error::internal(format!("writing CSV: {e}")))
-}
-
-fn csv_header() -> Result<Vec<u8>> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(CSV_HEADER)
-        .map_err(|e| Error::internal(format!("writing CSV: {e}")))?;
-    w.into_inner()
-        .map_err(|e| Error::internal(format!("writing CSV: {e}")))
 }
 
 pub async fn run(cmd: &AuditCommand, ctx: &Ctx) -> Result<Outcome> {
@@ -406,7 +393,7 @@ async fn streamed(
             Format::Jsonl => ui.line("finding", &f),
             Format::Csv => {
                 if !any {
-                    ui.write_stdout(&csv_header()?)?;
+                    ui.write_stdout(&crate::output::csv_record(CSV_HEADER)?)?;
                 }
                 ui.write_stdout(&csv_row(&f, for_terminal)?)
             }
@@ -428,7 +415,7 @@ async fn streamed(
         Format::Jsonl => ui.line("summary", &AuditSummaryLine { database, summary })?,
         Format::Csv => {
             if !any {
-                ui.write_stdout(&csv_header()?)?;
+                ui.write_stdout(&crate::output::csv_record(CSV_HEADER)?)?;
             }
             ui.finish_streamed();
         }

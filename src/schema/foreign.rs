@@ -23,14 +23,19 @@ pub async fn refuse_foreign(db: &Db) -> Result<()> {
             return Ok(Vec::new());
         }
         let first = super::snapshots::expected(0, db.backend);
+        let names: Vec<&str> = present
+            .iter()
+            .filter(|t| first.tables.contains_key(*t))
+            .map(String::as_str)
+            .collect();
+        let have = columns_of(txn, db.backend, &names).await?;
         let mut odd = Vec::new();
-        for table in present.iter().filter_map(|t| first.tables.get(t)) {
-            let have = columns_of(txn, db.backend, &table.name).await?;
+        for table in names.iter().filter_map(|t| first.tables.get(*t)) {
             let missing: Vec<&str> = table
                 .columns
                 .iter()
                 .map(|c| c.name.as_str())
-                .filter(|c| !have.iter().any(|h| h == c))
+                .filter(|c| !have.iter().any(|(t, h)| *t == table.name && h == c))
                 .collect();
             if !missing.is_empty() {
                 odd.push(format!("{} has no {}", table.name, missing.join(", ")));
@@ -51,26 +56,41 @@ pub async fn refuse_foreign(db: &Db) -> Result<()> {
     ))
 }
 
-/// The columns of `table`, from the catalog.
+/// The (table, column) pairs of `tables`, from the catalog in one query.
 async fn columns_of<C: ConnectionTrait>(
     conn: &C,
     backend: DbBackend,
-    table: &str,
-) -> Result<Vec<String>> {
-    let (sql, values) = match backend {
-        DbBackend::Postgres => (
-            "SELECT attname::text AS name FROM pg_attribute WHERE attrelid = to_regclass($1) \
-             AND attnum > 0 AND NOT attisdropped",
-            [table.into()],
+    tables: &[&str],
+) -> Result<Vec<(String, String)>> {
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = tables.iter().map(|t| crate::db::quote_literal(t)).collect();
+    let sql = match backend {
+        DbBackend::Postgres => format!(
+            "SELECT c.relname::text AS t, a.attname::text AS name FROM pg_catalog.pg_attribute a \
+             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+             WHERE c.relnamespace = current_schema()::regnamespace AND c.relname IN ({}) \
+               AND a.attnum > 0 AND NOT a.attisdropped",
+            list.join(", ")
         ),
-        _ => ("SELECT name FROM pragma_table_info(?)", [table.into()]),
+        _ => format!(
+            "SELECT m.name AS t, p.name AS name FROM sqlite_master m, pragma_table_info(m.name) p \
+             WHERE m.type = 'table' AND m.name IN ({})",
+            list.join(", ")
+        ),
     };
     let rows = conn
-        .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+        .query_all_raw(Statement::from_string(backend, sql))
         .await
-        .map_err(|e| Error::from_db(e, &format!("reading the columns of {table}")))?;
+        .map_err(|e| Error::from_db(e, "reading the columns of the API's tables"))?;
     Ok(rows
         .iter()
-        .filter_map(|r| r.try_get::<String>("", "name").ok())
+        .filter_map(|r| {
+            Some((
+                r.try_get::<String>("", "t").ok()?,
+                r.try_get::<String>("", "name").ok()?,
+            ))
+        })
         .collect())
 }

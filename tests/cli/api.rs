@@ -218,15 +218,7 @@ fn verify_deployment_probes_the_real_api() {
     let r = run(&[]);
     r.expect_code(1);
     let j = r.json();
-    let result = |name: &str| {
-        j["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["check"] == name)
-            .unwrap_or_else(|| panic!("no check {name}: {j}"))["result"]
-            .clone()
-    };
+    let result = |name: &str| check_of(&j, name)["result"].clone();
     assert_eq!(result("api-health"), "pass", "{j}");
     assert_eq!(result("default-jwt-secret"), "pass", "{j}");
     assert_eq!(result("expired-token"), "pass", "{j}");
@@ -245,17 +237,7 @@ fn verify_deployment_probes_the_real_api() {
     ] {
         assert_eq!(result(open), "fail", "{open}: {j}");
     }
-    let open: Vec<String> = j["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["result"] == "fail")
-        .map(|c| c["check"].as_str().unwrap().to_owned())
-        .collect();
-    assert!(
-        open.iter().all(|c| c.starts_with("auth-required:")),
-        "{open:?}"
-    );
+    let open = failed_route_checks(&j);
     // Accepted (a waiver), the run passes and still lists them.
     let mut args: Vec<&str> = Vec::new();
     for c in &open {
@@ -286,12 +268,7 @@ fn verify_deployment_probes_the_real_api() {
     ]);
     r.expect_code(1);
     let j = r.json();
-    let secret = j["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["check"] == "default-jwt-secret")
-        .unwrap();
+    let secret = check_of(&j, "default-jwt-secret");
     assert_eq!(secret["result"], "fail", "{j}");
     assert!(
         secret["detail"].as_str().unwrap().contains("JWT_SECRET"),
@@ -340,6 +317,22 @@ fn fixture_rows(pg: &PgDb) -> String {
         "SELECT (SELECT COUNT(*) FROM orgs WHERE name LIKE 'ecomind-admin verify-deployment %') || ',' || \
                 (SELECT COUNT(*) FROM users u JOIN orgs o ON o.id = u.org_id WHERE o.name LIKE 'ecomind-admin verify-deployment %')",
     )
+}
+
+/// The names of the failed checks, which must all be open routes (the published API's).
+fn failed_route_checks(j: &serde_json::Value) -> Vec<String> {
+    let open: Vec<String> = j["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["result"] == "fail")
+        .map(|c| c["check"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        open.iter().all(|c| c.starts_with("auth-required:")),
+        "{open:?}"
+    );
+    open
 }
 
 fn check_of(j: &serde_json::Value, name: &str) -> serde_json::Value {
@@ -394,17 +387,7 @@ fn verify_deployment_runs_the_plans_tests_on_fixtures() {
         "the fixtures' own audit rows stay, labelled"
     );
     // The open routes accepted (a waiver): the run passes, with Tests 1 to 5.
-    let open: Vec<String> = j["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["result"] == "fail")
-        .map(|c| c["check"].as_str().unwrap().to_owned())
-        .collect();
-    assert!(
-        open.iter().all(|c| c.starts_with("auth-required:")),
-        "{open:?}"
-    );
+    let open = failed_route_checks(&j);
     let mut args = vec!["verify-deployment", "--api-url", api.base.as_str()];
     for c in &open {
         args.extend(["--accept", c.as_str()]);
