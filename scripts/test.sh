@@ -31,9 +31,6 @@ cargo fmt --all --check
 echo "==> cargo clippy"
 cargo clippy --all-targets --workspace -- -D warnings
 
-echo "==> vendored sqlx = crates.io release + the cited hunks"
-scripts/check-vendor.sh
-
 echo "==> PostgreSQL"
 ECOMIND_TEST_DATABASE_URL="$(scripts/pg-up.sh)"
 export ECOMIND_TEST_DATABASE_URL
