@@ -1,10 +1,12 @@
 //! The command line: clap derive types only, no database work.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 pub use crate::flags::{ColorChoice, Format, GlobalArgs, parse_duration};
 
-use crate::commands;
+use crate::commands::{self, Spec};
+use crate::contracts::Contract;
+use crate::spec::{Done, Info, Work};
 
 /// The exit codes and their reasons, for `--help` and the man page (the README's table
 /// says the same, word for word; a test keeps them equal).
@@ -14,13 +16,6 @@ pub fn exit_codes_help() -> String {
         s.push_str(&format!("  {code:>3}  {reason}\n"));
     }
     s
-}
-
-#[derive(Debug, Args)]
-pub struct CompletionsArgs {
-    /// The shell to generate completions for.
-    #[arg(value_enum)]
-    pub shell: clap_complete::Shell,
 }
 
 /// Operator CLI for the EcoMind API database.
@@ -37,8 +32,63 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum Command {
+impl Cli {
+    /// The context a command runs in: `ui`, the database (None: it touches none), and
+    /// the global flags that shape every connection.
+    pub fn context(
+        &self,
+        ui: crate::output::Output,
+        database: Option<crate::config::DatabaseConfig>,
+    ) -> commands::Ctx {
+        commands::Ctx {
+            ui,
+            database,
+            connect_timeout: self.global.connect_timeout(),
+            allow_newer_schema: self.global.allow_newer_schema,
+            lock_wait: self.global.lock_wait.unwrap_or(commands::DEFAULT_LOCK_WAIT),
+            catalog: Command::all,
+            program: <Cli as clap::CommandFactory>::command,
+        }
+    }
+}
+
+/// The commands: this list is the one place a new command is added (its module states
+/// the rest, [`commands::Spec`]). It makes the clap enum and the dispatch over it.
+macro_rules! commands {
+    ($( $(#[$m:meta])* $variant:ident($ty:ty), )*) => {
+        #[derive(Debug, Subcommand)]
+        pub enum Command {
+            $( $(#[$m])* $variant($ty), )*
+        }
+
+        impl Command {
+            /// What this command states about itself.
+            pub fn info(&self) -> &'static Info {
+                match self { $( Command::$variant(c) => c.info(), )* }
+            }
+            /// What this run does to the database.
+            pub fn work(&self) -> Work {
+                match self { $( Command::$variant(c) => c.work(), )* }
+            }
+            /// Its lock flags, if it has them.
+            pub fn lock(&mut self) -> Option<&mut commands::LockArgs> {
+                match self { $( Command::$variant(c) => c.lock(), )* }
+            }
+            /// Run it.
+            pub async fn run(&self, ctx: &commands::Ctx) -> crate::error::Result<Done> {
+                match self { $( Command::$variant(c) => c.run(ctx).await, )* }
+            }
+            /// Every command, in the order of `--help`.
+            pub fn all() -> Vec<&'static Info> {
+                let mut all = Vec::new();
+                $( all.extend_from_slice(<$ty as Spec>::INFOS); )*
+                all
+            }
+        }
+    };
+}
+
+commands! {
     /// Apply, revert and inspect the schema migrations.
     #[command(subcommand)]
     Migrate(commands::migrate::MigrateCommand),
@@ -82,40 +132,39 @@ pub enum Command {
     Upgrade(commands::upgrade::UpgradeArgs),
 
     /// Print the man page (roff) to stdout.
-    Man,
+    Man(crate::docs::ManArgs),
 
     /// Print shell completions to stdout.
-    Completions(CompletionsArgs),
+    Completions(crate::docs::CompletionsArgs),
 }
 
 impl Command {
-    /// The command's name as JSON documents carry it (`"command": "migrate up"`).
+    /// The command's name as typed (`migrate up`).
     pub fn name(&self) -> &'static str {
-        use commands::migrate::MigrateCommand;
-        use commands::users::UsersCommand;
-        match self {
-            Command::Migrate(MigrateCommand::Up(_)) => "migrate up",
-            Command::Migrate(MigrateCommand::Down(_)) => "migrate down",
-            Command::Migrate(MigrateCommand::Current(_)) => "migrate current",
-            Command::Migrate(MigrateCommand::Status) => "migrate status",
-            Command::Baseline(_) => "baseline",
-            Command::CreateOrg(_) => "create-org",
-            Command::CreateAdmin(_) => "create-admin",
-            Command::Users(UsersCommand::List(_)) => "users list",
-            Command::Users(UsersCommand::SetRole(_)) => "users set-role",
-            Command::Users(UsersCommand::ResetPassword(_)) => "users reset-password",
-            Command::Users(UsersCommand::Lock(_)) => "users lock",
-            Command::Users(UsersCommand::Unlock(_)) => "users unlock",
-            Command::Orgs(_) => "orgs list",
-            Command::Audit(_) => "audit suspicious-accounts",
-            Command::VerifySchema(_) => "verify-schema",
-            Command::Doctor(_) => "doctor",
-            Command::VerifyDeployment(_) => "verify-deployment",
-            Command::Upgrade(_) => "upgrade",
-            Command::Man => "man",
-            Command::Completions(_) => "completions",
-        }
+        self.info().name
     }
+}
+
+/// Every command's contract (`man` and `completions` print no JSON), and the tool's
+/// own for a command line that names none (only its error forms).
+pub fn contracts() -> Vec<Contract> {
+    let mut all: Vec<Contract> = Command::all()
+        .into_iter()
+        .filter_map(|info| Some(Contract::new(info.name, (info.schema?)(info))))
+        .collect();
+    all.push(Contract::new(crate::contracts::TOOL, crate::contracts::tool()));
+    all
+}
+
+/// Every file of `schemas/`, as committed: name and text (pretty JSON, one newline).
+pub fn schema_files() -> Vec<(String, String)> {
+    contracts()
+        .into_iter()
+        .map(|c| {
+            let text = serde_json::to_string_pretty(&c.schema).unwrap_or_default() + "\n";
+            (c.file, text)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -64,6 +64,16 @@ pub enum Outcome {
     CheckFailed,
 }
 
+impl Outcome {
+    /// Its exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Outcome::Success => exit::SUCCESS,
+            Outcome::CheckFailed => exit::CHECK_FAILED,
+        }
+    }
+}
+
 /// The classes of failure an operator or a script must tell apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -138,6 +148,9 @@ pub struct Error {
     hint: Option<String>,
     #[source]
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    /// Where a command that failed half-way left the database (from, to): a fleet shows
+    /// it beside the error.
+    versions: Option<(Option<String>, Option<String>)>,
 }
 
 impl fmt::Display for Error {
@@ -155,7 +168,16 @@ impl Error {
             message,
             hint: hint.map(|h| redact_text(&h)),
             source: None,
+            versions: None,
         }
+    }
+    /// Where the failed command left the database (the version before and after).
+    pub fn with_versions(mut self, from: Option<String>, to: Option<String>) -> Self {
+        self.versions = Some((from, to));
+        self
+    }
+    pub fn versions(&self) -> Option<&(Option<String>, Option<String>)> {
+        self.versions.as_ref()
     }
     /// Keep the error that caused this one (its chain is printed under `-vv`).
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {

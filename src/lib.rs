@@ -8,6 +8,7 @@ pub mod backup;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod contracts;
 pub mod db;
 pub mod deployment;
 pub mod docs;
@@ -16,6 +17,8 @@ pub mod entities;
 pub mod environments;
 pub mod error;
 pub mod flags;
+mod fleet;
+pub mod fleet_report;
 pub mod fsafe;
 pub mod migrations;
 pub mod output;
@@ -26,13 +29,10 @@ pub mod records;
 pub mod redact;
 pub mod schema;
 pub mod signals;
+pub mod spec;
 pub mod terminal;
 pub mod text;
 
-#[path = "lib/contracts.rs"]
-pub mod contracts;
-#[path = "lib/fleet.rs"]
-mod fleet;
 
 use cli::{Cli, Command};
 pub use error::Outcome;
@@ -55,14 +55,17 @@ pub async fn run(mut cli: Cli) -> Result<Outcome> {
         }
         None => ui,
     };
-    if ui.format == cli::Format::Csv
-        && !matches!(
-            cli.command,
-            Command::Audit(_) | Command::Users(_) | Command::Orgs(_)
-        )
-    {
+    if ui.format == cli::Format::Csv && !cli.command.info().csv {
+        let csv: Vec<String> = Command::all()
+            .into_iter()
+            .filter(|i| i.csv)
+            .map(|i| format!("`{}`", i.name))
+            .collect();
         return Err(error::Error::usage(
-            "--format csv is only supported by `audit suspicious-accounts`, `users list` and `orgs list`",
+            format!(
+                "--format csv is only supported by {}",
+                text::join_and(&csv)
+            ),
             "use --format table or --format json",
         ));
     }
@@ -70,7 +73,7 @@ pub async fn run(mut cli: Cli) -> Result<Outcome> {
         Ok(env) => {
             // `--lock-wait` (or the environment's) for the commands with lock flags.
             let lock_wait = cli.global.lock_wait;
-            if let Some(lock) = lock_args(&mut cli.command) {
+            if let Some(lock) = cli.command.lock() {
                 lock.lock_wait = lock_wait;
             }
             init_logging(&ui, &cli.global, env.as_ref());
@@ -122,7 +125,7 @@ fn environment(cli: &mut Cli) -> Result<Option<environments::Selected>> {
         ));
     };
     let env = environments::select(&file, &name)?;
-    if let Some(lock) = lock_args(&mut cli.command) {
+    if let Some(lock) = cli.command.lock() {
         lock.or_environment(&env.settings);
     }
     cli.global.connect_timeout = cli.global.connect_timeout.or(env.settings.connect_timeout);
@@ -131,25 +134,11 @@ fn environment(cli: &mut Cli) -> Result<Option<environments::Selected>> {
     Ok(Some(env))
 }
 
-/// The lock flags of the commands that have them.
-fn lock_args(command: &mut Command) -> Option<&mut commands::LockArgs> {
-    use commands::migrate::MigrateCommand;
-    match command {
-        Command::Migrate(MigrateCommand::Up(a)) => Some(&mut a.lock),
-        Command::Migrate(MigrateCommand::Down(a)) => Some(&mut a.lock),
-        Command::Baseline(a) => Some(&mut a.lock),
-        Command::Upgrade(a) => Some(&mut a.lock),
-        _ => None,
-    }
-}
-
 async fn dispatch(cli: &Cli, env: Option<&environments::Selected>, ui: &Output) -> Result<Outcome> {
-    match &cli.command {
-        Command::Man => return docs::man(ui).map(|_| Outcome::Success),
-        Command::Completions(args) => {
-            return docs::completions(args.shell, ui).map(|_| Outcome::Success);
-        }
-        _ => {}
+    let work = cli.command.work();
+    if work == spec::Work::Offline {
+        let ctx = cli.context(ui.clone(), None);
+        return cli.command.run(&ctx).await.map(|done| done.outcome);
     }
     if cli.global.database_url.len() > 1 {
         let listed = environments::Selected {
@@ -166,45 +155,10 @@ async fn dispatch(cli: &Cli, env: Option<&environments::Selected>, ui: &Output) 
     {
         return fleet::run(cli, env, ui).await;
     }
-    let ctx = context(cli, env, ui)?;
-    run_command(&cli.command, &ctx).await
-}
-
-/// A command that touches a database, with its context.
-async fn run_command(command: &Command, ctx: &commands::Ctx) -> Result<Outcome> {
-    let ui = &ctx.ui;
-    let ctx = || -> Result<&commands::Ctx> { Ok(ctx) };
-    match command {
-        Command::Migrate(cmd) => commands::migrate::run(cmd, ctx()?).await,
-        Command::Audit(cmd) => commands::audit::run(cmd, ctx()?).await,
-        Command::CreateOrg(args) => commands::create_org::run(args, ctx()?).await,
-        Command::CreateAdmin(args) => commands::create_admin::run(args, ctx()?).await,
-        Command::Baseline(args) => commands::baseline::run(args, ctx()?).await,
-        Command::VerifySchema(args) => commands::verify_schema::run(args, ctx()?).await,
-        Command::Doctor(args) => commands::doctor::run(args, ctx()?).await,
-        Command::VerifyDeployment(args) => commands::verify_deployment::run(args, ctx()?).await,
-        Command::Users(cmd) => commands::users::run(cmd, ctx()?).await,
-        Command::Orgs(cmd) => commands::orgs::run(cmd, ctx()?).await,
-        Command::Upgrade(args) => commands::upgrade::run(args, ctx()?).await,
-        Command::Man => docs::man(ui).map(|_| Outcome::Success),
-        Command::Completions(args) => docs::completions(args.shell, ui).map(|_| Outcome::Success),
-    }
-}
-
-/// The context of a command that touches a database: the database is resolved once,
-/// here, for the command and for the signal handler.
-fn context(cli: &Cli, env: Option<&environments::Selected>, ui: &Output) -> Result<commands::Ctx> {
     let config = database(cli, env, ui)?;
-    if let Some(work) = signal_work(&cli.command) {
-        signals::install(config.clone(), work, ui.clone());
-    }
-    Ok(commands::Ctx {
-        ui: ui.clone(),
-        config,
-        connect_timeout: cli.global.connect_timeout(),
-        allow_newer_schema: cli.global.allow_newer_schema,
-        lock_wait: cli.global.lock_wait.unwrap_or(commands::DEFAULT_LOCK_WAIT),
-    })
+    signals::install(config.clone(), work, ui.clone());
+    let ctx = cli.context(ui.clone(), Some(config));
+    cli.command.run(&ctx).await.map(|done| done.outcome)
 }
 
 /// The database: `--database-url` / `DATABASE_URL` first (even with `--env`, which it
@@ -226,28 +180,6 @@ fn database(
     }
     // Several databases never reach here: `dispatch` runs them as a fleet.
     config::DatabaseConfig::from_environment(&env.urls[0], cli.global.schema.as_deref())
-}
-
-/// What a command does to the database, for the line a signal prints (None: it does
-/// not touch one).
-fn signal_work(command: &Command) -> Option<signals::Work> {
-    use commands::migrate::MigrateCommand;
-    use commands::users::UsersCommand;
-    use signals::Work;
-    Some(match command {
-        Command::Migrate(MigrateCommand::Up(a)) if !a.dry_run => Work::Schema,
-        Command::Migrate(MigrateCommand::Down(a)) if !a.dry_run => Work::Schema,
-        Command::Baseline(a) if !a.dry_run => Work::Schema,
-        Command::CreateOrg(_) | Command::CreateAdmin(_) => Work::Create,
-        Command::Users(UsersCommand::SetRole(a)) if !a.dry_run => Work::Create,
-        Command::Users(
-            UsersCommand::ResetPassword(_) | UsersCommand::Lock(_) | UsersCommand::Unlock(_),
-        ) => Work::Create,
-        Command::Upgrade(_) => Work::Schema,
-        Command::VerifyDeployment(a) if !a.no_fixtures => Work::Fixtures,
-        Command::Man | Command::Completions(_) => return None,
-        _ => Work::ReadOnly,
-    })
 }
 
 /// `-v` logs SQL statements (sqlx's statement log), `-vv` the driver's debug logs; to

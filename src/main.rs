@@ -120,9 +120,10 @@ fn usage_error_document(err: &Error) {
         .map(String::as_str)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let command = ecomind_admin::contracts::all()
+    let command = ecomind_admin::cli::Command::all()
         .into_iter()
-        .map(|c| c.command)
+        .filter(|c| c.schema.is_some())
+        .map(|c| c.name)
         .filter(|c| {
             let mut want = c.split(' ');
             let first = want.next().unwrap_or_default();

@@ -5,6 +5,7 @@
 use sea_orm::DbBackend;
 
 use crate::db::Db;
+use crate::spec::{Grants, Privilege};
 
 /// The column `v` of the one row `sql` returns; None on any error (a check that cannot
 /// run says no).
@@ -16,93 +17,85 @@ pub async fn scalar<T: sea_orm::TryGetable>(db: &Db, sql: &str) -> Option<T> {
         .and_then(|r| r.try_get("", "v").ok())
 }
 
-/// Whether the role has what each command needs. PostgreSQL: schema CREATE and table
-/// ownership for migrate and baseline, INSERT for create-org / create-admin, UPDATE on
-/// users for set-role / reset-password, SELECT for audit and users list. SQLite: whether the connection may write decides. `writable`: the session is
-/// not read-only (checked once by the caller).
-pub async fn per_command(db: &Db, writable: bool) -> Vec<(&'static str, bool)> {
+/// Whether the role has what each command needs, one row per [`Grants::row`] of
+/// `grants` (in their order; the first of a row counts). PostgreSQL: CREATE on the schema, ownership of the
+/// API's tables, and the table privileges each states. SQLite: whether the connection
+/// may write decides. `writable`: the session is not read-only (checked once by the
+/// caller).
+pub async fn per_command(
+    db: &Db,
+    writable: bool,
+    grants: &[&'static Grants],
+) -> Vec<(&'static str, bool)> {
+    let mut rows: Vec<&'static Grants> = Vec::new();
+    for g in grants.iter().copied() {
+        if !rows.iter().any(|r| r.row == g.row) {
+            rows.push(g);
+        }
+    }
     if db.backend != DbBackend::Postgres {
         let writable = writable
             && scalar::<i64>(db, "SELECT CASE WHEN (SELECT query_only FROM pragma_query_only) = 0 THEN 1 ELSE 0 END AS v")
                 .await
                 .unwrap_or(1)
                 == 1;
-        return sqlite_commands(writable);
+        return rows.iter().map(|g| (g.row, !g.writes || writable)).collect();
     }
-    let q = |sql: &str| sql.to_owned();
     let create_schema = scalar::<bool>(
         db,
-        &q("SELECT has_schema_privilege(current_schema(), 'CREATE') AS v"),
+        "SELECT has_schema_privilege(current_schema(), 'CREATE') AS v",
     )
     .await
     .unwrap_or(false);
-    // ALTER/DROP need ownership of the API's tables that exist.
-    let owns = scalar::<bool>(
-        db,
-        &q("SELECT COALESCE(bool_and(pg_has_role(current_user, c.relowner, 'USAGE')), true) AS v \
-            FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' \
-            AND c.relname IN ('orgs', 'users', 'events_enriched', 'audit_logs', 'daily_org_agg', \
-                              'daily_user_agg', 'daily_provider_agg', 'daily_model_agg', 'seaql_migrations')"),
-    )
-    .await
-    .unwrap_or(false);
-    let table_priv = |table: &str, privilege: &str| {
-        format!(
-            "SELECT CASE WHEN to_regclass('{table}') IS NULL THEN has_schema_privilege(current_schema(), 'CREATE') \
-             ELSE has_table_privilege('{table}', '{privilege}') END AS v"
-        )
-    };
-    let insert_orgs = scalar::<bool>(db, &table_priv("orgs", "INSERT"))
-        .await
-        .unwrap_or(false);
-    let insert_users = scalar::<bool>(db, &table_priv("users", "INSERT"))
-        .await
-        .unwrap_or(false);
-    let insert_audit = scalar::<bool>(db, &table_priv("audit_logs", "INSERT"))
-        .await
-        .unwrap_or(false);
-    let select_users = scalar::<bool>(db, &table_priv("users", "SELECT"))
-        .await
-        .unwrap_or(false);
-    let select_audit = scalar::<bool>(db, &table_priv("audit_logs", "SELECT"))
-        .await
-        .unwrap_or(false);
-    let update_users = scalar::<bool>(db, &table_priv("users", "UPDATE"))
-        .await
-        .unwrap_or(false);
-    // UPDATE on users (for the change and its FOR UPDATE row lock), INSERT for the row.
-    let change_users = writable && update_users && select_users && insert_audit;
-    vec![
-        ("migrate", writable && create_schema && owns),
-        ("baseline", writable && create_schema),
-        ("create-org", writable && insert_orgs && insert_audit),
-        (
-            "create-admin",
-            writable && insert_users && insert_audit && select_users,
-        ),
-        ("users set-role", change_users),
-        ("users reset-password", change_users),
-        ("users lock", change_users),
-        ("users unlock", change_users),
-        ("verify-schema", true),
-        ("audit", select_users && select_audit),
-        ("users list", select_users),
-    ]
+    let owns = owns_api_tables(db).await;
+    // Each (table, privilege) asked once.
+    let mut asked: Vec<((&str, Privilege), bool)> = Vec::new();
+    for (table, privilege) in rows.iter().flat_map(|g| g.tables.iter().copied()) {
+        if !asked.iter().any(|(k, _)| *k == (table, privilege)) {
+            let ok = scalar::<bool>(db, &table_priv(table, privilege.sql()))
+                .await
+                .unwrap_or(false);
+            asked.push(((table, privilege), ok));
+        }
+    }
+    let has = |k: &(&str, Privilege)| asked.iter().any(|(a, ok)| a == k && *ok);
+    rows.iter()
+        .map(|g| {
+            let ok = (!g.writes || writable)
+                && (!g.create_in_schema || create_schema)
+                && (!g.owns_tables || owns)
+                && g.tables.iter().all(has);
+            (g.row, ok)
+        })
+        .collect()
 }
 
-/// SQLite: whether the connection may write decides every writing command.
-fn sqlite_commands(writable: bool) -> Vec<(&'static str, bool)> {
-    vec![
-        ("migrate", writable),
-        ("baseline", writable),
-        ("create-org", writable),
-        ("create-admin", writable),
-        ("users set-role", writable),
-        ("users reset-password", writable),
-        ("users lock", writable),
-        ("users unlock", writable),
-        ("verify-schema", true),
-        ("audit", true),
-        ("users list", true),
-    ]
+/// The role may ALTER and DROP the API's tables that exist (it owns them).
+async fn owns_api_tables(db: &Db) -> bool {
+    let tables: Vec<String> = crate::schema::snapshots::api_tables()
+        .iter()
+        .map(String::as_str)
+        .chain(std::iter::once(crate::migrations::TRACKING_TABLE))
+        .map(|t| format!("'{t}'"))
+        .collect();
+    scalar::<bool>(
+        db,
+        &format!(
+            "SELECT COALESCE(bool_and(pg_has_role(current_user, c.relowner, 'USAGE')), true) AS v \
+             FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' \
+             AND c.relname IN ({})",
+            tables.join(", ")
+        ),
+    )
+    .await
+    .unwrap_or(false)
+}
+
+/// Whether the role has `privilege` on `table`; a table that does not exist yet: CREATE
+/// on the schema (the command's migration makes it).
+fn table_priv(table: &str, privilege: &str) -> String {
+    format!(
+        "SELECT CASE WHEN to_regclass('{table}') IS NULL THEN has_schema_privilege(current_schema(), 'CREATE') \
+         ELSE has_table_privilege('{table}', '{privilege}') END AS v"
+    )
 }

@@ -20,6 +20,7 @@ use crate::db::{self, Open};
 use crate::error::{Error, Kind};
 use crate::migrations;
 use crate::output::Output;
+use crate::spec::Work;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -70,21 +71,11 @@ pub fn install_fleet() {
         });
 }
 
-/// What the command does, for the line the signal prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Work {
-    /// Migrations or a baseline: say which version the database is at now.
-    Schema,
-    /// create-org / create-admin: one transaction.
-    Create,
-    /// Reads only.
-    ReadOnly,
-    /// verify-deployment with fixtures: they are removed before the process exits.
-    Fixtures,
-}
-
 /// Handle SIGINT and SIGTERM for a command that works on `config`'s database.
 pub fn install(config: DatabaseConfig, work: Work, ui: Output) {
+    if work == Work::Offline {
+        return;
+    }
     // The terminal as it is now, before any prompt changes it.
     let terminal = std::sync::Arc::new(crate::terminal::save());
     // The handlers are registered by the thread itself: when it cannot start, or cannot
@@ -130,12 +121,12 @@ pub fn install(config: DatabaseConfig, work: Work, ui: Output) {
                     })
                 });
             let what = match (work, after) {
-                (Work::ReadOnly, _) => "nothing was written (read-only)".to_owned(),
+                (Work::ReadOnly | Work::Offline, _) => "nothing was written (read-only)".to_owned(),
                 (Work::Fixtures, Some(Some(removed))) => removed,
                 (Work::Fixtures, _) => {
                     "the fixtures could not be removed now; the next run removes them first".to_owned()
                 }
-                (Work::Create, _) => {
+                (Work::Rows, _) => {
                     "its transaction was rolled back unless it had committed (then the result is in the database)".to_owned()
                 }
                 (Work::Schema, Some(Some(at))) => format!(

@@ -94,6 +94,15 @@ fn sgr_len(s: &str) -> usize {
     }
 }
 
+/// `a`, `a and b`, `a, b and c`.
+pub fn join_and(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 /// A value, escaped for a message or a line of a report ([`Mode::Value`]).
 pub fn shown(s: &str) -> Cow<'_, str> {
     escape(s, Mode::Value)

@@ -16,6 +16,7 @@ use crate::accounts::check_org_id;
 use crate::audit::rules::{Params, Rule};
 use crate::audit::{self, Finding, ProvenanceCheck, Risk, RuleCount, Skipped, Tally};
 use crate::db;
+use crate::spec::{Done, Fleet, Grants, Info, Privilege, Work};
 use crate::error::Outcome;
 use crate::error::Result;
 use crate::flags::Format;
@@ -312,9 +313,49 @@ fn csv_row(f: &Finding, for_terminal: bool) -> Result<Vec<u8>> {
     )
 }
 
-pub async fn run(cmd: &AuditCommand, ctx: &Ctx) -> Result<Outcome> {
-    match cmd {
-        AuditCommand::SuspiciousAccounts(args) => suspicious(args, ctx).await,
+pub const SUSPICIOUS_ACCOUNTS: Info = Info {
+    name: "audit suspicious-accounts",
+    csv: true,
+    fleet: Fleet::Each,
+    grants: Some(Grants {
+        row: "audit",
+        writes: false,
+        create_in_schema: false,
+        owns_tables: false,
+        tables: &[("users", Privilege::Select), ("audit_logs", Privilege::Select)],
+    }),
+    schema: Some(|info| {
+        crate::contracts::streamed::<AuditReport, crate::audit::Finding, AuditSummaryLine>(
+            info, "finding",
+        )
+    }),
+};
+
+impl super::Spec for AuditCommand {
+    const INFOS: &'static [&'static Info] = &[&SUSPICIOUS_ACCOUNTS];
+
+    fn info(&self) -> &'static Info {
+        match self {
+            AuditCommand::SuspiciousAccounts(_) => &SUSPICIOUS_ACCOUNTS,
+        }
+    }
+
+    fn work(&self) -> Work {
+        match self {
+            AuditCommand::SuspiciousAccounts(_) => Work::ReadOnly,
+        }
+    }
+
+    fn lock(&mut self) -> Option<&mut super::LockArgs> {
+        match self {
+            AuditCommand::SuspiciousAccounts(_) => None,
+        }
+    }
+
+    async fn run(&self, ctx: &Ctx) -> Result<Done> {
+        match self {
+            AuditCommand::SuspiciousAccounts(args) => suspicious(args, ctx).await.map(Done::from),
+        }
     }
 }
 
@@ -343,7 +384,7 @@ async fn suspicious(args: &SuspiciousArgs, ctx: &Ctx) -> Result<Outcome> {
         verified: None,
     };
     if args.show_sql {
-        return show_sql(&selected, ctx.config.backend, &params, ui);
+        return show_sql(&selected, ctx.config()?.backend, &params, ui);
     }
     let db = ctx.connect(db::Open::Existing).await?;
     // JSON is one document (it holds the findings, sorted); every other format is

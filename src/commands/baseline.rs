@@ -13,6 +13,7 @@ use migration::MigratorTrait;
 use super::Ctx;
 use crate::commands::LockArgs;
 use crate::db::{self, Db, MIGRATION_LOCK_KEY};
+use crate::spec::{Done, Fleet, Grants, Info, Work};
 use crate::error::Outcome;
 use crate::error::{Error, Result};
 use crate::migrations::{self, Alembic, TRACKING_TABLE, bookkeeping, known};
@@ -163,7 +164,41 @@ impl Report for BaselineReport {
     }
 }
 
-pub async fn run(args: &BaselineArgs, ctx: &Ctx) -> Result<Outcome> {
+pub const INFO: Info = Info {
+    name: "baseline",
+    csv: false,
+    fleet: Fleet::Each,
+    grants: Some(Grants {
+        row: "baseline",
+        writes: true,
+        create_in_schema: true,
+        owns_tables: false,
+        tables: &[],
+    }),
+    schema: Some(crate::contracts::document::<BaselineReport>),
+};
+
+impl super::Spec for BaselineArgs {
+    const INFOS: &'static [&'static Info] = &[&INFO];
+
+    fn info(&self) -> &'static Info {
+        &INFO
+    }
+
+    fn work(&self) -> Work {
+        if self.dry_run { Work::ReadOnly } else { Work::Schema }
+    }
+
+    fn lock(&mut self) -> Option<&mut super::LockArgs> {
+        Some(&mut self.lock)
+    }
+
+    async fn run(&self, ctx: &Ctx) -> Result<Done> {
+        execute(self, ctx).await.map(Done::from)
+    }
+}
+
+async fn execute(args: &BaselineArgs, ctx: &Ctx) -> Result<Outcome> {
     let ui = &ctx.ui;
     let db = ctx.connect(db::Open::Existing).await?;
     let outcome = if args.undo {

@@ -12,6 +12,7 @@ use super::{Ctx, PasswordArgs};
 use crate::accounts::{api_email, check_org_id, find_by_email};
 use crate::db::{self, Db};
 use crate::entities::{Role, orgs, users};
+use crate::spec::{Done, Fleet, Grants, Info, Privilege, Work};
 use crate::error::Outcome;
 use crate::error::{Error, Result};
 use crate::output::{Output, Report, label, or_dash, shown};
@@ -102,7 +103,45 @@ impl Report for UserReport {
     }
 }
 
-pub async fn run(args: &CreateAdminArgs, ctx: &Ctx) -> Result<Outcome> {
+pub const INFO: Info = Info {
+    name: "create-admin",
+    csv: false,
+    fleet: Fleet::One,
+    grants: Some(Grants {
+        row: "create-admin",
+        writes: true,
+        create_in_schema: false,
+        owns_tables: false,
+        tables: &[
+            ("users", Privilege::Insert),
+            ("audit_logs", Privilege::Insert),
+            ("users", Privilege::Select),
+        ],
+    }),
+    schema: Some(crate::contracts::document::<UserReport>),
+};
+
+impl super::Spec for CreateAdminArgs {
+    const INFOS: &'static [&'static Info] = &[&INFO];
+
+    fn info(&self) -> &'static Info {
+        &INFO
+    }
+
+    fn work(&self) -> Work {
+        Work::Rows
+    }
+
+    fn lock(&mut self) -> Option<&mut super::LockArgs> {
+        None
+    }
+
+    async fn run(&self, ctx: &Ctx) -> Result<Done> {
+        execute(self, ctx).await.map(Done::from)
+    }
+}
+
+async fn execute(args: &CreateAdminArgs, ctx: &Ctx) -> Result<Outcome> {
     let ui = &ctx.ui;
     check_org_id(&args.org)?;
     // The address as the API will look it up at login (its EmailStr normalizes it).

@@ -11,6 +11,7 @@ use super::Ctx;
 use crate::accounts::{check_name, check_org_id};
 use crate::db::{self, Db};
 use crate::entities::{PlanType, orgs};
+use crate::spec::{Done, Fleet, Grants, Info, Privilege, Work};
 use crate::error::Outcome;
 use crate::error::{Error, Result};
 use crate::output::{Output, Report, label, or_dash, shown};
@@ -89,7 +90,41 @@ impl Report for OrgReport {
     }
 }
 
-pub async fn run(args: &CreateOrgArgs, ctx: &Ctx) -> Result<Outcome> {
+pub const INFO: Info = Info {
+    name: "create-org",
+    csv: false,
+    fleet: Fleet::One,
+    grants: Some(Grants {
+        row: "create-org",
+        writes: true,
+        create_in_schema: false,
+        owns_tables: false,
+        tables: &[("orgs", Privilege::Insert), ("audit_logs", Privilege::Insert)],
+    }),
+    schema: Some(crate::contracts::document::<OrgReport>),
+};
+
+impl super::Spec for CreateOrgArgs {
+    const INFOS: &'static [&'static Info] = &[&INFO];
+
+    fn info(&self) -> &'static Info {
+        &INFO
+    }
+
+    fn work(&self) -> Work {
+        Work::Rows
+    }
+
+    fn lock(&mut self) -> Option<&mut super::LockArgs> {
+        None
+    }
+
+    async fn run(&self, ctx: &Ctx) -> Result<Done> {
+        execute(self, ctx).await.map(Done::from)
+    }
+}
+
+async fn execute(args: &CreateOrgArgs, ctx: &Ctx) -> Result<Outcome> {
     let ui = &ctx.ui;
     check_name(&args.name)?;
     let id = match &args.id {

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::Ctx;
 use crate::audit::{self, rules::Params, rules::Rule};
 use crate::db::{self, Db};
+use crate::spec::{Done, Fleet, Info, Work};
 use crate::error::Outcome;
 use crate::error::Result;
 use crate::migrations::{Alembic, State, known};
@@ -90,10 +91,38 @@ impl Report for DoctorReport {
     }
 }
 
-pub async fn run(_args: &DoctorArgs, ctx: &Ctx) -> Result<Outcome> {
+pub const INFO: Info = Info {
+    name: "doctor",
+    csv: false,
+    fleet: Fleet::Each,
+    grants: None,
+    schema: Some(crate::contracts::document::<DoctorReport>),
+};
+
+impl super::Spec for DoctorArgs {
+    const INFOS: &'static [&'static Info] = &[&INFO];
+
+    fn info(&self) -> &'static Info {
+        &INFO
+    }
+
+    fn work(&self) -> Work {
+        Work::ReadOnly
+    }
+
+    fn lock(&mut self) -> Option<&mut super::LockArgs> {
+        None
+    }
+
+    async fn run(&self, ctx: &Ctx) -> Result<Done> {
+        execute(self, ctx).await.map(Done::from)
+    }
+}
+
+async fn execute(_args: &DoctorArgs, ctx: &Ctx) -> Result<Outcome> {
     let ui = &ctx.ui;
     let db = ctx.connect(db::Open::Existing).await?;
-    let report = diagnose(&db, ui).await;
+    let report = diagnose(&db, ui, &(ctx.catalog)()).await;
     db.conn.close().await.ok();
     let report = report?;
     ui.emit(&report)?;
@@ -104,7 +133,7 @@ pub async fn run(_args: &DoctorArgs, ctx: &Ctx) -> Result<Outcome> {
     })
 }
 
-async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
+async fn diagnose(db: &Db, ui: &Output, catalog: &[&'static Info]) -> Result<DoctorReport> {
     let mut checks = vec![check_connection(db).await];
     let writable = db.ensure_writable().await;
     checks.push(check_writable(&writable));
@@ -116,7 +145,7 @@ async fn diagnose(db: &Db, ui: &Output) -> Result<DoctorReport> {
         && state.unrecorded_tables.is_empty()
         && state.alembic == Alembic::Absent;
     checks.push(check_schema(db, &state, &intro, empty));
-    checks.push(check_privileges(db, &state, writable.is_ok()).await);
+    checks.push(check_privileges(db, &state, writable.is_ok(), catalog).await);
     let unmanaged = !state.unrecorded_tables.is_empty()
         && state.current().is_none()
         && state.alembic == Alembic::Absent;
@@ -376,8 +405,15 @@ fn check_schema(db: &Db, state: &State, intro: &Introspection, empty: bool) -> D
 
 /// Which commands the role may run; blocking only when migrations are pending and
 /// the role cannot apply them.
-async fn check_privileges(db: &Db, state: &State, writable: bool) -> Diagnosis {
-    let privileges = crate::privileges::per_command(db, writable).await;
+async fn check_privileges(
+    db: &Db,
+    state: &State,
+    writable: bool,
+    catalog: &[&'static Info],
+) -> Diagnosis {
+    let grants: Vec<&'static crate::spec::Grants> =
+        catalog.iter().filter_map(|i| i.grants.as_ref()).collect();
+    let privileges = crate::privileges::per_command(db, writable, &grants).await;
     let missing: Vec<&str> = privileges
         .iter()
         .filter(|(_, ok)| !ok)

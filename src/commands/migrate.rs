@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::migrations::{self, Alembic, Direction, PlannedStep, State, Step, known};
 use crate::output::{Output, Report, or_dash, plural, shown};
 use crate::schema::{self, drops::Drop};
+use crate::spec::{Done, Fleet, Info, Work};
 
 #[derive(Debug, Subcommand)]
 pub enum MigrateCommand {
@@ -82,7 +83,72 @@ fn parse_version(s: &str) -> std::result::Result<usize, String> {
     migrations::resolve_version(s)
 }
 
-pub async fn run(cmd: &MigrateCommand, ctx: &Ctx) -> Result<Outcome> {
+pub const UP: Info = Info {
+    name: "migrate up",
+    csv: false,
+    fleet: Fleet::Migrate,
+    grants: Some(super::MIGRATE_GRANTS),
+    schema: Some(crate::contracts::document::<RunReport>),
+};
+pub const DOWN: Info = Info {
+    name: "migrate down",
+    csv: false,
+    fleet: Fleet::Each,
+    grants: Some(super::MIGRATE_GRANTS),
+    schema: Some(crate::contracts::document::<RunReport>),
+};
+pub const CURRENT: Info = Info {
+    name: "migrate current",
+    csv: false,
+    fleet: Fleet::VersionGate,
+    grants: None,
+    schema: Some(crate::contracts::document::<CurrentReport>),
+};
+pub const STATUS: Info = Info {
+    name: "migrate status",
+    csv: false,
+    fleet: Fleet::VersionGate,
+    grants: None,
+    schema: Some(crate::contracts::document::<StatusReport>),
+};
+
+impl super::Spec for MigrateCommand {
+    const INFOS: &'static [&'static Info] = &[&UP, &DOWN, &CURRENT, &STATUS];
+
+    fn info(&self) -> &'static Info {
+        match self {
+            MigrateCommand::Up(_) => &UP,
+            MigrateCommand::Down(_) => &DOWN,
+            MigrateCommand::Current(_) => &CURRENT,
+            MigrateCommand::Status => &STATUS,
+        }
+    }
+
+    fn work(&self) -> Work {
+        match self {
+            MigrateCommand::Up(a) if !a.dry_run => Work::Schema,
+            MigrateCommand::Down(a) if !a.dry_run => Work::Schema,
+            MigrateCommand::Up(_)
+            | MigrateCommand::Down(_)
+            | MigrateCommand::Current(_)
+            | MigrateCommand::Status => Work::ReadOnly,
+        }
+    }
+
+    fn lock(&mut self) -> Option<&mut LockArgs> {
+        match self {
+            MigrateCommand::Up(a) => Some(&mut a.lock),
+            MigrateCommand::Down(a) => Some(&mut a.lock),
+            MigrateCommand::Current(_) | MigrateCommand::Status => None,
+        }
+    }
+
+    async fn run(&self, ctx: &Ctx) -> Result<Done> {
+        run(self, ctx).await
+    }
+}
+
+async fn run(cmd: &MigrateCommand, ctx: &Ctx) -> Result<Done> {
     let ui = &ctx.ui;
     let open = match cmd {
         MigrateCommand::Up(args) if args.dry_run => db::Open::DryRun,
@@ -215,7 +281,7 @@ impl Report for RunReport {
     }
 }
 
-async fn up(db: &Db, args: &UpArgs, ui: &Output) -> Result<Outcome> {
+async fn up(db: &Db, args: &UpArgs, ui: &Output) -> Result<Done> {
     let state = migrations::snapshot_state(db).await?;
     state.check_writable()?;
     let pending = state.pending();
@@ -306,7 +372,7 @@ fn down_target(state: &State, args: &DownArgs) -> Result<(Option<usize>, Vec<usi
     Ok((keep, to_revert))
 }
 
-async fn down(db: &Db, args: &DownArgs, ui: &Output) -> Result<Outcome> {
+async fn down(db: &Db, args: &DownArgs, ui: &Output) -> Result<Done> {
     let state = migrations::snapshot_state(db).await?;
     state.check_writable()?;
     let (keep, to_revert) = down_target(&state, args)?;
@@ -417,7 +483,14 @@ fn emit_run(
     from: Option<VersionRef>,
     to: Option<VersionRef>,
     state: &State,
-) -> Result<Outcome> {
+) -> Result<Done> {
+    let done = Done {
+        outcome: Outcome::Success,
+        // An empty database before: `none`.
+        from: Some(revision(&from).unwrap_or_else(|| "none".to_owned())),
+        to: revision(&to),
+        ahead: false,
+    };
     ui.emit(&RunReport {
         database: db.url.clone(),
         direction,
@@ -429,7 +502,12 @@ fn emit_run(
         to,
         alembic_version: (state.alembic != Alembic::Absent).then(|| state.alembic.clone()),
     })?;
-    Ok(Outcome::Success)
+    Ok(done)
+}
+
+/// A version's Alembic revision, as a fleet shows it.
+pub fn revision(v: &Option<VersionRef>) -> Option<String> {
+    v.as_ref().map(|v| v.alembic_revision.to_owned())
 }
 
 // ---------------------------------------------------------------- current / status
@@ -505,7 +583,7 @@ impl Report for CurrentReport {
     }
 }
 
-async fn current(db: &Db, args: &CurrentArgs, ui: &Output) -> Result<Outcome> {
+async fn current(db: &Db, args: &CurrentArgs, ui: &Output) -> Result<Done> {
     let state = migrations::snapshot_state(db).await?;
     note_state(&state, ui);
     let pending: Vec<VersionRef> = state
@@ -527,10 +605,15 @@ async fn current(db: &Db, args: &CurrentArgs, ui: &Output) -> Result<Outcome> {
         up_to_date,
     };
     ui.emit(&report)?;
-    Ok(if args.check && !up_to_date {
-        Outcome::CheckFailed
-    } else {
-        Outcome::Success
+    Ok(Done {
+        outcome: if args.check && !up_to_date {
+            Outcome::CheckFailed
+        } else {
+            Outcome::Success
+        },
+        from: None,
+        to: revision(&report.current),
+        ahead: !report.unknown_applied.is_empty(),
     })
 }
 
@@ -619,7 +702,7 @@ impl Report for StatusReport {
     }
 }
 
-async fn status(db: &Db, ui: &Output) -> Result<Outcome> {
+async fn status(db: &Db, ui: &Output) -> Result<Done> {
     let state = migrations::snapshot_state(db).await?;
     note_state(&state, ui);
     let migrations = known()
@@ -642,6 +725,7 @@ async fn status(db: &Db, ui: &Output) -> Result<Outcome> {
         .collect();
     let unknown_applied = state.newer_than_build();
     let ahead = !unknown_applied.is_empty();
+    let at = revision(&version_ref(state.current()));
     ui.emit(&StatusReport {
         database: db.url.clone(),
         migrations,
@@ -649,9 +733,14 @@ async fn status(db: &Db, ui: &Output) -> Result<Outcome> {
         unknown_applied,
     })?;
     // A database ahead of this build is something to act on (upgrade ecomind-admin).
-    Ok(if ahead {
-        Outcome::CheckFailed
-    } else {
-        Outcome::Success
+    Ok(Done {
+        outcome: if ahead {
+            Outcome::CheckFailed
+        } else {
+            Outcome::Success
+        },
+        from: None,
+        to: at,
+        ahead,
     })
 }

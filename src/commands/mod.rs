@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::flags::parse_duration;
 use crate::migrations::RunOptions;
 use crate::output::Output;
+use crate::spec::{Done, Info, Work};
 
 pub mod audit;
 pub mod baseline;
@@ -24,27 +25,58 @@ pub mod users;
 pub mod verify_deployment;
 pub mod verify_schema;
 
-/// What every command that touches a database gets, built once in `lib::run`: the
-/// output, the resolved database (flag > env > .env > default, `--schema`) and the
-/// connect timeout. Each command opens the database the way it needs ([`db::Open`]).
+/// A command: its arguments (clap), what it states about itself ([`Info`]), and how it
+/// runs. Implemented once per command module; `cli::Command` dispatches to it, and
+/// every method must be written (none has a default).
+#[allow(async_fn_in_trait)]
+pub trait Spec {
+    /// Every command this type can be (`migrate`: up, down, current, status).
+    const INFOS: &'static [&'static Info];
+    /// The one this value is.
+    fn info(&self) -> &'static Info;
+    /// What this run does to the database (a `--dry-run` reads only).
+    fn work(&self) -> Work;
+    /// Its lock flags, which the environment's settings fill (None: it takes no lock
+    /// that waits).
+    fn lock(&mut self) -> Option<&mut LockArgs>;
+    /// Run it: arguments in, its report printed, what the caller needs back.
+    async fn run(&self, ctx: &Ctx) -> Result<Done>;
+}
+
+/// What every command gets, built once in `lib::run`: the output, the resolved
+/// database (flag > env > .env > default, `--schema`; None for a command that touches
+/// none) and the connect timeout. Each command opens the database the way it needs
+/// ([`db::Open`]).
 pub struct Ctx {
     pub ui: Output,
-    pub config: DatabaseConfig,
+    pub database: Option<DatabaseConfig>,
     pub connect_timeout: Duration,
     /// `--allow-newer-schema`: write rows into a database a newer build migrated.
     pub allow_newer_schema: bool,
     /// `--lock-wait`: the longest any statement waits for a lock (PostgreSQL
     /// `lock_timeout` in every transaction; the migration lock's wait).
     pub lock_wait: Duration,
+    /// Every command's [`Info`] (for `doctor`'s and `upgrade`'s privilege checks).
+    pub catalog: fn() -> Vec<&'static Info>,
+    /// The whole command line as clap describes it (for `man` and `completions`).
+    pub program: fn() -> clap::Command,
 }
 
 impl Ctx {
+    /// The database the command works on.
+    pub fn config(&self) -> Result<&DatabaseConfig> {
+        self.database
+            .as_ref()
+            .ok_or_else(|| crate::error::Error::internal("this command has no database"))
+    }
+
     /// Connect, and refuse a database that is another application's (tables named like
     /// the API's that are not: [`crate::schema::foreign`]) before the command reads it.
     pub async fn connect(&self, open: db::Open) -> Result<Db> {
-        let mut db = db::connect(&self.config, self.connect_timeout, &self.ui, open).await?;
+        let config = self.config()?;
+        let mut db = db::connect(config, self.connect_timeout, &self.ui, open).await?;
         db.lock_wait = self.lock_wait;
-        db.watch_lock_waits(&self.config, Box::new(self.ui.clone()));
+        db.watch_lock_waits(config, Box::new(self.ui.clone()));
         if let Err(e) = crate::schema::foreign::refuse_foreign(&db).await {
             db.conn.close().await.ok();
             return Err(e);
@@ -78,6 +110,16 @@ impl Ctx {
         ))
     }
 }
+
+/// What `migrate up` / `down` need, and so `upgrade`'s pre-flight: CREATE on the
+/// schema, and the API's tables owned (ALTER, DROP).
+pub const MIGRATE_GRANTS: crate::spec::Grants = crate::spec::Grants {
+    row: "migrate",
+    writes: true,
+    create_in_schema: true,
+    owns_tables: true,
+    tables: &[],
+};
 
 /// How long to wait for locks.
 #[derive(Debug, Clone, Args)]

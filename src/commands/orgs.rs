@@ -6,6 +6,7 @@ use super::Ctx;
 use crate::accounts::{OrgListing, each_org};
 use crate::db;
 use crate::error::{Outcome, Result};
+use crate::spec::{Done, Fleet, Grants, Info, Privilege, Work};
 use crate::output::RowStream;
 use crate::records;
 
@@ -17,7 +18,58 @@ pub enum OrgsCommand {
 
 const HEADER: [&str; 5] = ["id", "name", "plan", "created_at", "users"];
 
-pub async fn run(cmd: &OrgsCommand, ctx: &Ctx) -> Result<Outcome> {
+pub const LIST: Info = Info {
+    name: "orgs list",
+    csv: true,
+    fleet: Fleet::One,
+    grants: Some(Grants {
+        row: "orgs list",
+        writes: false,
+        create_in_schema: false,
+        owns_tables: false,
+        tables: &[("orgs", Privilege::Select), ("users", Privilege::Select)],
+    }),
+    schema: Some(|info| {
+        crate::contracts::streamed::<OrgsDocument, OrgListing, crate::output::ListSummary>(
+            info, "org",
+        )
+    }),
+};
+
+/// `orgs list --format json`.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+struct OrgsDocument {
+    orgs: Vec<OrgListing>,
+    count: usize,
+}
+
+impl super::Spec for OrgsCommand {
+    const INFOS: &'static [&'static Info] = &[&LIST];
+
+    fn info(&self) -> &'static Info {
+        match self {
+            OrgsCommand::List => &LIST,
+        }
+    }
+
+    fn work(&self) -> Work {
+        match self {
+            OrgsCommand::List => Work::ReadOnly,
+        }
+    }
+
+    fn lock(&mut self) -> Option<&mut super::LockArgs> {
+        match self {
+            OrgsCommand::List => None,
+        }
+    }
+
+    async fn run(&self, ctx: &Ctx) -> Result<Done> {
+        execute(self, ctx).await.map(Done::from)
+    }
+}
+
+async fn execute(cmd: &OrgsCommand, ctx: &Ctx) -> Result<Outcome> {
     match cmd {
         OrgsCommand::List => {
             let db = ctx.connect(db::Open::Existing).await?;

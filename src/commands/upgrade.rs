@@ -15,6 +15,7 @@ use super::{Ctx, FailOn, LockArgs};
 use crate::audit::{self, Risk, rules::Params, rules::Rule};
 use crate::backup::{self, Backup};
 use crate::db::{self, Db};
+use crate::spec::{Done, Fleet, Info, Work};
 use crate::error::{Error, Kind, Outcome, Result};
 use crate::migrations::{self, State, known};
 use crate::output::{Output, Report, plural, shown};
@@ -182,7 +183,36 @@ struct Upgrade<'a> {
     report: UpgradeReport,
 }
 
-pub async fn run(args: &UpgradeArgs, ctx: &Ctx) -> Result<Outcome> {
+pub const INFO: Info = Info {
+    name: "upgrade",
+    csv: false,
+    fleet: Fleet::Each,
+    // What it needs is `migrate`'s: its pre-flight asks for that row.
+    grants: None,
+    schema: Some(crate::contracts::document::<UpgradeReport>),
+};
+
+impl super::Spec for UpgradeArgs {
+    const INFOS: &'static [&'static Info] = &[&INFO];
+
+    fn info(&self) -> &'static Info {
+        &INFO
+    }
+
+    fn work(&self) -> Work {
+        Work::Schema
+    }
+
+    fn lock(&mut self) -> Option<&mut super::LockArgs> {
+        Some(&mut self.lock)
+    }
+
+    async fn run(&self, ctx: &Ctx) -> Result<Done> {
+        execute(self, ctx).await
+    }
+}
+
+async fn execute(args: &UpgradeArgs, ctx: &Ctx) -> Result<Done> {
     let db = ctx.connect(db::Open::MayCreate).await?;
     let mut up = Upgrade {
         db: &db,
@@ -211,7 +241,7 @@ pub async fn run(args: &UpgradeArgs, ctx: &Ctx) -> Result<Outcome> {
 
 /// Print the report (`--report` / `--output` is the global `--output`), then the error of a failed step with what
 /// to do next.
-fn finish(ctx: &Ctx, mut report: UpgradeReport, result: Result<Outcome>) -> Result<Outcome> {
+fn finish(ctx: &Ctx, mut report: UpgradeReport, result: Result<Outcome>) -> Result<Done> {
     let ui = &ctx.ui;
     if result.is_ok() {
         report.status = if report.applied.is_empty() {
@@ -224,9 +254,21 @@ fn finish(ctx: &Ctx, mut report: UpgradeReport, result: Result<Outcome>) -> Resu
     if !report.steps.is_empty() {
         ui.emit(&report)?;
     }
+    let revision = |v: &Option<Version>| v.as_ref().map(|v| v.alembic_revision.to_owned());
+    let from = Some(revision(&report.from).unwrap_or_else(|| "none".to_owned()));
+    let to = revision(&report.to);
     let err = match result {
-        Ok(outcome) => return Ok(outcome),
-        Err(e) => e,
+        Ok(outcome) => {
+            return Ok(Done {
+                outcome,
+                from,
+                to,
+                ahead: false,
+            });
+        }
+        // A fleet shows where the failed upgrade left this database.
+        Err(e) if report.steps.is_empty() => e,
+        Err(e) => e.with_versions(from, to),
     };
     // A refusal before anything was written is its one error line.
     if matches!(report.failed_step, None | Some("pre-flight" | "plan")) {
@@ -257,7 +299,7 @@ fn finish(ctx: &Ctx, mut report: UpgradeReport, result: Result<Outcome>) -> Resu
         );
     }
     if let Some(cmd) = &report.restore_command {
-        let how = if ctx.config.backend == sea_orm::DbBackend::Postgres {
+        let how = if ctx.config()?.backend == sea_orm::DbBackend::Postgres {
             " (pg_restore takes the password from PGPASSWORD or ~/.pgpass)"
         } else {
             " (stop the API first)"
@@ -375,8 +417,8 @@ impl Upgrade<'_> {
             state.check_writable()?;
         }
         db.ensure_writable().await?;
-        let may = crate::privileges::per_command(db, true).await;
-        if may.iter().any(|(cmd, ok)| *cmd == "migrate" && !ok) {
+        let may = crate::privileges::per_command(db, true, &[&super::MIGRATE_GRANTS]).await;
+        if may.iter().any(|(_, ok)| !ok) {
             return Err(Error::refused(
                 "the role cannot migrate: it needs CREATE on the schema and ownership of the API's tables",
                 "run the upgrade as the database owner; `ecomind-admin doctor` shows what each command needs",
@@ -602,7 +644,7 @@ impl Upgrade<'_> {
             return Ok(((), StepStatus::Skipped, "--no-backup".into()));
         }
         let dir = &self.args.backup_dir;
-        let secret = self.ctx.config.secret_url();
+        let secret = self.ctx.config()?.secret_url();
         let name = backup::database_name(secret, self.db.backend);
         let versions = format!("{:?}|{:?}", state.current(), state.alembic);
         let fingerprint = backup::fingerprint(self.db, &versions).await?;
@@ -668,7 +710,7 @@ impl Upgrade<'_> {
         live: &std::path::Path,
     ) -> Result<Option<String>> {
         let dir = &self.args.backup_dir;
-        let secret = self.ctx.config.secret_url();
+        let secret = self.ctx.config()?.secret_url();
         if let Some((path, bytes, sha256)) = backup::reusable(dir, name, fingerprint) {
             // Checked again as if new: the record and the file may have been planted.
             let started = Instant::now();

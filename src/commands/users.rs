@@ -13,6 +13,7 @@ use crate::accounts::{
 };
 use crate::db;
 use crate::entities::Role;
+use crate::spec::{Done, Fleet, Grants, Info, Privilege, Work};
 use crate::error::{Error, Outcome, Result};
 use crate::output::RowStream;
 use crate::output::{Output, Report, shown};
@@ -222,7 +223,111 @@ const HEADER: [&str; 7] = [
     "password",
 ];
 
-pub async fn run(cmd: &UsersCommand, ctx: &Ctx) -> Result<Outcome> {
+/// set-role, reset-password, lock, unlock: UPDATE on users (the change and its `FOR
+/// UPDATE` row lock), SELECT, and INSERT on audit_logs for the row.
+const CHANGE: Grants = Grants {
+    row: "",
+    writes: true,
+    create_in_schema: false,
+    owns_tables: false,
+    tables: &[
+        ("users", Privilege::Update),
+        ("users", Privilege::Select),
+        ("audit_logs", Privilege::Insert),
+    ],
+};
+
+const fn change(name: &'static str, schema: fn(&Info) -> serde_json::Value) -> Info {
+    Info {
+        name,
+        csv: false,
+        fleet: Fleet::One,
+        grants: Some(Grants { row: name, ..CHANGE }),
+        schema: Some(schema),
+    }
+}
+
+pub const LIST: Info = Info {
+    name: "users list",
+    csv: true,
+    fleet: Fleet::One,
+    grants: Some(Grants {
+        row: "users list",
+        writes: false,
+        create_in_schema: false,
+        owns_tables: false,
+        tables: &[("users", Privilege::Select)],
+    }),
+    schema: Some(|info| {
+        crate::contracts::streamed::<UsersDocument, UserListing, crate::output::ListSummary>(
+            info, "user",
+        )
+    }),
+};
+pub const SET_ROLE: Info = change(
+    "users set-role",
+    crate::contracts::document::<crate::accounts::RoleChange>,
+);
+pub const RESET_PASSWORD: Info = change(
+    "users reset-password",
+    crate::contracts::document::<crate::accounts::PasswordReset>,
+);
+pub const LOCK: Info = change(
+    "users lock",
+    crate::contracts::document::<crate::accounts::AccountLock>,
+);
+pub const UNLOCK: Info = change(
+    "users unlock",
+    crate::contracts::document::<crate::accounts::AccountLock>,
+);
+
+/// `users list --format json`.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+struct UsersDocument {
+    users: Vec<UserListing>,
+    count: usize,
+}
+
+impl super::Spec for UsersCommand {
+    const INFOS: &'static [&'static Info] = &[&LIST, &SET_ROLE, &RESET_PASSWORD, &LOCK, &UNLOCK];
+
+    fn info(&self) -> &'static Info {
+        match self {
+            UsersCommand::List(_) => &LIST,
+            UsersCommand::SetRole(_) => &SET_ROLE,
+            UsersCommand::ResetPassword(_) => &RESET_PASSWORD,
+            UsersCommand::Lock(_) => &LOCK,
+            UsersCommand::Unlock(_) => &UNLOCK,
+        }
+    }
+
+    fn work(&self) -> Work {
+        match self {
+            UsersCommand::SetRole(a) if a.dry_run => Work::ReadOnly,
+            UsersCommand::List(_) => Work::ReadOnly,
+            UsersCommand::SetRole(_)
+            | UsersCommand::ResetPassword(_)
+            | UsersCommand::Lock(_)
+            | UsersCommand::Unlock(_) => Work::Rows,
+        }
+    }
+
+    fn lock(&mut self) -> Option<&mut super::LockArgs> {
+        match self {
+            UsersCommand::List(_)
+            | UsersCommand::SetRole(_)
+            | UsersCommand::ResetPassword(_)
+            | UsersCommand::Lock(_)
+            | UsersCommand::Unlock(_) => None,
+        }
+    }
+
+    async fn run(&self, ctx: &Ctx) -> Result<Done> {
+        execute(self, ctx).await.map(Done::from)
+    }
+}
+
+async fn execute(cmd: &UsersCommand, ctx: &Ctx) -> Result<Outcome> {
     match cmd {
         UsersCommand::List(args) => list(args, ctx).await,
         UsersCommand::SetRole(args) => set_role(args, ctx).await,

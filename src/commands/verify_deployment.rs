@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::Ctx;
 use crate::db;
 use crate::deployment::{self, Check, Verdict};
+use crate::spec::{Done, Fleet, Info, Work};
 use crate::error::{Error, Outcome, Result};
 use crate::flags::parse_duration;
 use crate::output::{Output, Report, shown};
@@ -77,7 +78,35 @@ impl Report for DeploymentReport {
     }
 }
 
-pub async fn run(args: &VerifyDeploymentArgs, ctx: &Ctx) -> Result<Outcome> {
+pub const INFO: Info = Info {
+    name: "verify-deployment",
+    csv: false,
+    fleet: Fleet::One,
+    grants: None,
+    schema: Some(crate::contracts::document::<DeploymentReport>),
+};
+
+impl super::Spec for VerifyDeploymentArgs {
+    const INFOS: &'static [&'static Info] = &[&INFO];
+
+    fn info(&self) -> &'static Info {
+        &INFO
+    }
+
+    fn work(&self) -> Work {
+        if self.no_fixtures { Work::ReadOnly } else { Work::Fixtures }
+    }
+
+    fn lock(&mut self) -> Option<&mut super::LockArgs> {
+        None
+    }
+
+    async fn run(&self, ctx: &Ctx) -> Result<Done> {
+        execute(self, ctx).await.map(Done::from)
+    }
+}
+
+async fn execute(args: &VerifyDeploymentArgs, ctx: &Ctx) -> Result<Outcome> {
     let ui = &ctx.ui;
     let api = deployment::Api::new(&args.api_url)?;
     let db = ctx.connect(db::Open::Existing).await?;
@@ -97,7 +126,7 @@ pub async fn run(args: &VerifyDeploymentArgs, ctx: &Ctx) -> Result<Outcome> {
     let count = |v: Verdict| checks.iter().filter(|c| c.result == v).count();
     let report = DeploymentReport {
         api_url: crate::redact::redact_url(&args.api_url),
-        database: ctx.config.redacted(),
+        database: ctx.config()?.redacted(),
         passed: count(Verdict::Pass),
         failed: count(Verdict::Fail),
         accepted: count(Verdict::Accepted),

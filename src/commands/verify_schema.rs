@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::Ctx;
 use crate::db;
+use crate::spec::{Done, Fleet, Grants, Info, Work};
 use crate::error::Outcome;
 use crate::error::Result;
 use crate::flags::Format;
@@ -250,7 +251,45 @@ impl VerifyReport {
     }
 }
 
-pub async fn run(args: &VerifySchemaArgs, ctx: &Ctx) -> Result<Outcome> {
+pub const INFO: Info = Info {
+    name: "verify-schema",
+    csv: false,
+    fleet: Fleet::Each,
+    grants: Some(Grants {
+        row: "verify-schema",
+        writes: false,
+        create_in_schema: false,
+        owns_tables: false,
+        tables: &[],
+    }),
+    schema: Some(|info| {
+        crate::contracts::streamed::<VerifyReport, crate::schema::Drift, VerifySummaryLine>(
+            info, "finding",
+        )
+    }),
+};
+
+impl super::Spec for VerifySchemaArgs {
+    const INFOS: &'static [&'static Info] = &[&INFO];
+
+    fn info(&self) -> &'static Info {
+        &INFO
+    }
+
+    fn work(&self) -> Work {
+        Work::ReadOnly
+    }
+
+    fn lock(&mut self) -> Option<&mut super::LockArgs> {
+        None
+    }
+
+    async fn run(&self, ctx: &Ctx) -> Result<Done> {
+        execute(self, ctx).await.map(Done::from)
+    }
+}
+
+async fn execute(args: &VerifySchemaArgs, ctx: &Ctx) -> Result<Outcome> {
     let ui = &ctx.ui;
     let db = ctx.connect(db::Open::Existing).await?;
     let pb = ui.spinner("reading the catalog");

@@ -30,6 +30,21 @@ fn parsed(backend: DbBackend) -> &'static Snapshots {
     cell.get_or_init(|| serde_json::from_str(text).expect("the committed schema snapshots parse"))
 }
 
+/// The API's tables: every table a migration of this build creates (bookkeeping aside),
+/// read from the snapshots, sorted by name.
+pub fn api_tables() -> &'static [String] {
+    static TABLES: OnceLock<Vec<String>> = OnceLock::new();
+    TABLES.get_or_init(|| {
+        let mut all: Vec<String> = parsed(DbBackend::Postgres)
+            .values()
+            .flat_map(|s| s.tables.keys().cloned())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    })
+}
+
 /// The expected schema after migration `version` (index into the known migrations:
 /// 0 = revision 001, 1 = revision 002) on `backend`.
 pub fn expected(version: usize, backend: DbBackend) -> Schema {

@@ -98,7 +98,7 @@ pub fn validate_stdout(stdout: &str) -> usize {
 /// removed from an output type without `cargo xtask schemas` fails here.
 #[test]
 fn committed_schemas_are_what_the_types_generate() {
-    let files = ecomind_admin::contracts::files();
+    let files = ecomind_admin::cli::schema_files();
     let mut stale = Vec::new();
     for (name, text) in &files {
         let committed = std::fs::read_to_string(schemas_dir().join(name)).unwrap_or_default();
@@ -117,7 +117,7 @@ fn committed_schemas_are_what_the_types_generate() {
         "stale schemas: {stale:?}; run `cargo xtask schemas` and review the diff (and note it in CHANGELOG.md)"
     );
     // Every command that prints JSON has one.
-    let commands: Vec<&str> = ecomind_admin::contracts::all()
+    let commands: Vec<&str> = ecomind_admin::cli::contracts()
         .iter()
         .map(|c| c.command)
         .collect();
@@ -250,7 +250,7 @@ both! {
         let old = db.fresh_like();
         old.run(&["migrate", "up", "--to", "001"]).expect_code(0);
         run(&old, &["upgrade", "--no-backup"], 4, &mut seen);
-        let mut want: Vec<String> = ecomind_admin::contracts::all().iter().map(|c| c.command.to_owned()).collect();
+        let mut want: Vec<String> = ecomind_admin::cli::contracts().iter().map(|c| c.command.to_owned()).collect();
         want.sort();
         seen.sort();
         seen.dedup();

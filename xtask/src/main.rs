@@ -42,7 +42,7 @@ fn schemas(root: &std::path::Path) -> ExitCode {
     let dir = root.join(contracts::DIR);
     let write = || -> std::io::Result<usize> {
         std::fs::create_dir_all(&dir)?;
-        let files = contracts::files();
+        let files = ecomind_admin::cli::schema_files();
         for entry in std::fs::read_dir(&dir)? {
             let path = entry?.path();
             let name = path

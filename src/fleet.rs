@@ -4,124 +4,37 @@
 //! database's result is captured as JSON; one summary (table or JSON) follows, and the
 //! exit code is the highest of the databases'.
 
-use std::fmt::Write as _;
 use std::time::Instant;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::cli::{Cli, Command};
-use crate::commands::{self, migrate::MigrateCommand};
 use crate::config::DatabaseConfig;
 use crate::environments::Selected;
 use crate::error::{Error, Kind, Outcome, Result};
-use crate::output::{Output, Report, shown};
-
-/// One database of a fleet run.
-#[derive(Debug, Serialize, schemars::JsonSchema)]
-pub struct FleetResult {
-    pub database: String,
-    /// `ok`, `failed` (its exit code says how), or `skipped` (not started).
-    pub result: &'static str,
-    pub exit_code: Option<u8>,
-    pub duration_ms: u64,
-    /// The version before and after, when the command reports them.
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub error: Option<String>,
-    /// The command's own JSON document for this database.
-    pub report: Value,
-}
-
-#[derive(Debug, Serialize, schemars::JsonSchema)]
-pub struct FleetReport {
-    pub environment: String,
-    pub databases: Vec<FleetResult>,
-    pub ok: usize,
-    pub failed: usize,
-    pub skipped: usize,
-    /// The highest exit code of the databases (0 when all succeeded; at least 1 when
-    /// `migrate status` / `current` find versions that differ from this build's head).
-    pub exit_code: u8,
-}
-
-/// The last line of a fleet run in `--format jsonl`.
-#[derive(Debug, Serialize, schemars::JsonSchema)]
-pub struct FleetSummaryLine {
-    pub summary: FleetSummary,
-}
-
-#[derive(Debug, Serialize, schemars::JsonSchema)]
-pub struct FleetSummary {
-    pub environment: String,
-    pub ok: usize,
-    pub failed: usize,
-    pub skipped: usize,
-    pub exit_code: u8,
-}
-
-impl Report for FleetReport {
-    fn render(&self, out: &mut String, ui: &Output) {
-        let mut t = ui.table(&["database", "result", "version", "time", "detail"]);
-        for d in &self.databases {
-            let version = match (&d.from, &d.to) {
-                (Some(a), Some(b)) if a != b => format!("{a} -> {b}"),
-                (_, Some(b)) => b.clone(),
-                (Some(a), None) => a.clone(),
-                _ => "-".into(),
-            };
-            let result = match (d.result, d.exit_code) {
-                ("failed", Some(c)) => format!("FAILED ({c})"),
-                (r, _) => r.to_owned(),
-            };
-            t.add_row(vec![
-                d.database.clone(),
-                result,
-                version,
-                format!("{} ms", d.duration_ms),
-                d.error.clone().unwrap_or_default(),
-            ]);
-        }
-        let _ = writeln!(out, "{t}");
-        let _ = writeln!(
-            out,
-            "environment {}: {} ok, {} failed, {} skipped",
-            shown(&self.environment),
-            self.ok,
-            self.failed,
-            self.skipped
-        );
-    }
-}
-
-/// The commands a fleet runs: those that act on one database's schema or read it.
-fn supported(command: &Command) -> bool {
-    matches!(
-        command,
-        Command::Migrate(
-            MigrateCommand::Up(_)
-                | MigrateCommand::Down(_)
-                | MigrateCommand::Status
-                | MigrateCommand::Current(_)
-        ) | Command::VerifySchema(_)
-            | Command::Audit(_)
-            | Command::Doctor(_)
-            | Command::Baseline(_)
-            | Command::Upgrade(_)
-    )
-}
+use crate::fleet_report::{DatabaseResult, FleetReport, FleetResult, FleetSummary, FleetSummaryLine};
+use crate::output::{Output, shown};
+use crate::spec::{Fleet, Work};
 
 pub async fn run(cli: &Cli, env: &Selected, ui: &Output) -> Result<Outcome> {
-    if !supported(&cli.command) {
+    if cli.command.info().fleet == Fleet::One {
+        let fleet: Vec<&str> = Command::all()
+            .into_iter()
+            .filter(|i| i.fleet != Fleet::One)
+            .map(|i| i.name)
+            .collect();
         return Err(Error::usage(
             format!(
                 "environment '{}' names {} databases, and this command runs on one",
                 shown(&env.name),
                 env.urls.len()
             ),
-            "fleet runs: migrate, verify-schema, audit, doctor, baseline, upgrade; pick one database with --database-url",
+            format!(
+                "fleet runs: {}; pick one database with --database-url",
+                fleet.join(", ")
+            ),
         ));
     }
     if ui.format == crate::cli::Format::Csv {
@@ -143,11 +56,12 @@ pub async fn run(cli: &Cli, env: &Selected, ui: &Output) -> Result<Outcome> {
     let stopped = run_batch(cli, env, ui, 0..first, parallel, &mut results).await
         || crate::signals::fleet_stop().is_some();
     if canary.is_some()
-        && matches!(&cli.command, Command::Migrate(MigrateCommand::Up(a)) if !a.dry_run)
+        && cli.command.info().fleet == Fleet::Migrate
+        && cli.command.work() == Work::Schema
     {
         verify_canaries(cli, env, &mut results[..first]).await;
     }
-    let canary_failed = canary.is_some() && results.iter().flatten().any(|r| r.result != "ok");
+    let canary_failed = canary.is_some() && results.iter().flatten().any(|r| r.result != DatabaseResult::Ok);
     if !stopped && !canary_failed {
         run_batch(cli, env, ui, first..env.urls.len(), parallel, &mut results).await;
     }
@@ -201,7 +115,7 @@ async fn run_batch(
         let Some((i, result)) = done else {
             break;
         };
-        if result.result != "ok" && cli.global.fail_fast {
+        if result.result != DatabaseResult::Ok && cli.global.fail_fast {
             stop = true;
         }
         if ui.format == crate::cli::Format::Jsonl {
@@ -217,7 +131,7 @@ async fn run_batch(
 /// of the fleet does not start (the canary is marked failed, exit 1).
 async fn verify_canaries(cli: &Cli, env: &Selected, canaries: &mut [Option<FleetResult>]) {
     for (i, slot) in canaries.iter_mut().enumerate() {
-        let Some(r) = slot.as_mut().filter(|r| r.result == "ok") else {
+        let Some(r) = slot.as_mut().filter(|r| r.result == DatabaseResult::Ok) else {
             continue;
         };
         let verdict = async {
@@ -239,7 +153,7 @@ async fn verify_canaries(cli: &Cli, env: &Selected, canaries: &mut [Option<Fleet
                 format!("verify-schema after migrate up: {}", e.message()),
             ),
         };
-        r.result = "failed";
+        r.result = DatabaseResult::Failed;
         r.exit_code = Some(failure.0);
         r.error = Some(failure.1);
     }
@@ -271,67 +185,62 @@ async fn cancel(cli: &Cli, env: &Selected, running: &[usize]) {
 fn skipped(url: &str) -> FleetResult {
     FleetResult {
         database: crate::config::redact_url(url),
-        result: "skipped",
+        result: DatabaseResult::Skipped,
         exit_code: None,
         duration_ms: 0,
         from: None,
         to: None,
         error: None,
         report: Value::Null,
+        ahead: false,
     }
 }
 
-/// The version a report names under `key` (`from`, `to`, `current`): its Alembic
-/// revision.
-fn revision(report: &Value, key: &str) -> Option<String> {
-    let v = report.get(key)?;
-    v.get("alembic_revision")
-        .or_else(|| v.get("seaorm").and_then(|s| s.get("alembic_revision")))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-}
-
-/// The command on one database, its output captured.
+/// The command on one database: its output captured (the database's own document in
+/// the fleet's), its typed result read.
 async fn one(cli: &Cli, url: &str, ui: &Output) -> FleetResult {
     let started = Instant::now();
     let line = ui.fleet_line(&format!("{}: running", crate::config::redact_url(url)));
     let (captured, sink) = ui.captured();
     let result = match database(cli, url) {
         Ok(config) => {
-            let ctx = commands::Ctx {
-                ui: captured,
-                config,
-                connect_timeout: cli.global.connect_timeout(),
-                allow_newer_schema: cli.global.allow_newer_schema,
-                lock_wait: cli.global.lock_wait.unwrap_or(commands::DEFAULT_LOCK_WAIT),
-            };
-            crate::run_command(&cli.command, &ctx).await
+            let ctx = cli.context(captured, Some(config));
+            cli.command.run(&ctx).await
         }
         Err(e) => Err(e),
     };
     line.finish_and_clear();
     let text = sink.lock().map(|b| b.clone()).unwrap_or_default();
-    let report: Value = serde_json::from_slice(&text).unwrap_or(Value::Null);
-    let (result, exit_code, error) = match result {
-        Ok(Outcome::Success) => ("ok", 0, None),
-        Ok(Outcome::CheckFailed) => ("failed", 1, None),
-        Err(e) => ("failed", e.code(), Some(e.message().to_owned())),
+    let (result, exit_code, error, (from, to), ahead) = match result {
+        Ok(done) => (
+            match done.outcome {
+                Outcome::Success => DatabaseResult::Ok,
+                Outcome::CheckFailed => DatabaseResult::Failed,
+            },
+            done.outcome.code(),
+            None,
+            (done.from, done.to),
+            done.ahead,
+        ),
+        Err(e) => (
+            DatabaseResult::Failed,
+            e.code(),
+            Some(e.message().to_owned()),
+            e.versions().cloned().unwrap_or_default(),
+            false,
+        ),
     };
     FleetResult {
         database: crate::config::redact_url(url),
         result,
         exit_code: Some(exit_code),
         duration_ms: started.elapsed().as_millis() as u64,
-        // A report with `from: null` started from an empty database: say so.
-        from: revision(&report, "from").or_else(|| {
-            report
-                .get("from")
-                .filter(|v| v.is_null() && report.get("to").is_some())
-                .map(|_| "none".to_owned())
-        }),
-        to: revision(&report, "to").or_else(|| revision(&report, "current")),
+        from,
+        to,
         error,
-        report,
+        ahead,
+        // The database's own document, embedded as it was printed.
+        report: serde_json::from_slice(&text).unwrap_or(Value::Null),
     }
 }
 
@@ -339,45 +248,26 @@ fn database(cli: &Cli, url: &str) -> Result<DatabaseConfig> {
     DatabaseConfig::from_environment(url, cli.global.schema.as_deref())
 }
 
-/// The version a `migrate status` or `migrate current` report says the database is at.
-fn status_version(report: &Value) -> Option<String> {
-    revision(report, "current").or_else(|| {
-        report["migrations"]
-            .as_array()?
-            .iter()
-            .rev()
-            .find(|m| m["status"] == "applied")
-            .and_then(|m| m["alembic_revision"].as_str())
-            .map(str::to_owned)
-    })
-}
-
 /// `migrate status` / `current` on a fleet: each database's version against this
 /// build's head; true when any is behind or ahead (the gate exits 1).
 fn version_skew(command: &Command, databases: &mut [FleetResult]) -> bool {
-    if !matches!(
-        command,
-        Command::Migrate(MigrateCommand::Status | MigrateCommand::Current(_))
-    ) {
+    if command.info().fleet != Fleet::VersionGate {
         return false;
     }
-    let known = crate::migrations::known();
-    let head = known.last().map(|k| k.alembic_revision).unwrap_or("-");
+    let head = crate::migrations::head().alembic_revision;
     let mut skew = false;
-    for d in databases.iter_mut().filter(|d| d.result == "ok") {
-        let at = status_version(&d.report);
-        d.to = at.clone();
-        let unknown = d.report["unknown_applied"]
-            .as_array()
-            .is_some_and(|u| !u.is_empty());
-        let why = if unknown {
+    for d in databases
+        .iter_mut()
+        .filter(|d| d.result == DatabaseResult::Ok)
+    {
+        let why = if d.ahead {
             Some(format!(
                 "ahead of this build's head {head} (versions it does not know)"
             ))
-        } else if at.as_deref() != Some(head) {
+        } else if d.to.as_deref() != Some(head) {
             Some(format!(
                 "behind this build's head {head} (at {})",
-                at.as_deref().unwrap_or("no version")
+                d.to.as_deref().unwrap_or("no version")
             ))
         } else {
             None
@@ -385,7 +275,7 @@ fn version_skew(command: &Command, databases: &mut [FleetResult]) -> bool {
         if let Some(why) = why {
             // It failed the gate: counted as failed, with the gate's exit code.
             d.error = Some(why);
-            d.result = "failed";
+            d.result = DatabaseResult::Failed;
             d.exit_code = Some(crate::error::exit::CHECK_FAILED);
             skew = true;
         }
@@ -400,7 +290,7 @@ fn finish(
     mut databases: Vec<FleetResult>,
 ) -> Result<Outcome> {
     let skew = version_skew(command, &mut databases);
-    let count = |r: &str| databases.iter().filter(|d| d.result == r).count();
+    let count = |r: DatabaseResult| databases.iter().filter(|d| d.result == r).count();
     let exit_code = databases
         .iter()
         .filter_map(|d| d.exit_code)
@@ -409,14 +299,14 @@ fn finish(
         .max(u8::from(skew));
     let report = FleetReport {
         environment: env.name.clone(),
-        ok: count("ok"),
-        failed: count("failed"),
-        skipped: count("skipped"),
+        ok: count(DatabaseResult::Ok),
+        failed: count(DatabaseResult::Failed),
+        skipped: count(DatabaseResult::Skipped),
         exit_code,
         databases,
     };
     if ui.format == crate::cli::Format::Jsonl {
-        for d in report.databases.iter().filter(|d| d.result == "skipped") {
+        for d in report.databases.iter().filter(|d| d.result == DatabaseResult::Skipped) {
             ui.line("database", d)?;
         }
         let summary = FleetSummary {

@@ -7,23 +7,11 @@
 
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, SchemaGenerator};
-use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::accounts::{AccountLock, OrgListing, PasswordReset, RoleChange, UserListing};
-use crate::audit::Finding;
-use crate::commands::audit::{AuditReport, AuditSummaryLine};
-use crate::commands::baseline::BaselineReport;
-use crate::commands::create_admin::UserReport;
-use crate::commands::create_org::OrgReport;
-use crate::commands::doctor::DoctorReport;
-use crate::commands::migrate::{CurrentReport, RunReport, StatusReport};
-use crate::commands::upgrade::UpgradeReport;
-use crate::commands::verify_schema::VerifySummaryLine;
-use crate::fleet::{FleetReport, FleetResult, FleetSummaryLine};
-use crate::output::{ErrorDocument, FORMAT_VERSION, ListSummary};
-use crate::schema::Drift;
-use crate::schema::check::VerifyReport;
+use crate::fleet_report::{FleetReport, FleetResult, FleetSummaryLine};
+use crate::output::{ErrorDocument, FORMAT_VERSION};
+use crate::spec::{Fleet, Info};
 
 /// Where the committed schemas live, relative to the repository.
 pub const DIR: &str = "schemas";
@@ -31,20 +19,6 @@ pub const DIR: &str = "schemas";
 /// The `command` of an error document when the command line names no command that
 /// prints JSON (it did not parse).
 pub const TOOL: &str = "ecomind-admin";
-
-/// `users list --format json`.
-#[derive(Serialize, JsonSchema)]
-struct UsersDocument {
-    users: Vec<UserListing>,
-    count: usize,
-}
-
-/// `orgs list --format json`.
-#[derive(Serialize, JsonSchema)]
-struct OrgsDocument {
-    orgs: Vec<OrgListing>,
-    count: usize,
-}
 
 /// One command's schema, and the file it is committed as (`schemas/<file>`).
 pub struct Contract {
@@ -59,42 +33,25 @@ pub fn file_name(command: &str) -> String {
     format!("{}.json", command.replace(' ', "-"))
 }
 
-/// Every command's contract (`man` and `completions` print no JSON), and the tool's
-/// own for a command line that names none (only its error forms).
-pub fn all() -> Vec<Contract> {
-    vec![
-        document::<RunReport>("migrate up", true),
-        document::<RunReport>("migrate down", true),
-        document::<CurrentReport>("migrate current", true),
-        document::<StatusReport>("migrate status", true),
-        document::<BaselineReport>("baseline", true),
-        streamed::<VerifyReport, Drift, VerifySummaryLine>("verify-schema", "finding", true),
-        document::<OrgReport>("create-org", false),
-        document::<UserReport>("create-admin", false),
-        streamed::<AuditReport, Finding, AuditSummaryLine>(
-            "audit suspicious-accounts",
-            "finding",
-            true,
-        ),
-        streamed::<UsersDocument, UserListing, ListSummary>("users list", "user", false),
-        document::<RoleChange>("users set-role", false),
-        document::<PasswordReset>("users reset-password", false),
-        document::<AccountLock>("users lock", false),
-        document::<AccountLock>("users unlock", false),
-        streamed::<OrgsDocument, OrgListing, ListSummary>("orgs list", "org", false),
-        document::<DoctorReport>("doctor", true),
-        document::<crate::commands::verify_deployment::DeploymentReport>(
-            "verify-deployment",
-            false,
-        ),
-        document::<UpgradeReport>("upgrade", true),
-        Builder::new(TOOL).finish(false),
-    ]
+impl Contract {
+    pub fn new(command: &'static str, schema: Value) -> Self {
+        Contract {
+            command,
+            file: file_name(command),
+            schema,
+        }
+    }
+}
+
+/// The tool's own schema, for a command line that names no command: only the error
+/// forms.
+pub fn tool() -> Value {
+    Builder::new(TOOL).finish(false)
 }
 
 /// A command whose JSON Lines form is its document on one line (`type: "result"`).
-fn document<D: JsonSchema>(command: &'static str, fleet: bool) -> Contract {
-    let mut b = Builder::new(command);
+pub fn document<D: JsonSchema>(info: &Info) -> Value {
+    let mut b = Builder::new(info.name);
     let doc = b.reference::<D>();
     b.alternative(
         "document",
@@ -106,17 +63,16 @@ fn document<D: JsonSchema>(command: &'static str, fleet: bool) -> Contract {
         "--format jsonl: the document on one line",
         &[doc, b.envelope(Some("result"))],
     );
-    b.finish(fleet)
+    b.finish(info.fleet != Fleet::One)
 }
 
 /// A command whose JSON Lines form is a line per item as it is produced (`type:
 /// item_type`), then a summary line (`type: "summary"`).
-fn streamed<D: JsonSchema, I: JsonSchema, S: JsonSchema>(
-    command: &'static str,
+pub fn streamed<D: JsonSchema, I: JsonSchema, S: JsonSchema>(
+    info: &Info,
     item_type: &'static str,
-    fleet: bool,
-) -> Contract {
-    let mut b = Builder::new(command);
+) -> Value {
+    let mut b = Builder::new(info.name);
     let doc = b.reference::<D>();
     b.alternative("document", "--format json", &[doc, b.envelope(None)]);
     let item = b.reference::<I>();
@@ -131,7 +87,7 @@ fn streamed<D: JsonSchema, I: JsonSchema, S: JsonSchema>(
         "--format jsonl: the last line of a complete run",
         &[summary, b.envelope(Some("summary"))],
     );
-    b.finish(fleet)
+    b.finish(info.fleet != Fleet::One)
 }
 
 struct Builder {
@@ -182,7 +138,7 @@ impl Builder {
 
     /// Add the error forms and, for a command that runs on fleets, the fleet forms; the
     /// whole schema.
-    fn finish(mut self, fleet: bool) -> Contract {
+    fn finish(mut self, fleet: bool) -> Value {
         let error = self.reference::<ErrorDocument>();
         self.alternative(
             "error",
@@ -210,10 +166,7 @@ impl Builder {
             *report = json!({"anyOf": [own, error, {"type": "null"}]});
         }
         let command = self.command;
-        Contract {
-            command,
-            file: file_name(command),
-            schema: json!({
+        json!({
                 "$schema": "https://json-schema.org/draft/2020-12/schema",
                 "title": format!("ecomind-admin {command}: --format json / jsonl output"),
                 "description": format!(
@@ -221,8 +174,7 @@ impl Builder {
                 ),
                 "anyOf": self.any_of,
                 "$defs": defs,
-            }),
-        }
+        })
     }
 
     fn fleet_alternatives(&mut self) {
@@ -245,15 +197,4 @@ impl Builder {
             &[summary, self.envelope(Some("summary"))],
         );
     }
-}
-
-/// Every file of `schemas/`, as committed: name and text (pretty JSON, one newline).
-pub fn files() -> Vec<(String, String)> {
-    all()
-        .into_iter()
-        .map(|c| {
-            let text = serde_json::to_string_pretty(&c.schema).unwrap_or_default() + "\n";
-            (c.file, text)
-        })
-        .collect()
 }

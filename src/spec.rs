@@ -1,0 +1,118 @@
+//! What the rest of the program asks about a command, as data: each command states its
+//! [`Info`] once, in its own module (`src/commands/*.rs`), and dispatch, the contracts,
+//! the fleet, the signal handler, the privilege checks and the docs read it from there
+//! (`cli::Command::all()` lists them). Every field is required: a new command decides
+//! each one, nothing falls to a default.
+
+use serde_json::Value;
+
+use crate::error::Outcome;
+
+/// What a command does to the database as it runs: what the line a signal prints says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// It touches no database (`man`, `completions`): no context, no signal handler.
+    Offline,
+    /// Reads only (also every `--dry-run`).
+    ReadOnly,
+    /// Rows in one transaction (create-org, create-admin, users set-role, ...).
+    Rows,
+    /// Migrations or a baseline: the line says which version the database is at now.
+    Schema,
+    /// verify-deployment's fixtures: removed before the process exits.
+    Fixtures,
+}
+
+/// How a run over several databases (a fleet) treats the command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fleet {
+    /// Refused: it acts on one database (rows, a person's account).
+    One,
+    /// Run on each database; a database passes when the command does.
+    Each,
+    /// Run on each, and with `--canary K` the canaries must then pass verify-schema
+    /// (when the run wrote) before the rest start (`migrate up`).
+    Migrate,
+    /// Run on each; then each database's version is compared with this build's head,
+    /// and one that is behind or ahead fails the gate (`migrate status` / `current`).
+    VersionGate,
+}
+
+/// A table privilege (PostgreSQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Privilege {
+    Select,
+    Insert,
+    Update,
+}
+
+impl Privilege {
+    pub fn sql(self) -> &'static str {
+        match self {
+            Privilege::Select => "SELECT",
+            Privilege::Insert => "INSERT",
+            Privilege::Update => "UPDATE",
+        }
+    }
+}
+
+/// What the connected role needs to run a command: `doctor` reports it per `row`
+/// (commands that need the same share a row: `migrate` for up and down), `upgrade`'s
+/// pre-flight asks it of `migrate`.
+#[derive(Debug, Clone, Copy)]
+pub struct Grants {
+    /// The name `doctor` lists.
+    pub row: &'static str,
+    /// It writes: a read-only session (a standby, `default_transaction_read_only`, a
+    /// SQLite file opened read-only) cannot run it.
+    pub writes: bool,
+    /// CREATE on the schema (it creates tables).
+    pub create_in_schema: bool,
+    /// Ownership of the API's tables (ALTER, DROP).
+    pub owns_tables: bool,
+    /// The table privileges it needs (a missing table: CREATE on the schema instead).
+    pub tables: &'static [(&'static str, Privilege)],
+}
+
+/// One command, as the rest of the program sees it.
+#[derive(Debug)]
+pub struct Info {
+    /// As typed: `migrate up`, `create-admin`.
+    pub name: &'static str,
+    /// It writes `--format csv` (a list of rows).
+    pub csv: bool,
+    pub fleet: Fleet,
+    /// What the role needs (None: nothing beyond reading the API's tables, or no
+    /// database at all).
+    pub grants: Option<Grants>,
+    /// Its JSON Schema (`schemas/<name>.json`): what it prints with `--format json` /
+    /// `jsonl`. None: it prints no JSON (`man`, `completions`).
+    pub schema: Option<fn(&Info) -> Value>,
+}
+
+/// A version as a fleet reports it: its Alembic revision, or `none` (an empty database).
+pub type Revision = String;
+
+/// What a run tells its caller besides what it printed: pass or fail, and the versions
+/// a fleet shows and gates on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Done {
+    pub outcome: Outcome,
+    /// The version before the run (`none`: nothing applied), when the command moves it.
+    pub from: Option<Revision>,
+    /// The version after the run, or the one it found.
+    pub to: Option<Revision>,
+    /// The database records versions this build does not know.
+    pub ahead: bool,
+}
+
+impl From<Outcome> for Done {
+    fn from(outcome: Outcome) -> Self {
+        Done {
+            outcome,
+            from: None,
+            to: None,
+            ahead: false,
+        }
+    }
+}
