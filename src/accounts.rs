@@ -245,8 +245,7 @@ pub async fn each_user(
                 "see `ecomind-admin orgs list`; without --org every organization is listed",
             ));
         }
-        let has_hash =
-            crate::migrations::has_column(txn, db.backend, "users", "password_hash").await?;
+        let has_hash = crate::schema::snapshots::has_column(txn, "users", "password_hash").await?;
         let stmt = users_statement(db.backend, filter, has_hash);
         stream_rows(txn, stmt, "listing users", &mut each).await
     })
@@ -606,7 +605,7 @@ async fn apply_role(
 pub async fn find_user(db: &crate::db::Db, who: &UserRef) -> Result<users::Model> {
     db::read_in(db.snapshot().await?, async |txn| {
         crate::migrations::ensure_api_tables(txn).await?;
-        if !crate::migrations::has_column(txn, db.backend, "users", "password_hash").await? {
+        if !crate::schema::snapshots::has_column(txn, "users", "password_hash").await? {
             return Err(Error::refused(
                 "the database is at revision 001: users has no password_hash column, and the API has no login to manage",
                 "run `ecomind-admin migrate up` first",

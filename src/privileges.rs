@@ -72,7 +72,7 @@ pub async fn per_command(
 
 /// The role may ALTER and DROP the API's tables that exist (it owns them).
 async fn owns_api_tables(db: &Db) -> bool {
-    let tables: Vec<String> = crate::schema::snapshots::api_tables()
+    let tables: Vec<String> = crate::migrations::api_tables()
         .iter()
         .map(String::as_str)
         .chain(std::iter::once(crate::migrations::TRACKING_TABLE))

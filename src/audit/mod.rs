@@ -168,7 +168,7 @@ pub async fn stream(
         if let Some(org) = &params.org {
             ensure_org(txn, org).await?;
         }
-        let skipped = skipped_rules(txn, db.backend, selected, params.key.is_some(), ui).await?;
+        let skipped = skipped_rules(txn, selected, params.key.is_some(), ui).await?;
         let runnable: Vec<Rule> = selected
             .iter()
             .copied()
@@ -343,14 +343,13 @@ async fn provenance_rows(
 /// The selected rules the database's revision cannot answer, each noted once.
 async fn skipped_rules(
     txn: &DatabaseTransaction,
-    backend: DbBackend,
     selected: &[Rule],
     keyed: bool,
     ui: &dyn Progress,
 ) -> Result<Vec<Skipped>> {
     let mut skipped = Vec::new();
     if selected.contains(&Rule::PrivilegedWithoutPassword)
-        && !crate::migrations::has_column(txn, backend, "users", "password_hash").await?
+        && !crate::schema::snapshots::has_column(txn, "users", "password_hash").await?
     {
         let rule = Rule::PrivilegedWithoutPassword;
         let reason = "users.password_hash does not exist (the database is at revision 001; `migrate up` adds it)".to_owned();

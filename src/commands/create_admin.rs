@@ -191,9 +191,7 @@ async fn preconditions<C: sea_orm::ConnectionTrait>(
     args: &CreateAdminArgs,
 ) -> Result<Option<users::Model>> {
     crate::migrations::ensure_api_tables(conn).await?;
-    if !crate::migrations::has_column(conn, conn.get_database_backend(), "users", "password_hash")
-        .await?
-    {
+    if !crate::schema::snapshots::has_column(conn, "users", "password_hash").await? {
         return Err(Error::refused(
             "the database is at revision 001: users has no password_hash column, so an admin could not log in",
             "run `ecomind-admin migrate up` first",

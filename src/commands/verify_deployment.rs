@@ -213,14 +213,12 @@ fn accept(checks: &mut [Check], accepted: &[String]) -> Result<()> {
 
 /// A user id to name in the token probes, and the owners' and admins' (email, hash).
 async fn read_accounts(db: &db::Db) -> Result<(Option<String>, Vec<(String, String)>)> {
-    use sea_orm::ConnectionTrait as _;
     let first = db
         .query_one("SELECT id FROM users ORDER BY created_at, id LIMIT 1")
         .await?
         .and_then(|r| r.try_get::<String>("", "id").ok());
     let has_hash = db::read_in(db.snapshot().await?, async |txn| {
-        crate::migrations::has_column(txn, txn.get_database_backend(), "users", "password_hash")
-            .await
+        crate::schema::snapshots::has_column(txn, "users", "password_hash").await
     })
     .await?;
     let mut privileged = Vec::new();

@@ -14,14 +14,3 @@ pub mod users;
 
 pub use sea_orm_active_enums::{PlanType, Role};
 
-/// The API's tables, in the order revision 001 creates them.
-pub const API_TABLES: [&str; 8] = [
-    "orgs",
-    "users",
-    "events_enriched",
-    "audit_logs",
-    "daily_org_agg",
-    "daily_user_agg",
-    "daily_provider_agg",
-    "daily_model_agg",
-];

@@ -43,6 +43,34 @@ pub fn known() -> Vec<Known> {
         .collect()
 }
 
+/// The API's tables: every table this build's migrations create (bookkeeping aside),
+/// sorted by name. Read from the generated snapshots (`src/schema/snapshots/`, made by
+/// migrating scratch databases: `cargo xtask snapshots`), never listed by hand; only
+/// the table names are read here (the schema layer parses the rest).
+pub fn api_tables() -> &'static [String] {
+    static TABLES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    TABLES.get_or_init(|| {
+        let snapshots: serde_json::Value =
+            serde_json::from_str(include_str!("../schema/snapshots/postgres.json"))
+                .unwrap_or_default();
+        let mut all: Vec<String> = snapshots
+            .as_object()
+            .into_iter()
+            .flat_map(|versions| versions.values())
+            .filter_map(|schema| schema.get("tables")?.as_object())
+            .flat_map(|tables| tables.keys().cloned())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    })
+}
+
+/// Is `table` one of the API's ([`api_tables`])?
+pub fn is_api_table(table: &str) -> bool {
+    api_tables().iter().any(|t| t == table)
+}
+
 /// The newest migration this build knows (the migration list is never empty: the
 /// migration crate's tests hold it).
 pub fn head() -> Known {

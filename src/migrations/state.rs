@@ -198,7 +198,7 @@ pub async fn read_state<C: ConnectionTrait>(conn: &C) -> Result<State> {
     let unrecorded_tables = if applied.is_empty() && unknown.is_empty() {
         present
             .into_iter()
-            .filter(|t| crate::entities::API_TABLES.contains(&t.as_str()))
+            .filter(|t| super::is_api_table(t))
             .collect()
     } else {
         Vec::new()
@@ -244,7 +244,7 @@ pub async fn ensure_api_tables<C: ConnectionTrait>(conn: &C) -> Result<()> {
     let present = tables_present(conn).await?;
     if present
         .iter()
-        .any(|t| crate::entities::API_TABLES.contains(&t.as_str()))
+        .any(|t| super::is_api_table(t))
     {
         return Ok(());
     }
@@ -264,7 +264,7 @@ async fn refuse_if_elsewhere<C: ConnectionTrait>(conn: &C) -> Result<()> {
     if conn.get_database_backend() != DbBackend::Postgres {
         return Ok(());
     }
-    let api: Vec<String> = crate::entities::API_TABLES
+    let api: Vec<String> = super::api_tables()
         .iter()
         .map(|t| quote_literal(t))
         .collect();
@@ -330,10 +330,11 @@ pub async fn snapshot_state(db: &Db) -> Result<State> {
 /// alembic_version) exist in the current schema: one catalog query.
 pub async fn tables_present<C: ConnectionTrait>(conn: &C) -> Result<Vec<String>> {
     let backend = conn.get_database_backend();
-    let names: Vec<String> = crate::entities::API_TABLES
+    let names: Vec<String> = super::api_tables()
         .iter()
-        .chain([TRACKING_TABLE, ALEMBIC_TABLE].iter())
-        .map(|t| quote_literal(t))
+        .map(String::as_str)
+        .chain([TRACKING_TABLE, ALEMBIC_TABLE])
+        .map(quote_literal)
         .collect();
     let sql = match backend {
         DbBackend::Postgres => format!(

@@ -30,21 +30,6 @@ fn parsed(backend: DbBackend) -> &'static Snapshots {
     cell.get_or_init(|| serde_json::from_str(text).expect("the committed schema snapshots parse"))
 }
 
-/// The API's tables: every table a migration of this build creates (bookkeeping aside),
-/// read from the snapshots, sorted by name.
-pub fn api_tables() -> &'static [String] {
-    static TABLES: OnceLock<Vec<String>> = OnceLock::new();
-    TABLES.get_or_init(|| {
-        let mut all: Vec<String> = parsed(DbBackend::Postgres)
-            .values()
-            .flat_map(|s| s.tables.keys().cloned())
-            .collect();
-        all.sort();
-        all.dedup();
-        all
-    })
-}
-
 /// The expected schema after migration `version` (index into the known migrations:
 /// 0 = revision 001, 1 = revision 002) on `backend`.
 pub fn expected(version: usize, backend: DbBackend) -> Schema {
@@ -53,4 +38,27 @@ pub fn expected(version: usize, backend: DbBackend) -> Schema {
         .get(name)
         .cloned()
         .unwrap_or_else(|| panic!("no schema snapshot for {name}: run scripts/snapshots.sh"))
+}
+
+/// Does the database's schema have `table.column`? Answered from the version it records
+/// (`seaql_migrations`, else `alembic_version`) and that version's snapshot; only a
+/// database that records no version is asked its catalog.
+pub async fn has_column<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    table: &str,
+    column: &str,
+) -> crate::error::Result<bool> {
+    let backend = conn.get_database_backend();
+    let state = crate::migrations::read_state(conn).await?;
+    let recorded = state.current().or_else(|| {
+        let rev = state.alembic.revision()?;
+        known().iter().position(|k| k.alembic_revision == rev)
+    });
+    match recorded {
+        Some(version) => Ok(expected(version, backend)
+            .tables
+            .get(table)
+            .is_some_and(|t| t.columns.iter().any(|c| c.name == column))),
+        None => crate::migrations::has_column(conn, backend, table, column).await,
+    }
 }

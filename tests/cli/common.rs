@@ -413,16 +413,11 @@ impl SqliteDb {
     }
 }
 
-pub const API_TABLES: [&str; 8] = [
-    "audit_logs",
-    "daily_model_agg",
-    "daily_org_agg",
-    "daily_provider_agg",
-    "daily_user_agg",
-    "events_enriched",
-    "orgs",
-    "users",
-];
+/// The API's tables, sorted: every table the migrations create (the build reads them
+/// from the generated snapshots; `schema_snapshots` proves those).
+pub fn api_tables() -> Vec<String> {
+    ecomind_admin::migrations::api_tables().to_vec()
+}
 
 /// Every known migration, oldest first: what `migrate up` records (read from the
 /// migration list, so that a new revision does not touch the tests).

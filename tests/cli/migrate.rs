@@ -381,7 +381,7 @@ fn quick_start_embedded_default_creates_ecomind_db() {
     };
     let mut tables = db.tables();
     tables.retain(|t| t != "seaql_migrations");
-    assert_eq!(tables, API_TABLES);
+    assert_eq!(tables, api_tables());
     let r = Run::from(
         bin(db.dir.path())
             .args(["migrate", "status", "--format", "json"])
