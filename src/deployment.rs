@@ -560,6 +560,7 @@ async fn fixture_user(
     ts: chrono::NaiveDateTime,
 ) -> Result<()> {
     use sea_orm::{ActiveModelTrait as _, ActiveValue::Set};
+    #[allow(clippy::needless_update)]
     crate::entities::users::ActiveModel {
         id: Set(id.to_owned()),
         org_id: Set(org_id.to_owned()),
@@ -568,6 +569,8 @@ async fn fixture_user(
         role: Set(Some(role)),
         created_at: Set(Some(ts)),
         password_hash: Set(Some(hash)),
+        // Columns of later revisions keep their database default.
+        ..Default::default()
     }
     .insert(txn)
     .await

@@ -433,6 +433,14 @@ pub fn head_version() -> String {
     all_versions().pop().unwrap()
 }
 
+/// Every known Alembic revision, oldest first.
+pub fn all_revisions() -> Vec<&'static str> {
+    ecomind_admin::migrations::known()
+        .into_iter()
+        .map(|k| k.alembic_revision)
+        .collect()
+}
+
 pub fn head_revision() -> &'static str {
     ecomind_admin::migrations::known()
         .last()

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::Value;
 
-use crate::common::{AnyDb, Run, both};
+use crate::common::{AnyDb, Run, both, head_revision};
 
 fn schemas_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas")
@@ -443,7 +443,7 @@ fn readme_jq_examples_run() {
         let i = examples.iter().position(|l| l.contains(needle)).unwrap();
         assert_eq!(outputs[i], want, "{}", examples[i]);
     };
-    said("migrate up", "002");
+    said("migrate up", head_revision());
     said("migrate current", "true");
     said("create-org", "org_0123456789ab");
     said("create-admin", "true");

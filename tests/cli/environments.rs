@@ -98,7 +98,7 @@ fn env_selects_the_database_and_flags_come_first() {
         "{}",
         r.stderr
     );
-    assert!(r.stdout.contains("002"), "{}", r.stdout);
+    assert!(r.stdout.contains(head_revision()), "{}", r.stdout);
     // The file found elsewhere: --config, or ECOMIND_ADMIN_CONFIG.
     let other = tempfile::tempdir().unwrap();
     let cfg = d.join("ecomind-admin.toml");
