@@ -1,77 +1,10 @@
 //! The CLI describing itself: the man page (roff, every subcommand) and shell
 //! completions, generated at run time from the whole command line as clap describes
-//! it (`Cli::command()`, handed in: [`crate::commands::Ctx::program`]).
+//! it (`Cli::command()`, handed in: [`crate::commands::Ctx::program`]). The commands
+//! `man` and `completions` (`src/commands/`) print them.
 
-use clap::Args;
 use clap_complete::Shell;
 use clap_mangen::Man;
-
-use crate::commands::{Ctx, LockArgs, Spec};
-use crate::error::{Error, Outcome, Result};
-use crate::spec::{Done, Fleet, Info, Work};
-
-#[derive(Debug, Args)]
-pub struct ManArgs {}
-
-#[derive(Debug, Args)]
-pub struct CompletionsArgs {
-    /// The shell to generate completions for.
-    #[arg(value_enum)]
-    pub shell: clap_complete::Shell,
-}
-
-pub const MAN: Info = Info {
-    name: "man",
-    csv: false,
-    fleet: Fleet::One,
-    grants: None,
-    schema: None,
-};
-pub const COMPLETIONS: Info = Info {
-    name: "completions",
-    csv: false,
-    fleet: Fleet::One,
-    grants: None,
-    schema: None,
-};
-
-impl Spec for ManArgs {
-    const INFOS: &'static [&'static Info] = &[&MAN];
-    fn info(&self) -> &'static Info {
-        &MAN
-    }
-    fn work(&self) -> Work {
-        Work::Offline
-    }
-    fn lock(&mut self) -> Option<&mut LockArgs> {
-        None
-    }
-    async fn run(&self, ctx: &Ctx) -> Result<Done> {
-        let page = render((ctx.program)())
-            .map_err(|e| Error::internal(format!("rendering the man page: {e}")))?;
-        ctx.ui.write_stdout(&page)?;
-        Ok(Done::from(Outcome::Success))
-    }
-}
-
-impl Spec for CompletionsArgs {
-    const INFOS: &'static [&'static Info] = &[&COMPLETIONS];
-    fn info(&self) -> &'static Info {
-        &COMPLETIONS
-    }
-    fn work(&self) -> Work {
-        Work::Offline
-    }
-    fn lock(&mut self) -> Option<&mut LockArgs> {
-        None
-    }
-    async fn run(&self, ctx: &Ctx) -> Result<Done> {
-        let mut script = Vec::new();
-        generate((ctx.program)(), self.shell, &mut script);
-        ctx.ui.write_stdout(&script)?;
-        Ok(Done::from(Outcome::Success))
-    }
-}
 
 /// Render the page of `cmd` (the whole command line).
 pub fn render(cmd: clap::Command) -> std::io::Result<Vec<u8>> {

@@ -1,7 +1,7 @@
 //! What the rest of the program asks about a command, as data: each command states its
 //! [`Info`] once, in its own module (`src/commands/*.rs`), and dispatch, the contracts,
 //! the fleet, the signal handler, the privilege checks and the docs read it from there
-//! (`cli::Command::all()` lists them). Every field is required: a new command decides
+//! (`commands::Command::all()` lists them). Every field is required: a new command decides
 //! each one, nothing falls to a default.
 
 use serde_json::Value;

@@ -1,5 +1,6 @@
-//! One module per subcommand, each owning its `Args` and `run`. No command imports
-//! another: what two commands share lives here (flag groups) or in the core.
+//! One module per subcommand, each owning its `Args`, its [`Info`] and its [`Spec`]
+//! impl; the `commands!` list below declares them. No command imports another: what
+//! two commands share lives here (flag groups, `Ctx`) or in the core.
 
 use std::time::Duration;
 
@@ -13,20 +14,102 @@ use crate::migrations::RunOptions;
 use crate::output::Output;
 use crate::spec::{Done, Info, Work};
 
-pub mod audit;
-pub mod baseline;
-pub mod create_admin;
-pub mod create_org;
-pub mod doctor;
-pub mod migrate;
-pub mod orgs;
-pub mod upgrade;
-pub mod users;
-pub mod verify_deployment;
-pub mod verify_schema;
+/// The commands: this list is the one place a new command is added (its module states
+/// the rest, [`Spec`]). It declares the modules and makes the clap enum and the
+/// dispatch over it.
+macro_rules! commands {
+    ($( $(#[$m:meta])* $variant:ident($module:ident::$ty:ident), )*) => {
+        $( pub mod $module; )*
+
+        #[derive(Debug, clap::Subcommand)]
+        pub enum Command {
+            $( $(#[$m])* $variant($module::$ty), )*
+        }
+
+        impl Command {
+            /// What this command states about itself.
+            pub fn info(&self) -> &'static Info {
+                match self { $( Command::$variant(c) => c.info(), )* }
+            }
+            /// What this run does to the database.
+            pub fn work(&self) -> Work {
+                match self { $( Command::$variant(c) => c.work(), )* }
+            }
+            /// Its lock flags, if it has them.
+            pub fn lock(&mut self) -> Option<&mut LockArgs> {
+                match self { $( Command::$variant(c) => c.lock(), )* }
+            }
+            /// Run it.
+            pub async fn run(&self, ctx: &Ctx) -> Result<Done> {
+                match self { $( Command::$variant(c) => c.run(ctx).await, )* }
+            }
+            /// The command's name as typed (`migrate up`).
+            pub fn name(&self) -> &'static str {
+                self.info().name
+            }
+            /// Every command, in the order of `--help`.
+            pub fn all() -> Vec<&'static Info> {
+                let mut all = Vec::new();
+                $( all.extend_from_slice(<$module::$ty as Spec>::INFOS); )*
+                all
+            }
+        }
+    };
+}
+
+commands! {
+    /// Apply, revert and inspect the schema migrations.
+    #[command(subcommand)]
+    Migrate(migrate::MigrateCommand),
+
+    /// Adopt an existing database (hand-made or Alembic-managed) after proving which
+    /// version its schema is; --undo removes the baseline.
+    Baseline(baseline::BaselineArgs),
+
+    /// Create an organization (with an audit_logs row).
+    CreateOrg(create_org::CreateOrgArgs),
+
+    /// Create an owner or admin who can log in to the API (with an audit_logs row).
+    CreateAdmin(create_admin::CreateAdminArgs),
+
+    /// The API's users: list them, change a role, reset a password.
+    #[command(subcommand)]
+    Users(users::UsersCommand),
+
+    /// The API's organizations: list them (read-only).
+    #[command(subcommand)]
+    Orgs(orgs::OrgsCommand),
+
+    /// Security audits (read-only).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+
+    /// Compare the live schema with the expected schema of its version (exit 1 on drift).
+    VerifySchema(verify_schema::VerifySchemaArgs),
+
+    /// Check everything a deploy needs (exit 1 when something blocks it). Read-only.
+    Doctor(doctor::DoctorArgs),
+
+    /// Check the deployment at the running API, with the database beside it: the API
+    /// answers, routes refuse requests without a token, the default JWT secret and
+    /// expired tokens are refused, no owner or admin uses a published password.
+    VerifyDeployment(verify_deployment::VerifyDeploymentArgs),
+
+    /// The deployment plan's database steps in one: pre-flight, plan, backup, migrate,
+    /// verify-schema, post-deploy audit, report (stops at a failing step, with the
+    /// command that restores the backup; a rerun continues).
+    Upgrade(upgrade::UpgradeArgs),
+
+    /// Print the man page (roff) to stdout.
+    Man(man::ManArgs),
+
+    /// Print shell completions to stdout.
+    Completions(completions::CompletionsArgs),
+}
+
 
 /// A command: its arguments (clap), what it states about itself ([`Info`]), and how it
-/// runs. Implemented once per command module; `cli::Command` dispatches to it, and
+/// runs. Implemented once per command module; [`Command`] dispatches to it, and
 /// every method must be written (none has a default).
 #[allow(async_fn_in_trait)]
 pub trait Spec {
