@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::cancel::Cancel;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -189,35 +190,6 @@ fn pg_command(tool: &Path, pass: Option<&PassFile>) -> Command {
     cmd
 }
 
-/// The client tool running now (its pid; 0: none), for [`kill_running_tool`].
-static RUNNING: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-/// The backup file being written now, removed by [`kill_running_tool`].
-static WRITING: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
-
-/// Stop the client tool running now, if any, and remove the backup it was writing
-/// (SIGINT / SIGTERM: a pg_dump must not go on writing after ecomind-admin has exited,
-/// and half a backup is not one).
-pub fn kill_running_tool() {
-    let pid = RUNNING.swap(0, std::sync::atomic::Ordering::SeqCst);
-    if pid != 0 {
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-    if let Some(path) = WRITING.lock().ok().and_then(|mut w| w.take()) {
-        let _ = std::fs::remove_file(path);
-    }
-}
-
-fn writing(path: Option<&Path>) {
-    if let Ok(mut w) = WRITING.lock() {
-        *w = path.map(Path::to_owned);
-    }
-}
-
 /// Run `cmd` to the end, polling (the async runtime keeps running: a signal is
 /// handled), reporting the size of `growing` on `ui` while it runs.
 async fn run_tool(
@@ -225,6 +197,7 @@ async fn run_tool(
     what: &str,
     growing: Option<&Path>,
     ui: &dyn Progress,
+    cancel: &Cancel,
 ) -> Result<String> {
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -236,7 +209,8 @@ async fn run_tool(
                 "check the PostgreSQL client tools",
             )
         })?;
-    RUNNING.store(child.id(), std::sync::atomic::Ordering::SeqCst);
+    // A signal stops it (and removes what it was writing) until it ends.
+    let running = cancel.child(child.id(), growing);
     let started = Instant::now();
     let mut told = Duration::ZERO;
     let mut _spinner = ui.step(what);
@@ -261,7 +235,7 @@ async fn run_tool(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    RUNNING.store(0, std::sync::atomic::Ordering::SeqCst);
+    drop(running);
     let out = child
         .wait_with_output()
         .map_err(|e| Error::internal(format!("reading {what}'s output: {e}")))?;
@@ -389,10 +363,15 @@ pub fn sqlite_restore_command(live: &Path, path: &Path) -> String {
 }
 
 /// `pg_restore --list` of a dump: how many entries its table of contents has.
-pub async fn check_postgres(tools: &PgTools, path: &Path, ui: &dyn Progress) -> Result<String> {
+pub async fn check_postgres(
+    tools: &PgTools,
+    path: &Path,
+    ui: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<String> {
     let mut list = pg_command(&tools.pg_restore, None);
     list.arg("--list").arg(path);
-    let toc = run_tool(list, "pg_restore --list", None, ui).await?;
+    let toc = run_tool(list, "pg_restore --list", None, ui, cancel).await?;
     let entries = toc
         .lines()
         .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
@@ -409,11 +388,11 @@ pub async fn dump_postgres(
     path: &Path,
     lock_wait: Duration,
     ui: &dyn Progress,
+    cancel: &Cancel,
 ) -> Result<Backup> {
     let (url, password) = libpq_url(secret_url)?;
     let pass = password.as_deref().map(PassFile::new).transpose()?;
     let started = Instant::now();
-    writing(Some(path));
     let mut dump = pg_command(&tools.pg_dump, pass.as_ref());
     dump.arg("--format=custom")
         .arg(format!(
@@ -424,13 +403,12 @@ pub async fn dump_postgres(
         .arg(path)
         .arg("--dbname")
         .arg(&url);
-    let dumped = run_tool(dump, "pg_dump", Some(path), ui).await;
-    writing(None);
+    let dumped = run_tool(dump, "pg_dump", Some(path), ui, cancel).await;
     if let Err(e) = dumped {
         let _ = std::fs::remove_file(path);
         return Err(e);
     }
-    let checked = check_postgres(tools, path, ui).await?;
+    let checked = check_postgres(tools, path, ui, cancel).await?;
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     Ok(Backup {
         path: path.to_owned(),

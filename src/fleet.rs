@@ -43,7 +43,7 @@ pub async fn run(cli: &Cli, env: &Selected, ui: &Output) -> Result<Outcome> {
             "use --format jsonl, or pick one database with --database-url",
         ));
     }
-    crate::signals::install_fleet();
+    crate::signals::install_fleet(ui.cancel.clone());
     let parallel = cli
         .global
         .parallel
@@ -54,7 +54,7 @@ pub async fn run(cli: &Cli, env: &Selected, ui: &Output) -> Result<Outcome> {
     let mut results: Vec<Option<FleetResult>> = (0..env.urls.len()).map(|_| None).collect();
     let first = canary.unwrap_or(env.urls.len());
     let stopped = run_batch(cli, env, ui, 0..first, parallel, &mut results).await
-        || crate::signals::fleet_stop().is_some();
+        || ui.cancel.signal().is_some();
     if canary.is_some()
         && cli.command.info().fleet == Fleet::Migrate
         && cli.command.work() == Work::Schema
@@ -97,7 +97,7 @@ async fn run_batch(
         // Wait for the next database, looking at the signal flag every 100 ms.
         let done =
             tokio::time::timeout(std::time::Duration::from_millis(100), running.next()).await;
-        if crate::signals::fleet_stop().is_some() {
+        if ui.cancel.signal().is_some() {
             stop = true;
             if !cancelled {
                 cancelled = true;
@@ -320,7 +320,7 @@ fn finish(
     } else {
         ui.emit(&report)?;
     }
-    if let Some(code) = crate::signals::fleet_stop() {
+    if let Some(code) = ui.cancel.signal() {
         let kind = Kind::from_code(code);
         return Err(Error::new(
             kind,

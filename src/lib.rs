@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod backup;
+pub mod cancel;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -39,14 +40,15 @@ pub use error::Outcome;
 use error::Result;
 use output::Output;
 
-/// Run a parsed command line.
-pub async fn run(mut cli: Cli) -> Result<Outcome> {
+/// Run a parsed command line; `cancel` is the token the signal thread and the command
+/// share (made by `main`, which owns how the process ends).
+pub async fn run(mut cli: Cli, cancel: cancel::Cancel) -> Result<Outcome> {
     // A failpoint for the tests of the internal-error path (debug builds only).
     #[cfg(debug_assertions)]
     if std::env::var_os("ECOMIND_TEST_PANIC").is_some() {
         panic!("ECOMIND_TEST_PANIC is set");
     }
-    let ui = Output::new(&cli.global).with_command(cli.command.name());
+    let ui = Output::new(&cli.global, cancel.clone()).with_command(cli.command.name());
     let ui = match output_file(&mut cli).map(|path| ui.clone().with_output_file(&path)) {
         Some(Ok(with_file)) => with_file,
         Some(Err(e)) => {
@@ -81,14 +83,18 @@ pub async fn run(mut cli: Cli) -> Result<Outcome> {
         }
         Err(e) => Err(e),
     };
-    if let Err(err) = &result
-        && !signals::interrupted()
-    {
+    // After a signal the command came back (its statement cancelled): the signal's line
+    // is its error. When the signal thread has the line, it prints it and ends the
+    // process: nothing more from here.
+    let result = match cancel.interrupted_error(std::time::Duration::from_secs(5)) {
+        Some(err) => Err(err),
+        None if cancel.silenced() => loop {
+            std::thread::park();
+        },
+        None => result,
+    };
+    if let Err(err) = &result {
         ui.emit_error(err);
-    }
-    // After a signal the signal thread writes the error and finishes `--output`.
-    if signals::interrupted() {
-        return result;
     }
     let finished = ui.finish_output(result.is_ok());
     match (result, finished) {
@@ -156,7 +162,7 @@ async fn dispatch(cli: &Cli, env: Option<&environments::Selected>, ui: &Output) 
         return fleet::run(cli, env, ui).await;
     }
     let config = database(cli, env, ui)?;
-    signals::install(config.clone(), work, ui.clone());
+    signals::install(ui.cancel.clone(), config.clone(), work, ui.clone());
     let ctx = cli.context(ui.clone(), Some(config));
     cli.command.run(&ctx).await.map(|done| done.outcome)
 }

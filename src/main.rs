@@ -6,8 +6,15 @@ use clap::Parser;
 use ecomind_admin::error::{Error, exit};
 use ecomind_admin::{Outcome, cli::Cli, output::print_error};
 
+/// How the process ends when the library must end it itself (a second signal; a
+/// command that cannot come back from a signal): the only `process::exit`.
+fn end_process(code: u8) -> ! {
+    std::process::exit(i32::from(code))
+}
+
 fn main() -> ExitCode {
-    install_panic_hook();
+    let cancel = ecomind_admin::cancel::Cancel::new(end_process);
+    install_panic_hook(cancel.clone());
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
@@ -24,22 +31,18 @@ fn main() -> ExitCode {
             print_error(
                 &Error::internal(format!("cannot start the async runtime: {e}")),
                 color,
+                false,
             );
             return ExitCode::from(exit::INTERNAL);
         }
     };
-    let result = runtime.block_on(ecomind_admin::run(cli));
-    if ecomind_admin::signals::interrupted() {
-        // The signal thread cancels, prints the one line and exits 130 / 143.
-        loop {
-            std::thread::park();
-        }
-    }
+    let causes = cli.global.verbose >= 2;
+    let result = runtime.block_on(ecomind_admin::run(cli, cancel));
     match result {
         Ok(Outcome::Success) => ExitCode::from(exit::SUCCESS),
         Ok(Outcome::CheckFailed) => ExitCode::from(exit::CHECK_FAILED),
         Err(err) => {
-            print_error(&err, color);
+            print_error(&err, color, causes);
             ExitCode::from(err.code())
         }
     }
@@ -93,7 +96,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
     let color = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let err = Error::usage(&message, tip);
-    print_error(&err, color);
+    print_error(&err, color, false);
     usage_error_document(&err);
     ExitCode::from(exit::USAGE)
 }
@@ -139,7 +142,7 @@ fn usage_error_document(err: &Error) {
 
 /// A panic is a bug: one line, exit 5, and, when RUST_BACKTRACE asks, color-eyre's
 /// panic report (message, location, backtrace) for the bug report.
-fn install_panic_hook() {
+fn install_panic_hook(cancel: ecomind_admin::cancel::Cancel) {
     let want_backtrace = std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0");
     let (report, _) = color_eyre::config::HookBuilder::default()
         .display_env_section(false)
@@ -157,7 +160,7 @@ fn install_panic_hook() {
             .map(|l| format!(" at {l}"))
             .unwrap_or_default();
         let err = Error::internal(format!("internal error: {msg}{location}"));
-        print_error(&err, false);
+        print_error(&err, false, false);
         if want_backtrace {
             // Our own frames, asked for with RUST_BACKTRACE: nothing from a database.
             let _ = std::io::Write::write_fmt(
@@ -165,7 +168,7 @@ fn install_panic_hook() {
                 format_args!("{}\n", report.panic_report(info)),
             );
         }
-        ecomind_admin::output::remove_partial_output();
-        std::process::exit(i32::from(exit::INTERNAL));
+        cancel.remove_partial();
+        end_process(exit::INTERNAL);
     }));
 }

@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use owo_colors::OwoColorize;
 use serde::Serialize;
 
+use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::flags::{ColorChoice, Format, GlobalArgs};
 pub use crate::text::{Mode, escape, shown};
@@ -49,6 +50,10 @@ pub struct Output {
     lines: Arc<std::sync::OnceLock<indicatif::MultiProgress>>,
     /// The command, as every JSON document names it.
     command: &'static str,
+    /// The cancellation token (after a signal, only the signal's line is printed).
+    pub cancel: Cancel,
+    /// -vv: errors show what caused them (the driver's own error, redacted).
+    causes: bool,
 }
 
 /// The version of the JSON documents' shapes: additions keep it; a removal or a change
@@ -61,20 +66,11 @@ struct ReportFile {
     path: PathBuf,
     tmp: PathBuf,
     file: std::fs::File,
-}
-
-/// The temporary file of `--output`, removed when the process ends abruptly.
-static PARTIAL: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
-
-/// Remove `--output`'s temporary file (a second signal, a panic): FILE stays as it was.
-pub fn remove_partial_output() {
-    if let Some(tmp) = PARTIAL.lock().ok().and_then(|mut p| p.take()) {
-        let _ = std::fs::remove_file(tmp);
-    }
+    cancel: Cancel,
 }
 
 impl ReportFile {
-    fn create(path: &Path) -> Result<Self> {
+    fn create(path: &Path, cancel: &Cancel) -> Result<Self> {
         use std::os::unix::fs::OpenOptionsExt;
         let shown_path = shown(&path.display().to_string()).into_owned();
         let name = path.file_name().filter(|_| !path.is_dir()).ok_or_else(|| {
@@ -107,13 +103,12 @@ impl ReportFile {
                     ),
                 )
             })?;
-        if let Ok(mut p) = PARTIAL.lock() {
-            *p = Some(tmp.clone());
-        }
+        cancel.set_partial(Some(&tmp));
         Ok(Self {
             path: path.to_owned(),
             tmp,
             file,
+            cancel: cancel.clone(),
         })
     }
 
@@ -143,12 +138,14 @@ impl ReportFile {
 
     /// Flush to disk and rename over FILE (the temporary file is removed on failure).
     fn commit(self) -> Result<()> {
+        // Not ended half-way by a signal: the file is renamed or left as it was.
+        let _hold = self.cancel.hold();
         let done = self
             .file
             .sync_all()
             .and_then(|()| std::fs::rename(&self.tmp, &self.path));
         let result = done.map_err(|e| self.error(e));
-        remove_partial_output();
+        self.cancel.remove_partial();
         result
     }
 }
@@ -226,7 +223,7 @@ pub trait Report: Serialize {
 }
 
 impl Output {
-    pub fn new(global: &GlobalArgs) -> Self {
+    pub fn new(global: &GlobalArgs, cancel: Cancel) -> Self {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let stdout_tty = std::io::stdout().is_terminal();
         let stderr_tty = std::io::stderr().is_terminal();
@@ -235,9 +232,9 @@ impl Output {
             ColorChoice::Never => (false, false),
             ColorChoice::Auto => (!no_color && stdout_tty, !no_color && stderr_tty),
         };
-        // -vv: errors show what caused them (the driver's own error, redacted).
-        SHOW_CAUSES.store(global.verbose >= 2, Ordering::SeqCst);
         Self {
+            cancel,
+            causes: global.verbose >= 2,
             format: global.format,
             quiet: global.quiet,
             verbose: global.verbose,
@@ -302,7 +299,7 @@ impl Output {
     /// table). Made before the command runs, so that a directory that cannot be
     /// written to fails at once (exit 6) with nothing done.
     pub fn with_output_file(mut self, path: &Path) -> Result<Self> {
-        let file = ReportFile::create(path)?;
+        let file = ReportFile::create(path, &self.cancel)?;
         self.file = Some(Arc::new(std::sync::Mutex::new(Some(file))));
         self.tee = self.format != Format::Table;
         if self.format == Format::Table {
@@ -323,7 +320,7 @@ impl Output {
             return Ok(());
         };
         if !ok && self.format == Format::Csv {
-            remove_partial_output();
+            self.cancel.remove_partial();
             return Ok(());
         }
         let path = file.path.clone();
@@ -391,7 +388,7 @@ impl Output {
 
     /// An informational note on stderr (suppressed by -q).
     pub fn note(&self, msg: impl AsRef<str>) {
-        if !self.quiet {
+        if !self.quiet && !self.cancel.silenced() {
             let prefix = if self.color_stderr {
                 "note:".cyan().bold().to_string()
             } else {
@@ -403,6 +400,9 @@ impl Output {
 
     /// A warning on stderr (shown even with -q).
     pub fn warn(&self, msg: impl AsRef<str>) {
+        if self.cancel.silenced() {
+            return;
+        }
         let prefix = if self.color_stderr {
             "warning:".yellow().bold().to_string()
         } else {
@@ -414,6 +414,9 @@ impl Output {
     /// A block of text for humans on stderr (a plan, a question's context): shown
     /// through [`escape`], keeping its line breaks.
     pub fn stderr_block(&self, text: &str) {
+        if self.cancel.silenced() {
+            return;
+        }
         let mut stderr = std::io::stderr().lock();
         let _ = stderr.write_all(escape(text, Mode::Text).as_bytes());
         let _ = stderr.flush();
@@ -421,7 +424,16 @@ impl Output {
 
     /// Print an error and its hint on stderr.
     pub fn error(&self, err: &Error) {
-        print_error(err, self.color_stderr);
+        // After a signal, only the signal's own line is printed.
+        if self.cancel.silenced()
+            && !matches!(
+                err.kind,
+                crate::error::Kind::Interrupted | crate::error::Kind::Terminated
+            )
+        {
+            return;
+        }
+        print_error(err, self.color_stderr, self.causes);
     }
 
     /// A spinner on stderr, only on a TTY and without -q.
@@ -555,6 +567,14 @@ impl Output {
     /// quietly (the file still gets all of it) and the command ends with the exit
     /// code it would have had. Any other failure (`> /dev/full`) is an error, exit 6.
     pub fn write_stdout(&self, bytes: &[u8]) -> Result<()> {
+        // After a signal, the command's own output stops: only the signal's line.
+        if self.cancel.silenced() {
+            return Ok(());
+        }
+        self.write_out(bytes)
+    }
+
+    fn write_out(&self, bytes: &[u8]) -> Result<()> {
         if self.nobody_reads() {
             return Ok(());
         }
@@ -601,14 +621,21 @@ impl Output {
     /// (a stream without its summary line is incomplete, and this line says why), but
     /// not after the closing `summary` or `result` line, which says it already.
     pub fn emit_error(&self, err: &Error) {
+        let signal = matches!(
+            err.kind,
+            crate::error::Kind::Interrupted | crate::error::Kind::Terminated
+        );
+        if self.cancel.silenced() && !signal {
+            return;
+        }
         let complete = self.result_complete.load(Ordering::Relaxed);
         let text = || error_document(self.command, err, self.format == Format::Jsonl);
         match self.format {
             Format::Jsonl if !complete => {
-                let _ = self.write_stdout(text().as_bytes());
+                let _ = self.write_out(text().as_bytes());
             }
             Format::Json if !self.stdout_used.load(Ordering::Relaxed) => {
-                let _ = self.write_stdout(text().as_bytes());
+                let _ = self.write_out(text().as_bytes());
             }
             // A JSON list cut short: stdout keeps what it got; `--output`'s file gets
             // the error document instead, so that it holds one whole document.
@@ -700,26 +727,8 @@ impl crate::progress::Progress for Output {
     }
 }
 
-/// Set by the signal thread: from now on only its own line is printed.
-static ERRORS_SILENCED: AtomicBool = AtomicBool::new(false);
-static SHOW_CAUSES: AtomicBool = AtomicBool::new(false);
-
-/// After a signal: errors the interrupted command still reports are not printed.
-pub fn silence_errors() {
-    ERRORS_SILENCED.store(true, Ordering::SeqCst);
-}
-
 /// Print an error once, with its hint (used by main before `Output` exists, too).
-pub fn print_error(err: &Error, color: bool) {
-    // After a signal, only the signal's own line is printed.
-    if ERRORS_SILENCED.load(Ordering::SeqCst)
-        && !matches!(
-            err.kind,
-            crate::error::Kind::Interrupted | crate::error::Kind::Terminated
-        )
-    {
-        return;
-    }
+pub fn print_error(err: &Error, color: bool, causes: bool) {
     let prefix = if color {
         "error:".red().bold().to_string()
     } else {
@@ -734,7 +743,7 @@ pub fn print_error(err: &Error, color: bool) {
         };
         stderr_line(&format!("  {h}"), hint);
     }
-    if SHOW_CAUSES.load(Ordering::SeqCst) {
+    if causes {
         for cause in err.causes() {
             stderr_line("  caused by:", &cause);
         }

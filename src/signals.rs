@@ -3,18 +3,20 @@
 //!
 //! A dedicated thread waits for the signals (signal-hook), so that a signal is handled
 //! even while the main thread is blocked (in a prompt, say). On the first signal it
-//! connects once more and cancels every statement of this process (the sessions carry
-//! this process's `application_name`, [`crate::db::session_tag`]), so that nothing of
-//! ours stays queued on the server (an `ALTER TABLE` waiting for a lock blocks the API's
-//! readers behind it), then reads the version the database is at, prints the line and
-//! exits. The main thread, once it sees [`interrupted`], prints nothing more and waits
-//! for that exit.
+//! records it in the [`Cancel`] token, stops the client tool we run, connects once
+//! more and cancels every statement of this process (the sessions carry this
+//! process's `application_name`, [`crate::db::session_tag`]), so that nothing of ours
+//! stays queued on the server (an `ALTER TABLE` waiting for a lock blocks the API's
+//! readers behind it), reads the version the database is at and composes the line.
+//! The command, its statement cancelled, returns through the normal path and
+//! `lib::run` takes the line as its error; a command that cannot return (a prompt, a
+//! SQLite statement) is ended by this thread, with the line, after a short grace.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 
+use crate::cancel::Cancel;
 use crate::config::DatabaseConfig;
 use crate::db::{self, Open};
 use crate::error::{Error, Kind};
@@ -22,28 +24,22 @@ use crate::migrations;
 use crate::output::Output;
 use crate::spec::Work;
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// How long the signal thread waits for the command to come back with the line
+/// before it ends the process itself.
+const GRACE: Duration = Duration::from_millis(500);
 
-/// Has a signal arrived? Then the signal thread owns the exit.
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
-}
-
-/// A fleet run's signal: 0 none, else the exit code it stands for (130 / 143).
-static FLEET_STOP: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
-
-/// The signal a fleet run received (its exit code), if any.
-pub fn fleet_stop() -> Option<u8> {
-    match FLEET_STOP.load(Ordering::SeqCst) {
-        0 => None,
-        code => Some(code),
+fn kind_of(sig: i32) -> (&'static str, Kind) {
+    if sig == SIGTERM {
+        ("SIGTERM", Kind::Terminated)
+    } else {
+        ("SIGINT", Kind::Interrupted)
     }
 }
 
 /// A fleet run's handler: the first SIGINT / SIGTERM only records itself (the run stops
 /// starting databases, cancels the running ones' statements and prints its summary);
 /// a second one exits at once.
-pub fn install_fleet() {
+pub fn install_fleet(cancel: Cancel) {
     let terminal = crate::terminal::save();
     let _ = std::thread::Builder::new()
         .name("fleet-signals".into())
@@ -55,27 +51,22 @@ pub fn install_fleet() {
             let Some(sig) = seen.next() else {
                 return;
             };
-            let code = if sig == SIGTERM {
-                Kind::Terminated
-            } else {
-                Kind::Interrupted
-            }
-            .code();
-            FLEET_STOP.store(code, Ordering::SeqCst);
-            crate::backup::kill_running_tool();
+            let code = kind_of(sig).1.code();
+            cancel.record(code);
+            cancel.kill_child();
             if seen.next().is_some() {
-                crate::output::remove_partial_output();
                 terminal.restore();
-                std::process::exit(i32::from(code));
+                cancel.exit(code);
             }
         });
 }
 
 /// Handle SIGINT and SIGTERM for a command that works on `config`'s database.
-pub fn install(config: DatabaseConfig, work: Work, ui: Output) {
+pub fn install(cancel: Cancel, config: DatabaseConfig, work: Work, ui: Output) {
     if work == Work::Offline {
         return;
     }
+    cancel.arm();
     // The terminal as it is now, before any prompt changes it.
     let terminal = std::sync::Arc::new(crate::terminal::save());
     // The handlers are registered by the thread itself: when it cannot start, or cannot
@@ -89,66 +80,73 @@ pub fn install(config: DatabaseConfig, work: Work, ui: Output) {
             let Some(sig) = signals.forever().next() else {
                 return;
             };
-            INTERRUPTED.store(true, Ordering::SeqCst);
-            crate::backup::kill_running_tool();
-            crate::output::silence_errors();
-            let (name, kind) = if sig == SIGTERM {
-                ("SIGTERM", Kind::Terminated)
-            } else {
-                ("SIGINT", Kind::Interrupted)
-            };
+            let (name, kind) = kind_of(sig);
+            cancel.record(kind.code());
+            cancel.kill_child();
+            cancel.silence();
             // The prompt that was asking (if any) never gets to clean up: echo back on,
-            // the cursor shown, before the line below is printed.
+            // the cursor shown, before the line is printed.
             terminal.restore();
             // A second signal: stop waiting for the server.
             let again = terminal.clone();
+            let second = cancel.clone();
             std::thread::spawn(move || {
                 if signals.forever().next().is_some() {
-                    crate::output::remove_partial_output();
                     again.restore();
-                    std::process::exit(i32::from(kind.code()));
+                    second.exit(kind.code());
                 }
             });
-            let after = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()
-                .and_then(|rt| {
-                    rt.block_on(async {
-                        tokio::time::timeout(Duration::from_secs(3), cancel_and_read(&config, work))
-                            .await
-                            .ok()
-                    })
-                });
-            let what = match (work, after) {
-                (Work::ReadOnly | Work::Offline, _) => "nothing was written (read-only)".to_owned(),
-                (Work::Fixtures, Some(Some(removed))) => removed,
-                (Work::Fixtures, _) => {
-                    "the fixtures could not be removed now; the next run removes them first".to_owned()
-                }
-                (Work::Rows, _) => {
-                    "its transaction was rolled back unless it had committed (then the result is in the database)".to_owned()
-                }
-                (Work::Schema, Some(Some(at))) => format!(
-                    "each migration is one transaction: the database is at {at}; nothing after it was applied"
-                ),
-                (Work::Schema, _) => {
-                    "each migration is one transaction: nothing half-applied; run `migrate status` to see the version".to_owned()
-                }
-            };
             let err = Error::new(
                 kind,
                 format!(
-                    "interrupted by {name}: the running statement was cancelled; {what}"
+                    "interrupted by {name}: the running statement was cancelled; {}",
+                    what_happened(&config, work)
                 ),
                 None,
             );
-            ui.emit_error(&err);
-            ui.error(&err);
-            // `--output`: the file gets the error document (CSV: FILE is left as it was).
-            let _ = ui.finish_output(false);
-            std::process::exit(i32::from(kind.code()));
+            cancel.report(err);
+            // The command comes back with its statement cancelled, and `lib::run` takes
+            // the line; if it has not within the grace, it cannot: end it here.
+            std::thread::sleep(GRACE);
+            if let Some(err) = cancel.take_report(Duration::ZERO) {
+                ui.emit_error(&err);
+                ui.error(&err);
+                // `--output`: the file gets the error document (CSV: FILE is left as it was).
+                let _ = ui.finish_output(false);
+                cancel.exit(kind.code());
+            }
         });
+}
+
+/// Cancel our statements and say what was and was not applied.
+fn what_happened(config: &DatabaseConfig, work: Work) -> String {
+    let after = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()
+        .and_then(|rt| {
+            rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(3), cancel_and_read(config, work))
+                    .await
+                    .ok()
+            })
+        });
+    match (work, after) {
+        (Work::ReadOnly | Work::Offline, _) => "nothing was written (read-only)".to_owned(),
+        (Work::Fixtures, Some(Some(removed))) => removed,
+        (Work::Fixtures, _) => {
+            "the fixtures could not be removed now; the next run removes them first".to_owned()
+        }
+        (Work::Rows, _) => {
+            "its transaction was rolled back unless it had committed (then the result is in the database)".to_owned()
+        }
+        (Work::Schema, Some(Some(at))) => format!(
+            "each migration is one transaction: the database is at {at}; nothing after it was applied"
+        ),
+        (Work::Schema, _) => {
+            "each migration is one transaction: nothing half-applied; run `migrate status` to see the version".to_owned()
+        }
+    }
 }
 
 /// Cancel this process's statements on the server (PostgreSQL) and read the version

@@ -665,7 +665,14 @@ impl Upgrade<'_> {
                     "dump",
                 )?;
                 let ui = &self.ctx.ui;
-                backup::dump_postgres(secret, tools, &path, self.args.lock.options().lock_wait, ui)
+                backup::dump_postgres(
+                    secret,
+                    tools,
+                    &path,
+                    self.args.lock.options().lock_wait,
+                    ui,
+                    &self.ctx.ui.cancel,
+                )
                     .await?
             }
             None => {
@@ -715,7 +722,7 @@ impl Upgrade<'_> {
             // Checked again as if new: the record and the file may have been planted.
             let started = Instant::now();
             let checked = match tools {
-                Some(tools) => backup::check_postgres(tools, &path, &self.ctx.ui).await,
+                Some(tools) => backup::check_postgres(tools, &path, &self.ctx.ui, &self.ctx.ui.cancel).await,
                 None => backup::check_sqlite(&path).await,
             };
             match checked {
