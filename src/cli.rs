@@ -59,7 +59,10 @@ pub fn contracts() -> Vec<Contract> {
         .into_iter()
         .filter_map(|info| Some(Contract::new(info.name, (info.schema?)(info))))
         .collect();
-    all.push(Contract::new(crate::contracts::TOOL, crate::contracts::tool()));
+    all.push(Contract::new(
+        crate::contracts::TOOL,
+        crate::contracts::tool(),
+    ));
     all
 }
 

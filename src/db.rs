@@ -67,17 +67,23 @@ pub enum Open {
     DryRun,
 }
 
-/// The file a SQLite URL names (percent-decoded, as sqlx reads it), unless it is an
-/// in-memory database.
+/// The file a SQLite URL names, as sqlx reads it (its connect options: the name
+/// percent-decoded, the parameters applied), unless it is an in-memory database.
 pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
-    let (path, query) = crate::config::sqlite_parts(url)?;
-    if path.is_empty() || crate::config::sqlite_in_memory(path, query) {
+    use sea_orm::sqlx::sqlite::SqliteConnectOptions;
+    // The scheme sqlx's parser strips (it takes any other text for a file name).
+    if !url.starts_with("sqlite:") {
         return None;
     }
-    let decoded = percent_encoding::percent_decode_str(path)
-        .decode_utf8()
-        .ok()?;
-    Some(std::path::PathBuf::from(decoded.as_ref()))
+    let options: SqliteConnectOptions = url.parse().ok()?;
+    let file = options.get_filename();
+    // sqlx names `:memory:` `file:sqlx-in-memory-N`; `mode=memory` (its parameters are
+    // form-encoded, as sqlx reads them) keeps the name but never opens a file.
+    let memory = file.to_string_lossy().starts_with("file:sqlx-in-memory-")
+        || url.split_once('?').is_some_and(|(_, q)| {
+            url::form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "mode" && v == "memory")
+        });
+    (!memory && !file.as_os_str().is_empty()).then(|| file.to_owned())
 }
 
 /// The URL to hand the driver: the configured one, except that a missing SQLite file is

@@ -14,7 +14,9 @@ use crate::cli::{Cli, Command};
 use crate::config::DatabaseConfig;
 use crate::environments::Selected;
 use crate::error::{Error, Kind, Outcome, Result};
-use crate::fleet_report::{DatabaseResult, FleetReport, FleetResult, FleetSummary, FleetSummaryLine};
+use crate::fleet_report::{
+    DatabaseResult, FleetReport, FleetResult, FleetSummary, FleetSummaryLine,
+};
 use crate::output::{Output, shown};
 use crate::spec::{Fleet, Work};
 
@@ -61,7 +63,11 @@ pub async fn run(cli: &Cli, env: &Selected, ui: &Output) -> Result<Outcome> {
     {
         verify_canaries(cli, env, &mut results[..first]).await;
     }
-    let canary_failed = canary.is_some() && results.iter().flatten().any(|r| r.result != DatabaseResult::Ok);
+    let canary_failed = canary.is_some()
+        && results
+            .iter()
+            .flatten()
+            .any(|r| r.result != DatabaseResult::Ok);
     if !stopped && !canary_failed {
         run_batch(cli, env, ui, first..env.urls.len(), parallel, &mut results).await;
     }
@@ -306,7 +312,11 @@ fn finish(
         databases,
     };
     if ui.format == crate::cli::Format::Jsonl {
-        for d in report.databases.iter().filter(|d| d.result == DatabaseResult::Skipped) {
+        for d in report
+            .databases
+            .iter()
+            .filter(|d| d.result == DatabaseResult::Skipped)
+        {
             ui.line("database", d)?;
         }
         let summary = FleetSummary {

@@ -100,4 +100,3 @@ impl Report for FleetReport {
         );
     }
 }
-

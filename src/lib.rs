@@ -2,6 +2,8 @@
 //!
 //! `main.rs` only parses, runs [`run`], prints the error once and exits with its code.
 
+#![warn(clippy::too_many_lines)]
+
 pub mod accounts;
 pub mod audit;
 pub mod backup;
@@ -34,7 +36,6 @@ pub mod spec;
 pub mod terminal;
 pub mod text;
 
-
 use cli::{Cli, Command};
 pub use error::Outcome;
 use error::Result;
@@ -64,10 +65,7 @@ pub async fn run(mut cli: Cli, cancel: cancel::Cancel) -> Result<Outcome> {
             .map(|i| format!("`{}`", i.name))
             .collect();
         return Err(error::Error::usage(
-            format!(
-                "--format csv is only supported by {}",
-                text::join_and(&csv)
-            ),
+            format!("--format csv is only supported by {}", text::join_and(&csv)),
             "use --format table or --format json",
         ));
     }

@@ -1,5 +1,7 @@
 //! Thin entry point: parse, build the runtime, run, print the error once, exit.
 
+#![warn(clippy::too_many_lines)]
+
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -51,7 +53,7 @@ fn main() -> ExitCode {
 /// Help and version as clap prints them; a usage error as one `error:` line and a hint
 /// (clap's own tip, or where to look), exit 2.
 fn usage_error(e: clap::Error) -> ExitCode {
-    use clap::error::ErrorKind;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
     if matches!(
         e.kind(),
         ErrorKind::DisplayHelp
@@ -66,39 +68,63 @@ fn usage_error(e: clap::Error) -> ExitCode {
         let _ = e.print();
         return ExitCode::from(code);
     }
+    // clap's one-line message (the first line it renders); the rest from its typed
+    // context, not from the text around it.
     let rendered = e.render().to_string();
-    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
-    let first = lines.next().unwrap_or("error: invalid usage");
-    let mut message = first.strip_prefix("error: ").unwrap_or(first).to_owned();
-    // "the following required arguments were not provided:" names them on the lines
-    // after it: one line with them.
-    if message.ends_with(':') {
-        let named: Vec<&str> = rendered
-            .lines()
-            .skip(1)
-            .map(str::trim)
-            .take_while(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("tip:"))
-            .collect();
-        if !named.is_empty() {
-            message = format!("{message} {}", named.join(", "));
-        }
+    let first = rendered.lines().next().unwrap_or("error: invalid usage");
+    let mut message = first
+        .strip_prefix("error: ")
+        .unwrap_or(first)
+        .trim()
+        .to_owned();
+    // "the following required arguments were not provided:" names them: one line.
+    if e.kind() == ErrorKind::MissingRequiredArgument
+        && let Some(ContextValue::Strings(named)) = e.get(ContextKind::InvalidArg)
+    {
+        message = format!("{message} {}", named.join(", "));
     }
-    let tip = lines
-        .find_map(|l| {
-            l.strip_prefix("tip: ").map(str::to_owned).or_else(|| {
-                l.strip_prefix("[possible values: ")
-                    .map(|v| format!("possible values: {}", v.trim_end_matches(']')))
-            })
-        })
-        .unwrap_or_else(|| {
-            "see `ecomind-admin --help` (or `--help` after the subcommand)".to_owned()
-        });
+    let tip = usage_tip(&e).unwrap_or_else(|| {
+        "see `ecomind-admin --help` (or `--help` after the subcommand)".to_owned()
+    });
     let color = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let err = Error::usage(&message, tip);
     print_error(&err, color, false);
     usage_error_document(&err);
     ExitCode::from(exit::USAGE)
+}
+
+/// The hint for a usage error, from clap's context: the possible values, else its
+/// suggestion (a similar subcommand, argument or value; its own tip).
+fn usage_tip(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    if let Some(ContextValue::Strings(values)) = e.get(ContextKind::ValidValue)
+        && !values.is_empty()
+    {
+        return Some(format!("possible values: {}", values.join(", ")));
+    }
+    let similar = |what: &str, value: &ContextValue| match value {
+        ContextValue::String(one) => Some(format!("a similar {what} exists: '{one}'")),
+        ContextValue::Strings(many) if !many.is_empty() => {
+            let quoted: Vec<String> = many.iter().map(|m| format!("'{m}'")).collect();
+            Some(match many.len() {
+                1 => format!("a similar {what} exists: {}", quoted[0]),
+                _ => format!("some similar {what}s exist: {}", quoted.join(", ")),
+            })
+        }
+        _ => None,
+    };
+    [
+        (ContextKind::SuggestedSubcommand, "subcommand"),
+        (ContextKind::SuggestedArg, "argument"),
+        (ContextKind::SuggestedValue, "value"),
+    ]
+    .into_iter()
+    .find_map(|(kind, what)| e.get(kind).and_then(|v| similar(what, v)))
+    .or_else(|| match e.get(ContextKind::Suggested) {
+        Some(ContextValue::StyledStrs(tips)) => tips.first().map(ToString::to_string),
+        _ => None,
+    })
 }
 
 /// `--format json` / `jsonl` on a command line that did not parse: the error document

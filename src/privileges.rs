@@ -39,7 +39,10 @@ pub async fn per_command(
                 .await
                 .unwrap_or(1)
                 == 1;
-        return rows.iter().map(|g| (g.row, !g.writes || writable)).collect();
+        return rows
+            .iter()
+            .map(|g| (g.row, !g.writes || writable))
+            .collect();
     }
     let create_schema = scalar::<bool>(
         db,

@@ -90,22 +90,10 @@ pub fn os_user() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// The name of this process's uid in /etc/passwd (cron and CI often set no USER).
-#[cfg(unix)]
+/// The name of this process's user in the system's user database (cron and CI often
+/// set no USER).
 fn user_from_passwd() -> Option<String> {
-    let uid = crate::fsafe::my_uid().to_string();
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let mut f = line.split(':');
-        let name = f.next()?;
-        let _pw = f.next()?;
-        (f.next()? == uid).then(|| name.to_owned())
-    })
-}
-
-#[cfg(not(unix))]
-fn user_from_passwd() -> Option<String> {
-    None
+    whoami::username().ok().filter(|u| !u.is_empty())
 }
 
 pub fn host() -> String {

@@ -107,7 +107,6 @@ commands! {
     Completions(completions::CompletionsArgs),
 }
 
-
 /// A command: its arguments (clap), what it states about itself ([`Info`]), and how it
 /// runs. Implemented once per command module; [`Command`] dispatches to it, and
 /// every method must be written (none has a default).

@@ -13,4 +13,3 @@ pub mod sea_orm_active_enums;
 pub mod users;
 
 pub use sea_orm_active_enums::{PlanType, Role};
-

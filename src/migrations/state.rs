@@ -242,10 +242,7 @@ pub async fn has_column<C: ConnectionTrait>(
 /// `migrate up` (instead of a "relation does not exist" from the first query).
 pub async fn ensure_api_tables<C: ConnectionTrait>(conn: &C) -> Result<()> {
     let present = tables_present(conn).await?;
-    if present
-        .iter()
-        .any(|t| super::is_api_table(t))
-    {
+    if present.iter().any(|t| super::is_api_table(t)) {
         return Ok(());
     }
     refuse_if_elsewhere(conn).await?;

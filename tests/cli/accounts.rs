@@ -528,3 +528,29 @@ fn set_role_asks_on_a_terminal_before_an_elevation() {
         r.stdout
     );
 }
+
+/// Cron and CI often set no USER or LOGNAME: the audit row still names the operating
+/// system user, from the system's user database (here: the one `id -un` names).
+#[test]
+fn the_audit_row_names_the_os_user_without_user_in_the_environment() {
+    let db = SqliteDb::new();
+    db.run(&["migrate", "up"]).expect_code(0);
+    let r = Run::from(
+        db.cmd()
+            .env_remove("USER")
+            .env_remove("LOGNAME")
+            .args(["create-org", "--id", "org_cron", "--name", "Cron"])
+            .output()
+            .unwrap(),
+    );
+    r.expect_code(0);
+    let id = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    let me = String::from_utf8_lossy(&id.stdout).trim().to_owned();
+    assert!(!me.is_empty());
+    let details = db.query("SELECT details FROM audit_logs WHERE org_id = 'org_cron'");
+    let details: serde_json::Value = serde_json::from_str(&details).unwrap();
+    assert_eq!(details["os_user"], me.as_str(), "{details}");
+}

@@ -215,8 +215,10 @@ fn fleet_status_is_a_version_skew_gate() {
     let r = fleet(dir.path(), &["migrate", "status"]);
     assert_eq!(r.code, 1);
     assert!(
-        r.stdout
-            .contains(&format!("behind this build's head {} (at 001)", head_revision())),
+        r.stdout.contains(&format!(
+            "behind this build's head {} (at 001)",
+            head_revision()
+        )),
         "{}",
         r.stdout
     );

@@ -31,7 +31,9 @@ async fn every_table(conn: &sea_orm::DatabaseConnection) -> Vec<String> {
         sea_orm::DbBackend::Postgres => {
             "SELECT tablename::text AS name FROM pg_catalog.pg_tables WHERE schemaname = current_schema()"
         }
-        _ => "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+        _ => {
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+        }
     };
     let mut names: Vec<String> = conn
         .query_all_raw(sea_orm::Statement::from_string(
