@@ -386,16 +386,17 @@ async fn suspicious(args: &SuspiciousArgs, ctx: &Ctx) -> Result<Outcome> {
     if args.show_sql {
         return show_sql(&selected, ctx.config()?.backend, &params, ui);
     }
-    let db = ctx.connect(db::Open::Existing).await?;
     // JSON is one document (it holds the findings, sorted); every other format is
     // written finding by finding as the audit produces them (memory stays flat).
-    let result = if ui.format == Format::Json {
-        buffered(&db, &params, selected, args, ui).await
-    } else {
-        streamed(&db, &params, selected, args, ui).await
-    };
-    db.conn.close().await.ok();
-    let (worst, unparseable_rows) = result?;
+    let (worst, unparseable_rows) = ctx
+        .with_db(db::Open::Existing, async |db| {
+            if ui.format == Format::Json {
+                buffered(db, &params, selected, args, ui).await
+            } else {
+                streamed(db, &params, selected, args, ui).await
+            }
+        })
+        .await?;
     if unparseable_rows > 0 {
         ui.warn(format!(
             "{} details the rules cannot read; they are counted in the summary",

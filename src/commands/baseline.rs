@@ -200,14 +200,14 @@ impl super::Spec for BaselineArgs {
 
 async fn execute(args: &BaselineArgs, ctx: &Ctx) -> Result<Outcome> {
     let ui = &ctx.ui;
-    let db = ctx.connect(db::Open::Existing).await?;
-    let outcome = if args.undo {
-        undo(&db, args, ui).await
-    } else {
-        baseline(&db, args, ui).await
-    };
-    db.conn.close().await.ok();
-    outcome
+    ctx.with_db(db::Open::Existing, async |db| {
+        if args.undo {
+            undo(db, args, ui).await
+        } else {
+            baseline(db, args, ui).await
+        }
+    })
+    .await
 }
 
 /// Findings of the live schema against every version, newest first.

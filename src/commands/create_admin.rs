@@ -1,22 +1,18 @@
 //! `create-admin`: bootstrap an owner or admin the API can log in, with a bcrypt hash
-//! passlib accepts and an audit row like the API's own registration event.
+//! passlib accepts and an audit row like the API's own registration event
+//! ([`accounts::create_admin`]). Here: the arguments, the password prompt, the report.
 
 use std::fmt::Write as _;
 
 use clap::{Args, ValueEnum};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseTransaction, EntityTrait};
-use serde::Serialize;
-use serde_json::json;
 
 use super::{Ctx, PasswordArgs};
-use crate::accounts::{api_email, check_org_id, find_by_email};
-use crate::db::{self, Db};
-use crate::entities::{Role, orgs, users};
-use crate::spec::{Done, Fleet, Grants, Info, Privilege, Work};
-use crate::error::Outcome;
-use crate::error::{Error, Result};
+use crate::accounts::{self, NewAdmin, UserReport, api_email, check_org_id};
+use crate::db;
+use crate::entities::Role;
+use crate::error::{Outcome, Result};
 use crate::output::{Output, Report, label, or_dash, shown};
-use crate::records;
+use crate::spec::{Done, Fleet, Grants, Info, Privilege, Work};
 
 #[derive(Debug, Clone, Args)]
 pub struct CreateAdminArgs {
@@ -57,33 +53,6 @@ impl From<AdminRole> for Role {
         match r {
             AdminRole::Admin => Role::Admin,
             AdminRole::Owner => Role::Owner,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, schemars::JsonSchema)]
-pub struct UserReport {
-    pub id: String,
-    pub org_id: String,
-    pub email: String,
-    pub name: Option<String>,
-    pub role: Option<Role>,
-    /// Naive UTC, ISO-8601.
-    pub created_at: Option<String>,
-    /// false when --if-not-exists found the email taken.
-    pub created: bool,
-}
-
-impl UserReport {
-    fn from_model(m: &users::Model, created: bool) -> Self {
-        Self {
-            id: m.id.clone(),
-            org_id: m.org_id.clone(),
-            email: m.email.clone(),
-            name: m.name.clone(),
-            role: m.role,
-            created_at: m.created_at.map(records::iso),
-            created,
         }
     }
 }
@@ -153,186 +122,27 @@ async fn execute(args: &CreateAdminArgs, ctx: &Ctx) -> Result<Outcome> {
             shown(&email)
         ));
     }
-    let args = &CreateAdminArgs {
+    let new = NewAdmin {
+        org: args.org.clone(),
         email,
-        ..args.clone()
+        name: args.name.clone(),
+        role: args.role.into(),
+        if_not_exists: args.if_not_exists,
     };
     args.password.warn_if_weak(ui);
-    let db = ctx.connect(db::Open::Existing).await?;
-    let result = async {
-        // Check the org and the email before asking for a password; the transaction
-        // checks them again.
-        let found = db::read_in(db.snapshot().await?, async |txn| {
-            preconditions(txn, args).await
+    let report = ctx
+        .with_db(db::Open::Existing, async |db| {
+            // The org and the email are checked before a password is asked for.
+            if let Some(existing) = accounts::existing_admin(db, &new, ui).await? {
+                return Ok(existing);
+            }
+            ctx.ensure_writable(db).await?;
+            let hash = args.password.read_and_hash(&new.email, ui)?;
+            accounts::create_admin(db, &new, hash, ui).await
         })
         .await?;
-        if let Some(existing) = found {
-            ui.note(format!(
-                "a user with email '{}' exists already ({}); nothing changed",
-                existing.email, existing.id
-            ));
-            return Ok(UserReport::from_model(&existing, false));
-        }
-        ctx.ensure_writable(&db).await?;
-        let hash = args.password.read_and_hash(&args.email, ui)?;
-        create(&db, args, hash, ui).await
-    }
-    .await;
-    db.conn.close().await.ok();
-    let report = result?;
     ui.emit(&report)?;
     Ok(Outcome::Success)
-}
-
-/// The org must exist and the email must be free ([`records::email_key`]).
-/// `Ok(Some(user))`: the email is taken and --if-not-exists accepts that user.
-async fn preconditions<C: sea_orm::ConnectionTrait>(
-    conn: &C,
-    args: &CreateAdminArgs,
-) -> Result<Option<users::Model>> {
-    crate::migrations::ensure_api_tables(conn).await?;
-    if !crate::schema::snapshots::has_column(conn, "users", "password_hash").await? {
-        return Err(Error::refused(
-            "the database is at revision 001: users has no password_hash column, so an admin could not log in",
-            "run `ecomind-admin migrate up` first",
-        ));
-    }
-    let org = orgs::Entity::find_by_id(args.org.clone())
-        .one(conn)
-        .await
-        .map_err(|e| Error::from_db(e, "looking up the organization"))?;
-    if org.is_none() {
-        return Err(Error::refused(
-            format!("organization '{}' not found", args.org),
-            "create it first with `ecomind-admin create-org`",
-        ));
-    }
-    let taken = find_by_email(conn, &args.email).await?;
-    match taken {
-        Some(user) if args.if_not_exists => if_identical(args, user).map(Some),
-        Some(user) => Err(Error::refused(
-            format!(
-                "the email '{}' is taken (by {} as '{}')",
-                shown(&args.email),
-                shown(&user.id),
-                shown(&user.email)
-            ),
-            "emails are unique ignoring case (Unicode) and the domain's IDNA spelling; pass --if-not-exists to accept the existing user",
-        )),
-        None => Ok(None),
-    }
-}
-
-/// `--if-not-exists`: the existing user must be in the org and have the role asked for.
-fn if_identical(args: &CreateAdminArgs, user: users::Model) -> Result<users::Model> {
-    let role: Role = args.role.into();
-    let mut differs = Vec::new();
-    if user.org_id != args.org {
-        differs.push(format!(
-            "it belongs to '{}', not '{}'",
-            shown(&user.org_id),
-            args.org
-        ));
-    }
-    if user.role != Some(role) {
-        differs.push(format!(
-            "its role is {}, not {}",
-            label(user.role),
-            label(Some(role))
-        ));
-    }
-    if differs.is_empty() {
-        return Ok(user);
-    }
-    Err(Error::refused(
-        format!(
-            "a user with email '{}' exists already ({}) and does not match: {}; nothing changed",
-            shown(&user.email),
-            shown(&user.id),
-            differs.join(", ")
-        ),
-        "--if-not-exists accepts only the same org and role; check --org and --role",
-    ))
-}
-
-/// How long a create-admin waits for another one creating the same address.
-const ACCOUNT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-
-async fn create(db: &Db, args: &CreateAdminArgs, hash: String, ui: &Output) -> Result<UserReport> {
-    // Two create-admin for `Case@x.com` and `case@x.com` at once: the second waits,
-    // then sees the first's user (no unique index can say so: the schema is the API's).
-    let txn = db
-        .begin_serialized(
-            db::ACCOUNT_LOCK_CLASS,
-            &records::email_key(&args.email),
-            ACCOUNT_LOCK_WAIT,
-            ui,
-        )
-        .await?;
-    // Nothing is written before the insert: committing after an "exists" is harmless.
-    db::commit_if_ok(txn, "committing the user", async |txn| {
-        if let Some(user) = preconditions(txn, args).await? {
-            ui.note(format!(
-                "a user with email '{}' exists already ({}); nothing changed",
-                user.email, user.id
-            ));
-            return Ok(UserReport::from_model(&user, false));
-        }
-        insert(txn, args, hash).await
-    })
-    .await
-}
-
-/// The user row and its `user_registered` audit row, as the API writes them.
-async fn insert(
-    txn: &DatabaseTransaction,
-    args: &CreateAdminArgs,
-    hash: String,
-) -> Result<UserReport> {
-    let ts = records::now();
-    let role: Role = args.role.into();
-    let id = records::new_id("user_", 12);
-    // `..Default::default()` is needless today and the point tomorrow: a column a
-    // later revision adds keeps its database default without touching this file.
-    #[allow(clippy::needless_update)]
-    let user = users::ActiveModel {
-        id: Set(id.clone()),
-        org_id: Set(args.org.clone()),
-        email: Set(args.email.clone()),
-        name: Set(args.name.clone()),
-        role: Set(Some(role)),
-        created_at: Set(Some(ts)),
-        password_hash: Set(Some(hash)),
-        // Columns of later revisions keep their database default.
-        ..Default::default()
-    }
-    .insert(txn)
-    .await
-    .map_err(|e| {
-        if matches!(
-            e.sql_err(),
-            Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-        ) {
-            Error::refused(
-                format!("the email '{}' is taken", args.email),
-                "a concurrent run created it first",
-            )
-        } else {
-            Error::from_db(e, "inserting the user")
-        }
-    })?;
-    let details = records::details(&[("email", json!(args.email)), ("role", json!(role))], ts);
-    records::record(
-        txn,
-        &args.org,
-        Some(&id),
-        "user_registered",
-        "authentication",
-        details,
-        ts,
-    )
-    .await?;
-    Ok(UserReport::from_model(&user, true))
 }
 
 #[cfg(test)]

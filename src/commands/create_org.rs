@@ -134,13 +134,12 @@ async fn execute(args: &CreateOrgArgs, ctx: &Ctx) -> Result<Outcome> {
         }
         None => records::new_id("org_", 12),
     };
-    let db = ctx.connect(db::Open::Existing).await?;
-    let result = match ctx.ensure_writable(&db).await {
-        Ok(()) => create(&db, args, &id, ui).await,
-        Err(e) => Err(e),
-    };
-    db.conn.close().await.ok();
-    let report = result?;
+    let report = ctx
+        .with_db(db::Open::Existing, async |db| {
+            ctx.ensure_writable(db).await?;
+            create(db, args, &id, ui).await
+        })
+        .await?;
     ui.emit(&report)?;
     Ok(Outcome::Success)
 }

@@ -121,10 +121,11 @@ impl super::Spec for DoctorArgs {
 
 async fn execute(_args: &DoctorArgs, ctx: &Ctx) -> Result<Outcome> {
     let ui = &ctx.ui;
-    let db = ctx.connect(db::Open::Existing).await?;
-    let report = diagnose(&db, ui, &(ctx.catalog)()).await;
-    db.conn.close().await.ok();
-    let report = report?;
+    let report = ctx
+        .with_db(db::Open::Existing, async |db| {
+            diagnose(db, ui, &(ctx.catalog)()).await
+        })
+        .await?;
     ui.emit(&report)?;
     Ok(if report.status == Readiness::Ready {
         Outcome::Success

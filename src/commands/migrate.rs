@@ -156,15 +156,13 @@ async fn run(cmd: &MigrateCommand, ctx: &Ctx) -> Result<Done> {
         MigrateCommand::Down(args) if args.dry_run => db::Open::DryRun,
         _ => db::Open::Existing,
     };
-    let db = ctx.connect(open).await?;
-    let outcome = match cmd {
-        MigrateCommand::Up(args) => up(&db, args, ui).await,
-        MigrateCommand::Down(args) => down(&db, args, ui).await,
-        MigrateCommand::Current(args) => current(&db, args, ui).await,
-        MigrateCommand::Status => status(&db, ui).await,
-    };
-    db.conn.close().await.ok();
-    outcome
+    ctx.with_db(open, async |db| match cmd {
+        MigrateCommand::Up(args) => up(db, args, ui).await,
+        MigrateCommand::Down(args) => down(db, args, ui).await,
+        MigrateCommand::Current(args) => current(db, args, ui).await,
+        MigrateCommand::Status => status(db, ui).await,
+    })
+    .await
 }
 
 /// A version as reports show it.

@@ -166,6 +166,19 @@ impl Ctx {
         Ok(db)
     }
 
+    /// Open the database the way the command needs, run `work` on it, and close it,
+    /// whatever `work` returned: the one place a command's connection ends.
+    pub async fn with_db<T>(
+        &self,
+        open: db::Open,
+        work: impl AsyncFnOnce(&Db) -> Result<T>,
+    ) -> Result<T> {
+        let db = self.connect(open).await?;
+        let result = work(&db).await;
+        db.conn.close().await.ok();
+        result
+    }
+
     /// Before a command writes rows (orgs, users, audit rows): the session may write, and
     /// the database is not ahead of this build (its tables may have changed in ways
     /// this build does not know): refused (exit 4) unless `--allow-newer-schema`.

@@ -72,14 +72,13 @@ impl super::Spec for OrgsCommand {
 async fn execute(cmd: &OrgsCommand, ctx: &Ctx) -> Result<Outcome> {
     match cmd {
         OrgsCommand::List => {
-            let db = ctx.connect(db::Open::Existing).await?;
-            let result = async {
-                let mut out = RowStream::start(&ctx.ui, "orgs", "org", &HEADER)?;
-                each_org(&db, |o: OrgListing| out.row(&o, &cells(&o))).await?;
-                out.finish()
-            }
-            .await;
-            db.conn.close().await.ok();
+            let result = ctx
+                .with_db(db::Open::Existing, async |db| {
+                    let mut out = RowStream::start(&ctx.ui, "orgs", "org", &HEADER)?;
+                    each_org(db, |o: OrgListing| out.row(&o, &cells(&o))).await?;
+                    out.finish()
+                })
+                .await;
             result.map(|_| Outcome::Success)
         }
     }

@@ -213,9 +213,16 @@ impl super::Spec for UpgradeArgs {
 }
 
 async fn execute(args: &UpgradeArgs, ctx: &Ctx) -> Result<Done> {
-    let db = ctx.connect(db::Open::MayCreate).await?;
+    let (report, result) = ctx
+        .with_db(db::Open::MayCreate, async |db| Ok(pipeline(db, args, ctx).await))
+        .await?;
+    finish(ctx, report, result)
+}
+
+/// Every step on the open database: the report as far as it got, and how it ended.
+async fn pipeline(db: &Db, args: &UpgradeArgs, ctx: &Ctx) -> (UpgradeReport, Result<Outcome>) {
     let mut up = Upgrade {
-        db: &db,
+        db,
         ctx,
         args,
         report: UpgradeReport {
@@ -234,9 +241,7 @@ async fn execute(args: &UpgradeArgs, ctx: &Ctx) -> Result<Done> {
         },
     };
     let result = up.all_steps().await;
-    let report = up.report;
-    db.conn.close().await.ok();
-    finish(ctx, report, result)
+    (up.report, result)
 }
 
 /// Print the report (`--report` / `--output` is the global `--output`), then the error of a failed step with what

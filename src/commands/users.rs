@@ -351,14 +351,13 @@ async fn list(args: &UsersListArgs, ctx: &Ctx) -> Result<Outcome> {
         roles,
         email_like: args.email_like.clone(),
     };
-    let db = ctx.connect(db::Open::Existing).await?;
-    let result = async {
-        let mut out = RowStream::start(&ctx.ui, "users", "user", &HEADER)?;
-        each_user(&db, &filter, |u: UserListing| out.row(&u, &cells(&u))).await?;
-        out.finish()
-    }
-    .await;
-    db.conn.close().await.ok();
+    let result = ctx
+        .with_db(db::Open::Existing, async |db| {
+            let mut out = RowStream::start(&ctx.ui, "users", "user", &HEADER)?;
+            each_user(db, &filter, |u: UserListing| out.row(&u, &cells(&u))).await?;
+            out.finish()
+        })
+        .await;
     result.map(|_| Outcome::Success)
 }
 
@@ -408,44 +407,43 @@ impl Report for RoleChange {
 async fn set_role(args: &SetRoleArgs, ctx: &Ctx) -> Result<Outcome> {
     let ui = &ctx.ui;
     let (who, role) = args.target()?;
-    let db = ctx.connect(db::Open::Existing).await?;
-    let result = async {
-        let found = crate::accounts::find_user(&db, &who).await?;
-        let elevation =
-            matches!(role, RoleArg::Owner | RoleArg::Admin) && found.role != Some(role.role());
-        if !args.dry_run {
-            ctx.ensure_writable(&db).await?;
-            if elevation {
-                ui.confirm_destructive(
-                    args.yes,
-                    &format!(
-                        "make '{}' ({}, {}, now {}) {} in {}",
-                        shown(&found.email),
-                        found.id,
-                        found.org_id,
-                        crate::output::label(found.role),
-                        role.label(),
-                        db.url
-                    ),
-                    "An owner or admin can manage users and everything else of the org.",
-                    "Change the role?",
-                    true,
-                )?;
+    let result = ctx
+        .with_db(db::Open::Existing, async |db| {
+            let found = crate::accounts::find_user(db, &who).await?;
+            let elevation =
+                matches!(role, RoleArg::Owner | RoleArg::Admin) && found.role != Some(role.role());
+            if !args.dry_run {
+                ctx.ensure_writable(db).await?;
+                if elevation {
+                    ui.confirm_destructive(
+                        args.yes,
+                        &format!(
+                            "make '{}' ({}, {}, now {}) {} in {}",
+                            shown(&found.email),
+                            found.id,
+                            found.org_id,
+                            crate::output::label(found.role),
+                            role.label(),
+                            db.url
+                        ),
+                        "An owner or admin can manage users and everything else of the org.",
+                        "Change the role?",
+                        true,
+                    )?;
+                }
             }
-        }
-        crate::accounts::set_role(
-            &db,
-            &found,
-            role.role(),
-            &args.reason,
-            args.force,
-            args.dry_run,
-            ui,
-        )
-        .await
-    }
-    .await;
-    db.conn.close().await.ok();
+            crate::accounts::set_role(
+                db,
+                &found,
+                role.role(),
+                &args.reason,
+                args.force,
+                args.dry_run,
+                ui,
+            )
+            .await
+        })
+        .await;
     ui.emit(&result?)?;
     Ok(Outcome::Success)
 }
@@ -471,16 +469,15 @@ async fn reset_password(args: &ResetPasswordArgs, ctx: &Ctx) -> Result<Outcome> 
     let ui = &ctx.ui;
     let who = args.who.user()?;
     args.password.warn_if_weak(ui);
-    let db = ctx.connect(db::Open::Existing).await?;
-    let result = async {
-        // Who, before asking for a password; the transaction reads the user again.
-        let found = crate::accounts::find_user(&db, &who).await?;
-        ctx.ensure_writable(&db).await?;
-        let hash = args.password.read_and_hash(&found.email, ui)?;
-        crate::accounts::reset_password(&db, &found, hash, args.reason.as_deref(), ui).await
-    }
-    .await;
-    db.conn.close().await.ok();
+    let result = ctx
+        .with_db(db::Open::Existing, async |db| {
+            // Who, before asking for a password; the transaction reads the user again.
+            let found = crate::accounts::find_user(db, &who).await?;
+            ctx.ensure_writable(db).await?;
+            let hash = args.password.read_and_hash(&found.email, ui)?;
+            crate::accounts::reset_password(db, &found, hash, args.reason.as_deref(), ui).await
+        })
+        .await;
     ui.emit(&result?)?;
     Ok(Outcome::Success)
 }
@@ -513,28 +510,27 @@ impl Report for AccountLock {
 async fn lock(args: &LockArgs, ctx: &Ctx) -> Result<Outcome> {
     let ui = &ctx.ui;
     let who = args.who.user()?;
-    let db = ctx.connect(db::Open::Existing).await?;
-    let result = async {
-        let found = crate::accounts::find_user(&db, &who).await?;
-        ctx.ensure_writable(&db).await?;
-        ui.confirm_destructive(
-            args.yes,
-            &format!(
-                "lock '{}' ({}, {}, now {}) in {}",
-                shown(&found.email),
-                found.id,
-                found.org_id,
-                crate::output::label(found.role),
-                db.url
-            ),
-            "It becomes a viewer and its password is removed: it cannot log in until `users unlock`.",
-            "Lock the account?",
-            false,
-        )?;
-        crate::accounts::lock_user(&db, &found, &args.reason, args.force, ui).await
-    }
-    .await;
-    db.conn.close().await.ok();
+    let result = ctx
+        .with_db(db::Open::Existing, async |db| {
+            let found = crate::accounts::find_user(db, &who).await?;
+            ctx.ensure_writable(db).await?;
+            ui.confirm_destructive(
+                args.yes,
+                &format!(
+                    "lock '{}' ({}, {}, now {}) in {}",
+                    shown(&found.email),
+                    found.id,
+                    found.org_id,
+                    crate::output::label(found.role),
+                    db.url
+                ),
+                "It becomes a viewer and its password is removed: it cannot log in until `users unlock`.",
+                "Lock the account?",
+                false,
+            )?;
+            crate::accounts::lock_user(db, &found, &args.reason, args.force, ui).await
+        })
+        .await;
     ui.emit(&result?)?;
     Ok(Outcome::Success)
 }
@@ -543,45 +539,44 @@ async fn unlock(args: &UnlockArgs, ctx: &Ctx) -> Result<Outcome> {
     let ui = &ctx.ui;
     let who = args.who.user()?;
     args.password.warn_if_weak(ui);
-    let db = ctx.connect(db::Open::Existing).await?;
-    let result = async {
-        let found = crate::accounts::find_user(&db, &who).await?;
-        ctx.ensure_writable(&db).await?;
-        let role = match args.role {
-            Some(r) => r.role(),
-            None => crate::accounts::locked_role(&db, &found)
-                .await?
-                .ok_or_else(|| {
-                    Error::refused(
-                        format!(
-                            "no user_locked row says which role '{}' had",
-                            shown(&found.email)
-                        ),
-                        "pass --role ROLE",
-                    )
-                })?,
-        };
-        if matches!(role, Role::Owner | Role::Admin) {
-            ui.confirm_destructive(
-                args.yes,
-                &format!(
-                    "unlock '{}' ({}, {}) as {} in {}",
-                    shown(&found.email),
-                    found.id,
-                    found.org_id,
-                    crate::output::label(Some(role)),
-                    db.url
-                ),
-                "An owner or admin can manage users and everything else of the org.",
-                "Unlock the account?",
-                false,
-            )?;
-        }
-        let hash = args.password.read_and_hash(&found.email, ui)?;
-        crate::accounts::unlock_user(&db, &found, role, hash, &args.reason, ui).await
-    }
-    .await;
-    db.conn.close().await.ok();
+    let result = ctx
+        .with_db(db::Open::Existing, async |db| {
+            let found = crate::accounts::find_user(db, &who).await?;
+            ctx.ensure_writable(db).await?;
+            let role = match args.role {
+                Some(r) => r.role(),
+                None => crate::accounts::locked_role(db, &found)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::refused(
+                            format!(
+                                "no user_locked row says which role '{}' had",
+                                shown(&found.email)
+                            ),
+                            "pass --role ROLE",
+                        )
+                    })?,
+            };
+            if matches!(role, Role::Owner | Role::Admin) {
+                ui.confirm_destructive(
+                    args.yes,
+                    &format!(
+                        "unlock '{}' ({}, {}) as {} in {}",
+                        shown(&found.email),
+                        found.id,
+                        found.org_id,
+                        crate::output::label(Some(role)),
+                        db.url
+                    ),
+                    "An owner or admin can manage users and everything else of the org.",
+                    "Unlock the account?",
+                    false,
+                )?;
+            }
+            let hash = args.password.read_and_hash(&found.email, ui)?;
+            crate::accounts::unlock_user(db, &found, role, hash, &args.reason, ui).await
+        })
+        .await;
     ui.emit(&result?)?;
     Ok(Outcome::Success)
 }

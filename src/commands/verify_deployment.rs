@@ -109,19 +109,21 @@ impl super::Spec for VerifyDeploymentArgs {
 async fn execute(args: &VerifyDeploymentArgs, ctx: &Ctx) -> Result<Outcome> {
     let ui = &ctx.ui;
     let api = deployment::Api::new(&args.api_url)?;
-    let db = ctx.connect(db::Open::Existing).await?;
-    let result = checks(&api, &db, args, ui).await;
-    if !args.no_fixtures {
-        // Passed or failed: the fixtures go (their audit rows stay, labelled).
-        if let Err(e) = deployment::remove_fixtures(&db).await {
-            ui.warn(format!(
-                "the fixtures were not removed ({}); the next run removes them first",
-                e.message()
-            ));
-        }
-    }
-    db.conn.close().await.ok();
-    let mut checks = result?;
+    let mut checks = ctx
+        .with_db(db::Open::Existing, async |db| {
+            let result = checks(&api, db, args, ui).await;
+            if !args.no_fixtures {
+                // Passed or failed: the fixtures go (their audit rows stay, labelled).
+                if let Err(e) = deployment::remove_fixtures(db).await {
+                    ui.warn(format!(
+                        "the fixtures were not removed ({}); the next run removes them first",
+                        e.message()
+                    ));
+                }
+            }
+            result
+        })
+        .await?;
     accept(&mut checks, &args.accept)?;
     let count = |v: Verdict| checks.iter().filter(|c| c.result == v).count();
     let report = DeploymentReport {

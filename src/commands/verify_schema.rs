@@ -291,11 +291,13 @@ impl super::Spec for VerifySchemaArgs {
 
 async fn execute(args: &VerifySchemaArgs, ctx: &Ctx) -> Result<Outcome> {
     let ui = &ctx.ui;
-    let db = ctx.connect(db::Open::Existing).await?;
     let pb = ui.spinner("reading the catalog");
-    let result = check(&db, args.against, args.strict).await;
+    let result = ctx
+        .with_db(db::Open::Existing, async |db| {
+            check(db, args.against, args.strict).await
+        })
+        .await;
     pb.finish_and_clear();
-    db.conn.close().await.ok();
     let (_, mut report) = result?;
     if report.against.source == VersionSource::Unmanaged {
         ui.note("the database records no version (no seaql_migrations or alembic_version): compared with head");

@@ -6,6 +6,9 @@ use sea_orm::{EntityTrait, QuerySelect};
 
 use crate::db;
 
+mod create;
+pub use create::{NewAdmin, UserReport, create_admin, existing_admin};
+
 use crate::entities::users;
 use crate::error::{Error, Result};
 use crate::records;
