@@ -35,6 +35,7 @@ pub mod signals;
 pub mod spec;
 pub mod terminal;
 pub mod text;
+pub mod upgrade;
 
 use cli::{Cli, Command};
 pub use error::Outcome;

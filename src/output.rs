@@ -715,6 +715,18 @@ impl Drop for Spinner {
     }
 }
 
+impl crate::upgrade::Operator for Output {
+    fn warn(&self, msg: &str) {
+        Output::warn(self, msg);
+    }
+    fn confirm(&self, yes: bool, action: &str, details: &str, question: &str) -> Result<()> {
+        self.confirm_destructive(yes, action, details, question, false)
+    }
+    fn cancel(&self) -> &Cancel {
+        &self.cancel
+    }
+}
+
 impl crate::progress::Progress for Output {
     fn note(&self, msg: &str) {
         Output::note(self, msg);
@@ -969,10 +981,7 @@ pub fn label<T: Serialize>(v: Option<T>) -> String {
 }
 
 /// `1 finding`, `2 findings`: a count with its noun in the right number.
-pub fn plural(n: impl Into<i128>, one: &str, many: &str) -> String {
-    let n = n.into();
-    format!("{n} {}", if n == 1 { one } else { many })
-}
+pub use crate::text::plural;
 
 /// Format an optional value for a table cell.
 pub fn or_dash<T: std::fmt::Display>(v: Option<T>) -> String {

@@ -74,6 +74,16 @@ pub struct Grants {
     pub tables: &'static [(&'static str, Privilege)],
 }
 
+/// What `migrate up` / `down` need, and so `upgrade`'s pre-flight: CREATE on the
+/// schema, and the API's tables owned (ALTER, DROP).
+pub const MIGRATE_GRANTS: Grants = Grants {
+    row: "migrate",
+    writes: true,
+    create_in_schema: true,
+    owns_tables: true,
+    tables: &[],
+};
+
 /// One command, as the rest of the program sees it.
 #[derive(Debug)]
 pub struct Info {

@@ -94,6 +94,12 @@ fn sgr_len(s: &str) -> usize {
     }
 }
 
+/// `1 finding`, `2 findings`: a count with its noun in the right number.
+pub fn plural(n: impl Into<i128>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// `a`, `a and b`, `a, b and c`.
 pub fn join_and(items: &[String]) -> String {
     match items {

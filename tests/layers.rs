@@ -7,10 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The core: knows nothing of clap, the terminal, or the commands.
-const CORE: [&str; 15] = [
+const CORE: [&str; 17] = [
     "accounts",
     "audit",
     "backup",
+    "cancel",
     "config",
     "db",
     "entities",
@@ -23,6 +24,7 @@ const CORE: [&str; 15] = [
     "schema",
     "spec",
     "text",
+    "upgrade",
 ];
 /// What the core must not import.
 const ABOVE_CORE: [&str; 7] = [

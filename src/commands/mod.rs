@@ -206,15 +206,7 @@ impl Ctx {
     }
 }
 
-/// What `migrate up` / `down` need, and so `upgrade`'s pre-flight: CREATE on the
-/// schema, and the API's tables owned (ALTER, DROP).
-pub const MIGRATE_GRANTS: crate::spec::Grants = crate::spec::Grants {
-    row: "migrate",
-    writes: true,
-    create_in_schema: true,
-    owns_tables: true,
-    tables: &[],
-};
+pub use crate::spec::MIGRATE_GRANTS;
 
 /// How long to wait for locks.
 #[derive(Debug, Clone, Args)]

@@ -1,25 +1,20 @@
-//! `upgrade`: the deployment plan's database steps as one command. Pre-flight (what
-//! `doctor` checks, drift, the client tools), the plan (confirmed), a checked backup,
-//! the migrations (everything `migrate up` guarantees), verify-schema, the post-deploy
-//! audit, and one report. It stops at the first failing step, saying what was applied
-//! and the command that restores the backup; a rerun continues where it stopped.
+//! `upgrade`: the deployment plan's database steps as one command (the pipeline is the
+//! core's [`crate::upgrade`]). Here: the flags, the report as a table, and after a
+//! failed step what to do next (what was applied, the command that restores the
+//! backup).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use clap::Args;
-use serde::Serialize;
 
 use super::{Ctx, FailOn, LockArgs};
-use crate::audit::{self, Risk, rules::Params, rules::Rule};
-use crate::backup::{self, Backup};
-use crate::db::{self, Db};
+use crate::db;
+use crate::error::{Outcome, Result};
+use crate::migrations;
+use crate::output::{Output, Report, shown};
 use crate::spec::{Done, Fleet, Info, Work};
-use crate::error::{Error, Kind, Outcome, Result};
-use crate::migrations::{self, State, known};
-use crate::output::{Output, Report, plural, shown};
-use crate::records;
+use crate::upgrade::{Options, StepStatus, UpgradeReport, Version, version_label};
 
 #[derive(Debug, Args)]
 pub struct UpgradeArgs {
@@ -61,88 +56,6 @@ pub struct UpgradeArgs {
     pub lock: LockArgs,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum StepStatus {
-    Ok,
-    Skipped,
-    Warn,
-    Failed,
-}
-
-/// One step of the upgrade, as the report shows it.
-#[derive(Debug, Serialize, schemars::JsonSchema)]
-pub struct StepResult {
-    pub step: &'static str,
-    pub result: StepStatus,
-    pub duration_ms: u64,
-    pub detail: String,
-}
-
-/// A table a migration touches: its size and row estimate (catalog statistics) and the
-/// locks the statements take on it.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct TouchedTable {
-    pub table: String,
-    pub bytes: Option<i64>,
-    pub rows_estimate: Option<i64>,
-    pub locks: Vec<&'static str>,
-}
-
-/// One migration of the plan, with its SQL.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct PlannedMigration {
-    pub version: String,
-    pub alembic_revision: &'static str,
-    pub sql: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct Version {
-    pub version: String,
-    pub alembic_revision: &'static str,
-}
-
-fn version(index: Option<usize>) -> Option<Version> {
-    index.map(|i| Version {
-        version: known()[i].version.clone(),
-        alembic_revision: known()[i].alembic_revision,
-    })
-}
-
-fn version_label(v: &Option<Version>) -> String {
-    v.as_ref()
-        .map(|v| format!("{} ({})", v.alembic_revision, v.version))
-        .unwrap_or_else(|| "no version (empty)".into())
-}
-
-#[derive(Debug, Serialize, schemars::JsonSchema)]
-pub struct AuditCounts {
-    pub critical: usize,
-    pub warning: usize,
-    pub info: usize,
-}
-
-/// The report: every step's result, the plan, the backup, the versions.
-#[derive(Debug, Serialize, schemars::JsonSchema)]
-pub struct UpgradeReport {
-    pub database: String,
-    /// `upgraded`, `up-to-date`, or `failed`.
-    pub status: &'static str,
-    pub from: Option<Version>,
-    pub to: Option<Version>,
-    pub steps: Vec<StepResult>,
-    pub plan: Vec<PlannedMigration>,
-    pub tables: Vec<TouchedTable>,
-    /// Migrations this run applied.
-    pub applied: Vec<String>,
-    pub backup: Option<Backup>,
-    pub restore_command: Option<String>,
-    pub audit: Option<AuditCounts>,
-    /// The step that failed, when one did.
-    pub failed_step: Option<&'static str>,
-}
-
 impl Report for UpgradeReport {
     fn render(&self, out: &mut String, ui: &Output) {
         let _ = writeln!(out, "database: {}", shown(&self.database));
@@ -155,7 +68,7 @@ impl Report for UpgradeReport {
                 StepStatus::Failed => "FAILED",
             };
             t.add_row(vec![
-                s.step.to_owned(),
+                s.step.name().to_owned(),
                 result.to_owned(),
                 format!("{} ms", s.duration_ms),
                 s.detail.clone(),
@@ -168,19 +81,11 @@ impl Report for UpgradeReport {
         let _ = writeln!(
             out,
             "{}: {} -> {}",
-            self.status,
+            self.status.label(),
             version_label(&self.from),
             version_label(&self.to)
         );
     }
-}
-
-/// The upgrade in progress: the report it builds, step by step.
-struct Upgrade<'a> {
-    db: &'a Db,
-    ctx: &'a Ctx,
-    args: &'a UpgradeArgs,
-    report: UpgradeReport,
 }
 
 pub const INFO: Info = Info {
@@ -213,48 +118,29 @@ impl super::Spec for UpgradeArgs {
 }
 
 async fn execute(args: &UpgradeArgs, ctx: &Ctx) -> Result<Done> {
+    let options = Options {
+        to: args.to,
+        backup_dir: args.backup_dir.clone(),
+        no_backup: args.no_backup,
+        pg_bin_dir: args.pg_bin_dir.clone(),
+        yes: args.yes,
+        allow_drift: args.allow_drift,
+        fail_on: args.fail_on.threshold(),
+        run: args.lock.options(),
+        secret_url: ctx.config()?.secret_url().to_owned(),
+    };
     let (report, result) = ctx
-        .with_db(db::Open::MayCreate, async |db| Ok(pipeline(db, args, ctx).await))
+        .with_db(db::Open::MayCreate, async |db| {
+            Ok(crate::upgrade::run(db, &options, &ctx.ui).await)
+        })
         .await?;
     finish(ctx, report, result)
 }
 
-/// Every step on the open database: the report as far as it got, and how it ended.
-async fn pipeline(db: &Db, args: &UpgradeArgs, ctx: &Ctx) -> (UpgradeReport, Result<Outcome>) {
-    let mut up = Upgrade {
-        db,
-        ctx,
-        args,
-        report: UpgradeReport {
-            database: db.url.clone(),
-            status: "failed",
-            from: None,
-            to: None,
-            steps: Vec::new(),
-            plan: Vec::new(),
-            tables: Vec::new(),
-            applied: Vec::new(),
-            backup: None,
-            restore_command: None,
-            audit: None,
-            failed_step: None,
-        },
-    };
-    let result = up.all_steps().await;
-    (up.report, result)
-}
-
 /// Print the report (`--report` / `--output` is the global `--output`), then the error of a failed step with what
 /// to do next.
-fn finish(ctx: &Ctx, mut report: UpgradeReport, result: Result<Outcome>) -> Result<Done> {
+fn finish(ctx: &Ctx, report: UpgradeReport, result: Result<Outcome>) -> Result<Done> {
     let ui = &ctx.ui;
-    if result.is_ok() {
-        report.status = if report.applied.is_empty() {
-            "up-to-date"
-        } else {
-            "upgraded"
-        };
-    }
     // Nothing ran (a refused pre-flight before any step): only the error.
     if !report.steps.is_empty() {
         ui.emit(&report)?;
@@ -276,12 +162,12 @@ fn finish(ctx: &Ctx, mut report: UpgradeReport, result: Result<Outcome>) -> Resu
         Err(e) => e.with_versions(from, to),
     };
     // A refusal before anything was written is its one error line.
-    if matches!(report.failed_step, None | Some("pre-flight" | "plan")) {
+    if report.failed_step.is_none_or(|s| s.before_any_write()) {
         return Err(err);
     }
     let mut block = format!(
         "the upgrade stopped at step {}; the database is at {}; applied by this run: {}\n",
-        report.failed_step.unwrap_or("pre-flight"),
+        report.failed_step.map_or("pre-flight", |s| s.name()),
         version_label(&report.to),
         if report.applied.is_empty() {
             "nothing".to_owned()
@@ -318,549 +204,3 @@ fn finish(ctx: &Ctx, mut report: UpgradeReport, result: Result<Outcome>) -> Resu
     Err(err)
 }
 
-impl Upgrade<'_> {
-    /// Run `work` as step `name`: its duration and result go into the report; a failure
-    /// stops the upgrade there.
-    async fn step<T>(
-        &mut self,
-        name: &'static str,
-        work: impl AsyncFnOnce(&mut Self) -> Result<(T, StepStatus, String)>,
-    ) -> Result<T> {
-        let started = Instant::now();
-        let result = work(self).await;
-        let duration_ms = started.elapsed().as_millis() as u64;
-        match result {
-            Ok((value, result, detail)) => {
-                self.report.steps.push(StepResult {
-                    step: name,
-                    result,
-                    duration_ms,
-                    detail,
-                });
-                Ok(value)
-            }
-            Err(e) => {
-                self.report.steps.push(StepResult {
-                    step: name,
-                    result: StepStatus::Failed,
-                    duration_ms,
-                    detail: e.message().to_owned(),
-                });
-                self.report.failed_step = Some(name);
-                Err(e)
-            }
-        }
-    }
-
-    async fn all_steps(&mut self) -> Result<Outcome> {
-        let ui = &self.ctx.ui;
-        let (state, tools, adopt) = self
-            .step("pre-flight", async |up| up.preflight().await)
-            .await?;
-        let current = adopt.or(state.current());
-        self.report.from = version(current);
-        self.report.to = version(current);
-        let target = self.args.to.unwrap_or(known().len() - 1);
-        let to_apply: Vec<usize> = state
-            .pending()
-            .into_iter()
-            .filter(|i| *i <= target && adopt.is_none_or(|a| *i > a))
-            .collect();
-        self.step("plan", async |up| up.plan(&state, &to_apply).await)
-            .await?;
-        if !to_apply.is_empty() {
-            self.confirm(ui)?;
-        }
-        self.step("backup", async |up| {
-            up.backup(&state, &to_apply, tools.as_ref()).await
-        })
-        .await?;
-        self.step("migrate", async |up| {
-            up.migrate(adopt, &to_apply, target).await
-        })
-        .await?;
-        self.step("verify", async |up| up.verify().await).await?;
-        self.step("audit", async |up| up.audit().await).await
-    }
-}
-
-/// The version to adopt first: a database that Alembic manages (alembic_version at a
-/// known revision) and that seaql_migrations records nothing of. Its schema is then
-/// checked against that version like any other.
-fn alembic_to_adopt(state: &State) -> Result<Option<usize>> {
-    let migrations::Alembic::Revision(rev) = &state.alembic else {
-        return Ok(None);
-    };
-    if state.current().is_some() || !state.unknown.is_empty() {
-        return Ok(None);
-    }
-    migrations::resolve_version(rev).map(Some).map_err(|_| {
-        Error::refused(
-            format!("alembic_version is at revision '{rev}', which this build of ecomind-admin does not know"),
-            "upgrade ecomind-admin to a version that ships that revision",
-        )
-    })
-}
-
-/// The pre-flight and the plan.
-impl Upgrade<'_> {
-    #[allow(clippy::type_complexity)]
-    async fn preflight(
-        &mut self,
-    ) -> Result<(
-        (State, Option<backup::PgTools>, Option<usize>),
-        StepStatus,
-        String,
-    )> {
-        let db = self.db;
-        let state = migrations::snapshot_state(db).await?;
-        // Where the database is, also in the report of a refused pre-flight.
-        self.report.from = version(state.current());
-        self.report.to = version(state.current());
-        let adopt = alembic_to_adopt(&state)?;
-        if adopt.is_none() {
-            state.check_writable()?;
-        }
-        db.ensure_writable().await?;
-        let may = crate::privileges::per_command(db, true, &[&super::MIGRATE_GRANTS]).await;
-        if may.iter().any(|(_, ok)| !ok) {
-            return Err(Error::refused(
-                "the role cannot migrate: it needs CREATE on the schema and ownership of the API's tables",
-                "run the upgrade as the database owner; `ecomind-admin doctor` shows what each command needs",
-            ));
-        }
-        self.migration_lock_free().await?;
-        let current = adopt.or(state.current());
-        let mut notes = vec![format!("at {}", version_label(&version(current)))];
-        if adopt.is_some() {
-            notes.push("managed by Alembic: adopted (baseline) before the migrations".into());
-        }
-        let mut status = StepStatus::Ok;
-        if current.is_some() {
-            let (_, check) = crate::schema::check::check(db, current, false).await?;
-            if check.failed() {
-                let what = format!(
-                    "the schema has drifted from {} ({})",
-                    version_label(&version(current)),
-                    plural(check.findings.len() as i64, "finding", "findings")
-                );
-                if !self.args.allow_drift {
-                    return Err(Error::new(
-                        Kind::CheckFailed,
-                        format!("{what}; nothing was changed"),
-                        Some(
-                            "see `ecomind-admin verify-schema --show-fix`; fix it, or pass --allow-drift".into(),
-                        ),
-                    ));
-                }
-                status = StepStatus::Warn;
-                notes.push(format!("{what}, allowed by --allow-drift"));
-            } else {
-                notes.push("no drift".into());
-            }
-        }
-        let tools = self.client_tools(&mut notes).await?;
-        if !self.args.no_backup {
-            // Before anything is asked or written: a directory others can write to may
-            // hold planted files.
-            backup::ensure_dir(&self.args.backup_dir)?;
-        }
-        Ok(((state, tools, adopt), status, notes.join("; ")))
-    }
-
-    /// Another ecomind-admin migrating this database now: refuse at once.
-    async fn migration_lock_free(&self) -> Result<()> {
-        if !self.db.is_postgres() {
-            return Ok(());
-        }
-        let key = db::MIGRATION_LOCK_KEY;
-        let row = self
-            .db
-            .query_one(&format!(
-                "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted \
-                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-                 AND classid = {} AND objid = {} AND objsubid = 1",
-                (key >> 32) as u32,
-                (key & 0xffff_ffff) as u32
-            ))
-            .await?;
-        let held: i64 = row.and_then(|r| r.try_get("", "n").ok()).unwrap_or(0);
-        if held > 0 {
-            return Err(Error::refused(
-                "another ecomind-admin holds the migration lock on this database",
-                "wait for it to finish (`ecomind-admin migrate status`), then run the upgrade again",
-            ));
-        }
-        Ok(())
-    }
-
-    /// pg_dump / pg_restore for the backup (PostgreSQL, unless --no-backup).
-    async fn client_tools(&self, notes: &mut Vec<String>) -> Result<Option<backup::PgTools>> {
-        if self.args.no_backup || !self.db.is_postgres() {
-            return Ok(None);
-        }
-        let row = self
-            .db
-            .query_one("SELECT current_setting('server_version_num')::int AS v")
-            .await?;
-        let num: i32 = row.and_then(|r| r.try_get("", "v").ok()).unwrap_or(0);
-        let major = (num / 10000) as u32;
-        let tools = backup::find_pg_tools(major, self.args.pg_bin_dir.as_deref())?;
-        notes.push(format!(
-            "PostgreSQL {major}, pg_dump {} ({})",
-            tools.major,
-            tools.pg_dump.display()
-        ));
-        Ok(Some(tools))
-    }
-
-    async fn plan(
-        &mut self,
-        state: &State,
-        to_apply: &[usize],
-    ) -> Result<((), StepStatus, String)> {
-        if to_apply.is_empty() {
-            return Ok(((), StepStatus::Ok, "nothing pending".into()));
-        }
-        let steps = migrations::plan_sql(
-            self.db.backend,
-            state,
-            migrations::Direction::Up,
-            to_apply,
-            self.args.lock.options(),
-        )
-        .await?;
-        let mut tables: Vec<TouchedTable> = Vec::new();
-        for s in &steps {
-            for sql in &s.sql {
-                let Some((table, lock)) = migrations::statement_lock(sql) else {
-                    continue;
-                };
-                match tables.iter_mut().find(|t| t.table == table) {
-                    Some(t) if !t.locks.contains(&lock) => t.locks.push(lock),
-                    Some(_) => {}
-                    None => tables.push(TouchedTable {
-                        table,
-                        bytes: None,
-                        rows_estimate: None,
-                        locks: vec![lock],
-                    }),
-                }
-            }
-        }
-        // Sizes of the API's tables that exist (a new table has none; the bookkeeping
-        // tables are a few rows).
-        let present = migrations::tables_present(&self.db.conn).await?;
-        let names: Vec<String> = tables
-            .iter()
-            .map(|t| t.table.clone())
-            .filter(|t| present.contains(t))
-            .collect();
-        let sizes = migrations::table_sizes(self.db, &names).await?;
-        let rows = migrations::row_estimates(self.db, &names).await?;
-        for t in &mut tables {
-            t.bytes = sizes.get(&t.table).copied();
-            t.rows_estimate = rows.get(&t.table).copied();
-        }
-        self.report.plan = steps
-            .into_iter()
-            .map(|s| PlannedMigration {
-                version: s.version,
-                alembic_revision: s.alembic_revision,
-                sql: s.sql,
-            })
-            .collect();
-        self.report.tables = tables;
-        let detail = format!(
-            "{} to apply: {}",
-            plural(to_apply.len() as i64, "migration", "migrations"),
-            to_apply
-                .iter()
-                .map(|i| known()[*i].alembic_revision)
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        Ok(((), StepStatus::Ok, detail))
-    }
-
-    /// Show the plan and ask (default No); `--yes` for pipelines.
-    fn confirm(&self, ui: &Output) -> Result<()> {
-        let mut details = String::from("Migrations:");
-        for m in &self.report.plan {
-            let _ = write!(details, "\n  - {} ({})", m.alembic_revision, m.version);
-        }
-        details.push_str("\nTables touched:");
-        for t in &self.report.tables {
-            let size = match (t.bytes, t.rows_estimate) {
-                (Some(b), Some(r)) => format!(
-                    "{}, ~{}",
-                    backup::human_bytes(b.max(0) as u64),
-                    plural(r, "row", "rows")
-                ),
-                (None, Some(r)) => format!("~{}", plural(r, "row", "rows")),
-                _ => "new".to_owned(),
-            };
-            let _ = write!(
-                details,
-                "\n  - {} ({size}): {}",
-                t.table,
-                t.locks.join(", ")
-            );
-        }
-        let backup = if self.args.no_backup {
-            "\nNo backup (--no-backup).".to_owned()
-        } else {
-            format!(
-                "\nA backup goes to {} first.",
-                self.args.backup_dir.display()
-            )
-        };
-        details.push_str(&backup);
-        ui.confirm_destructive(
-            self.args.yes,
-            &format!(
-                "upgrade {} to {}",
-                self.db.url,
-                self.report
-                    .plan
-                    .last()
-                    .map(|m| m.alembic_revision)
-                    .unwrap_or("-")
-            ),
-            &details,
-            "Run the upgrade?",
-            false,
-        )
-    }
-}
-
-/// Backup, migrate, verify, audit.
-impl Upgrade<'_> {
-    async fn backup(
-        &mut self,
-        state: &State,
-        to_apply: &[usize],
-        tools: Option<&backup::PgTools>,
-    ) -> Result<((), StepStatus, String)> {
-        if to_apply.is_empty() {
-            return Ok(((), StepStatus::Skipped, "nothing to apply".into()));
-        }
-        if self.args.no_backup {
-            return Ok(((), StepStatus::Skipped, "--no-backup".into()));
-        }
-        let dir = &self.args.backup_dir;
-        let secret = self.ctx.config()?.secret_url();
-        let name = backup::database_name(secret, self.db.backend);
-        let versions = format!("{:?}|{:?}", state.current(), state.alembic);
-        let fingerprint = backup::fingerprint(self.db, &versions).await?;
-        let live = db::sqlite_file(secret).unwrap_or_default();
-        if let Some(detail) = self.reuse(&name, &fingerprint, tools, &live).await? {
-            return Ok(((), StepStatus::Ok, detail));
-        }
-        let revision = state
-            .current()
-            .map(|i| known()[i].alembic_revision)
-            .unwrap_or("empty");
-        let stamp = records::now().format("%Y%m%dT%H%M%SZ");
-        let b = match tools {
-            Some(tools) => {
-                let path = backup::create_backup_file(
-                    dir,
-                    &format!("ecomind-{name}-{revision}-{stamp}"),
-                    "dump",
-                )?;
-                let ui = &self.ctx.ui;
-                backup::dump_postgres(
-                    secret,
-                    tools,
-                    &path,
-                    self.args.lock.options().lock_wait,
-                    ui,
-                    &self.ctx.ui.cancel,
-                )
-                    .await?
-            }
-            None => {
-                let path = backup::create_backup_file(
-                    dir,
-                    &format!("ecomind-{name}-{revision}-{stamp}"),
-                    "db",
-                )?;
-                backup::copy_sqlite(self.db, &live, &path).await?
-            }
-        };
-        backup::write_ledger(
-            dir,
-            &name,
-            &backup::Ledger {
-                database: self.db.url.clone(),
-                fingerprint,
-                path: b.path.clone(),
-                bytes: b.bytes,
-                sha256: b.sha256.clone(),
-            },
-        )?;
-        let detail = format!(
-            "{} ({}, {}; {})",
-            b.path.display(),
-            backup::human_bytes(b.bytes),
-            format_args!("{} ms", b.duration_ms),
-            b.checked
-        );
-        self.keep_backup(b);
-        Ok(((), StepStatus::Ok, detail))
-    }
-
-    /// The backup the record names, when the database has not changed since and the file
-    /// passes its checks again (the record and the file may have been planted): the
-    /// step's detail. A file that fails is not used (a warning says so).
-    async fn reuse(
-        &mut self,
-        name: &str,
-        fingerprint: &str,
-        tools: Option<&backup::PgTools>,
-        live: &std::path::Path,
-    ) -> Result<Option<String>> {
-        let dir = &self.args.backup_dir;
-        let secret = self.ctx.config()?.secret_url();
-        if let Some((path, bytes, sha256)) = backup::reusable(dir, name, fingerprint) {
-            // Checked again as if new: the record and the file may have been planted.
-            let started = Instant::now();
-            let checked = match tools {
-                Some(tools) => backup::check_postgres(tools, &path, &self.ctx.ui, &self.ctx.ui.cancel).await,
-                None => backup::check_sqlite(&path).await,
-            };
-            match checked {
-                Ok(checked) => {
-                    let restore_command = match tools {
-                        Some(_) => backup::postgres_restore_command(secret, &path)?,
-                        None => backup::sqlite_restore_command(live, &path),
-                    };
-                    let detail = format!(
-                        "reused {} (the database has not changed since it was taken; sha256 and {checked})",
-                        path.display()
-                    );
-                    self.keep_backup(Backup {
-                        path,
-                        bytes,
-                        sha256,
-                        duration_ms: started.elapsed().as_millis() as u64,
-                        checked,
-                        restore_command,
-                    });
-                    return Ok(Some(detail));
-                }
-                Err(e) => self.ctx.ui.warn(format!(
-                    "the recorded backup {} fails its check ({}): taking a new one",
-                    shown(&path.display().to_string()),
-                    e.message()
-                )),
-            }
-        }
-        Ok(None)
-    }
-
-    fn keep_backup(&mut self, b: Backup) {
-        self.report.restore_command = Some(b.restore_command.clone());
-        self.report.backup = Some(b);
-    }
-
-    async fn migrate(
-        &mut self,
-        adopt: Option<usize>,
-        to_apply: &[usize],
-        target: usize,
-    ) -> Result<((), StepStatus, String)> {
-        if to_apply.is_empty() {
-            return Ok(((), StepStatus::Skipped, "nothing pending".into()));
-        }
-        let ui = &self.ctx.ui;
-        let mut adopted = String::new();
-        if let Some(index) = adopt {
-            crate::schema::adopt::record_baseline(self.db, index, self.args.lock.options(), ui)
-                .await?;
-            adopted = format!("adopted {} (baseline); ", known()[index].alembic_revision);
-        }
-        let result = migrations::run_up(self.db, target, self.args.lock.options(), ui).await;
-        // Whatever happened, the report says where the database is now.
-        if let Ok(after) = migrations::snapshot_state(self.db).await {
-            self.report.to = version(after.current());
-            self.report.applied = to_apply
-                .iter()
-                .filter(|i| after.is_applied(**i))
-                .map(|i| known()[*i].alembic_revision.to_owned())
-                .collect();
-        }
-        let steps = result?;
-        let done: Vec<String> = steps
-            .iter()
-            .map(|s| format!("{} ({} ms)", s.alembic_revision, s.duration_ms))
-            .collect();
-        Ok((
-            (),
-            StepStatus::Ok,
-            format!("{adopted}applied {}", done.join(", ")),
-        ))
-    }
-
-    async fn verify(&mut self) -> Result<((), StepStatus, String)> {
-        let (state, check) = crate::schema::check::check(self.db, None, false).await?;
-        self.report.to = version(state.current());
-        let at = version_label(&version(state.current()));
-        if check.failed() && self.args.allow_drift {
-            let detail = format!(
-                "the schema still differs from {at} ({}), allowed by --allow-drift",
-                plural(check.findings.len() as i64, "finding", "findings")
-            );
-            return Ok(((), StepStatus::Warn, detail));
-        }
-        if check.failed() {
-            return Err(Error::new(
-                Kind::CheckFailed,
-                format!(
-                    "the schema does not match {at} after the migrations ({})",
-                    plural(check.findings.len() as i64, "finding", "findings")
-                ),
-                Some("see `ecomind-admin verify-schema`".into()),
-            ));
-        }
-        Ok(((), StepStatus::Ok, format!("the schema matches {at}")))
-    }
-
-    async fn audit(&mut self) -> Result<(Outcome, StepStatus, String)> {
-        // Where the database is now (the verify step read it last).
-        if self.report.to.is_none() {
-            return Ok((Outcome::Success, StepStatus::Skipped, "no schema".into()));
-        }
-        let params = Params {
-            since: records::now() - chrono::Duration::days(7),
-            fixed_at: None,
-            org: None,
-            failed_threshold: 10,
-            key: crate::provenance::configured()?,
-            verified: None,
-        };
-        let tally =
-            audit::stream(self.db, &params, &Rule::ALL, &self.ctx.ui, &mut |_| Ok(())).await?;
-        let counts = AuditCounts {
-            critical: tally.count(Risk::Critical),
-            warning: tally.count(Risk::Warning),
-            info: tally.count(Risk::Info),
-        };
-        let detail = format!(
-            "{} critical, {} warning, {} info (last 7 days; `ecomind-admin audit suspicious-accounts` shows them)",
-            counts.critical, counts.warning, counts.info
-        );
-        let failing = self
-            .args
-            .fail_on
-            .threshold()
-            .is_some_and(|t| tally.worst().is_some_and(|w| w >= t));
-        self.report.audit = Some(counts);
-        Ok(if failing {
-            (Outcome::CheckFailed, StepStatus::Failed, detail)
-        } else {
-            (Outcome::Success, StepStatus::Ok, detail)
-        })
-    }
-}
