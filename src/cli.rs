@@ -8,11 +8,27 @@ pub use crate::commands::Command;
 use crate::commands::{self};
 use crate::contracts::Contract;
 
+/// The exit codes and their reasons: code 1 says when each command exits 1 (its
+/// `Info::fails_when`), in the order of `--help`.
+pub fn exit_reasons() -> Vec<(u8, String)> {
+    let checks: Vec<&str> = Command::all()
+        .into_iter()
+        .filter_map(|i| i.fails_when)
+        .collect();
+    crate::error::exit::REASONS
+        .iter()
+        .map(|(code, reason)| match code {
+            1 => (*code, format!("{reason}: {}", checks.join("; "))),
+            _ => (*code, (*reason).to_owned()),
+        })
+        .collect()
+}
+
 /// The exit codes and their reasons, for `--help` and the man page (the README's table
 /// says the same, word for word; a test keeps them equal).
 pub fn exit_codes_help() -> String {
     let mut s = String::from("Exit codes:\n");
-    for (code, reason) in crate::error::exit::REASONS {
+    for (code, reason) in exit_reasons() {
         s.push_str(&format!("  {code:>3}  {reason}\n"));
     }
     s

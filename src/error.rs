@@ -20,13 +20,11 @@ pub mod exit {
     /// Terminated by SIGTERM (128 + 15).
     pub const SIGTERM: u8 = 143;
 
-    /// Every exit code and why, as `--help`, the man page and the README list them.
+    /// Every exit code and why, as `--help`, the man page and the README list them
+    /// (`cli::exit_reasons` adds to code 1 when each command exits 1).
     pub const REASONS: [(u8, &str); 9] = [
         (0, "success; check passed"),
-        (
-            1,
-            "a check found something: something blocks a deploy under `doctor`, pending migrations under `migrate current --check`, schema drift errors under `verify-schema` (warnings too with `--strict`), audit findings at or above `--fail-on` under `audit`, `baseline` refused because the schema matches no version (or not the one named), `upgrade` stopped by drift, a schema that does not verify, or audit findings at or above `--fail-on`",
-        ),
+        (1, "a check found something"),
         (
             2,
             "usage error (bad flag, unknown `--to` version, `--since` outside 1900-01-01 to now, an email the API would refuse or that looks like another (`create-admin`))",

@@ -44,6 +44,7 @@ pub enum Privilege {
     Select,
     Insert,
     Update,
+    Delete,
 }
 
 impl Privilege {
@@ -52,6 +53,7 @@ impl Privilege {
             Privilege::Select => "SELECT",
             Privilege::Insert => "INSERT",
             Privilege::Update => "UPDATE",
+            Privilege::Delete => "DELETE",
         }
     }
 }
@@ -89,12 +91,17 @@ pub const MIGRATE_GRANTS: Grants = Grants {
 pub struct Info {
     /// As typed: `migrate up`, `create-admin`.
     pub name: &'static str,
+    /// It works on a database (`man` and `completions` do not).
+    pub database: bool,
     /// It writes `--format csv` (a list of rows).
     pub csv: bool,
     pub fleet: Fleet,
     /// What the role needs (None: nothing beyond reading the API's tables, or no
     /// database at all).
     pub grants: Option<Grants>,
+    /// When it exits 1 (a check found something), as `--help`'s exit-code list says
+    /// it; None: it never does.
+    pub fails_when: Option<&'static str>,
     /// Its JSON Schema (`schemas/<name>.json`): what it prints with `--format json` /
     /// `jsonl`. None: it prints no JSON (`man`, `completions`).
     pub schema: Option<fn(&Info) -> Value>,

@@ -315,6 +315,7 @@ fn csv_row(f: &Finding, for_terminal: bool) -> Result<Vec<u8>> {
 
 pub const SUSPICIOUS_ACCOUNTS: Info = Info {
     name: "audit suspicious-accounts",
+    database: true,
     csv: true,
     fleet: Fleet::Each,
     grants: Some(Grants {
@@ -324,6 +325,7 @@ pub const SUSPICIOUS_ACCOUNTS: Info = Info {
         owns_tables: false,
         tables: &[("users", Privilege::Select), ("audit_logs", Privilege::Select)],
     }),
+    fails_when: Some("audit findings at or above `--fail-on` under `audit`"),
     schema: Some(|info| {
         crate::contracts::streamed::<AuditReport, crate::audit::Finding, AuditSummaryLine>(
             info, "finding",

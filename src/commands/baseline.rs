@@ -166,6 +166,7 @@ impl Report for BaselineReport {
 
 pub const INFO: Info = Info {
     name: "baseline",
+    database: true,
     csv: false,
     fleet: Fleet::Each,
     grants: Some(Grants {
@@ -175,6 +176,7 @@ pub const INFO: Info = Info {
         owns_tables: false,
         tables: &[],
     }),
+    fails_when: Some("`baseline` refused because the schema matches no version (or not the one named)"),
     schema: Some(crate::contracts::document::<BaselineReport>),
 };
 

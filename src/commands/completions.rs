@@ -15,9 +15,11 @@ pub struct CompletionsArgs {
 
 pub const INFO: Info = Info {
     name: "completions",
+    database: false,
     csv: false,
     fleet: Fleet::One,
     grants: None,
+    fails_when: None,
     schema: None,
 };
 

@@ -74,6 +74,7 @@ impl Report for UserReport {
 
 pub const INFO: Info = Info {
     name: "create-admin",
+    database: true,
     csv: false,
     fleet: Fleet::One,
     grants: Some(Grants {
@@ -87,6 +88,7 @@ pub const INFO: Info = Info {
             ("users", Privilege::Select),
         ],
     }),
+    fails_when: None,
     schema: Some(crate::contracts::document::<UserReport>),
 };
 

@@ -92,6 +92,7 @@ impl Report for OrgReport {
 
 pub const INFO: Info = Info {
     name: "create-org",
+    database: true,
     csv: false,
     fleet: Fleet::One,
     grants: Some(Grants {
@@ -101,6 +102,7 @@ pub const INFO: Info = Info {
         owns_tables: false,
         tables: &[("orgs", Privilege::Insert), ("audit_logs", Privilege::Insert)],
     }),
+    fails_when: None,
     schema: Some(crate::contracts::document::<OrgReport>),
 };
 

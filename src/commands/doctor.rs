@@ -93,9 +93,11 @@ impl Report for DoctorReport {
 
 pub const INFO: Info = Info {
     name: "doctor",
+    database: true,
     csv: false,
     fleet: Fleet::Each,
     grants: None,
+    fails_when: Some("something blocks a deploy under `doctor`"),
     schema: Some(crate::contracts::document::<DoctorReport>),
 };
 

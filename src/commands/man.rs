@@ -11,9 +11,11 @@ pub struct ManArgs {}
 
 pub const INFO: Info = Info {
     name: "man",
+    database: false,
     csv: false,
     fleet: Fleet::One,
     grants: None,
+    fails_when: None,
     schema: None,
 };
 

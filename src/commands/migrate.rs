@@ -85,30 +85,38 @@ fn parse_version(s: &str) -> std::result::Result<usize, String> {
 
 pub const UP: Info = Info {
     name: "migrate up",
+    database: true,
     csv: false,
     fleet: Fleet::Migrate,
     grants: Some(super::MIGRATE_GRANTS),
+    fails_when: Some("on a fleet with `--canary`, a canary that fails verify-schema after `migrate up`"),
     schema: Some(crate::contracts::document::<RunReport>),
 };
 pub const DOWN: Info = Info {
     name: "migrate down",
+    database: true,
     csv: false,
     fleet: Fleet::Each,
     grants: Some(super::MIGRATE_GRANTS),
+    fails_when: None,
     schema: Some(crate::contracts::document::<RunReport>),
 };
 pub const CURRENT: Info = Info {
     name: "migrate current",
+    database: true,
     csv: false,
     fleet: Fleet::VersionGate,
     grants: None,
+    fails_when: Some("pending migrations under `migrate current --check`; on a fleet, a database behind or ahead of this build"),
     schema: Some(crate::contracts::document::<CurrentReport>),
 };
 pub const STATUS: Info = Info {
     name: "migrate status",
+    database: true,
     csv: false,
     fleet: Fleet::VersionGate,
     grants: None,
+    fails_when: Some("a database ahead of this build under `migrate status`; on a fleet, one behind or ahead"),
     schema: Some(crate::contracts::document::<StatusReport>),
 };
 

@@ -20,6 +20,7 @@ const HEADER: [&str; 5] = ["id", "name", "plan", "created_at", "users"];
 
 pub const LIST: Info = Info {
     name: "orgs list",
+    database: true,
     csv: true,
     fleet: Fleet::One,
     grants: Some(Grants {
@@ -29,6 +30,7 @@ pub const LIST: Info = Info {
         owns_tables: false,
         tables: &[("orgs", Privilege::Select), ("users", Privilege::Select)],
     }),
+    fails_when: None,
     schema: Some(|info| {
         crate::contracts::streamed::<OrgsDocument, OrgListing, crate::output::ListSummary>(
             info, "org",

@@ -90,10 +90,12 @@ impl Report for UpgradeReport {
 
 pub const INFO: Info = Info {
     name: "upgrade",
+    database: true,
     csv: false,
     fleet: Fleet::Each,
-    // What it needs is `migrate`'s: its pre-flight asks for that row.
-    grants: None,
+    // What `migrate up` needs (its pre-flight asks for that row).
+    grants: Some(crate::spec::MIGRATE_GRANTS),
+    fails_when: Some("`upgrade` stopped by drift, a schema that does not verify, or audit findings at or above `--fail-on`"),
     schema: Some(crate::contracts::document::<UpgradeReport>),
 };
 

@@ -237,18 +237,29 @@ const CHANGE: Grants = Grants {
     ],
 };
 
-const fn change(name: &'static str, schema: fn(&Info) -> serde_json::Value) -> Info {
+const fn change(
+    name: &'static str,
+    tables: &'static [(&'static str, Privilege)],
+    schema: fn(&Info) -> serde_json::Value,
+) -> Info {
     Info {
         name,
+        database: true,
         csv: false,
         fleet: Fleet::One,
-        grants: Some(Grants { row: name, ..CHANGE }),
+        grants: Some(Grants {
+            row: name,
+            tables,
+            ..CHANGE
+        }),
+        fails_when: None,
         schema: Some(schema),
     }
 }
 
 pub const LIST: Info = Info {
     name: "users list",
+    database: true,
     csv: true,
     fleet: Fleet::One,
     grants: Some(Grants {
@@ -258,6 +269,7 @@ pub const LIST: Info = Info {
         owns_tables: false,
         tables: &[("users", Privilege::Select)],
     }),
+    fails_when: None,
     schema: Some(|info| {
         crate::contracts::streamed::<UsersDocument, UserListing, crate::output::ListSummary>(
             info, "user",
@@ -266,18 +278,28 @@ pub const LIST: Info = Info {
 };
 pub const SET_ROLE: Info = change(
     "users set-role",
+    CHANGE.tables,
     crate::contracts::document::<crate::accounts::RoleChange>,
 );
 pub const RESET_PASSWORD: Info = change(
     "users reset-password",
+    CHANGE.tables,
     crate::contracts::document::<crate::accounts::PasswordReset>,
 );
 pub const LOCK: Info = change(
     "users lock",
+    CHANGE.tables,
     crate::contracts::document::<crate::accounts::AccountLock>,
 );
 pub const UNLOCK: Info = change(
     "users unlock",
+    // Also the audit rows: the role the lock recorded.
+    &[
+        ("users", Privilege::Update),
+        ("users", Privilege::Select),
+        ("audit_logs", Privilege::Insert),
+        ("audit_logs", Privilege::Select),
+    ],
     crate::contracts::document::<crate::accounts::AccountLock>,
 );
 

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::Ctx;
 use crate::db;
 use crate::deployment::{self, Check, Verdict};
-use crate::spec::{Done, Fleet, Info, Work};
+use crate::spec::{Done, Fleet, Grants, Info, Privilege, Work};
 use crate::error::{Error, Outcome, Result};
 use crate::flags::parse_duration;
 use crate::output::{Output, Report, shown};
@@ -80,9 +80,27 @@ impl Report for DeploymentReport {
 
 pub const INFO: Info = Info {
     name: "verify-deployment",
+    database: true,
     csv: false,
     fleet: Fleet::One,
-    grants: None,
+    // With its fixtures (not with --no-fixtures): an org, an admin and a viewer made
+    // and removed, the requests' audit rows read.
+    grants: Some(Grants {
+        row: "verify-deployment",
+        writes: true,
+        create_in_schema: false,
+        owns_tables: false,
+        tables: &[
+            ("orgs", Privilege::Insert),
+            ("orgs", Privilege::Delete),
+            ("users", Privilege::Insert),
+            ("users", Privilege::Select),
+            ("users", Privilege::Delete),
+            ("audit_logs", Privilege::Insert),
+            ("audit_logs", Privilege::Select),
+        ],
+    }),
+    fails_when: Some("a deployment check failed under `verify-deployment` (one not waived by `--accept`)"),
     schema: Some(crate::contracts::document::<DeploymentReport>),
 };
 

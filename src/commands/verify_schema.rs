@@ -253,6 +253,7 @@ impl VerifyReport {
 
 pub const INFO: Info = Info {
     name: "verify-schema",
+    database: true,
     csv: false,
     fleet: Fleet::Each,
     grants: Some(Grants {
@@ -262,6 +263,7 @@ pub const INFO: Info = Info {
         owns_tables: false,
         tables: &[],
     }),
+    fails_when: Some("schema drift errors under `verify-schema` (warnings too with `--strict`)"),
     schema: Some(|info| {
         crate::contracts::streamed::<VerifyReport, crate::schema::Drift, VerifySummaryLine>(
             info, "finding",
