@@ -210,13 +210,29 @@ async fn one(cli: &Cli, url: &str, ui: &Output) -> FleetResult {
     let (captured, sink) = ui.captured();
     let result = match database(cli, url) {
         Ok(config) => {
-            let ctx = cli.context(captured, Some(config));
-            cli.command.run(&ctx).await
+            let ctx = cli.context(captured.clone(), Some(config));
+            let done = cli.command.run(&ctx).await;
+            if let Ok(Some(notice)) = done.as_ref().map(|d| d.notice.as_ref()) {
+                captured.error(notice);
+            }
+            done
         }
         Err(e) => Err(e),
     };
     line.finish_and_clear();
-    let text = sink.lock().map(|b| b.clone()).unwrap_or_default();
+    // The database's own document: the typed report the command handed back; only a
+    // command that failed after printing its report (a failed upgrade) left it as text.
+    let report = match &result {
+        Ok(done) => done
+            .report
+            .as_ref()
+            .and_then(|r| r.to_json(cli.command.name()).ok())
+            .unwrap_or(Value::Null),
+        Err(_) => {
+            let text = sink.lock().map(|b| b.clone()).unwrap_or_default();
+            serde_json::from_slice(&text).unwrap_or(Value::Null)
+        }
+    };
     let (result, exit_code, error, (from, to), ahead) = match result {
         Ok(done) => (
             match done.outcome {
@@ -245,8 +261,7 @@ async fn one(cli: &Cli, url: &str, ui: &Output) -> FleetResult {
         to,
         error,
         ahead,
-        // The database's own document, embedded as it was printed.
-        report: serde_json::from_slice(&text).unwrap_or(Value::Null),
+        report,
     }
 }
 

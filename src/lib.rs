@@ -143,7 +143,7 @@ async fn dispatch(cli: &Cli, env: Option<&environments::Selected>, ui: &Output) 
     let work = cli.command.work();
     if work == spec::Work::Offline {
         let ctx = cli.context(ui.clone(), None);
-        return cli.command.run(&ctx).await.map(|done| done.outcome);
+        return render(cli.command.run(&ctx).await?, ui);
     }
     if cli.global.database_url.len() > 1 {
         let listed = environments::Selected {
@@ -163,7 +163,19 @@ async fn dispatch(cli: &Cli, env: Option<&environments::Selected>, ui: &Output) 
     let config = database(cli, env, ui)?;
     signals::install(ui.cancel.clone(), config.clone(), work, ui.clone());
     let ctx = cli.context(ui.clone(), Some(config));
-    cli.command.run(&ctx).await.map(|done| done.outcome)
+    render(cli.command.run(&ctx).await?, ui)
+}
+
+/// The one place a command's result document is rendered (table, JSON, JSON Lines,
+/// `--output`).
+fn render(done: commands::Done, ui: &Output) -> Result<Outcome> {
+    if let Some(report) = &done.report {
+        report.emit(ui)?;
+    }
+    if let Some(notice) = &done.notice {
+        ui.error(notice);
+    }
+    Ok(done.outcome)
 }
 
 /// The database: `--database-url` / `DATABASE_URL` first (even with `--env`, which it

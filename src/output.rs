@@ -222,6 +222,30 @@ pub trait Report: Serialize {
     fn render(&self, out: &mut String, ui: &Output);
 }
 
+/// A command's result as it hands it back: rendered at the top (`lib::run`) in the
+/// format asked for, or taken as a JSON value by a fleet run, never re-read from text.
+pub trait Document {
+    /// Render it on `ui` (table, JSON, JSON Lines; `--output`).
+    fn emit(&self, ui: &Output) -> Result<()>;
+    /// It as a JSON value (the fleet's per-database document).
+    fn to_json(&self, command: &str) -> serde_json::Result<serde_json::Value>;
+}
+
+impl<R: Report> Document for R {
+    fn emit(&self, ui: &Output) -> Result<()> {
+        ui.emit(self)
+    }
+
+    fn to_json(&self, command: &str) -> serde_json::Result<serde_json::Value> {
+        serde_json::to_value(Enveloped {
+            format_version: FORMAT_VERSION,
+            command,
+            line_type: None,
+            report: self,
+        })
+    }
+}
+
 impl Output {
     pub fn new(global: &GlobalArgs, cancel: Cancel) -> Self {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());

@@ -6,8 +6,6 @@
 
 use serde_json::Value;
 
-use crate::error::Outcome;
-
 /// What a command does to the database as it runs: what the line a signal prints says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Work {
@@ -105,31 +103,4 @@ pub struct Info {
     /// Its JSON Schema (`schemas/<name>.json`): what it prints with `--format json` /
     /// `jsonl`. None: it prints no JSON (`man`, `completions`).
     pub schema: Option<fn(&Info) -> Value>,
-}
-
-/// A version as a fleet reports it: its Alembic revision, or `none` (an empty database).
-pub type Revision = String;
-
-/// What a run tells its caller besides what it printed: pass or fail, and the versions
-/// a fleet shows and gates on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Done {
-    pub outcome: Outcome,
-    /// The version before the run (`none`: nothing applied), when the command moves it.
-    pub from: Option<Revision>,
-    /// The version after the run, or the one it found.
-    pub to: Option<Revision>,
-    /// The database records versions this build does not know.
-    pub ahead: bool,
-}
-
-impl From<Outcome> for Done {
-    fn from(outcome: Outcome) -> Self {
-        Done {
-            outcome,
-            from: None,
-            to: None,
-            ahead: false,
-        }
-    }
 }

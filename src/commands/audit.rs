@@ -16,7 +16,8 @@ use crate::accounts::check_org_id;
 use crate::audit::rules::{Params, Rule};
 use crate::audit::{self, Finding, ProvenanceCheck, Risk, RuleCount, Skipped, Tally};
 use crate::db;
-use crate::spec::{Done, Fleet, Grants, Info, Privilege, Work};
+use crate::commands::Done;
+use crate::spec::{Fleet, Grants, Info, Privilege, Work};
 use crate::error::Outcome;
 use crate::error::Result;
 use crate::flags::Format;
@@ -356,12 +357,12 @@ impl super::Spec for AuditCommand {
 
     async fn run(&self, ctx: &Ctx) -> Result<Done> {
         match self {
-            AuditCommand::SuspiciousAccounts(args) => suspicious(args, ctx).await.map(Done::from),
+            AuditCommand::SuspiciousAccounts(args) => suspicious(args, ctx).await,
         }
     }
 }
 
-async fn suspicious(args: &SuspiciousArgs, ctx: &Ctx) -> Result<Outcome> {
+async fn suspicious(args: &SuspiciousArgs, ctx: &Ctx) -> Result<Done> {
     let ui = &ctx.ui;
     if let Some(org) = &args.org {
         check_org_id(org)?;
@@ -386,16 +387,17 @@ async fn suspicious(args: &SuspiciousArgs, ctx: &Ctx) -> Result<Outcome> {
         verified: None,
     };
     if args.show_sql {
-        return show_sql(&selected, ctx.config()?.backend, &params, ui);
+        return show_sql(&selected, ctx.config()?.backend, &params, ui).map(Done::from);
     }
     // JSON is one document (it holds the findings, sorted); every other format is
     // written finding by finding as the audit produces them (memory stays flat).
-    let (worst, unparseable_rows) = ctx
+    let (worst, unparseable_rows, report) = ctx
         .with_db(db::Open::Existing, async |db| {
             if ui.format == Format::Json {
                 buffered(db, &params, selected, args, ui).await
             } else {
-                streamed(db, &params, selected, args, ui).await
+                let (worst, unparseable) = streamed(db, &params, selected, args, ui).await?;
+                Ok((worst, unparseable, None))
             }
         })
         .await?;
@@ -410,13 +412,15 @@ async fn suspicious(args: &SuspiciousArgs, ctx: &Ctx) -> Result<Outcome> {
         ));
     }
     let threshold = args.fail_on.threshold();
-    Ok(
-        if threshold.is_some_and(|t| worst.is_some_and(|w| w >= t)) {
-            Outcome::CheckFailed
-        } else {
-            Outcome::Success
-        },
-    )
+    let outcome = if threshold.is_some_and(|t| worst.is_some_and(|w| w >= t)) {
+        Outcome::CheckFailed
+    } else {
+        Outcome::Success
+    };
+    Ok(match report {
+        Some(report) => Done::report(report, outcome),
+        None => Done::from(outcome),
+    })
 }
 
 /// `--format jsonl`, `csv` and the human form: each finding written as it is produced
@@ -483,7 +487,7 @@ async fn buffered(
     selected: Vec<Rule>,
     args: &SuspiciousArgs,
     ui: &Output,
-) -> Result<(Option<Risk>, i64)> {
+) -> Result<(Option<Risk>, i64, Option<AuditReport>)> {
     let (findings, tally) = audit::collect(db, params, &selected, ui).await?;
     let worst = tally.worst();
     let summary = summarize(tally, selected, args, params.since);
@@ -493,8 +497,7 @@ async fn buffered(
         findings,
         summary,
     };
-    ui.emit(&report)?;
-    Ok((worst, unparseable))
+    Ok((worst, unparseable, Some(report)))
 }
 
 /// `--show-sql`: the statements the rules would run, without connecting.

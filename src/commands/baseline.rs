@@ -13,7 +13,8 @@ use migration::MigratorTrait;
 use super::Ctx;
 use crate::commands::LockArgs;
 use crate::db::{self, Db, MIGRATION_LOCK_KEY};
-use crate::spec::{Done, Fleet, Grants, Info, Work};
+use crate::commands::Done;
+use crate::spec::{Fleet, Grants, Info, Work};
 use crate::error::Outcome;
 use crate::error::{Error, Result};
 use crate::migrations::{self, Alembic, TRACKING_TABLE, bookkeeping, known};
@@ -196,11 +197,11 @@ impl super::Spec for BaselineArgs {
     }
 
     async fn run(&self, ctx: &Ctx) -> Result<Done> {
-        execute(self, ctx).await.map(Done::from)
+        execute(self, ctx).await
     }
 }
 
-async fn execute(args: &BaselineArgs, ctx: &Ctx) -> Result<Outcome> {
+async fn execute(args: &BaselineArgs, ctx: &Ctx) -> Result<Done> {
     let ui = &ctx.ui;
     ctx.with_db(db::Open::Existing, async |db| {
         if args.undo {
@@ -325,20 +326,21 @@ fn choose_target(
     ))
 }
 
-async fn baseline(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> {
+async fn baseline(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Done> {
     let (mut report, target) = plan(db, args).await?;
     if let Some(why) = &report.refused {
-        ui.emit(&report)?;
-        ui.error(&Error::new(
+        let notice = Error::new(
             crate::error::Kind::CheckFailed,
             format!("baseline refused: {why}; nothing was written"),
             Some("apply the fix SQL above (or see `verify-schema --show-fix`), then run baseline again".into()),
-        ));
-        return Ok(Outcome::CheckFailed);
+        );
+        return Ok(Done {
+            notice: Some(notice),
+            ..Done::report(report, Outcome::CheckFailed)
+        });
     }
     if args.dry_run {
-        ui.emit(&report)?;
-        return Ok(Outcome::Success);
+        return Ok(Done::report(report, Outcome::Success));
     }
     db.ensure_writable().await?;
     if !ui.quiet && ui.interactive() && !args.yes {
@@ -362,8 +364,7 @@ async fn baseline(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> 
         true,
     )?;
     report.recorded = record(db, &target, args, ui).await?;
-    ui.emit(&report)?;
-    Ok(Outcome::Success)
+    Ok(Done::report(report, Outcome::Success))
 }
 
 /// Read the live schema, pick the version and build the report (what a dry run shows).
@@ -437,7 +438,7 @@ async fn record(
     crate::schema::adopt::record_baseline(db, target.index, args.lock.options(), ui).await
 }
 
-async fn undo(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> {
+async fn undo(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Done> {
     let state = migrations::snapshot_state(db).await?;
     let mut report = BaselineReport {
         database: db.url.clone(),
@@ -457,8 +458,7 @@ async fn undo(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> {
             "{TRACKING_TABLE} does not exist: there is no baseline to remove"
         ));
         report.statements.clear();
-        ui.emit(&report)?;
-        return Ok(Outcome::Success);
+        return Ok(Done::report(report, Outcome::Success));
     }
     let forgotten: Vec<String> = state
         .applied
@@ -468,8 +468,7 @@ async fn undo(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> {
         .collect();
     if args.dry_run {
         report.recorded = forgotten;
-        ui.emit(&report)?;
-        return Ok(Outcome::Success);
+        return Ok(Done::report(report, Outcome::Success));
     }
     db.ensure_writable().await?;
     ui.confirm_destructive(
@@ -492,6 +491,5 @@ async fn undo(db: &Db, args: &BaselineArgs, ui: &Output) -> Result<Outcome> {
     })
     .await?;
     report.recorded = forgotten;
-    ui.emit(&report)?;
-    Ok(Outcome::Success)
+    Ok(Done::report(report, Outcome::Success))
 }

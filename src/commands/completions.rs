@@ -4,7 +4,8 @@ use clap::Args;
 
 use super::{Ctx, LockArgs, Spec};
 use crate::error::{Outcome, Result};
-use crate::spec::{Done, Fleet, Info, Work};
+use crate::commands::Done;
+use crate::spec::{Fleet, Info, Work};
 
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {

@@ -12,7 +12,8 @@ use crate::db;
 use crate::entities::Role;
 use crate::error::{Outcome, Result};
 use crate::output::{Output, Report, label, or_dash, shown};
-use crate::spec::{Done, Fleet, Grants, Info, Privilege, Work};
+use crate::commands::Done;
+use crate::spec::{Fleet, Grants, Info, Privilege, Work};
 
 #[derive(Debug, Clone, Args)]
 pub struct CreateAdminArgs {
@@ -108,11 +109,11 @@ impl super::Spec for CreateAdminArgs {
     }
 
     async fn run(&self, ctx: &Ctx) -> Result<Done> {
-        execute(self, ctx).await.map(Done::from)
+        execute(self, ctx).await
     }
 }
 
-async fn execute(args: &CreateAdminArgs, ctx: &Ctx) -> Result<Outcome> {
+async fn execute(args: &CreateAdminArgs, ctx: &Ctx) -> Result<Done> {
     let ui = &ctx.ui;
     check_org_id(&args.org)?;
     // The address as the API will look it up at login (its EmailStr normalizes it).
@@ -143,8 +144,7 @@ async fn execute(args: &CreateAdminArgs, ctx: &Ctx) -> Result<Outcome> {
             accounts::create_admin(db, &new, hash, ui).await
         })
         .await?;
-    ui.emit(&report)?;
-    Ok(Outcome::Success)
+    Ok(Done::report(report, Outcome::Success))
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ use super::Ctx;
 use crate::accounts::{check_name, check_org_id};
 use crate::db::{self, Db};
 use crate::entities::{PlanType, orgs};
-use crate::spec::{Done, Fleet, Grants, Info, Privilege, Work};
+use crate::commands::Done;
+use crate::spec::{Fleet, Grants, Info, Privilege, Work};
 use crate::error::Outcome;
 use crate::error::{Error, Result};
 use crate::output::{Output, Report, label, or_dash, shown};
@@ -122,11 +123,11 @@ impl super::Spec for CreateOrgArgs {
     }
 
     async fn run(&self, ctx: &Ctx) -> Result<Done> {
-        execute(self, ctx).await.map(Done::from)
+        execute(self, ctx).await
     }
 }
 
-async fn execute(args: &CreateOrgArgs, ctx: &Ctx) -> Result<Outcome> {
+async fn execute(args: &CreateOrgArgs, ctx: &Ctx) -> Result<Done> {
     let ui = &ctx.ui;
     check_name(&args.name)?;
     let id = match &args.id {
@@ -142,8 +143,7 @@ async fn execute(args: &CreateOrgArgs, ctx: &Ctx) -> Result<Outcome> {
             create(db, args, &id, ui).await
         })
         .await?;
-    ui.emit(&report)?;
-    Ok(Outcome::Success)
+    Ok(Done::report(report, Outcome::Success))
 }
 
 async fn create(db: &Db, args: &CreateOrgArgs, id: &str, ui: &Output) -> Result<OrgReport> {

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use super::Ctx;
 use crate::audit::{self, rules::Params, rules::Rule};
 use crate::db::{self, Db};
-use crate::spec::{Done, Fleet, Info, Work};
+use crate::commands::Done;
+use crate::spec::{Fleet, Info, Work};
 use crate::error::Outcome;
 use crate::error::Result;
 use crate::migrations::{Alembic, State, known};
@@ -117,23 +118,23 @@ impl super::Spec for DoctorArgs {
     }
 
     async fn run(&self, ctx: &Ctx) -> Result<Done> {
-        execute(self, ctx).await.map(Done::from)
+        execute(self, ctx).await
     }
 }
 
-async fn execute(_args: &DoctorArgs, ctx: &Ctx) -> Result<Outcome> {
+async fn execute(_args: &DoctorArgs, ctx: &Ctx) -> Result<Done> {
     let ui = &ctx.ui;
     let report = ctx
         .with_db(db::Open::Existing, async |db| {
             diagnose(db, ui, &(ctx.catalog)()).await
         })
         .await?;
-    ui.emit(&report)?;
-    Ok(if report.status == Readiness::Ready {
+    let outcome = if report.status == Readiness::Ready {
         Outcome::Success
     } else {
         Outcome::CheckFailed
-    })
+    };
+    Ok(Done::report(report, outcome))
 }
 
 async fn diagnose(db: &Db, ui: &Output, catalog: &[&'static Info]) -> Result<DoctorReport> {

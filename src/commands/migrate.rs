@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 use crate::migrations::{self, Alembic, Direction, PlannedStep, State, Step, known};
 use crate::output::{Output, Report, or_dash, plural, shown};
 use crate::schema::{self, drops::Drop};
-use crate::spec::{Done, Fleet, Info, Work};
+use crate::commands::Done;
+use crate::spec::{Fleet, Info, Work};
 
 #[derive(Debug, Subcommand)]
 pub enum MigrateCommand {
@@ -316,7 +317,6 @@ async fn up(db: &Db, args: &UpArgs, ui: &Output) -> Result<Done> {
         .await?;
         let reach = to_apply.last().copied().or(state.current());
         return emit_run(
-            ui,
             db,
             Direction::Up,
             Vec::new(),
@@ -335,7 +335,6 @@ async fn up(db: &Db, args: &UpArgs, ui: &Output) -> Result<Done> {
     };
     let after = migrations::snapshot_state(db).await?;
     emit_run(
-        ui,
         db,
         Direction::Up,
         steps,
@@ -398,7 +397,6 @@ async fn down(db: &Db, args: &DownArgs, ui: &Output) -> Result<Done> {
     }
     if args.dry_run {
         return emit_run(
-            ui,
             db,
             Direction::Down,
             Vec::new(),
@@ -411,7 +409,6 @@ async fn down(db: &Db, args: &DownArgs, ui: &Output) -> Result<Done> {
     }
     if to_revert.is_empty() {
         return emit_run(
-            ui,
             db,
             Direction::Down,
             Vec::new(),
@@ -427,7 +424,6 @@ async fn down(db: &Db, args: &DownArgs, ui: &Output) -> Result<Done> {
     let steps = migrations::run_down(db, keep, args.lock.options(), ui).await?;
     let after = migrations::snapshot_state(db).await?;
     emit_run(
-        ui,
         db,
         Direction::Down,
         steps,
@@ -480,7 +476,6 @@ fn describe_drop(d: &Drop) -> String {
 
 #[allow(clippy::too_many_arguments)]
 fn emit_run(
-    ui: &Output,
     db: &Db,
     direction: Direction,
     steps: Vec<Step>,
@@ -490,14 +485,10 @@ fn emit_run(
     to: Option<VersionRef>,
     state: &State,
 ) -> Result<Done> {
-    let done = Done {
-        outcome: Outcome::Success,
-        // An empty database before: `none`.
-        from: Some(revision(&from).unwrap_or_else(|| "none".to_owned())),
-        to: revision(&to),
-        ahead: false,
-    };
-    ui.emit(&RunReport {
+    // An empty database before: `none`.
+    let before = Some(revision(&from).unwrap_or_else(|| "none".to_owned()));
+    let after = revision(&to);
+    let report = RunReport {
         database: db.url.clone(),
         direction,
         dry_run: plan.is_some(),
@@ -507,8 +498,12 @@ fn emit_run(
         from,
         to,
         alembic_version: (state.alembic != Alembic::Absent).then(|| state.alembic.clone()),
-    })?;
-    Ok(done)
+    };
+    Ok(Done {
+        from: before,
+        to: after,
+        ..Done::report(report, Outcome::Success)
+    })
 }
 
 /// A version's Alembic revision, as a fleet shows it.
@@ -610,16 +605,17 @@ async fn current(db: &Db, args: &CurrentArgs, ui: &Output) -> Result<Done> {
         unknown_applied,
         up_to_date,
     };
-    ui.emit(&report)?;
+    let to = revision(&report.current);
+    let ahead = !report.unknown_applied.is_empty();
+    let outcome = if args.check && !up_to_date {
+        Outcome::CheckFailed
+    } else {
+        Outcome::Success
+    };
     Ok(Done {
-        outcome: if args.check && !up_to_date {
-            Outcome::CheckFailed
-        } else {
-            Outcome::Success
-        },
-        from: None,
-        to: revision(&report.current),
-        ahead: !report.unknown_applied.is_empty(),
+        to,
+        ahead,
+        ..Done::report(report, outcome)
     })
 }
 
@@ -732,21 +728,21 @@ async fn status(db: &Db, ui: &Output) -> Result<Done> {
     let unknown_applied = state.newer_than_build();
     let ahead = !unknown_applied.is_empty();
     let at = revision(&version_ref(state.current()));
-    ui.emit(&StatusReport {
+    let report = StatusReport {
         database: db.url.clone(),
         migrations,
         alembic_version: (state.alembic != Alembic::Absent).then(|| state.alembic.clone()),
         unknown_applied,
-    })?;
+    };
     // A database ahead of this build is something to act on (upgrade ecomind-admin).
+    let outcome = if ahead {
+        Outcome::CheckFailed
+    } else {
+        Outcome::Success
+    };
     Ok(Done {
-        outcome: if ahead {
-            Outcome::CheckFailed
-        } else {
-            Outcome::Success
-        },
-        from: None,
         to: at,
         ahead,
+        ..Done::report(report, outcome)
     })
 }

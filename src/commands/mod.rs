@@ -8,11 +8,13 @@ use clap::Args;
 
 use crate::config::DatabaseConfig;
 use crate::db::{self, Db};
+use crate::error::Outcome;
 use crate::error::Result;
 use crate::flags::parse_duration;
 use crate::migrations::RunOptions;
+use crate::output::Document;
 use crate::output::Output;
-use crate::spec::{Done, Info, Work};
+use crate::spec::{Info, Work};
 
 /// The commands: this list is the one place a new command is added (its module states
 /// the rest, [`Spec`]). It declares the modules and makes the clap enum and the
@@ -105,6 +107,46 @@ commands! {
 
     /// Print shell completions to stdout.
     Completions(completions::CompletionsArgs),
+}
+
+/// What a run hands back: pass or fail, its report (rendered at the top, or taken by a
+/// fleet), and the versions a fleet shows and gates on.
+pub struct Done {
+    pub outcome: Outcome,
+    /// The result document (None: the command wrote its result itself, as a stream of
+    /// lines, or has none).
+    pub report: Option<Box<dyn Document>>,
+    /// The version before the run (`none`: nothing applied), when the command moves it.
+    pub from: Option<String>,
+    /// The version after the run, or the one it found.
+    pub to: Option<String>,
+    /// The database records versions this build does not know.
+    pub ahead: bool,
+    /// Why a check failed, printed on stderr after the report (`baseline` refused).
+    pub notice: Option<crate::error::Error>,
+}
+
+impl Done {
+    /// A result document and how the run ended.
+    pub fn report(report: impl Document + 'static, outcome: Outcome) -> Self {
+        Done {
+            report: Some(Box::new(report)),
+            ..Done::from(outcome)
+        }
+    }
+}
+
+impl From<Outcome> for Done {
+    fn from(outcome: Outcome) -> Self {
+        Done {
+            outcome,
+            report: None,
+            from: None,
+            to: None,
+            ahead: false,
+            notice: None,
+        }
+    }
 }
 
 /// A command: its arguments (clap), what it states about itself ([`Info`]), and how it

@@ -6,7 +6,8 @@ use super::Ctx;
 use crate::accounts::{OrgListing, each_org};
 use crate::db;
 use crate::error::{Outcome, Result};
-use crate::spec::{Done, Fleet, Grants, Info, Privilege, Work};
+use crate::commands::Done;
+use crate::spec::{Fleet, Grants, Info, Privilege, Work};
 use crate::output::RowStream;
 use crate::records;
 

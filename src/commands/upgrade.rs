@@ -13,7 +13,8 @@ use crate::db;
 use crate::error::{Outcome, Result};
 use crate::migrations;
 use crate::output::{Output, Report, shown};
-use crate::spec::{Done, Fleet, Info, Work};
+use crate::commands::Done;
+use crate::spec::{Fleet, Info, Work};
 use crate::upgrade::{Options, StepStatus, UpgradeReport, Version, version_label};
 
 #[derive(Debug, Args)]
@@ -143,25 +144,25 @@ async fn execute(args: &UpgradeArgs, ctx: &Ctx) -> Result<Done> {
 /// to do next.
 fn finish(ctx: &Ctx, report: UpgradeReport, result: Result<Outcome>) -> Result<Done> {
     let ui = &ctx.ui;
-    // Nothing ran (a refused pre-flight before any step): only the error.
-    if !report.steps.is_empty() {
-        ui.emit(&report)?;
-    }
     let revision = |v: &Option<Version>| v.as_ref().map(|v| v.alembic_revision.to_owned());
     let from = Some(revision(&report.from).unwrap_or_else(|| "none".to_owned()));
     let to = revision(&report.to);
     let err = match result {
         Ok(outcome) => {
             return Ok(Done {
-                outcome,
                 from,
                 to,
-                ahead: false,
+                ..Done::report(report, outcome)
             });
         }
-        // A fleet shows where the failed upgrade left this database.
+        // Nothing ran (a refused pre-flight before any step): only the error.
         Err(e) if report.steps.is_empty() => e,
-        Err(e) => e.with_versions(from, to),
+        // A failed step: its report, then what to do next, then the error (a fleet
+        // shows where the failed upgrade left this database).
+        Err(e) => {
+            ui.emit(&report)?;
+            e.with_versions(from, to)
+        }
     };
     // A refusal before anything was written is its one error line.
     if report.failed_step.is_none_or(|s| s.before_any_write()) {

@@ -13,7 +13,8 @@ use crate::accounts::{
 };
 use crate::db;
 use crate::entities::Role;
-use crate::spec::{Done, Fleet, Grants, Info, Privilege, Work};
+use crate::commands::Done;
+use crate::spec::{Fleet, Grants, Info, Privilege, Work};
 use crate::error::{Error, Outcome, Result};
 use crate::output::RowStream;
 use crate::output::{Output, Report, shown};
@@ -345,13 +346,13 @@ impl super::Spec for UsersCommand {
     }
 
     async fn run(&self, ctx: &Ctx) -> Result<Done> {
-        execute(self, ctx).await.map(Done::from)
+        execute(self, ctx).await
     }
 }
 
-async fn execute(cmd: &UsersCommand, ctx: &Ctx) -> Result<Outcome> {
+async fn execute(cmd: &UsersCommand, ctx: &Ctx) -> Result<Done> {
     match cmd {
-        UsersCommand::List(args) => list(args, ctx).await,
+        UsersCommand::List(args) => list(args, ctx).await.map(Done::from),
         UsersCommand::SetRole(args) => set_role(args, ctx).await,
         UsersCommand::ResetPassword(args) => reset_password(args, ctx).await,
         UsersCommand::Lock(args) => lock(args, ctx).await,
@@ -426,7 +427,7 @@ impl Report for RoleChange {
     }
 }
 
-async fn set_role(args: &SetRoleArgs, ctx: &Ctx) -> Result<Outcome> {
+async fn set_role(args: &SetRoleArgs, ctx: &Ctx) -> Result<Done> {
     let ui = &ctx.ui;
     let (who, role) = args.target()?;
     let result = ctx
@@ -466,8 +467,7 @@ async fn set_role(args: &SetRoleArgs, ctx: &Ctx) -> Result<Outcome> {
             .await
         })
         .await;
-    ui.emit(&result?)?;
-    Ok(Outcome::Success)
+    Ok(Done::report(result?, Outcome::Success))
 }
 
 impl Report for PasswordReset {
@@ -487,7 +487,7 @@ impl Report for PasswordReset {
     }
 }
 
-async fn reset_password(args: &ResetPasswordArgs, ctx: &Ctx) -> Result<Outcome> {
+async fn reset_password(args: &ResetPasswordArgs, ctx: &Ctx) -> Result<Done> {
     let ui = &ctx.ui;
     let who = args.who.user()?;
     args.password.warn_if_weak(ui);
@@ -500,8 +500,7 @@ async fn reset_password(args: &ResetPasswordArgs, ctx: &Ctx) -> Result<Outcome> 
             crate::accounts::reset_password(db, &found, hash, args.reason.as_deref(), ui).await
         })
         .await;
-    ui.emit(&result?)?;
-    Ok(Outcome::Success)
+    Ok(Done::report(result?, Outcome::Success))
 }
 
 impl Report for AccountLock {
@@ -529,7 +528,7 @@ impl Report for AccountLock {
     }
 }
 
-async fn lock(args: &LockArgs, ctx: &Ctx) -> Result<Outcome> {
+async fn lock(args: &LockArgs, ctx: &Ctx) -> Result<Done> {
     let ui = &ctx.ui;
     let who = args.who.user()?;
     let result = ctx
@@ -553,11 +552,10 @@ async fn lock(args: &LockArgs, ctx: &Ctx) -> Result<Outcome> {
             crate::accounts::lock_user(db, &found, &args.reason, args.force, ui).await
         })
         .await;
-    ui.emit(&result?)?;
-    Ok(Outcome::Success)
+    Ok(Done::report(result?, Outcome::Success))
 }
 
-async fn unlock(args: &UnlockArgs, ctx: &Ctx) -> Result<Outcome> {
+async fn unlock(args: &UnlockArgs, ctx: &Ctx) -> Result<Done> {
     let ui = &ctx.ui;
     let who = args.who.user()?;
     args.password.warn_if_weak(ui);
@@ -599,6 +597,5 @@ async fn unlock(args: &UnlockArgs, ctx: &Ctx) -> Result<Outcome> {
             crate::accounts::unlock_user(db, &found, role, hash, &args.reason, ui).await
         })
         .await;
-    ui.emit(&result?)?;
-    Ok(Outcome::Success)
+    Ok(Done::report(result?, Outcome::Success))
 }

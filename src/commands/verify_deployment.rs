@@ -11,7 +11,8 @@ use serde::Serialize;
 use super::Ctx;
 use crate::db;
 use crate::deployment::{self, Check, Verdict};
-use crate::spec::{Done, Fleet, Grants, Info, Privilege, Work};
+use crate::commands::Done;
+use crate::spec::{Fleet, Grants, Info, Privilege, Work};
 use crate::error::{Error, Outcome, Result};
 use crate::flags::parse_duration;
 use crate::output::{Output, Report, shown};
@@ -120,11 +121,11 @@ impl super::Spec for VerifyDeploymentArgs {
     }
 
     async fn run(&self, ctx: &Ctx) -> Result<Done> {
-        execute(self, ctx).await.map(Done::from)
+        execute(self, ctx).await
     }
 }
 
-async fn execute(args: &VerifyDeploymentArgs, ctx: &Ctx) -> Result<Outcome> {
+async fn execute(args: &VerifyDeploymentArgs, ctx: &Ctx) -> Result<Done> {
     let ui = &ctx.ui;
     let api = deployment::Api::new(&args.api_url)?;
     let mut checks = ctx
@@ -168,12 +169,12 @@ async fn execute(args: &VerifyDeploymentArgs, ctx: &Ctx) -> Result<Outcome> {
             )
         })?;
     }
-    ui.emit(&report)?;
-    Ok(if report.failed > 0 {
+    let outcome = if report.failed > 0 {
         Outcome::CheckFailed
     } else {
         Outcome::Success
-    })
+    };
+    Ok(Done::report(report, outcome))
 }
 
 /// Every check, in order: the API answers; the plan's Tests 1 to 5 on fresh fixtures

@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use super::Ctx;
 use crate::db;
-use crate::spec::{Done, Fleet, Grants, Info, Work};
+use crate::commands::Done;
+use crate::spec::{Fleet, Grants, Info, Work};
 use crate::error::Outcome;
 use crate::error::Result;
 use crate::flags::Format;
@@ -287,11 +288,11 @@ impl super::Spec for VerifySchemaArgs {
     }
 
     async fn run(&self, ctx: &Ctx) -> Result<Done> {
-        execute(self, ctx).await.map(Done::from)
+        execute(self, ctx).await
     }
 }
 
-async fn execute(args: &VerifySchemaArgs, ctx: &Ctx) -> Result<Outcome> {
+async fn execute(args: &VerifySchemaArgs, ctx: &Ctx) -> Result<Done> {
     let ui = &ctx.ui;
     let pb = ui.spinner("reading the catalog");
     let result = ctx
@@ -305,18 +306,18 @@ async fn execute(args: &VerifySchemaArgs, ctx: &Ctx) -> Result<Outcome> {
         ui.note("the database records no version (no seaql_migrations or alembic_version): compared with head");
     }
     report.show_fix = args.show_fix;
-    if ui.format == Format::Jsonl {
-        // A line per finding, then the rest of the report.
-        for f in &report.findings {
-            ui.line("finding", f)?;
-        }
-        ui.line("summary", &VerifySummaryLine::of(&report))?;
-    } else {
-        ui.emit(&report)?;
-    }
-    Ok(if report.failed() {
+    let outcome = if report.failed() {
         Outcome::CheckFailed
     } else {
         Outcome::Success
-    })
+    };
+    if ui.format != Format::Jsonl {
+        return Ok(Done::report(report, outcome));
+    }
+    // A line per finding, then the rest of the report.
+    for f in &report.findings {
+        ui.line("finding", f)?;
+    }
+    ui.line("summary", &VerifySummaryLine::of(&report))?;
+    Ok(Done::from(outcome))
 }
