@@ -797,14 +797,31 @@ pub async fn reset_password(
 /// How long an account change waits for another one in the same organization.
 const ACCOUNT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// `users lock` or `users unlock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LockAction {
+    Locked,
+    Unlocked,
+}
+
+impl LockAction {
+    /// The audit_logs action it records.
+    pub fn audit_action(self) -> &'static str {
+        match self {
+            LockAction::Locked => "user_locked",
+            LockAction::Unlocked => "user_unlocked",
+        }
+    }
+}
+
 /// What `users lock` / `users unlock` changed.
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct AccountLock {
     pub user_id: String,
     pub org_id: String,
     pub email: String,
-    /// `locked` or `unlocked`.
-    pub action: &'static str,
+    pub action: LockAction,
     pub old_role: Option<String>,
     pub new_role: String,
     /// The audit_logs row written (`user_locked` / `user_unlocked`; never a hash).
@@ -841,7 +858,7 @@ pub async fn lock_user(
             ),
             ("reason", serde_json::json!(reason)),
         ];
-        change_account(txn, &user, viewer, None, "user_locked", &fields, old_role).await
+        change_account(txn, &user, viewer, None, LockAction::Locked, &fields, old_role).await
     })
     .await
 }
@@ -856,7 +873,7 @@ pub async fn locked_role(
     db::read_in(db.snapshot().await?, async |txn| {
         let row = crate::entities::audit_logs::Entity::find()
             .filter(crate::entities::audit_logs::Column::UserId.eq(found.id.as_str()))
-            .filter(crate::entities::audit_logs::Column::Action.eq("user_locked"))
+            .filter(crate::entities::audit_logs::Column::Action.eq(LockAction::Locked.audit_action()))
             .order_by_desc(crate::entities::audit_logs::Column::Ts)
             .one(txn)
             .await
@@ -901,7 +918,7 @@ pub async fn unlock_user(
             &user,
             role,
             Some(hash),
-            "user_unlocked",
+            LockAction::Unlocked,
             &fields,
             old_role,
         )
@@ -916,7 +933,7 @@ async fn change_account(
     user: &users::Model,
     role: crate::entities::Role,
     hash: Option<String>,
-    action: &'static str,
+    action: LockAction,
     fields: &[(&str, serde_json::Value)],
     old_role: Option<String>,
 ) -> Result<AccountLock> {
@@ -934,7 +951,7 @@ async fn change_account(
         txn,
         &user.org_id,
         Some(&user.id),
-        action,
+        action.audit_action(),
         "users",
         details.clone(),
         ts,
@@ -944,11 +961,7 @@ async fn change_account(
         user_id: user.id.clone(),
         org_id: user.org_id.clone(),
         email: user.email.clone(),
-        action: if action == "user_locked" {
-            "locked"
-        } else {
-            "unlocked"
-        },
+        action,
         old_role,
         new_role: sea_orm::ActiveEnum::to_value(&role),
         audit_details: details,

@@ -505,7 +505,7 @@ async fn reset_password(args: &ResetPasswordArgs, ctx: &Ctx) -> Result<Done> {
 
 impl Report for AccountLock {
     fn render(&self, out: &mut String, _ui: &Output) {
-        let what = if self.action == "locked" {
+        let what = if self.action == crate::accounts::LockAction::Locked {
             "locked: it cannot log in, and it is a viewer (tokens it holds now carry no more than that)"
         } else {
             "unlocked: it logs in with the new password"
@@ -521,8 +521,8 @@ impl Report for AccountLock {
         );
         let _ = writeln!(
             out,
-            "audit_logs row (user_{}): {}",
-            self.action,
+            "audit_logs row ({}): {}",
+            self.action.audit_action(),
             shown(&self.audit_details.to_string())
         );
     }
