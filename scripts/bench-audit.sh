@@ -25,7 +25,8 @@ USERS=100000
 ADMIN_URL="${ECOMIND_TEST_DATABASE_URL:-$(scripts/pg-up.sh)}"
 export PATH="/usr/lib/postgresql/15/bin:$PATH"
 cargo build --release -q
-BIN="$PWD/target/release/ecomind-admin"
+# ECOMIND_BENCH_BIN: measure another build (the one before a change) with these scripts.
+BIN="${ECOMIND_BENCH_BIN:-$PWD/target/release/ecomind-admin}"
 base="${ADMIN_URL%/*}"
 psql_admin() { psql -X -q -tA -v ON_ERROR_STOP=1 "$ADMIN_URL" -c "$1"; }
 

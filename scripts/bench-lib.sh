@@ -10,7 +10,7 @@ bench_pg() {
     ADMIN_URL="${ECOMIND_TEST_DATABASE_URL:-$(scripts/pg-up.sh)}"
     export PATH="/usr/lib/postgresql/15/bin:$PATH"
     cargo build --release -q
-    BIN="$PWD/target/release/ecomind-admin"
+    BIN="${ECOMIND_BENCH_BIN:-$PWD/target/release/ecomind-admin}"
     base="${ADMIN_URL%/*}"
     WORK=$(mktemp -d)
     trap 'rm -rf "$WORK"' EXIT

@@ -13,7 +13,8 @@ if (( RUNS < 5 )); then echo "at least 5 runs" >&2; exit 2; fi
 ADMIN_URL="${ECOMIND_TEST_DATABASE_URL:-$(scripts/pg-up.sh)}"
 export PATH="/usr/lib/postgresql/15/bin:$PATH"
 cargo build --release -q
-BIN="$PWD/target/release/ecomind-admin"
+# ECOMIND_BENCH_BIN: measure another build (the one before a change) with these scripts.
+BIN="${ECOMIND_BENCH_BIN:-$PWD/target/release/ecomind-admin}"
 SCHEMA="$PWD/tests/fixtures/ecomind-api-schema.sql"
 
 base="${ADMIN_URL%/*}"

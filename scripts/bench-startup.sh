@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-51}"
 cargo build --release -q
-BIN="$PWD/target/release/ecomind-admin"
+# ECOMIND_BENCH_BIN: measure another build (the one before a change) with these scripts.
+BIN="${ECOMIND_BENCH_BIN:-$PWD/target/release/ecomind-admin}"
 DIR=$(mktemp -d)
 trap 'rm -rf "$DIR"' EXIT
 DB="$DIR/bench.db"

@@ -15,7 +15,8 @@ EXTRA_TABLES="${EXTRA_TABLES:-2000}"
 ADMIN_URL="${ECOMIND_TEST_DATABASE_URL:-$(scripts/pg-up.sh)}"
 export PATH="/usr/lib/postgresql/15/bin:$PATH"
 cargo build --release -q
-BIN="$PWD/target/release/ecomind-admin"
+# ECOMIND_BENCH_BIN: measure another build (the one before a change) with these scripts.
+BIN="${ECOMIND_BENCH_BIN:-$PWD/target/release/ecomind-admin}"
 base="${ADMIN_URL%/*}"
 A="ecomind_bench_verify_a_$$"
 B="ecomind_bench_verify_b_$$"

@@ -190,6 +190,38 @@ fn pg_command(tool: &Path, pass: Option<&PassFile>) -> Command {
     cmd
 }
 
+/// A client tool running: killed and reaped when dropped before it ends (an error on
+/// our side, the future dropped), so that no pg_dump outlives the run.
+struct Running(Option<std::process::Child>);
+
+impl Running {
+    fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, std::process::Child::id)
+    }
+
+    /// Whether it has ended (reaped then).
+    fn try_wait(&mut self) -> std::io::Result<bool> {
+        match self.0.as_mut() {
+            Some(child) => child.try_wait().map(|s| s.is_some()),
+            None => Ok(true),
+        }
+    }
+
+    /// The ended process, to read its output.
+    fn finished(mut self) -> Option<std::process::Child> {
+        self.0.take()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Run `cmd` to the end, polling (the async runtime keeps running: a signal is
 /// handled), reporting the size of `growing` on `ui` while it runs.
 async fn run_tool(
@@ -199,16 +231,17 @@ async fn run_tool(
     ui: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<String> {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            Error::refused(
-                format!("cannot run {what}: {e}"),
-                "check the PostgreSQL client tools",
-            )
-        })?;
+    let mut child = Running(Some(
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                Error::refused(
+                    format!("cannot run {what}: {e}"),
+                    "check the PostgreSQL client tools",
+                )
+            })?,
+    ));
     // A signal stops it (and removes what it was writing) until it ends.
     let running = cancel.child(child.id(), growing);
     let started = Instant::now();
@@ -218,7 +251,6 @@ async fn run_tool(
         if child
             .try_wait()
             .map_err(|e| Error::internal(format!("waiting for {what}: {e}")))?
-            .is_some()
         {
             break;
         }
@@ -237,6 +269,8 @@ async fn run_tool(
     }
     drop(running);
     let out = child
+        .finished()
+        .ok_or_else(|| Error::internal(format!("{what} is gone")))?
         .wait_with_output()
         .map_err(|e| Error::internal(format!("reading {what}'s output: {e}")))?;
     if !out.status.success() {

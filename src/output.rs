@@ -150,6 +150,14 @@ impl ReportFile {
     }
 }
 
+/// Not renamed into place (a failure before the end): the temporary file goes.
+impl Drop for ReportFile {
+    fn drop(&mut self) {
+        // After a rename there is nothing left to remove.
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
 /// A report with `format_version`, `command` and (JSON Lines) `type` first.
 #[derive(Serialize)]
 struct Enveloped<'a, R: Serialize> {

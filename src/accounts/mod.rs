@@ -858,7 +858,16 @@ pub async fn lock_user(
             ),
             ("reason", serde_json::json!(reason)),
         ];
-        change_account(txn, &user, viewer, None, LockAction::Locked, &fields, old_role).await
+        change_account(
+            txn,
+            &user,
+            viewer,
+            None,
+            LockAction::Locked,
+            &fields,
+            old_role,
+        )
+        .await
     })
     .await
 }
@@ -873,7 +882,9 @@ pub async fn locked_role(
     db::read_in(db.snapshot().await?, async |txn| {
         let row = crate::entities::audit_logs::Entity::find()
             .filter(crate::entities::audit_logs::Column::UserId.eq(found.id.as_str()))
-            .filter(crate::entities::audit_logs::Column::Action.eq(LockAction::Locked.audit_action()))
+            .filter(
+                crate::entities::audit_logs::Column::Action.eq(LockAction::Locked.audit_action()),
+            )
             .order_by_desc(crate::entities::audit_logs::Column::Ts)
             .one(txn)
             .await

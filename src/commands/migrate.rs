@@ -163,7 +163,9 @@ async fn run(cmd: &MigrateCommand, ctx: &Ctx) -> Result<Done> {
         MigrateCommand::Up(args) if args.dry_run => db::Open::DryRun,
         MigrateCommand::Up(_) => db::Open::MayCreate,
         MigrateCommand::Down(args) if args.dry_run => db::Open::DryRun,
-        _ => db::Open::Existing,
+        MigrateCommand::Down(_) | MigrateCommand::Current(_) | MigrateCommand::Status => {
+            db::Open::Existing
+        }
     };
     ctx.with_db(open, async |db| match cmd {
         MigrateCommand::Up(args) => up(db, args, ui).await,
