@@ -23,29 +23,14 @@ pub struct Output {
     pub format: Format,
     pub quiet: bool,
     pub verbose: u8,
-    color_stdout: bool,
-    color_stderr: bool,
-    stderr_tty: bool,
-    stdin_tty: bool,
-    /// stdout is a terminal of this many columns (None: not a terminal, or it reports
-    /// no usable width): long values are cut to it, and CSV is escaped for it.
-    stdout_width: Option<usize>,
-    stdout_tty: bool,
-    /// stdout's reader went away (`| head`): later results are dropped quietly.
-    stdout_closed: Arc<AtomicBool>,
-    /// Something of the result was written to stdout.
-    stdout_used: Arc<AtomicBool>,
+    /// What stdin, stdout and stderr are, and the colors chosen for them.
+    term: Terminal,
     /// The result is whole: a document, or the closing `summary` / `result` line of
     /// JSON Lines, was written. A failure after it adds no error document (the result
     /// says how the command ended, as upgrade's report does).
     result_complete: Arc<AtomicBool>,
-    /// A fleet run's database: the result goes here instead of stdout.
-    sink: Option<Arc<std::sync::Mutex<Vec<u8>>>>,
-    /// `--output FILE`: the result goes there too.
-    file: Option<Arc<std::sync::Mutex<Option<ReportFile>>>>,
-    /// `--output` with a machine `--format`: stdout gets the same bytes as the file
-    /// (false: stdout shows the human table, the file JSON).
-    tee: bool,
+    /// Where the result's bytes go: stdout, and `--output`'s file beside it.
+    out: Tee,
     /// A fleet run's progress lines, one per running database (made on first use).
     lines: Arc<std::sync::OnceLock<indicatif::MultiProgress>>,
     /// The command, as every JSON document names it.
@@ -155,6 +140,102 @@ impl Drop for ReportFile {
     fn drop(&mut self) {
         // After a rename there is nothing left to remove.
         let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// What stdin, stdout and stderr are, and the colors chosen for them (`--color`,
+/// NO_COLOR).
+#[derive(Debug, Clone)]
+struct Terminal {
+    color_stdout: bool,
+    color_stderr: bool,
+    stderr_tty: bool,
+    stdin_tty: bool,
+    /// stdout is a terminal of this many columns (None: not a terminal, or it reports
+    /// no usable width): long values are cut to it, and CSV is escaped for it.
+    stdout_width: Option<usize>,
+    stdout_tty: bool,
+}
+
+/// Where a result's bytes go: stdout (in a fleet run, a buffer instead) and, with
+/// `--output FILE`, the file beside it. A tee: each byte to both; when stdout shows the
+/// human table beside the file's JSON (`--output` with `--format table`), the bytes go
+/// to the file alone and the table to stdout ([`Tee::write_terminal`]).
+#[derive(Debug, Clone, Default)]
+struct Tee {
+    /// A fleet run's database: the bytes go here instead of stdout.
+    sink: Option<Arc<std::sync::Mutex<Vec<u8>>>>,
+    /// `--output FILE` (taken when it is renamed into place).
+    file: Option<Arc<std::sync::Mutex<Option<ReportFile>>>>,
+    /// stdout shows the human table: the bytes go to the file alone.
+    file_only: bool,
+    /// stdout's reader went away (`| head`): later bytes for it are dropped quietly.
+    stdout_closed: Arc<AtomicBool>,
+    /// Something of the result was written.
+    used: Arc<AtomicBool>,
+}
+
+impl Tee {
+    /// stdout shows the human table beside the file's JSON.
+    fn mirrors(&self) -> bool {
+        self.file.is_some() && self.file_only
+    }
+
+    fn nobody_reads(&self) -> bool {
+        self.stdout_closed.load(Ordering::Relaxed) && self.file.is_none()
+    }
+
+    /// Write (part of) the result. A closed pipe (`| head`) is normal in shell
+    /// pipelines: the rest is dropped quietly (the file still gets all of it). Any
+    /// other failure (`> /dev/full`) is an error, exit 6.
+    fn write(&self, bytes: &[u8]) -> Result<()> {
+        if self.nobody_reads() {
+            return Ok(());
+        }
+        self.used.store(true, Ordering::Relaxed);
+        if let Some(sink) = &self.sink {
+            if let Ok(mut buf) = sink.lock() {
+                buf.extend_from_slice(bytes);
+            }
+            return Ok(());
+        }
+        if let Some(file) = &self.file
+            && let Ok(mut file) = file.lock()
+            && let Some(file) = file.as_mut()
+        {
+            file.write(bytes)?;
+            if self.file_only {
+                return Ok(());
+            }
+        }
+        self.write_terminal(bytes)
+    }
+
+    /// Write to stdout itself; a closed pipe ends the output quietly.
+    fn write_terminal(&self, bytes: &[u8]) -> Result<()> {
+        if self.stdout_closed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let mut stdout = std::io::stdout().lock();
+        match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.stdout_closed.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => Err(Error::output(e)),
+        }
+    }
+
+    /// `--output`: replace what the file holds with `text`.
+    fn replace_file(&self, text: &str) {
+        if let Some(file) = &self.file
+            && let Ok(mut file) = file.lock()
+            && let Some(file) = file.as_mut()
+        {
+            file.reset();
+            let _ = file.write(text.as_bytes());
+        }
     }
 }
 
@@ -270,18 +351,16 @@ impl Output {
             format: global.format,
             quiet: global.quiet,
             verbose: global.verbose,
-            color_stdout,
-            color_stderr,
-            stderr_tty,
-            stdin_tty: std::io::stdin().is_terminal(),
-            stdout_width: stdout_tty.then(terminal_width).flatten(),
-            stdout_tty,
-            stdout_closed: Arc::new(AtomicBool::new(false)),
-            stdout_used: Arc::new(AtomicBool::new(false)),
+            term: Terminal {
+                color_stdout,
+                color_stderr,
+                stderr_tty,
+                stdin_tty: std::io::stdin().is_terminal(),
+                stdout_width: stdout_tty.then(terminal_width).flatten(),
+                stdout_tty,
+            },
             result_complete: Arc::new(AtomicBool::new(false)),
-            sink: None,
-            file: None,
-            tee: false,
+            out: Tee::default(),
             lines: Arc::new(std::sync::OnceLock::new()),
             command: "",
         }
@@ -289,13 +368,13 @@ impl Output {
 
     /// stdout is a terminal: its width, when it reports a usable one.
     pub fn stdout_width(&self) -> Option<usize> {
-        self.stdout_width
+        self.term.stdout_width
     }
 
     /// A person reads stdout (a terminal): CSV values are escaped for it. Piped or in
     /// a file, CSV carries the exact values (machines read it).
     pub fn stdout_is_terminal(&self) -> bool {
-        self.stdout_tty
+        self.term.stdout_tty
     }
 
     /// Part of a human result, written as it is produced (streamed reports): escaped
@@ -306,7 +385,7 @@ impl Output {
 
     /// Our own text with values in it, escaped for stdout (our colors kept when on).
     fn for_stdout<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
-        let mode = if self.color_stdout {
+        let mode = if self.term.color_stdout {
             Mode::StyledText
         } else {
             Mode::Text
@@ -332,8 +411,8 @@ impl Output {
     /// written to fails at once (exit 6) with nothing done.
     pub fn with_output_file(mut self, path: &Path) -> Result<Self> {
         let file = ReportFile::create(path, &self.cancel)?;
-        self.file = Some(Arc::new(std::sync::Mutex::new(Some(file))));
-        self.tee = self.format != Format::Table;
+        self.out.file = Some(Arc::new(std::sync::Mutex::new(Some(file))));
+        self.out.file_only = self.format == Format::Table;
         if self.format == Format::Table {
             self.format = Format::Json;
         }
@@ -342,13 +421,13 @@ impl Output {
 
     /// `--output` with the human table on stdout and JSON in the file.
     fn mirrors(&self) -> bool {
-        self.file.is_some() && !self.tee
+        self.out.mirrors()
     }
 
     /// `--output`: the command ended; rename the temporary file over FILE. After a
     /// failure in CSV (no error document there), FILE is left as it was.
     pub fn finish_output(&self, ok: bool) -> Result<()> {
-        let Some(file) = self.file.as_ref().and_then(|f| f.lock().ok()?.take()) else {
+        let Some(file) = self.out.file.as_ref().and_then(|f| f.lock().ok()?.take()) else {
             return Ok(());
         };
         if !ok && self.format == Format::Csv {
@@ -382,7 +461,7 @@ impl Output {
     /// A fleet run's progress line for one running database (`msg`), on a terminal
     /// without -q; hidden otherwise. Finish it (cleared) when the database is done.
     pub fn fleet_line(&self, msg: &str) -> ProgressBar {
-        if self.quiet || !self.stderr_tty {
+        if self.quiet || !self.term.stderr_tty {
             return ProgressBar::hidden();
         }
         let multi = self.lines.get_or_init(indicatif::MultiProgress::new);
@@ -403,25 +482,24 @@ impl Output {
         let mut ui = self.clone();
         ui.format = Format::Json;
         ui.quiet = true;
-        ui.stdin_tty = false;
-        ui.stdout_closed = Arc::new(AtomicBool::new(false));
-        ui.stdout_used = Arc::new(AtomicBool::new(false));
+        ui.term.stdin_tty = false;
         ui.result_complete = Arc::new(AtomicBool::new(false));
-        ui.sink = Some(sink.clone());
-        ui.file = None;
-        ui.tee = false;
+        ui.out = Tee {
+            sink: Some(sink.clone()),
+            ..Tee::default()
+        };
         (ui, sink)
     }
 
     /// Can we ask the user a question?
     pub fn interactive(&self) -> bool {
-        self.stdin_tty && self.stderr_tty
+        self.term.stdin_tty && self.term.stderr_tty
     }
 
     /// An informational note on stderr (suppressed by -q).
     pub fn note(&self, msg: impl AsRef<str>) {
         if !self.quiet && !self.cancel.silenced() {
-            let prefix = if self.color_stderr {
+            let prefix = if self.term.color_stderr {
                 "note:".cyan().bold().to_string()
             } else {
                 "note:".to_owned()
@@ -435,7 +513,7 @@ impl Output {
         if self.cancel.silenced() {
             return;
         }
-        let prefix = if self.color_stderr {
+        let prefix = if self.term.color_stderr {
             "warning:".yellow().bold().to_string()
         } else {
             "warning:".to_owned()
@@ -465,12 +543,12 @@ impl Output {
         {
             return;
         }
-        print_error(err, self.color_stderr, self.causes);
+        print_error(err, self.term.color_stderr, self.causes);
     }
 
     /// A spinner on stderr, only on a TTY and without -q.
     pub fn spinner(&self, msg: impl Into<String>) -> ProgressBar {
-        if self.quiet || !self.stderr_tty {
+        if self.quiet || !self.term.stderr_tty {
             return ProgressBar::hidden();
         }
         let pb = ProgressBar::new_spinner();
@@ -488,7 +566,7 @@ impl Output {
         let mut t = Table::new();
         t.load_preset(UTF8_FULL_CONDENSED)
             .set_header(header.iter().copied());
-        if self.color_stdout {
+        if self.term.color_stdout {
             t.enforce_styling();
         } else {
             t.force_no_tty();
@@ -502,11 +580,11 @@ impl Output {
     }
 
     pub fn color_stdout(&self) -> bool {
-        self.color_stdout
+        self.term.color_stdout
     }
 
     pub fn color_stderr(&self) -> bool {
-        self.color_stderr
+        self.term.color_stderr
     }
 
     /// Print a command's result on stdout: JSON as is (JSON escaping keeps it exact),
@@ -591,7 +669,7 @@ impl Output {
     /// stdout's reader went away and there is no `--output` file to finish: the rest
     /// of the result has nowhere to go.
     fn nobody_reads(&self) -> bool {
-        self.stdout_closed.load(Ordering::Relaxed) && self.file.is_none()
+        self.out.nobody_reads()
     }
 
     /// Write (part of) the result to stdout (and `--output`'s file). A closed pipe
@@ -607,43 +685,12 @@ impl Output {
     }
 
     fn write_out(&self, bytes: &[u8]) -> Result<()> {
-        if self.nobody_reads() {
-            return Ok(());
-        }
-        self.stdout_used.store(true, Ordering::Relaxed);
-        if let Some(sink) = &self.sink {
-            if let Ok(mut buf) = sink.lock() {
-                buf.extend_from_slice(bytes);
-            }
-            return Ok(());
-        }
-        if let Some(file) = &self.file
-            && let Ok(mut file) = file.lock()
-            && let Some(file) = file.as_mut()
-        {
-            file.write(bytes)?;
-            if !self.tee {
-                return Ok(());
-            }
-        }
-        self.write_terminal(bytes)
+        self.out.write(bytes)
     }
 
-    /// Write to stdout itself (the human table under `--output`); a closed pipe ends
-    /// the output quietly, as in [`Output::write_stdout`].
+    /// Write to stdout itself (the human table under `--output`).
     fn write_terminal(&self, bytes: &[u8]) -> Result<()> {
-        if self.stdout_closed.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        let mut stdout = std::io::stdout().lock();
-        match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                self.stdout_closed.store(true, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(e) => Err(Error::output(e)),
-        }
+        self.out.write_terminal(bytes)
     }
 
     /// In `--format json`, a failure that printed no result prints a JSON document
@@ -666,24 +713,13 @@ impl Output {
             Format::Jsonl if !complete => {
                 let _ = self.write_out(text().as_bytes());
             }
-            Format::Json if !self.stdout_used.load(Ordering::Relaxed) => {
+            Format::Json if !self.out.used.load(Ordering::Relaxed) => {
                 let _ = self.write_out(text().as_bytes());
             }
             // A JSON list cut short: stdout keeps what it got; `--output`'s file gets
             // the error document instead, so that it holds one whole document.
-            Format::Json if !complete => self.replace_file(&text()),
+            Format::Json if !complete => self.out.replace_file(&text()),
             _ => {}
-        }
-    }
-
-    /// `--output`: replace what the file holds with `text`.
-    fn replace_file(&self, text: &str) {
-        if let Some(file) = &self.file
-            && let Ok(mut file) = file.lock()
-            && let Some(file) = file.as_mut()
-        {
-            file.reset();
-            let _ = file.write(text.as_bytes());
         }
     }
 
@@ -1097,7 +1133,7 @@ impl<'a> RowStream<'a> {
             }
             Format::Jsonl => self.ui.line(self.item, json)?,
             Format::Csv => {
-                let line = csv_record(cells.iter().map(|c| csv_cell(c, self.ui.stdout_tty)))?;
+                let line = csv_record(cells.iter().map(|c| csv_cell(c, self.ui.term.stdout_tty)))?;
                 self.ui.write_stdout(&line)?;
             }
             Format::Table => {}
