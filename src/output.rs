@@ -405,23 +405,31 @@ impl Output {
     }
 
     /// `--output FILE`: from now on the result also goes to a temporary file beside
-    /// FILE (mode 0600), renamed over FILE at the end: in `--format` when it is a
-    /// machine format (stdout gets the same), else JSON (stdout shows the human
-    /// table). Made before the command runs, so that a directory that cannot be
-    /// written to fails at once (exit 6) with nothing done.
+    /// FILE (mode 0600), renamed over FILE at the end: the tee writes the same bytes
+    /// to both in a machine `--format`; with the human table on stdout, the file gets
+    /// the JSON document. Made before the command runs, so that a directory that
+    /// cannot be written to fails at once (exit 6) with nothing done.
     pub fn with_output_file(mut self, path: &Path) -> Result<Self> {
         let file = ReportFile::create(path, &self.cancel)?;
         self.out.file = Some(Arc::new(std::sync::Mutex::new(Some(file))));
         self.out.file_only = self.format == Format::Table;
-        if self.format == Format::Table {
-            self.format = Format::Json;
-        }
         Ok(self)
     }
 
     /// `--output` with the human table on stdout and JSON in the file.
-    fn mirrors(&self) -> bool {
+    pub fn mirrors(&self) -> bool {
         self.out.mirrors()
+    }
+
+    /// The machine form the result is written in: `--format`'s, or JSON for
+    /// `--output`'s file beside the human table (the table itself goes straight to
+    /// stdout). A plain table: [`Format::Table`].
+    pub fn result_format(&self) -> Format {
+        if self.mirrors() {
+            Format::Json
+        } else {
+            self.format
+        }
     }
 
     /// `--output`: the command ended; rename the temporary file over FILE. After a
@@ -591,37 +599,11 @@ impl Output {
     /// the human form through [`escape`] (our own colors kept when colors are on).
     pub fn emit<R: Report>(&self, report: &R) -> Result<()> {
         let written = match self.format {
-            Format::Json | Format::Csv | Format::Jsonl => {
-                self.mirror(report)?;
-                // Serialized straight from the report to stdout in pieces (no JSON tree
-                // and no whole text in between: a report of 150,000 findings would
-                // need them).
-                let mut doc = Enveloped {
-                    format_version: FORMAT_VERSION,
-                    command: self.command,
-                    line_type: None,
-                    report,
-                };
-                let mut out = std::io::BufWriter::with_capacity(64 * 1024, StdoutWriter(self));
-                let serialized = if self.format == Format::Jsonl {
-                    doc.line_type = Some("result");
-                    serde_json::to_writer(&mut out, &doc)
-                } else {
-                    serde_json::to_writer_pretty(&mut out, &doc)
-                };
-                self.result_complete.store(true, Ordering::Relaxed);
-                let flushed = serialized
-                    .map_err(|e| match e.io_error_kind() {
-                        Some(_) => std::io::Error::other(e),
-                        None => std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-                    })
-                    .and_then(|()| out.write_all(b"\n"))
-                    .and_then(|()| out.flush());
-                match flushed {
-                    Ok(()) => Ok(()),
-                    Err(e) => Err(StdoutWriter::take_error(e)),
-                }
-            }
+            Format::Json | Format::Csv | Format::Jsonl => self.serialize(report),
+            // `--output`: the table on stdout, the JSON document in the file.
+            Format::Table if self.mirrors() => self
+                .write_terminal(self.human(report).as_bytes())
+                .and_then(|()| self.serialize(report)),
             Format::Table => {
                 let text = self.human(report);
                 self.result_complete.store(true, Ordering::Relaxed);
@@ -650,13 +632,32 @@ impl Output {
         })
     }
 
-    /// Under `--output`, the human table of a result written to the file by hand
-    /// (CSV); nothing otherwise ([`Output::emit`] does it itself).
-    pub fn mirror<R: Report>(&self, report: &R) -> Result<()> {
-        if self.mirrors() {
-            self.write_terminal(self.human(report).as_bytes())?;
-        }
-        Ok(())
+    /// The result document in its machine form ([`Output::result_format`]),
+    /// serialized straight from the report to the tee in pieces (no JSON tree and no
+    /// whole text in between: a report of 150,000 findings would need them).
+    fn serialize<R: Report>(&self, report: &R) -> Result<()> {
+        let jsonl = self.result_format() == Format::Jsonl;
+        let doc = Enveloped {
+            format_version: FORMAT_VERSION,
+            command: self.command,
+            line_type: jsonl.then_some("result"),
+            report,
+        };
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, StdoutWriter(self));
+        let serialized = if jsonl {
+            serde_json::to_writer(&mut out, &doc)
+        } else {
+            serde_json::to_writer_pretty(&mut out, &doc)
+        };
+        self.result_complete.store(true, Ordering::Relaxed);
+        let flushed = serialized
+            .map_err(|e| match e.io_error_kind() {
+                Some(_) => std::io::Error::other(e),
+                None => std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            })
+            .and_then(|()| out.write_all(b"\n"))
+            .and_then(|()| out.flush());
+        flushed.map_err(StdoutWriter::take_error)
     }
 
     /// The human form of a report, escaped for the terminal.
@@ -708,8 +709,9 @@ impl Output {
             return;
         }
         let complete = self.result_complete.load(Ordering::Relaxed);
-        let text = || error_document(self.command, err, self.format == Format::Jsonl);
-        match self.format {
+        let format = self.result_format();
+        let text = || error_document(self.command, err, format == Format::Jsonl);
+        match format {
             Format::Jsonl if !complete => {
                 let _ = self.write_out(text().as_bytes());
             }
@@ -1101,7 +1103,7 @@ impl<'a> RowStream<'a> {
             return Ok(());
         }
         self.opened = true;
-        match self.ui.format {
+        match self.ui.result_format() {
             Format::Json => self.ui.write_stdout(
                 format!(
                     "{{\n  \"format_version\": \"{FORMAT_VERSION}\",\n  \"command\": \"{}\",\n  \"{}\": [",
@@ -1124,7 +1126,7 @@ impl<'a> RowStream<'a> {
             return Ok(false);
         }
         self.open()?;
-        match self.ui.format {
+        match self.ui.result_format() {
             Format::Json => {
                 let obj = serde_json::to_string(json)
                     .map_err(|e| Error::internal(format!("cannot serialize a row: {e}")))?;
@@ -1139,7 +1141,7 @@ impl<'a> RowStream<'a> {
             Format::Table => {}
         }
         // The human table: the result itself, or beside `--output`'s file.
-        if self.ui.format == Format::Table || self.ui.mirrors() {
+        if self.ui.format == Format::Table {
             let page = self.page.get_or_insert_with(|| self.ui.table(self.header));
             page.add_row(cells);
             if (self.count + 1).is_multiple_of(Self::PAGE) {
@@ -1165,7 +1167,7 @@ impl<'a> RowStream<'a> {
     /// End the document; the number of rows written.
     pub fn finish(mut self) -> Result<usize> {
         self.open()?;
-        match self.ui.format {
+        match self.ui.result_format() {
             Format::Json => {
                 let close = if self.count == 0 { "]" } else { "\n  ]" };
                 self.ui.result_complete.store(true, Ordering::Relaxed);
@@ -1178,7 +1180,7 @@ impl<'a> RowStream<'a> {
                 .line("summary", &ListSummary { count: self.count })?,
             Format::Csv | Format::Table => {}
         }
-        if self.ui.format == Format::Table || self.ui.mirrors() {
+        if self.ui.format == Format::Table {
             if self.count == 0 {
                 self.page = Some(self.ui.table(self.header));
             }

@@ -393,7 +393,7 @@ async fn suspicious(args: &SuspiciousArgs, ctx: &Ctx) -> Result<Done> {
     // written finding by finding as the audit produces them (memory stays flat).
     let (worst, unparseable_rows, report) = ctx
         .with_db(db::Open::Existing, async |db| {
-            if ui.format == Format::Json {
+            if ui.result_format() == Format::Json {
                 buffered(db, &params, selected, args, ui).await
             } else {
                 let (worst, unparseable) = streamed(db, &params, selected, args, ui).await?;
