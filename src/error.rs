@@ -146,9 +146,6 @@ pub struct Error {
     hint: Option<String>,
     #[source]
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
-    /// Where a command that failed half-way left the database (from, to): a fleet shows
-    /// it beside the error.
-    versions: Option<(Option<String>, Option<String>)>,
 }
 
 impl fmt::Display for Error {
@@ -166,16 +163,7 @@ impl Error {
             message,
             hint: hint.map(|h| redact_text(&h)),
             source: None,
-            versions: None,
         }
-    }
-    /// Where the failed command left the database (the version before and after).
-    pub fn with_versions(mut self, from: Option<String>, to: Option<String>) -> Self {
-        self.versions = Some((from, to));
-        self
-    }
-    pub fn versions(&self) -> Option<&(Option<String>, Option<String>)> {
-        self.versions.as_ref()
     }
     /// Keep the error that caused this one (its chain is printed under `-vv`).
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {

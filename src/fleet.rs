@@ -207,62 +207,63 @@ fn skipped(url: &str) -> FleetResult {
 async fn one(cli: &Cli, url: &str, ui: &Output) -> FleetResult {
     let started = Instant::now();
     let line = ui.fleet_line(&format!("{}: running", crate::config::redact_url(url)));
-    let (captured, sink) = ui.captured();
+    // Quiet, and nothing of the command's own output reaches stdout: its typed report
+    // goes into the fleet's document.
+    let captured = ui.captured();
     let result = match database(cli, url) {
         Ok(config) => {
             let ctx = cli.context(captured.clone(), Some(config));
-            let done = cli.command.run(&ctx).await;
-            if let Ok(Some(notice)) = done.as_ref().map(|d| d.notice.as_ref()) {
-                captured.error(notice);
-            }
-            done
+            cli.command.run(&ctx).await
         }
         Err(e) => Err(e),
     };
     line.finish_and_clear();
-    // The database's own document: the typed report the command handed back; only a
-    // command that failed after printing its report (a failed upgrade) left it as text.
-    let report = match &result {
-        Ok(done) => done
-            .report
-            .as_ref()
-            .and_then(|r| r.to_json(cli.command.name()).ok())
-            .unwrap_or(Value::Null),
-        Err(_) => {
-            let text = sink.lock().map(|b| b.clone()).unwrap_or_default();
-            serde_json::from_slice(&text).unwrap_or(Value::Null)
+    let mut db = FleetResult {
+        database: crate::config::redact_url(url),
+        result: DatabaseResult::Failed,
+        exit_code: None,
+        duration_ms: started.elapsed().as_millis() as u64,
+        from: None,
+        to: None,
+        error: None,
+        ahead: false,
+        report: Value::Null,
+    };
+    let done = match result {
+        Ok(done) => done,
+        Err(e) => {
+            db.exit_code = Some(e.code());
+            db.error = Some(e.message().to_owned());
+            return db;
         }
     };
-    let (result, exit_code, error, (from, to), ahead) = match result {
-        Ok(done) => (
-            match done.outcome {
-                Outcome::Success => DatabaseResult::Ok,
-                Outcome::CheckFailed => DatabaseResult::Failed,
-            },
-            done.outcome.code(),
-            None,
-            (done.from, done.to),
-            done.ahead,
-        ),
-        Err(e) => (
-            DatabaseResult::Failed,
-            e.code(),
-            Some(e.message().to_owned()),
-            e.versions().cloned().unwrap_or_default(),
-            false,
-        ),
-    };
-    FleetResult {
-        database: crate::config::redact_url(url),
-        result,
-        exit_code: Some(exit_code),
-        duration_ms: started.elapsed().as_millis() as u64,
-        from,
-        to,
-        error,
-        ahead,
-        report,
+    // What a single run prints on stderr after its report, here too.
+    if let Some(advice) = &done.advice {
+        captured.stderr_block(advice);
     }
+    if let Some(notice) = &done.notice {
+        captured.error(notice);
+    }
+    // The database's own document: the typed report the command handed back.
+    db.report = done
+        .report
+        .as_ref()
+        .and_then(|r| r.to_json(cli.command.name()).ok())
+        .unwrap_or(Value::Null);
+    (db.from, db.to, db.ahead) = (done.from, done.to, done.ahead);
+    match done.failure {
+        Some(e) => {
+            db.exit_code = Some(e.code());
+            db.error = Some(e.message().to_owned());
+        }
+        None => {
+            db.exit_code = Some(done.outcome.code());
+            if done.outcome == Outcome::Success {
+                db.result = DatabaseResult::Ok;
+            }
+        }
+    }
+    db
 }
 
 fn database(cli: &Cli, url: &str) -> Result<DatabaseConfig> {

@@ -172,10 +172,16 @@ fn render(done: commands::Done, ui: &Output) -> Result<Outcome> {
     if let Some(report) = &done.report {
         report.emit(ui)?;
     }
+    if let Some(advice) = &done.advice {
+        ui.stderr_block(advice);
+    }
     if let Some(notice) = &done.notice {
         ui.error(notice);
     }
-    Ok(done.outcome)
+    match done.failure {
+        Some(err) => Err(err),
+        None => Ok(done.outcome),
+    }
 }
 
 /// The database: `--database-url` / `DATABASE_URL` first (even with `--env`, which it

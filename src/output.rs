@@ -483,9 +483,10 @@ impl Output {
         pb
     }
 
-    /// The output of one database of a fleet run: its result as JSON into the returned
-    /// buffer, no notes, no prompts (warnings and errors still go to stderr's caller).
-    pub fn captured(&self) -> (Self, Arc<std::sync::Mutex<Vec<u8>>>) {
+    /// The output of one database of a fleet run: JSON, no notes, no prompts, and
+    /// nothing on stdout (the fleet's document holds each database's typed report;
+    /// warnings and errors still go to stderr).
+    pub fn captured(&self) -> Self {
         let sink = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut ui = self.clone();
         ui.format = Format::Json;
@@ -493,10 +494,10 @@ impl Output {
         ui.term.stdin_tty = false;
         ui.result_complete = Arc::new(AtomicBool::new(false));
         ui.out = Tee {
-            sink: Some(sink.clone()),
+            sink: Some(sink),
             ..Tee::default()
         };
-        (ui, sink)
+        ui
     }
 
     /// Can we ask the user a question?

@@ -124,6 +124,11 @@ pub struct Done {
     pub ahead: bool,
     /// Why a check failed, printed on stderr after the report (`baseline` refused).
     pub notice: Option<crate::error::Error>,
+    /// What to do next, printed on stderr after the report (a failed `upgrade` step).
+    pub advice: Option<String>,
+    /// The run failed after its report was made: its error (and exit code), returned
+    /// once the report and the advice are printed.
+    pub failure: Option<crate::error::Error>,
 }
 
 impl Done {
@@ -145,6 +150,8 @@ impl From<Outcome> for Done {
             to: None,
             ahead: false,
             notice: None,
+            advice: None,
+            failure: None,
         }
     }
 }

@@ -140,10 +140,9 @@ async fn execute(args: &UpgradeArgs, ctx: &Ctx) -> Result<Done> {
     finish(ctx, report, result)
 }
 
-/// Print the report (`--report` / `--output` is the global `--output`), then the error of a failed step with what
-/// to do next.
+/// The report (`--report` / `--output` is the global `--output`) and, after a failed
+/// step, what to do next and its error: all rendered at the top, in that order.
 fn finish(ctx: &Ctx, report: UpgradeReport, result: Result<Outcome>) -> Result<Done> {
-    let ui = &ctx.ui;
     let revision = |v: &Option<Version>| v.as_ref().map(|v| v.alembic_revision.to_owned());
     let from = Some(revision(&report.from).unwrap_or_else(|| "none".to_owned()));
     let to = revision(&report.to);
@@ -156,21 +155,30 @@ fn finish(ctx: &Ctx, report: UpgradeReport, result: Result<Outcome>) -> Result<D
             });
         }
         // Nothing ran (a refused pre-flight before any step): only the error.
-        Err(e) if report.steps.is_empty() => e,
-        // A failed step: its report, then what to do next, then the error (a fleet
-        // shows where the failed upgrade left this database).
-        Err(e) => {
-            ui.emit(&report)?;
-            e.with_versions(from, to)
-        }
+        Err(e) if report.steps.is_empty() => return Err(e),
+        Err(e) => e,
     };
-    // A refusal before anything was written is its one error line.
-    if report.failed_step.is_none_or(|s| s.before_any_write()) {
-        return Err(err);
-    }
+    // A failed step: its report (a fleet shows where it left this database), then what
+    // to do next, then the error. A refusal before anything was written needs no advice.
+    let advice = match report.failed_step {
+        Some(step) if !step.before_any_write() => Some(advice(ctx, &report, step)?),
+        _ => None,
+    };
+    Ok(Done {
+        from,
+        to,
+        advice,
+        failure: Some(err),
+        ..Done::report(report, Outcome::CheckFailed)
+    })
+}
+
+/// What to do after a failed step: where the database is, what this run applied, how
+/// to restore the backup.
+fn advice(ctx: &Ctx, report: &UpgradeReport, step: crate::upgrade::Step) -> Result<String> {
     let mut block = format!(
         "the upgrade stopped at step {}; the database is at {}; applied by this run: {}\n",
-        report.failed_step.map_or("pre-flight", |s| s.name()),
+        step.name(),
         version_label(&report.to),
         if report.applied.is_empty() {
             "nothing".to_owned()
@@ -203,7 +211,6 @@ fn finish(ctx: &Ctx, report: UpgradeReport, result: Result<Outcome>) -> Result<D
             "to restore the backup taken before this upgrade{how}:\n{cmd}"
         );
     }
-    ui.stderr_block(&block);
-    Err(err)
+    Ok(block)
 }
 

@@ -401,3 +401,40 @@ fn a_canary_that_does_not_verify_stops_the_fleet() {
         assert_eq!(pg.versions(), vec![V1], "{} was touched", pg.name);
     }
 }
+
+/// `upgrade` on a fleet: each database's typed result. One that upgrades says from and
+/// to; one whose pre-flight refuses (drift) fails with the step, its report, and the
+/// version it is still at, and its exit code decides the fleet's.
+#[test]
+fn fleet_upgrade_reports_each_database_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pgs: Vec<PgDb> = (0..2).map(|_| PgDb::new()).collect();
+    fleet_file(
+        dir.path(),
+        &pgs.iter().map(PgDb::url).collect::<Vec<_>>(),
+        2,
+    );
+    pgs[1].run(&["migrate", "up", "-q"]).expect_code(0);
+    pgs[1].psql("DROP INDEX ix_audit_logs_ts");
+    let r = fleet(
+        dir.path(),
+        &["upgrade", "--yes", "--no-backup", "--format", "json"],
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let j = r.json();
+    let (ok, failed) = (&j["databases"][0], &j["databases"][1]);
+    assert_eq!(ok["result"], "ok", "{j}");
+    assert_eq!(ok["from"], "none", "{j}");
+    assert_eq!(ok["to"], head_revision(), "{j}");
+    assert_eq!(ok["report"]["status"], "upgraded", "{j}");
+    assert_eq!(failed["result"], "failed", "{j}");
+    assert_eq!(failed["exit_code"], 1, "{j}");
+    assert_eq!(failed["to"], head_revision(), "{j}");
+    assert_eq!(failed["report"]["failed_step"], "pre-flight", "{j}");
+    assert!(failed["error"].as_str().unwrap().contains("drifted"), "{j}");
+    // Nothing was written to the drifted database.
+    assert_eq!(
+        pgs[1].psql("SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_audit_logs_ts'"),
+        "0"
+    );
+}
