@@ -196,9 +196,15 @@ impl Cancel {
     /// Take the signal's line to print it: waits up to `wait` for the signal thread
     /// to compose it. None: the other side has it (or it never came).
     pub fn take_report(&self, wait: Duration) -> Option<Error> {
+        let deadline = std::time::Instant::now() + wait;
         let mut r = self.0.report.lock().ok()?;
-        if matches!(*r, Report::Pending) {
-            r = self.0.ready.wait_timeout(r, wait).ok()?.0;
+        // A condition variable may wake early: wait out the whole time.
+        while matches!(*r, Report::Pending) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            r = self.0.ready.wait_timeout(r, left).ok()?.0;
         }
         match std::mem::replace(&mut *r, Report::Taken) {
             Report::Ready(err) => Some(err),
