@@ -40,8 +40,8 @@ struct Inner {
     holds: AtomicUsize,
     /// `--output`'s temporary file, removed when the process ends abruptly.
     partial: Mutex<Option<PathBuf>>,
-    /// The client tool running now (pid) and the file it writes.
-    child: Mutex<Option<(u32, Option<PathBuf>)>>,
+    /// The client tools running now (pid, the file each writes): several in a fleet.
+    children: Mutex<Vec<(u32, Option<PathBuf>)>>,
     /// The signal's line, once composed; taken by whoever prints it.
     report: Mutex<Report>,
     ready: Condvar,
@@ -72,7 +72,7 @@ impl Cancel {
             reporting: AtomicBool::new(false),
             holds: AtomicUsize::new(0),
             partial: Mutex::new(None),
-            child: Mutex::new(None),
+            children: Mutex::new(Vec::new()),
             report: Mutex::new(Report::Pending),
             ready: Condvar::new(),
         }))
@@ -145,26 +145,32 @@ impl Cancel {
     /// A client tool runs (`pid`), writing `file`: stopped and removed on a signal,
     /// forgotten when the guard drops.
     pub fn child(&self, pid: u32, file: Option<&Path>) -> ChildGuard {
-        if let Ok(mut c) = self.0.child.lock() {
-            *c = Some((pid, file.map(Path::to_owned)));
+        if let Ok(mut c) = self.0.children.lock() {
+            c.push((pid, file.map(Path::to_owned)));
         }
-        ChildGuard(self.clone())
+        ChildGuard(self.clone(), pid)
     }
 
-    /// Stop the client tool running now, if any, and remove the file it was writing
-    /// (a pg_dump must not go on writing after we exit, and half a backup is not one).
+    /// Stop the client tools running now, if any, and remove the files they were
+    /// writing (a pg_dump must not go on writing after we exit, and half a backup is
+    /// not one).
     pub fn kill_child(&self) {
-        let Some((pid, file)) = self.0.child.lock().ok().and_then(|mut c| c.take()) else {
-            return;
-        };
-        if let Ok(pid) = i32::try_from(pid) {
-            // SAFETY: kill(2) with a pid we spawned; no memory is touched.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
+        let running = self
+            .0
+            .children
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default();
+        for (pid, file) in running {
+            if let Ok(pid) = i32::try_from(pid) {
+                // SAFETY: kill(2) with a pid we spawned; no memory is touched.
+                unsafe {
+                    libc::kill(pid, libc::SIGTERM);
+                }
             }
-        }
-        if let Some(file) = file {
-            let _ = std::fs::remove_file(file);
+            if let Some(file) = file {
+                let _ = std::fs::remove_file(file);
+            }
         }
     }
 
@@ -227,12 +233,12 @@ impl Drop for Hold {
 }
 
 /// A running client tool ([`Cancel::child`]); forgotten on drop.
-pub struct ChildGuard(Cancel);
+pub struct ChildGuard(Cancel, u32);
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        if let Ok(mut c) = self.0.0.child.lock() {
-            *c = None;
+        if let Ok(mut c) = self.0.0.children.lock() {
+            c.retain(|(pid, _)| *pid != self.1);
         }
     }
 }
