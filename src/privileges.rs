@@ -44,23 +44,39 @@ pub async fn per_command(
             .map(|g| (g.row, !g.writes || writable))
             .collect();
     }
-    let create_schema = scalar::<bool>(
-        db,
-        "SELECT has_schema_privilege(current_schema(), 'CREATE') AS v",
-    )
-    .await
-    .unwrap_or(false);
-    let owns = owns_api_tables(db).await;
-    // Each (table, privilege) asked once.
-    let mut asked: Vec<((&str, Privilege), bool)> = Vec::new();
-    for (table, privilege) in rows.iter().flat_map(|g| g.tables.iter().copied()) {
-        if !asked.iter().any(|(k, _)| *k == (table, privilege)) {
-            let ok = scalar::<bool>(db, &table_priv(table, privilege.sql()))
-                .await
-                .unwrap_or(false);
-            asked.push(((table, privilege), ok));
+    // Every (table, privilege) once, with CREATE on the schema and the ownership of
+    // the API's tables: one catalog query.
+    let mut pairs: Vec<(&str, Privilege)> = Vec::new();
+    for pair in rows.iter().flat_map(|g| g.tables.iter().copied()) {
+        if !pairs.contains(&pair) {
+            pairs.push(pair);
         }
     }
+    let mut columns = vec![
+        "has_schema_privilege(current_schema(), 'CREATE') AS create_schema".to_owned(),
+        format!("({}) AS owns", owns_api_tables_sql()),
+    ];
+    for (i, (table, privilege)) in pairs.iter().enumerate() {
+        columns.push(format!("{} AS p{i}", table_priv(table, privilege.sql())));
+    }
+    let row = db
+        .query_one(&format!("SELECT {}", columns.join(", ")))
+        .await
+        .ok()
+        .flatten();
+    // A check that cannot run says no.
+    let answer = |column: &str| {
+        row.as_ref()
+            .and_then(|r| r.try_get::<bool>("", column).ok())
+            .unwrap_or(false)
+    };
+    let create_schema = answer("create_schema");
+    let owns = answer("owns");
+    let asked: Vec<((&str, Privilege), bool)> = pairs
+        .iter()
+        .enumerate()
+        .map(|(i, pair)| (*pair, answer(&format!("p{i}"))))
+        .collect();
     let has = |k: &(&str, Privilege)| asked.iter().any(|(a, ok)| a == k && *ok);
     rows.iter()
         .map(|g| {
@@ -73,32 +89,27 @@ pub async fn per_command(
         .collect()
 }
 
-/// The role may ALTER and DROP the API's tables that exist (it owns them).
-async fn owns_api_tables(db: &Db) -> bool {
+/// Whether the role may ALTER and DROP the API's tables that exist (it owns them).
+fn owns_api_tables_sql() -> String {
     let tables: Vec<String> = crate::migrations::api_tables()
         .iter()
         .map(String::as_str)
         .chain(std::iter::once(crate::migrations::TRACKING_TABLE))
         .map(|t| format!("'{t}'"))
         .collect();
-    scalar::<bool>(
-        db,
-        &format!(
-            "SELECT COALESCE(bool_and(pg_has_role(current_user, c.relowner, 'USAGE')), true) AS v \
-             FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' \
-             AND c.relname IN ({})",
-            tables.join(", ")
-        ),
+    format!(
+        "SELECT COALESCE(bool_and(pg_has_role(current_user, c.relowner, 'USAGE')), true) \
+         FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' \
+         AND c.relname IN ({})",
+        tables.join(", ")
     )
-    .await
-    .unwrap_or(false)
 }
 
 /// Whether the role has `privilege` on `table`; a table that does not exist yet: CREATE
-/// on the schema (the command's migration makes it).
+/// on the schema (the command's migration makes it). An expression.
 fn table_priv(table: &str, privilege: &str) -> String {
     format!(
-        "SELECT CASE WHEN to_regclass('{table}') IS NULL THEN has_schema_privilege(current_schema(), 'CREATE') \
-         ELSE has_table_privilege('{table}', '{privilege}') END AS v"
+        "CASE WHEN to_regclass('{table}') IS NULL THEN has_schema_privilege(current_schema(), 'CREATE') \
+         ELSE has_table_privilege('{table}', '{privilege}') END"
     )
 }
