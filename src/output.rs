@@ -157,14 +157,15 @@ struct Terminal {
     stdout_tty: bool,
 }
 
-/// Where a result's bytes go: stdout (in a fleet run, a buffer instead) and, with
+/// Where a result's bytes go: stdout (in a fleet run, nowhere) and, with
 /// `--output FILE`, the file beside it. A tee: each byte to both; when stdout shows the
 /// human table beside the file's JSON (`--output` with `--format table`), the bytes go
 /// to the file alone and the table to stdout ([`Tee::write_terminal`]).
 #[derive(Debug, Clone, Default)]
 struct Tee {
-    /// A fleet run's database: the bytes go here instead of stdout.
-    sink: Option<Arc<std::sync::Mutex<Vec<u8>>>>,
+    /// A fleet run's database: the bytes go nowhere (the fleet's document holds the
+    /// typed report).
+    discard: bool,
     /// `--output FILE` (taken when it is renamed into place).
     file: Option<Arc<std::sync::Mutex<Option<ReportFile>>>>,
     /// stdout shows the human table: the bytes go to the file alone.
@@ -193,10 +194,7 @@ impl Tee {
             return Ok(());
         }
         self.used.store(true, Ordering::Relaxed);
-        if let Some(sink) = &self.sink {
-            if let Ok(mut buf) = sink.lock() {
-                buf.extend_from_slice(bytes);
-            }
+        if self.discard {
             return Ok(());
         }
         if let Some(file) = &self.file
@@ -487,14 +485,13 @@ impl Output {
     /// nothing on stdout (the fleet's document holds each database's typed report;
     /// warnings and errors still go to stderr).
     pub fn captured(&self) -> Self {
-        let sink = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut ui = self.clone();
         ui.format = Format::Json;
         ui.quiet = true;
         ui.term.stdin_tty = false;
         ui.result_complete = Arc::new(AtomicBool::new(false));
         ui.out = Tee {
-            sink: Some(sink),
+            discard: true,
             ..Tee::default()
         };
         ui
