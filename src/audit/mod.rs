@@ -239,10 +239,13 @@ pub fn statements(backend: DbBackend, params: &Params, selected: &[Rule]) -> Vec
             out.push(("the audit's transaction".to_owned(), setting.to_owned()));
         }
     }
-    let in_pass: Vec<&str> = selected
+    let in_pass: Vec<String> = selected
         .iter()
-        .filter(|r| r.reads_audit_logs())
-        .map(|r| r.name())
+        .filter(|r| r.reads_audit_logs() && **r != Rule::NoTelemetry)
+        .map(|r| match r {
+            Rule::SuccessAfterFailures => format!("{} (its candidates)", r.name()),
+            _ => r.name().to_owned(),
+        })
         .collect();
     out.push((
         format!(
@@ -255,6 +258,20 @@ pub fn statements(backend: DbBackend, params: &Params, selected: &[Rule]) -> Vec
         ),
         pass::statement(backend, params, selected),
     ));
+    if selected.contains(&Rule::SuccessAfterFailures) {
+        out.push((
+            "success-after-failures: the logins of the candidates the pass returns (here none), \
+             around their candidate hours"
+                .to_owned(),
+            pass::successes_statement(backend, params, &[]),
+        ));
+    }
+    if selected.contains(&Rule::NoTelemetry) {
+        out.push((
+            Rule::NoTelemetry.name().to_owned(),
+            pass::no_telemetry_statement(backend, params),
+        ));
+    }
     for rule in selected.iter().filter(|r| !r.reads_audit_logs()) {
         if let Some(sql) = rules::sql_for(*rule, backend, params) {
             out.push((rule.name().to_owned(), sql));
@@ -279,7 +296,8 @@ async fn provenance_rows(
     let claim = |k: &str| format!("{} = '{}'", d.j("details", k), records::CREATED_BY);
     let sql = format!(
         "SELECT id, org_id, user_id, action, resource, CAST(details AS TEXT) AS details, ts \
-         FROM audit_logs WHERE ({} OR {}){} ORDER BY ts, id",
+         FROM audit_logs WHERE CASE WHEN {} THEN {} OR {} ELSE 1 = 0 END{} ORDER BY ts, id",
+        d.nul_free("details"),
         claim("created_by"),
         claim("changed_by"),
         d.org_filter("org_id", params.org.as_deref()),
@@ -368,8 +386,9 @@ async fn skipped_rules(
     Ok(skipped)
 }
 
-/// The one pass over audit_logs ([`pass`]) for the rules among `rules` that read it:
-/// their findings, and the count of rows the rules cannot read.
+/// The one pass over audit_logs ([`pass`]) for the rules among `rules` that read it,
+/// then success-after-failures's logins for the candidates the pass found, then
+/// no-telemetry: their findings, and the count of rows the rules cannot read.
 async fn one_pass(
     txn: &DatabaseTransaction,
     backend: DbBackend,
@@ -381,28 +400,67 @@ async fn one_pass(
     let step = ui.step("one pass over audit_logs");
     if backend == DbBackend::Postgres {
         // Settings of this read-only transaction only (see `pass::SETTINGS`).
-        for setting in pass::SETTINGS {
-            txn.execute_unprepared(setting)
-                .await
-                .map_err(|e| Error::from_db(e, "tuning the audit's transaction"))?;
-        }
+        txn.execute_unprepared(&pass::SETTINGS.join("; "))
+            .await
+            .map_err(|e| Error::from_db(e, "tuning the audit's transaction"))?;
     }
+    let mut unparseable = 0;
+    let mut candidates = Vec::new();
     let sql = pass::statement(backend, params, rules);
+    stream_findings(txn, backend, sql, params, sink, &mut |name, row| {
+        let text = |c: &str| -> Result<Option<String>> {
+            row.try_get("", c)
+                .map_err(|e| Error::from_db(e, "reading the audit's findings"))
+        };
+        if name == pass::UNPARSEABLE {
+            unparseable = text("evidence")?.and_then(|n| n.parse().ok()).unwrap_or(0);
+        } else {
+            let ts = |c: &str| -> Result<chrono::NaiveDateTime> {
+                text(c)?
+                    .as_deref()
+                    .map(records::parse_timestamp)
+                    .transpose()
+                    .map_err(Error::internal)?
+                    .ok_or_else(|| Error::internal("a candidate without its hour"))
+            };
+            candidates.push((text("email")?.unwrap_or_default(), ts("at")?));
+        }
+        Ok(())
+    })
+    .await?;
+    if rules.contains(&Rule::SuccessAfterFailures) && !candidates.is_empty() {
+        let sql = pass::successes_statement(backend, params, &candidates);
+        stream_findings(txn, backend, sql, params, sink, &mut |_, _| Ok(())).await?;
+    }
+    if rules.contains(&Rule::NoTelemetry) {
+        let sql = pass::no_telemetry_statement(backend, params);
+        stream_findings(txn, backend, sql, params, sink, &mut |_, _| Ok(())).await?;
+    }
+    drop(step);
+    Ok(unparseable)
+}
+
+/// Stream a statement's rows into findings; a row whose `rule` is not a rule's name
+/// (the pass's `unparseable` and `candidate` rows) goes to `other`.
+async fn stream_findings(
+    txn: &DatabaseTransaction,
+    backend: DbBackend,
+    sql: String,
+    params: &Params,
+    sink: &mut Sink<'_>,
+    other: &mut dyn FnMut(&str, &sea_orm::QueryResult) -> Result<()>,
+) -> Result<()> {
     let mut stream = txn
         .stream_raw(Statement::from_string(backend, sql))
         .await
         .map_err(|e| Error::from_db(e, "running the audit"))?;
-    let mut unparseable = 0;
     while let Some(row) = stream.next().await {
         let row = row.map_err(|e| Error::from_db(e, "reading the audit's findings"))?;
         let name: String = row
             .try_get("", "rule")
             .map_err(|e| Error::from_db(e, "reading the audit's findings"))?;
-        if name == pass::UNPARSEABLE {
-            let n: Option<String> = row
-                .try_get("", "evidence")
-                .map_err(|e| Error::from_db(e, "counting unparseable audit rows"))?;
-            unparseable = n.and_then(|n| n.parse().ok()).unwrap_or(0);
+        if name == pass::UNPARSEABLE || name == pass::CANDIDATE {
+            other(&name, &row)?;
             continue;
         }
         let rule = Rule::from_name(&name)
@@ -412,8 +470,7 @@ async fn one_pass(
             sink(f)?;
         }
     }
-    drop(step);
-    Ok(unparseable)
+    Ok(())
 }
 
 /// `--org` must name an existing organization (exit 4 otherwise).

@@ -1,19 +1,26 @@
 //! The one pass over `audit_logs`: every rule that reads it is a branch of one
 //! statement over one working set, so the table is scanned once per run whatever the
-//! number of rules and findings.
+//! number of rules and findings; each row's `details` is parsed once where one key is
+//! enough.
 //!
-//! 1. `w` (materialized): the rows of the four actions the rules read, filtered on
-//!    `action` first, with the keys of `details` the rules need taken out once. Kept:
-//!    every registration, the logins from `since - 1h`, and the rows whose details the
-//!    rules cannot read (counted as unparseable).
-//! 2. `reg` (materialized): each registration classified once (its creator, whether
-//!    the creator was an owner or admin of the org), and `pu`: per user, by equality
-//!    joins (by user_id, then by lowercased email where user_id differs), the
-//!    registrations about it, whether one is authorized / clean, and their creators.
-//! 3. `fe` (materialized): failures per email, counted by hashing. Brute force and
-//!    success-after-failures take their candidate emails from it (enough failures;
-//!    for the latter, enough in two adjacent hours), then compute exact windows for
-//!    the candidates only.
+//! 1. `w` (materialized, narrow rows): what the rules read and nothing else: the
+//!    registrations and role changes (with the keys of a registration), the failed
+//!    logins from `since - 1h` (the address lowercased, the reason), and the rows the
+//!    rules cannot read (only to be counted). A successful login or a logout is parsed
+//!    only to learn whether it is readable, and dropped.
+//! 2. `reg`: each registration classified once (its creator, whether the creator was
+//!    an owner or admin of the org), and `pu`: per user, by equality joins (by
+//!    user_id, then by lowercased email where user_id differs), the registrations
+//!    about it, whether one is clean, and their creators; `le`, its latest recorded
+//!    role event.
+//! 3. `fe`: failures per address, counted by hashing. Brute force takes its candidates
+//!    from it (enough failures inside `--since`) and computes exact windows for them
+//!    only. Success-after-failures takes its candidates too (the hours with failures
+//!    that make 5 with the hour before or after) and returns them as rows
+//!    `rule = 'candidate'`: the logins it needs are read afterwards
+//!    ([`successes_statement`]), in the same snapshot, only for those addresses and
+//!    around those hours, through the index on `ts`, so that the pass never carries
+//!    the (many) successful logins of everyone else.
 //!
 //! Each branch returns the columns of a finding plus `rule`; the caller turns rows
 //! into findings ([`super::rules::finding`]). The row with `rule = 'unparseable'`
@@ -31,22 +38,33 @@ use crate::records::CREATED_BY;
 ///   thousand rows whatever it holds, and joined the 1.1M logins to the brute-force
 ///   candidates by nested loop (a CTE rescan per candidate: over 10 minutes); every
 ///   join here is an equality join that a hash join answers in one pass.
+/// - `enable_sort = off`, `enable_mergejoin = off`, `work_mem = 64MB`: the same
+///   estimates made it sort 285,000 failures to count them per address (0.7 s where
+///   hashing takes 0.15 s); only the windows and the latest event per user still sort
+///   (they must), on byte-compared keys.
 /// - `jit = off`: JIT compilation cost ~0.7 s on the per-rule statements this replaced
-///   (issue 13 measured it); not measured separately on the pass.
-/// - `parallel_tuple_cost = 0.001`: the scan keeps ~1.2M of 5M rows; at the default
-///   (0.1) the planner prefers one process parsing every row's JSON.
-pub const SETTINGS: [&str; 3] = [
+///   (issue 13 measured it).
+/// - `parallel_tuple_cost = 0.001`: the scan keeps a fraction of the rows; at the
+///   default (0.1) the planner prefers one process parsing every row's JSON.
+pub const SETTINGS: [&str; 6] = [
     "SET LOCAL enable_nestloop = off",
+    "SET LOCAL enable_sort = off",
+    "SET LOCAL enable_mergejoin = off",
+    "SET LOCAL work_mem = '64MB'",
     "SET LOCAL jit = off",
     "SET LOCAL parallel_tuple_cost = 0.001",
 ];
 
 /// The name of the row that carries the unparseable count.
 pub const UNPARSEABLE: &str = "unparseable";
+/// The name of the rows that carry success-after-failures's candidates: `email` the
+/// lowercased address, `at` the start of a candidate hour.
+pub const CANDIDATE: &str = "candidate";
 
 /// The statement of the pass for the `selected` rules (those that
-/// [`Rule::reads_audit_logs`]; the
-/// unparseable count is always there).
+/// [`Rule::reads_audit_logs`], no-telemetry and success-after-failures's last step
+/// aside: [`no_telemetry_statement`], [`successes_statement`]); the unparseable
+/// count is always there.
 pub fn statement(backend: DbBackend, p: &Params, selected: &[Rule]) -> String {
     let d = Dialect::new(backend);
     let mut branches = Vec::new();
@@ -55,74 +73,92 @@ pub fn statement(backend: DbBackend, p: &Params, selected: &[Rule]) -> String {
             continue;
         }
         if let Some(sql) = branch(&d, *rule, p) {
+            let name = if *rule == Rule::SuccessAfterFailures {
+                CANDIDATE
+            } else {
+                rule.name()
+            };
             branches.push(format!(
                 "SELECT {ord} AS ord, '{name}' AS rule, org_id, user_id, email, role, created_at, at, \
-                 evidence, sort_ts FROM ({sql}) b{ord}",
-                name = rule.name()
+                 evidence, sort_ts FROM ({sql}) b{ord}"
             ));
         }
     }
     branches.push(format!(
         "SELECT {n} AS ord, '{UNPARSEABLE}' AS rule, NULL AS org_id, NULL AS user_id, NULL AS email, \
          NULL AS role, NULL AS created_at, NULL AS at, CAST(COUNT(*) AS TEXT) AS evidence, {no_ts} AS sort_ts \
-         FROM w WHERE {bad}{org}",
+         FROM w WHERE {bad} AND (k >= 3{org})",
         n = Rule::ALL.len(),
         no_ts = d.null_ts(),
         bad = unparseable(&d),
-        org = d.org_filter("org_id", p.org.as_deref()),
+        org = p
+            .org
+            .as_deref()
+            .map(|o| format!(" OR org_id = {}", crate::db::quote_literal(o)))
+            .unwrap_or_else(|| " OR 1 = 1".to_owned()),
     ));
     format!(
         "WITH {w}, {reg}, {rc}, {pu}, {fe}, {brute}, {success} \
          SELECT rule, org_id, user_id, email, role, created_at, at, evidence FROM ({union}) f \
          ORDER BY ord, sort_ts",
         w = working_set(&d, p),
-        reg = registrations(p),
+        reg = registrations(&d, p),
         rc = role_changes(&d, p),
         pu = per_user(&d),
         fe = failures_per_email(&d, p),
         brute = brute_force_ctes(&d, p),
-        success = success_after_failures_ctes(&d, p),
+        success = success_candidates_ctes(&d),
         union = branches.join(" UNION ALL "),
     )
 }
 
-/// A row of `w` the rules cannot read: no email (details missing, not an object, or
-/// without the key), a registration without its role, or a role change without its
-/// new role.
+/// A row of `w` the rules cannot read: a registration without email or role, a role
+/// change without email or new role, a failed login without email; the other logins
+/// and logouts are in `w` only when unreadable (a document that is not an object, has
+/// no email, or has a `\u0000` escape reads as NULL here).
 fn unparseable(d: &Dialect) -> String {
     format!(
-        "(email IS NULL OR (action = 'user_registered' AND reg_role IS NULL) \
-          OR (action = 'role_changed' AND {} IS NULL))",
-        d.j("rc_details", "new_role")
+        "(CASE k WHEN 1 THEN e IS NULL OR reg_role IS NULL \
+                 WHEN 2 THEN e IS NULL OR {new_role} IS NULL \
+                 WHEN 3 THEN el IS NULL ELSE 1 = 1 END)",
+        new_role = d.j("rc_details", "new_role")
     )
 }
 
-/// The working set: one scan of audit_logs, each kept row's keys taken out of
-/// `details` once.
+/// The working set: one scan of audit_logs; of each kept row only what the rules read,
+/// each key taken out of `details` once. `k`: 1 registration, 2 role change, 3 failed
+/// login, 4 successful login, 5 logout.
 fn working_set(d: &Dialect, p: &Params) -> String {
-    let email = d.j("a.details", "email");
+    let ok = d.nul_free("a.details");
     let org = d.org_filter("a.org_id", p.org.as_deref());
+    let acct = "a.action IN ('user_registered', 'role_changed')";
+    let recent = d.ts_cmp("a.ts", ">=", p.since - chrono::Duration::hours(1));
+    let get = |key: &str| d.j("a.details", key);
     format!(
-        "w AS MATERIALIZED (SELECT a.id AS audit_id, a.org_id, a.user_id, a.action, a.ts, {email} AS email, \
-                lower({email}) AS email_l, \
-                CASE WHEN a.action = 'user_registered' THEN {role} END AS reg_role, \
-                CASE WHEN a.action = 'user_registered' THEN {by} END AS created_by, \
-                CASE WHEN a.action = 'login_failed' THEN {reason} END AS reason, \
-                CASE WHEN a.action = 'user_registered' THEN {obj} END AS obj, \
-                CASE WHEN a.action = 'role_changed' THEN a.details END AS rc_details \
+        "w AS MATERIALIZED (SELECT \
+                CASE a.action WHEN 'user_registered' THEN 1 WHEN 'role_changed' THEN 2 \
+                     WHEN 'login_failed' THEN 3 WHEN 'login_success' THEN 4 ELSE 5 END AS k, a.ts, \
+                CASE WHEN {acct} THEN a.id END AS audit_id, \
+                CASE WHEN {acct} THEN a.org_id END AS org_id, \
+                CASE WHEN {acct} THEN a.user_id END AS user_id, \
+                CASE WHEN {acct} THEN {ok} AND {obj} END AS obj, \
+                CASE WHEN {acct} AND {ok} THEN {email} END AS e, \
+                CASE WHEN a.action = 'login_failed' AND {ok} AND {recent} THEN {el} END AS el, \
+                CASE WHEN a.action = 'login_failed' AND {ok} AND {recent} THEN {reason} END AS reason, \
+                CASE WHEN a.action = 'user_registered' AND {ok} THEN {role} END AS reg_role, \
+                CASE WHEN a.action = 'user_registered' AND {ok} THEN {by} END AS created_by, \
+                CASE WHEN a.action = 'role_changed' AND {ok} THEN a.details END AS rc_details \
          FROM audit_logs a \
          WHERE a.action IN ('user_registered', 'role_changed', 'login_failed', 'login_success', 'logout') \
-           AND ((a.action IN ('user_registered', 'role_changed') AND {obj}) \
-                OR (a.action NOT IN ('user_registered', 'role_changed') AND {recent}{org} AND {email} IS NOT NULL) \
-                OR ({email} IS NULL{org}) \
-                OR (a.action = 'user_registered' AND {role} IS NULL{org}) \
-                OR (a.action = 'role_changed' AND {new_role} IS NULL{org})))",
-        role = d.j("a.details", "role"),
-        new_role = d.j("a.details", "new_role"),
-        by = d.j("a.details", "created_by"),
-        reason = d.j("a.details", "reason"),
+           AND ({acct} \
+                OR (a.action = 'login_failed' AND {recent}{org}) \
+                OR ((NOT {ok} OR {email} IS NULL){org})))",
         obj = d.is_obj("a.details"),
-        recent = d.ts_cmp("a.ts", ">=", p.since - chrono::Duration::hours(1)),
+        email = get("email"),
+        el = d.bytes(&format!("lower({})", get("email"))),
+        reason = get("reason"),
+        role = get("role"),
+        by = get("created_by"),
     )
 }
 
@@ -145,17 +181,18 @@ fn verified(p: &Params, audit_id: &str) -> String {
 /// Each registration once: its creator, whether ecomind-admin made it (`by_admin`: its
 /// claim, verified when a key is configured), and whether the creator was allowed to
 /// make it (ecomind-admin, or an owner or admin of the same org).
-fn registrations(p: &Params) -> String {
+fn registrations(d: &Dialect, p: &Params) -> String {
     format!(
-        "reg AS MATERIALIZED (SELECT r.audit_id, r.org_id, r.user_id, r.ts, r.email, r.email_l, \
+        "reg AS MATERIALIZED (SELECT r.audit_id, r.org_id, r.user_id, r.ts, r.e AS email, {email_l} AS email_l, \
                 r.reg_role, r.created_by, c.id AS creator_id, c.org_id AS creator_org, \
                 CAST(c.role AS TEXT) AS creator_role, \
                 COALESCE(r.created_by = '{CREATED_BY}'{v}, FALSE) AS by_admin, \
                 (COALESCE(r.created_by = '{CREATED_BY}'{v}, FALSE) \
                  OR COALESCE(c.org_id = r.org_id AND CAST(c.role AS TEXT) IN ('owner', 'admin'), FALSE)) AS authorized \
          FROM w r LEFT JOIN users c ON c.id = r.created_by \
-         WHERE r.action = 'user_registered' AND r.obj)",
+         WHERE r.k = 1 AND r.obj)",
         v = verified(p, "r.audit_id"),
+        email_l = d.bytes("lower(r.e)"),
     )
 }
 
@@ -171,7 +208,7 @@ fn role_changes(d: &Dialect, p: &Params) -> String {
                 (COALESCE({by} = '{CREATED_BY}'{v}, FALSE) \
                  OR COALESCE(c.org_id = r.org_id AND CAST(c.role AS TEXT) IN ('owner', 'admin'), FALSE)) AS authorized \
          FROM w r LEFT JOIN users c ON c.id = {by} \
-         WHERE r.action = 'role_changed' AND {new_role} IS NOT NULL)",
+         WHERE r.k = 2 AND r.obj AND {new_role} IS NOT NULL)",
         v = verified(p, "r.audit_id"),
         new_role = d.j("r.rc_details", "new_role"),
         old_role = d.j("r.rc_details", "old_role"),
@@ -189,48 +226,49 @@ fn role_changes(d: &Dialect, p: &Params) -> String {
 fn per_user(d: &Dialect) -> String {
     let clean = "(r.authorized AND (r.reg_role = 'viewer' OR r.by_admin))".to_owned();
     format!(
-        "ru AS (SELECT u.id AS uid, r.authorized, {clean} AS clean, r.created_by, r.ts, r.audit_id, r.reg_role \
+        "ru AS (SELECT {uid} AS uid, r.authorized, {clean} AS clean, r.created_by, r.ts, r.audit_id, r.reg_role \
                 FROM reg r JOIN users u ON u.id = r.user_id \
                 UNION ALL \
-                SELECT u.id, r.authorized, {clean}, r.created_by, r.ts, r.audit_id, r.reg_role \
+                SELECT {uid}, r.authorized, {clean}, r.created_by, r.ts, r.audit_id, r.reg_role \
                 FROM reg r JOIN users u ON lower(u.email) = r.email_l \
                 WHERE {other}), \
          pu AS MATERIALIZED (SELECT uid, COUNT(*) AS registrations, {ok} AS has_ok, {cl} AS has_clean, \
                 {creators} AS creators FROM ru GROUP BY uid), \
          ev AS (SELECT uid, ts, audit_id, 'user_registered' AS action, reg_role AS role, created_by AS by_, authorized FROM ru \
                 UNION ALL \
-                SELECT u.id, c.ts, c.audit_id, 'role_changed', c.new_role, c.changed_by, c.authorized \
+                SELECT {uid}, c.ts, c.audit_id, 'role_changed', c.new_role, c.changed_by, c.authorized \
                 FROM rc c JOIN users u ON u.id = c.user_id), \
          le AS MATERIALIZED (SELECT uid, action, role, by_, ts, authorized FROM \
                 (SELECT ev.*, ROW_NUMBER() OVER (PARTITION BY uid ORDER BY ts DESC, audit_id DESC) AS n FROM ev) x \
                 WHERE n = 1)",
         other = d.distinct_from("r.user_id", "u.id"),
+        uid = d.bytes("u.id"),
         ok = d.bool_or("authorized"),
         cl = d.bool_or("clean"),
         creators = d.agg("COALESCE(created_by, '<none>')"),
     )
 }
 
-/// Failures per email, over all the failures of `w` (from `since - 1h`), counted by
-/// hashing: the login rules look closer only at the emails with enough of them.
+/// Failures per address, over the failures of `w` (from `since - 1h`), counted by
+/// hashing: the login rules look closer only at the addresses with enough of them.
 fn failures_per_email(d: &Dialect, p: &Params) -> String {
     format!(
-        "fe AS MATERIALIZED (SELECT email_l, COUNT(*) AS n, \
+        "fe AS MATERIALIZED (SELECT el AS email_l, COUNT(*) AS n, \
                                     SUM(CASE WHEN {since} THEN 1 ELSE 0 END) AS n_since FROM w \
-                             WHERE action = 'login_failed' AND email_l IS NOT NULL GROUP BY email_l)",
+                             WHERE k = 3 AND el IS NOT NULL GROUP BY el)",
         since = d.ts_cmp("ts", ">=", p.since),
     )
 }
 
-/// brute-force: candidates are the emails with at least `threshold` failures inside
+/// brute-force: candidates are the addresses with at least `threshold` failures inside
 /// `--since`; exact sliding windows only for them.
 fn brute_force_ctes(d: &Dialect, p: &Params) -> String {
     format!(
-        "bf_w AS (SELECT l.email_l, l.ts, l.reason, \
-                         COUNT(*) OVER (PARTITION BY l.email_l {per_minute}) AS per_minute, \
-                         COUNT(*) OVER (PARTITION BY l.email_l {per_hour}) AS per_hour \
-                  FROM w l JOIN fe c ON c.email_l = l.email_l \
-                  WHERE c.n_since >= {threshold} AND l.action = 'login_failed' AND {l_since}), \
+        "bf_w AS (SELECT l.el AS email_l, l.ts, l.reason, \
+                         COUNT(*) OVER (PARTITION BY l.el {per_minute}) AS per_minute, \
+                         COUNT(*) OVER (PARTITION BY l.el {per_hour}) AS per_hour \
+                  FROM w l JOIN fe c ON c.email_l = l.el \
+                  WHERE c.n_since >= {threshold} AND l.k = 3 AND {l_since}), \
          bf AS (SELECT email_l, MAX(per_minute) AS max_per_minute, MAX(per_hour) AS max_per_hour, \
                        COUNT(*) AS failures, MIN(ts) AS first_ts, MAX(ts) AS last_ts, {reasons} AS reasons \
                 FROM bf_w GROUP BY email_l HAVING MAX(per_minute) >= {threshold})",
@@ -242,27 +280,104 @@ fn brute_force_ctes(d: &Dialect, p: &Params) -> String {
     )
 }
 
-/// success-after-failures: candidates are the emails with at least 5 failures, of
-/// which 5 in two adjacent hours (counted per hour for those emails only); exact
-/// windows, and the successes inside `--since`, only for them.
-fn success_after_failures_ctes(d: &Dialect, p: &Params) -> String {
+/// success-after-failures, first step: the candidates are the hours `x` with failures
+/// that make 5 with the hour before (counted per hour only for the addresses with 5
+/// failures in all). A success at `s`, in hour `y`, counts the failures of
+/// `[s - 1h, s]`, in hours `y - 1` and `y`. If it has 5: when hour `y` has failures, `y`
+/// is a candidate; when not, `y - 1` has the 5 alone and is one. Either way
+/// `[x - 1h, x + 2h)` holds the success and every failure it counts.
+fn success_candidates_ctes(d: &Dialect) -> String {
     format!(
-        "fh AS (SELECT l.email_l, {hour} AS h, COUNT(*) AS n FROM w l JOIN fe c ON c.email_l = l.email_l \
-                WHERE c.n >= {n} AND l.action = 'login_failed' GROUP BY l.email_l, {hour}), \
-         sa_c AS (SELECT DISTINCT a.email_l FROM fh a LEFT JOIN fh b ON b.email_l = a.email_l AND b.h = {prev_h} \
-                  WHERE a.n + COALESCE(b.n, 0) >= {n}), \
-         sa_w AS (SELECT l.email_l, l.ts, l.action, \
-                         SUM(CASE WHEN l.action = 'login_failed' THEN 1 ELSE 0 END) \
-                           OVER (PARTITION BY l.email_l {hour_before}) AS failures_before \
-                  FROM w l JOIN sa_c c ON c.email_l = l.email_l \
-                  WHERE l.action IN ('login_failed', 'login_success')), \
-         sa AS (SELECT email_l, MIN(ts) AS first_success, MAX(failures_before) AS failures, COUNT(*) AS successes \
-                FROM sa_w WHERE action = 'login_success' AND {since} AND failures_before >= {n} GROUP BY email_l)",
+        "fh AS (SELECT l.el AS email_l, {hour} AS h, COUNT(*) AS n FROM w l JOIN fe c ON c.email_l = l.el \
+                WHERE c.n >= {n} AND l.k = 3 GROUP BY l.el, {hour}), \
+         sc AS (SELECT a.email_l, a.h FROM fh a LEFT JOIN fh b ON b.email_l = a.email_l AND b.h = {prev_h} \
+                WHERE a.n + COALESCE(b.n, 0) >= {n})",
         hour = d.hour("l.ts"),
         prev_h = d.previous_hour("a.h"),
+        n = FAILURES_BEFORE_SUCCESS,
+    )
+}
+
+/// Above this many candidate hours, the second step reads every login from
+/// `since - 1h` instead of the hours' spans (a statement of bounded size).
+const MAX_SPANS: usize = 200;
+
+/// success-after-failures, second step, for the candidate hours of the pass (address,
+/// hour `x`): the failed and successful logins of those addresses within
+/// `[x - 1h, x + 2h)`, read through the index on `ts` (with a second of margin either
+/// side: SQLite's timestamps come back at millisecond precision; never before
+/// `since - 1h`, the pass's window); a finding per address with a success inside
+/// `--since` that had 5 failures in the hour before it. Exact: a success with 5 has
+/// all of them read (see [`success_candidates_ctes`]); one without them has fewer
+/// here too, since fewer rows can only count fewer.
+pub fn successes_statement(
+    backend: DbBackend,
+    p: &Params,
+    candidates: &[(String, chrono::NaiveDateTime)],
+) -> String {
+    let d = Dialect::new(backend);
+    let ok = d.nul_free("a.details");
+    let margin = chrono::Duration::seconds(1);
+    let hour = chrono::Duration::hours(1);
+    let floor = p.since - hour;
+    let spans = if candidates.is_empty() {
+        "1 = 0".to_owned()
+    } else if candidates.len() > MAX_SPANS {
+        d.ts_cmp("a.ts", ">=", floor)
+    } else {
+        candidates
+            .iter()
+            .map(|(_, h)| {
+                format!(
+                    "({} AND {})",
+                    d.ts_cmp("a.ts", ">=", (*h - hour - margin).max(floor)),
+                    d.ts_cmp("a.ts", "<", *h + hour * 2 + margin)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    };
+    let mut emails: Vec<String> = candidates
+        .iter()
+        .map(|(e, _)| crate::db::quote_literal(e))
+        .collect();
+    emails.sort_unstable();
+    emails.dedup();
+    let emails = if emails.is_empty() {
+        "NULL".to_owned()
+    } else {
+        emails.join(", ")
+    };
+    let email_l = d.bytes(&format!("lower({})", d.j("a.details", "email")));
+    format!(
+        "WITH l AS (SELECT CASE WHEN {ok} THEN {email_l} END AS email_l, a.ts, a.action FROM audit_logs a \
+                    WHERE a.action IN ('login_failed', 'login_success') AND ({spans}){org}), \
+         sa_w AS (SELECT email_l, ts, action, \
+                         SUM(CASE WHEN action = 'login_failed' THEN 1 ELSE 0 END) \
+                           OVER (PARTITION BY email_l {hour_before}) AS failures_before \
+                  FROM l WHERE email_l IN ({emails})), \
+         sa AS (SELECT email_l, MIN(ts) AS first_success, MAX(failures_before) AS failures, COUNT(*) AS successes \
+                FROM sa_w WHERE action = 'login_success' AND {since} AND failures_before >= {n} GROUP BY email_l) \
+         SELECT '{rule}' AS rule, org_id, user_id, email, role, created_at, at, evidence FROM ({branch}) b \
+         ORDER BY sort_ts",
+        org = d.org_filter("a.org_id", p.org.as_deref()),
+        hour_before = d.preceding(3600),
         since = d.ts_cmp("ts", ">=", p.since),
         n = FAILURES_BEFORE_SUCCESS,
-        hour_before = d.preceding(3600),
+        rule = Rule::SuccessAfterFailures.name(),
+        branch = login_rule(&d, Rule::SuccessAfterFailures),
+    )
+}
+
+/// no-telemetry's one row: whether any login event is inside `--since` (EXISTS, read
+/// through the index on `ts`; counted only when the audit is inconclusive for another
+/// reason), the oldest audit row and the newest privileged account.
+pub fn no_telemetry_statement(backend: DbBackend, p: &Params) -> String {
+    let d = Dialect::new(backend);
+    format!(
+        "SELECT '{rule}' AS rule, org_id, user_id, email, role, created_at, at, evidence FROM ({sql}) b",
+        rule = Rule::NoTelemetry.name(),
+        sql = no_telemetry(&d, p),
     )
 }
 
@@ -330,9 +445,14 @@ fn branch(d: &Dialect, rule: Rule, p: &Params) -> Option<String> {
                 ("creator_role", "r.creator_role".into()),
             ],
         ),
-        Rule::BruteForce | Rule::SuccessAfterFailures => login_rule(d, rule),
-        Rule::NoTelemetry => no_telemetry(d, p),
-        Rule::CaseVariantEmail
+        Rule::BruteForce => login_rule(d, rule),
+        Rule::SuccessAfterFailures => format!(
+            "SELECT NULL AS org_id, NULL AS user_id, email_l AS email, NULL AS role, \
+                    NULL AS created_at, {h} AS at, NULL AS evidence, h AS sort_ts FROM sc",
+            h = d.hour_text("h"),
+        ),
+        Rule::NoTelemetry
+        | Rule::CaseVariantEmail
         | Rule::MultipleOwners
         | Rule::PrivilegedWithoutPassword
         | Rule::ForgedProvenance
@@ -449,8 +569,9 @@ fn login_branch(d: &Dialect, cte: &str, at: &str, evidence: &[(&str, String)]) -
 fn no_telemetry(d: &Dialect, p: &Params) -> String {
     let org_u = d.org_filter("u.org_id", p.org.as_deref());
     let logins = format!(
-        "FROM w WHERE action IN ('login_success', 'login_failed', 'logout') AND {}",
-        d.ts_cmp("ts", ">=", p.since)
+        "FROM audit_logs WHERE action IN ('login_success', 'login_failed', 'logout') AND {}{}",
+        d.ts_cmp("ts", ">=", p.since),
+        d.org_filter("org_id", p.org.as_deref()),
     );
     let oldest = "(SELECT MIN(ts) FROM audit_logs)".to_owned();
     let newest = format!("(SELECT MAX(u.created_at) FROM users u WHERE {PRIVILEGED}{org_u})");

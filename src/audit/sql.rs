@@ -41,6 +41,28 @@ impl Dialect {
         }
     }
 
+    /// The document in `col` has no `\u0000` escape: no text accessor of PostgreSQL can
+    /// read one that has (`->>` fails for the whole document, whatever the key), so such
+    /// a row is unparseable, found by a byte search before any parse. SQLite reads them,
+    /// but counts them the same way, so that both backends give one answer.
+    pub fn nul_free(&self, col: &str) -> String {
+        if self.pg {
+            format!("(strpos(CAST({col} AS TEXT), E'\\\\u0000') = 0)")
+        } else {
+            format!("(instr({col}, '\\u0000') = 0)")
+        }
+    }
+
+    /// `expr` compared byte by byte (PostgreSQL's "C" collation): the same equality as
+    /// any deterministic collation, and sorts and groups without the locale's strcoll.
+    pub fn bytes(&self, expr: &str) -> String {
+        if self.pg {
+            format!("({expr} COLLATE \"C\")")
+        } else {
+            expr.to_owned()
+        }
+    }
+
     /// A timestamp literal.
     pub fn ts(&self, t: NaiveDateTime) -> String {
         let s = t.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
@@ -166,6 +188,15 @@ impl Dialect {
             format!("{h} - INTERVAL '1 hour'")
         } else {
             format!("{h} - 1")
+        }
+    }
+
+    /// An hour `h` (a value of [`Dialect::hour`]) as ISO-8601 text.
+    pub fn hour_text(&self, h: &str) -> String {
+        if self.pg {
+            self.ts_text(h)
+        } else {
+            format!("strftime('%Y-%m-%dT%H:%M:%S', {h} * 3600, 'unixepoch')")
         }
     }
 

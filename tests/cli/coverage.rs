@@ -31,34 +31,54 @@ fn audit_show_sql_prints_every_rule_and_touches_nothing() {
         let r = db.run(&["audit", "suspicious-accounts", "--show-sql"]);
         r.expect_code(0);
         // One pass over audit_logs answers the rules that read it (each a branch
-        // named by its rule), the unparseable count included; the users-only rules
+        // named by its rule; success-after-failures's candidates), the unparseable
+        // count included; success-after-failures's second step reads the candidates'
+        // logins, no-telemetry looks through the index on ts; the users-only rules
         // follow, one statement each.
         let pass = r
             .stdout
             .lines()
             .find(|l| l.starts_with("-- one pass over audit_logs: "))
             .unwrap_or_else(|| panic!("{}: no one-pass header:\n{}", db.name(), r.stdout));
+        let pass_sql = format!("\n{}", r.stdout)
+            .split("\n-- ")
+            .find(|s| s.starts_with("one pass over audit_logs: "))
+            .unwrap()
+            .to_owned();
         for rule in ecomind_admin::audit::rules::Rule::ALL
             .into_iter()
             .filter(|r| r.reads_audit_logs())
         {
-            if rule == ecomind_admin::audit::rules::Rule::RegisteredBeforeFix {
+            use ecomind_admin::audit::rules::Rule;
+            if rule == Rule::RegisteredBeforeFix {
                 continue; // only with --fixed-at
             }
-            assert!(pass.contains(rule.name()), "{}: {pass}", db.name());
+            if rule == Rule::NoTelemetry {
+                assert!(r.stdout.contains("\n-- no-telemetry\n"), "{}", db.name());
+            } else {
+                assert!(pass.contains(rule.name()), "{}: {pass}", db.name());
+            }
             assert!(
-                r.stdout.contains(&format!("'{}' AS rule", rule.name())),
+                r.stdout.contains(&format!("'{}' AS rule", rule.name()))
+                    || rule == Rule::SuccessAfterFailures,
                 "{}: {rule:?}",
                 db.name()
             );
         }
+        assert!(pass_sql.contains("'candidate' AS rule"), "{}", db.name());
+        assert!(
+            r.stdout
+                .contains("'success-after-failures' AS rule, org_id, user_id, email"),
+            "{}: the second step of success-after-failures",
+            db.name()
+        );
         assert!(pass.contains("the unparseable rows"), "{pass}");
         assert_eq!(
-            r.stdout.matches("FROM audit_logs a ").count(),
+            pass_sql.matches("FROM audit_logs a ").count(),
             1,
             "{}: one scan of audit_logs:\n{}",
             db.name(),
-            r.stdout
+            pass_sql
         );
         for rule in [
             "case-variant-email",

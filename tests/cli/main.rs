@@ -6,6 +6,7 @@
 mod accounts;
 mod api;
 mod audit;
+mod audit_pass;
 mod bad_input;
 mod bad_input_matrix;
 mod baseline;

@@ -1,0 +1,212 @@
+//! The audit's one pass over audit_logs at its edges (issue 28's design): a document no
+//! text accessor can read, and success-after-failures read in a second step around the
+//! candidates' hours. PostgreSQL and SQLite.
+
+use serde_json::Value;
+
+use crate::common::*;
+
+const ORG: &str = "INSERT INTO orgs (id, name, plan, created_at) VALUES ('org_0000000000e1', 'Edge', 'free', '2026-09-01 09:00:00');";
+
+fn user(id: &str, email: &str) -> String {
+    format!(
+        "INSERT INTO users (id, org_id, email, name, role, created_at, password_hash) VALUES \
+         ('{id}', 'org_0000000000e1', '{email}', NULL, 'viewer', '2026-09-02 09:00:00', NULL);"
+    )
+}
+
+fn row(n: u32, action: &str, details: &str, ts: &str) -> String {
+    format!(
+        "INSERT INTO audit_logs (id, org_id, user_id, action, resource, details, ts) VALUES \
+         ('audit_e{n:015}', 'org_0000000000e1', NULL, '{action}', 'authentication', '{details}', '{ts}');"
+    )
+}
+
+fn login(n: u32, action: &str, email: &str, ts: &str) -> String {
+    let details = if action == "login_failed" {
+        format!(r#"{{"email": "{email}", "reason": "invalid_password", "success": false}}"#)
+    } else {
+        format!(r#"{{"email": "{email}", "success": true}}"#)
+    };
+    row(n, action, &details, ts)
+}
+
+fn audit(db: &AnyDb) -> Value {
+    let r = db.run(&[
+        "audit",
+        "suspicious-accounts",
+        "--since",
+        "2026-10-10",
+        "--format",
+        "json",
+        "--fail-on",
+        "never",
+    ]);
+    r.expect_code(0);
+    r.json()
+}
+
+/// PostgreSQL's `->>` fails on a whole document that holds a `\u0000` escape anywhere,
+/// whatever the key: one such row planted in audit_logs used to make the audit fail
+/// (exit 5), hiding everything else. Such a row is now unparseable, counted and said,
+/// on both backends alike (SQLite could read it; one answer for both), and nothing
+/// else changes.
+#[test]
+fn a_document_with_a_nul_escape_is_unparseable_not_a_failed_audit() {
+    for db in AnyDb::both() {
+        let mut sql = vec![
+            ORG.to_owned(),
+            user("user_0000000000e1", "v@edge.example.com"),
+        ];
+        // A readable failure inside --since, and three documents with the escape: a
+        // recent failure, an old success, a registration.
+        sql.push(login(
+            1,
+            "login_failed",
+            "v@edge.example.com",
+            "2026-10-12 10:00:00",
+        ));
+        sql.push(row(
+            2,
+            "login_failed",
+            r#"{"email": "v@edge.example.com", "note": "a\u0000b", "success": false}"#,
+            "2026-10-12 10:01:00",
+        ));
+        sql.push(row(
+            3,
+            "login_success",
+            r#"{"note": "\u0000", "email": "v@edge.example.com", "success": true}"#,
+            "2026-09-12 10:00:00",
+        ));
+        sql.push(row(
+            4,
+            "user_registered",
+            r#"{"email": "v@edge.example.com", "role": "admin", "created_by": "x\u0000", "success": true}"#,
+            "2026-09-02 09:00:00",
+        ));
+        // The six characters `\u0000` after an escaped backslash are no NUL, but the
+        // byte search cannot tell: unparseable too (said, never dropped silently).
+        sql.push(row(
+            5,
+            "login_failed",
+            r#"{"email": "v@edge.example.com", "note": "a\\u0000b"}"#,
+            "2026-10-12 10:02:00",
+        ));
+        db.query(&sql.join("\n"));
+        let j = audit(&db);
+        assert_eq!(
+            j["summary"]["unparseable_rows"],
+            4,
+            "{}: {}",
+            db.name(),
+            j["summary"]
+        );
+        // The registration with the escape is not read as one (its role admin would be
+        // elevated-role-at-registration): it is unparseable, nothing more.
+        let rules: Vec<&str> = j["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["rule"].as_str().unwrap())
+            .collect();
+        assert!(
+            !rules.contains(&"elevated-role-at-registration"),
+            "{}: {rules:?}",
+            db.name()
+        );
+    }
+}
+
+/// success-after-failures is exact at the edges of the candidate hours the pass finds:
+/// failures in one hour and the success early in the next (no failure in that hour);
+/// failures before --since (but inside the hour before it) and the success just after;
+/// failures spread over two hours; and no finding when the success comes more than an
+/// hour after the failures.
+#[test]
+fn success_after_failures_is_exact_around_the_candidate_hours() {
+    for db in AnyDb::both() {
+        let mut sql = vec![ORG.to_owned()];
+        let mut n = 0;
+        let mut add = |action: &str, email: &str, ts: &str| {
+            n += 1;
+            sql.push(login(n, action, email, ts));
+        };
+        // a: 5 failures in hour 10, the success at 11:05.
+        for m in ["50", "52", "54", "56", "58"] {
+            add(
+                "login_failed",
+                "a@edge.example.com",
+                &format!("2026-10-12 10:{m}:00"),
+            );
+        }
+        add("login_success", "a@edge.example.com", "2026-10-12 11:05:00");
+        // b: 5 failures before --since (23:20..23:40 the day before), the success at 00:10.
+        for m in ["20", "25", "30", "35", "40"] {
+            add(
+                "login_failed",
+                "b@edge.example.com",
+                &format!("2026-10-09 23:{m}:00"),
+            );
+        }
+        add("login_success", "b@edge.example.com", "2026-10-10 00:10:00");
+        // c: 5 failures at 08:00..08:20, the success at 09:30: 70 minutes later.
+        for m in ["00", "05", "10", "15", "20"] {
+            add(
+                "login_failed",
+                "c@edge.example.com",
+                &format!("2026-10-12 08:{m}:00"),
+            );
+        }
+        add("login_success", "c@edge.example.com", "2026-10-12 09:30:00");
+        // d: 4 failures at 14:50..14:58 and one at 15:02, the success at 15:10, then a
+        // second success at 16:20 (no failure in the hour before it).
+        for t in ["14:50", "14:54", "14:56", "14:58", "15:02"] {
+            add(
+                "login_failed",
+                "D@Edge.example.com",
+                &format!("2026-10-12 {t}:00"),
+            );
+        }
+        add("login_success", "d@edge.example.com", "2026-10-12 15:10:00");
+        add("login_success", "d@edge.example.com", "2026-10-12 16:20:00");
+        for (id, email) in [("a", "a"), ("b", "b"), ("c", "c"), ("d", "d")] {
+            sql.push(user(
+                &format!("user_00000000e00{id}"),
+                &format!("{email}@edge.example.com"),
+            ));
+        }
+        db.query(&sql.join("\n"));
+        let j = audit(&db);
+        let mut got: Vec<(String, Value)> = j["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule"] == "success-after-failures")
+            .map(|f| {
+                (
+                    f["email"].as_str().unwrap().to_owned(),
+                    f["evidence"].clone(),
+                )
+            })
+            .collect();
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        let want: Vec<(String, Value)> = [
+            ("a", 5, "2026-10-12T11:05:00"),
+            ("b", 5, "2026-10-10T00:10:00"),
+            ("d", 5, "2026-10-12T15:10:00"),
+        ]
+        .iter()
+        .map(|(u, n, at)| {
+            (
+                format!("{u}@edge.example.com"),
+                serde_json::json!({
+                    "failures_in_prior_hour": n,
+                    "successes_after_failures": 1,
+                    "first_success": format!("{at}.000000"),
+                }),
+            )
+        })
+        .collect();
+        assert_eq!(got, want, "{}: {:#}", db.name(), j["findings"]);
+    }
+}
