@@ -261,7 +261,7 @@ pub fn statements(backend: DbBackend, params: &Params, selected: &[Rule]) -> Vec
     if selected.contains(&Rule::SuccessAfterFailures) {
         out.push((
             "success-after-failures: the logins of the candidates the pass returns (here none), \
-             around their candidate hours"
+             within an hour of their failures"
                 .to_owned(),
             pass::successes_statement(backend, params, &[]),
         ));
@@ -421,9 +421,13 @@ async fn one_pass(
                     .map(records::parse_timestamp)
                     .transpose()
                     .map_err(Error::internal)?
-                    .ok_or_else(|| Error::internal("a candidate without its hour"))
+                    .ok_or_else(|| Error::internal("a candidate without its failures' span"))
             };
-            candidates.push((text("email")?.unwrap_or_default(), ts("at")?));
+            candidates.push((
+                text("email")?.unwrap_or_default(),
+                ts("at")?,
+                ts("created_at")?,
+            ));
         }
         Ok(())
     })

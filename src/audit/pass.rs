@@ -16,10 +16,10 @@
 //! 3. `fe`: failures per address, counted by hashing. Brute force takes its candidates
 //!    from it (enough failures inside `--since`) and computes exact windows for them
 //!    only. Success-after-failures takes its candidates too (the hours with failures
-//!    that make 5 with the hour before or after) and returns them as rows
-//!    `rule = 'candidate'`: the logins it needs are read afterwards
+//!    that make 5 with the hour before) and returns them as rows `rule = 'candidate'`
+//!    with the span of those failures: the logins it needs are read afterwards
 //!    ([`successes_statement`]), in the same snapshot, only for those addresses and
-//!    around those hours, through the index on `ts`, so that the pass never carries
+//!    within an hour of those spans, through the index on `ts`, so that the pass never carries
 //!    the (many) successful logins of everyone else.
 //!
 //! Each branch returns the columns of a finding plus `rule`; the caller turns rows
@@ -58,7 +58,7 @@ pub const SETTINGS: [&str; 6] = [
 /// The name of the row that carries the unparseable count.
 pub const UNPARSEABLE: &str = "unparseable";
 /// The name of the rows that carry success-after-failures's candidates: `email` the
-/// lowercased address, `at` the start of a candidate hour.
+/// lowercased address, `at` and `created_at` the first and last failure of its span.
 pub const CANDIDATE: &str = "candidate";
 
 /// The statement of the pass for the `selected` rules (those that
@@ -282,15 +282,26 @@ fn brute_force_ctes(d: &Dialect, p: &Params) -> String {
 
 /// success-after-failures, first step: the candidates are the hours `x` with failures
 /// that make 5 with the hour before (counted per hour only for the addresses with 5
-/// failures in all). A success at `s`, in hour `y`, counts the failures of
-/// `[s - 1h, s]`, in hours `y - 1` and `y`. If it has 5: when hour `y` has failures, `y`
-/// is a candidate; when not, `y - 1` has the 5 alone and is one. Either way
-/// `[x - 1h, x + 2h)` holds the success and every failure it counts.
+/// failures in all), each with the span of the failures of `x - 1` and `x`. A success
+/// at `s`, in hour `y`, counts the failures of `[s - 1h, s]`, in hours `y - 1` and `y`.
+/// If it has 5: when hour `y` has failures, `y` is a candidate; when not, `y - 1` has
+/// the 5 alone and is one. Either way every failure it counts is in the span of the
+/// candidate, and `s` is at most an hour after the span's last failure.
 fn success_candidates_ctes(d: &Dialect) -> String {
+    let first = format!(
+        "CASE WHEN b.first_ts IS NULL OR {} THEN a.first_ts ELSE b.first_ts END",
+        d.later("b.first_ts", "a.first_ts")
+    );
+    let last = format!(
+        "CASE WHEN b.last_ts IS NULL OR {} THEN a.last_ts ELSE b.last_ts END",
+        d.later("a.last_ts", "b.last_ts")
+    );
     format!(
-        "fh AS (SELECT l.el AS email_l, {hour} AS h, COUNT(*) AS n FROM w l JOIN fe c ON c.email_l = l.el \
+        "fh AS (SELECT l.el AS email_l, {hour} AS h, COUNT(*) AS n, MIN(l.ts) AS first_ts, MAX(l.ts) AS last_ts \
+                FROM w l JOIN fe c ON c.email_l = l.el \
                 WHERE c.n >= {n} AND l.k = 3 GROUP BY l.el, {hour}), \
-         sc AS (SELECT a.email_l, a.h FROM fh a LEFT JOIN fh b ON b.email_l = a.email_l AND b.h = {prev_h} \
+         sc AS (SELECT a.email_l, a.h, {first} AS first_ts, {last} AS last_ts \
+                FROM fh a LEFT JOIN fh b ON b.email_l = a.email_l AND b.h = {prev_h} \
                 WHERE a.n + COALESCE(b.n, 0) >= {n})",
         hour = d.hour("l.ts"),
         prev_h = d.previous_hour("a.h"),
@@ -298,40 +309,53 @@ fn success_candidates_ctes(d: &Dialect) -> String {
     )
 }
 
-/// Above this many candidate hours, the second step reads every login from
-/// `since - 1h` instead of the hours' spans (a statement of bounded size).
-const MAX_SPANS: usize = 200;
+/// Above this many spans (merged), the second step reads every login from
+/// `since - 1h` instead (a statement of bounded size).
+const MAX_SPANS: usize = 500;
 
-/// success-after-failures, second step, for the candidate hours of the pass (address,
-/// hour `x`): the failed and successful logins of those addresses within
-/// `[x - 1h, x + 2h)`, read through the index on `ts` (with a second of margin either
-/// side: SQLite's timestamps come back at millisecond precision; never before
-/// `since - 1h`, the pass's window); a finding per address with a success inside
-/// `--since` that had 5 failures in the hour before it. Exact: a success with 5 has
-/// all of them read (see [`success_candidates_ctes`]); one without them has fewer
+/// success-after-failures, second step, for the candidates of the pass (address, span
+/// of failures): the failed and successful logins of those addresses within
+/// `[first, last + 1h]` of each span, read through the index on `ts` (with a second of
+/// margin either side: SQLite's timestamps come back at millisecond precision; never
+/// before `since - 1h`, the pass's window); a finding per address with a success
+/// inside `--since` that had 5 failures in the hour before it. Exact: a success with 5
+/// has all of them read (see [`success_candidates_ctes`]); one without them has fewer
 /// here too, since fewer rows can only count fewer.
 pub fn successes_statement(
     backend: DbBackend,
     p: &Params,
-    candidates: &[(String, chrono::NaiveDateTime)],
+    candidates: &[(String, chrono::NaiveDateTime, chrono::NaiveDateTime)],
 ) -> String {
     let d = Dialect::new(backend);
     let ok = d.nul_free("a.details");
     let margin = chrono::Duration::seconds(1);
     let hour = chrono::Duration::hours(1);
     let floor = p.since - hour;
-    let spans = if candidates.is_empty() {
+    // Each candidate's span, widened to what is read, merged where they overlap.
+    let mut ranges: Vec<(chrono::NaiveDateTime, chrono::NaiveDateTime)> = candidates
+        .iter()
+        .map(|(_, first, last)| ((*first - margin).max(floor), *last + hour + margin))
+        .collect();
+    ranges.sort_unstable();
+    let mut merged: Vec<(chrono::NaiveDateTime, chrono::NaiveDateTime)> = Vec::new();
+    for (lo, hi) in ranges {
+        match merged.last_mut() {
+            Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
+            _ => merged.push((lo, hi)),
+        }
+    }
+    let spans = if merged.is_empty() {
         "1 = 0".to_owned()
-    } else if candidates.len() > MAX_SPANS {
+    } else if merged.len() > MAX_SPANS {
         d.ts_cmp("a.ts", ">=", floor)
     } else {
-        candidates
+        merged
             .iter()
-            .map(|(_, h)| {
+            .map(|(lo, hi)| {
                 format!(
                     "({} AND {})",
-                    d.ts_cmp("a.ts", ">=", (*h - hour - margin).max(floor)),
-                    d.ts_cmp("a.ts", "<", *h + hour * 2 + margin)
+                    d.ts_cmp("a.ts", ">=", *lo),
+                    d.ts_cmp("a.ts", "<=", *hi)
                 )
             })
             .collect::<Vec<_>>()
@@ -339,7 +363,7 @@ pub fn successes_statement(
     };
     let mut emails: Vec<String> = candidates
         .iter()
-        .map(|(e, _)| crate::db::quote_literal(e))
+        .map(|(e, _, _)| crate::db::quote_literal(e))
         .collect();
     emails.sort_unstable();
     emails.dedup();
@@ -448,8 +472,9 @@ fn branch(d: &Dialect, rule: Rule, p: &Params) -> Option<String> {
         Rule::BruteForce => login_rule(d, rule),
         Rule::SuccessAfterFailures => format!(
             "SELECT NULL AS org_id, NULL AS user_id, email_l AS email, NULL AS role, \
-                    NULL AS created_at, {h} AS at, NULL AS evidence, h AS sort_ts FROM sc",
-            h = d.hour_text("h"),
+                    {last} AS created_at, {first} AS at, NULL AS evidence, first_ts AS sort_ts FROM sc",
+            first = d.ts_text("first_ts"),
+            last = d.ts_text("last_ts"),
         ),
         Rule::NoTelemetry
         | Rule::CaseVariantEmail

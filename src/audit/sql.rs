@@ -191,15 +191,6 @@ impl Dialect {
         }
     }
 
-    /// An hour `h` (a value of [`Dialect::hour`]) as ISO-8601 text.
-    pub fn hour_text(&self, h: &str) -> String {
-        if self.pg {
-            self.ts_text(h)
-        } else {
-            format!("strftime('%Y-%m-%dT%H:%M:%S', {h} * 3600, 'unixepoch')")
-        }
-    }
-
     /// A NULL timestamp (a branch of a UNION without one).
     pub fn null_ts(&self) -> &'static str {
         if self.pg {
