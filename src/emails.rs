@@ -357,7 +357,17 @@ fn validate_local(local: &str) -> Result<String, Refusal> {
 
 /// `validate_email_domain_name` (globally deliverable, not a test environment): the
 /// IDNA ASCII form and the Unicode form the API compares.
+/// [`check_domain`], remembered per domain for the thread: an audit normalizes every
+/// user's address, and a deployment has few domains (a pure function of its input).
 fn validate_domain(domain: &str) -> Result<(String, String), Refusal> {
+    crate::text::memo(&DOMAINS, domain, check_domain)
+}
+
+thread_local! {
+    static DOMAINS: crate::text::Memo<Result<(String, String), Refusal>> = Default::default();
+}
+
+fn check_domain(domain: &str) -> Result<(String, String), Refusal> {
     use idna::uts46::{AsciiDenyList, DnsLength, Hyphens, Uts46};
     check_domain_characters(domain)?;
     // UTS 46 mapping (nontransitional, no STD3 rules), then the checks email-validator

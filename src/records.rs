@@ -31,6 +31,17 @@ pub fn new_id(prefix: &str, hex_len: usize) -> String {
 /// are one account. (SQLite's `lower()` folds ASCII only, PostgreSQL's depends on the
 /// collation: neither decides this.)
 pub fn email_key(email: &str) -> String {
+    if email.is_ascii() {
+        // ASCII has no invisible character and is its own NFKC form: the same key,
+        // without the normalizer (an audit keys every user's address).
+        let (local, domain) = email.rsplit_once('@').unwrap_or((email, ""));
+        return format!("{}@{}", local.to_ascii_lowercase(), key_domain(domain));
+    }
+    email_key_unicode(email)
+}
+
+/// [`email_key`] for any text.
+fn email_key_unicode(email: &str) -> String {
     use unicode_normalization::UnicodeNormalization as _;
     // What a reader cannot tell apart is one address: invisible characters dropped,
     // compatibility forms folded (NFKC: fullwidth letters, ligatures).
@@ -41,10 +52,22 @@ pub fn email_key(email: &str) -> String {
         .collect();
     let email = email.as_str();
     let (local, domain) = email.rsplit_once('@').unwrap_or((email, ""));
-    let domain = idna::domain_to_ascii(domain)
-        .map(|d| d.to_ascii_lowercase())
-        .unwrap_or_else(|_| domain.to_lowercase());
-    format!("{}@{domain}", local.to_lowercase())
+    format!("{}@{}", local.to_lowercase(), key_domain(domain))
+}
+
+/// The domain of an [`email_key`]: its IDNA ASCII form, lowercased.
+fn key_domain(domain: &str) -> String {
+    crate::text::memo(&KEY_DOMAINS, domain, |domain| {
+        idna::domain_to_ascii(domain)
+            .map(|d| d.to_ascii_lowercase())
+            .unwrap_or_else(|_| domain.to_lowercase())
+    })
+}
+
+thread_local! {
+    /// [`email_key`]'s domains, remembered for the thread (a pure function; an audit
+    /// keys every user's address, and a deployment has few domains).
+    static KEY_DOMAINS: crate::text::Memo<String> = Default::default();
 }
 
 /// Now, naive UTC with microseconds, as the API (Python's datetime) writes timestamps.
@@ -194,5 +217,47 @@ mod tests {
                 .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
         );
         assert_ne!(new_id("org_", 12), new_id("org_", 12));
+    }
+
+    /// The ASCII shortcut of `email_key` gives the general path's key, tricky shapes
+    /// (no @, several, IDNA-invalid domains, punycode, controls) and random ASCII alike.
+    #[test]
+    fn email_key_ascii_shortcut_is_the_general_key() {
+        use rand::Rng as _;
+        let mut cases: Vec<String> = [
+            "User@Example.COM",
+            "a@b",
+            "no-at-sign",
+            "a@b@C.d",
+            "@",
+            "x@",
+            "@Y",
+            "a@xn--BCHER-kva.example",
+            "a@xn--zz.example",
+            "a@-bad-.example",
+            "a@under_score.example",
+            "a@.",
+            "a@b..c",
+            "a\u{1}b@C",
+            "\"Quoted Local\"@Ex.com",
+            "a@[127.0.0.1]",
+            "a@EXAMPLE.com.",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        let mut rng = rand::rng();
+        for _ in 0..2000 {
+            let n = rng.random_range(0..24);
+            cases.push(
+                (0..n)
+                    .map(|_| char::from(rng.random_range(0u8..128)))
+                    .collect(),
+            );
+        }
+        for c in cases {
+            assert!(c.is_ascii());
+            assert_eq!(email_key(&c), email_key_unicode(&c), "{c:?}");
+        }
     }
 }

@@ -134,3 +134,30 @@ pub fn json_safe(json: &str) -> Cow<'_, str> {
     }
     Cow::Owned(out)
 }
+
+/// Results of a pure function of a string, remembered (see [`memo`]).
+pub type Memo<T> = std::cell::RefCell<std::collections::HashMap<String, T>>;
+
+/// `f(key)`, remembered in `cache` (a thread-local [`Memo`]); the cache is emptied
+/// when it holds [`MEMO_MAX`] entries, so that memory stays bounded whatever the input.
+pub fn memo<T: Clone>(
+    cache: &'static std::thread::LocalKey<Memo<T>>,
+    key: &str,
+    f: impl FnOnce(&str) -> T,
+) -> T {
+    if let Some(v) = cache.with(|c| c.borrow().get(key).cloned()) {
+        return v;
+    }
+    let v = f(key);
+    cache.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= MEMO_MAX {
+            c.clear();
+        }
+        c.insert(key.to_owned(), v.clone());
+    });
+    v
+}
+
+/// How many results a [`memo`] cache keeps at most.
+pub const MEMO_MAX: usize = 4096;
