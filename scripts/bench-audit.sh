@@ -79,33 +79,7 @@ everyday() { sqlfile scripts/bench-audit-floor.sql "$1"; }
 limit() { psql -X -q -tA -f scripts/bench-audit-limit.sql "$1"; }
 
 # 1. Every floor answers the same question: the same findings, with the same evidence.
-same() { # name cli.json floor.tsv
-    python3 - "$2" "$3" "$1" <<'PY'
-import json, sys
-cli = json.load(open(sys.argv[1]))
-# Rules SQL cannot answer the API's way (email identity, the API's own normalization),
-# and no-telemetry (a finding only when inconclusive) are left out.
-SKIP = ("case-variant-email", "unreachable-email", "no-telemetry", "forged-provenance")
-def key(rule, org, user, email, ev):
-    return (rule, org or "", user or "", email or "", json.dumps(ev, sort_keys=True))
-ours = {key(f["rule"], f["org_id"], f["user_id"], f["email"], f["evidence"])
-        for f in cli["findings"] if f["rule"] not in SKIP}
-floor, unparseable = set(), None
-for line in open(sys.argv[2]):
-    rule, org, user, email, ev = line.rstrip("\n").split("\t")
-    if rule == "unparseable":
-        unparseable = int(ev)
-    elif rule not in SKIP:
-        floor.add(key(rule, org, user, email, json.loads(ev)))
-if ours != floor or unparseable != cli["summary"]["unparseable_rows"]:
-    print(f"{sys.argv[3]}: the floor and the CLI disagree", file=sys.stderr)
-    for k in sorted(ours - floor)[:5]: print("  only the CLI:  ", k, file=sys.stderr)
-    for k in sorted(floor - ours)[:5]: print("  only the floor:", k, file=sys.stderr)
-    print(f"  unparseable: CLI {cli['summary']['unparseable_rows']}, floor {unparseable}", file=sys.stderr)
-    sys.exit(1)
-print(f"{sys.argv[3]}: = CLI: {len(ours)} findings with their evidence, {unparseable} unparseable rows")
-PY
-}
+same() { python3 scripts/bench-audit-same.py "$@"; }
 for db in "$G1" "$G1A" "$G2" "$G1H"; do
     cli "$base/$db" >"$WORK/cli.json"
     best "$base/$db" >"$WORK/best.tsv"

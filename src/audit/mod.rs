@@ -243,7 +243,9 @@ pub fn statements(backend: DbBackend, params: &Params, selected: &[Rule]) -> Vec
         .iter()
         .filter(|r| r.reads_audit_logs() && **r != Rule::NoTelemetry)
         .map(|r| match r {
-            Rule::SuccessAfterFailures => format!("{} (its candidates)", r.name()),
+            Rule::SuccessAfterFailures if backend == DbBackend::Postgres => {
+                format!("{} (its candidates)", r.name())
+            }
             _ => r.name().to_owned(),
         })
         .collect();
@@ -258,7 +260,7 @@ pub fn statements(backend: DbBackend, params: &Params, selected: &[Rule]) -> Vec
         ),
         pass::statement(backend, params, selected),
     ));
-    if selected.contains(&Rule::SuccessAfterFailures) {
+    if selected.contains(&Rule::SuccessAfterFailures) && backend == DbBackend::Postgres {
         out.push((
             "success-after-failures: the logins of the candidates the pass returns (here none), \
              within an hour of their failures"

@@ -73,7 +73,7 @@ pub fn statement(backend: DbBackend, p: &Params, selected: &[Rule]) -> String {
             continue;
         }
         if let Some(sql) = branch(&d, *rule, p) {
-            let name = if *rule == Rule::SuccessAfterFailures {
+            let name = if *rule == Rule::SuccessAfterFailures && d.is_pg() {
                 CANDIDATE
             } else {
                 rule.name()
@@ -107,7 +107,11 @@ pub fn statement(backend: DbBackend, p: &Params, selected: &[Rule]) -> String {
         pu = per_user(&d),
         fe = failures_per_email(&d, p),
         brute = brute_force_ctes(&d, p),
-        success = success_candidates_ctes(&d),
+        success = if d.is_pg() {
+            success_candidates_ctes(&d)
+        } else {
+            success_in_pass_ctes(&d, p)
+        },
         union = branches.join(" UNION ALL "),
     )
 }
@@ -120,7 +124,7 @@ fn unparseable(d: &Dialect) -> String {
     format!(
         "(CASE k WHEN 1 THEN e IS NULL OR reg_role IS NULL \
                  WHEN 2 THEN e IS NULL OR {new_role} IS NULL \
-                 WHEN 3 THEN el IS NULL ELSE 1 = 1 END)",
+                 WHEN 3 THEN el IS NULL WHEN 4 THEN el IS NULL ELSE 1 = 1 END)",
         new_role = d.j("rc_details", "new_role")
     )
 }
@@ -133,6 +137,14 @@ fn working_set(d: &Dialect, p: &Params) -> String {
     let org = d.org_filter("a.org_id", p.org.as_deref());
     let acct = "a.action IN ('user_registered', 'role_changed')";
     let recent = d.ts_cmp("a.ts", ">=", p.since - chrono::Duration::hours(1));
+    // PostgreSQL funnels every kept row from its parallel workers to one process: a
+    // successful login is worth keeping only for success-after-failures's candidates,
+    // read afterwards. SQLite has no funnel: one pass keeps them (see the module doc).
+    let logins = if d.is_pg() {
+        "a.action = 'login_failed'"
+    } else {
+        "a.action IN ('login_failed', 'login_success')"
+    };
     let get = |key: &str| d.j("a.details", key);
     format!(
         "w AS MATERIALIZED (SELECT \
@@ -143,7 +155,7 @@ fn working_set(d: &Dialect, p: &Params) -> String {
                 CASE WHEN {acct} THEN a.user_id END AS user_id, \
                 CASE WHEN {acct} THEN {ok} AND {obj} END AS obj, \
                 CASE WHEN {acct} AND {ok} THEN {email} END AS e, \
-                CASE WHEN a.action = 'login_failed' AND {ok} AND {recent} THEN {el} END AS el, \
+                CASE WHEN {logins} AND {ok} AND {recent} THEN {el} END AS el, \
                 CASE WHEN a.action = 'login_failed' AND {ok} AND {recent} THEN {reason} END AS reason, \
                 CASE WHEN a.action = 'user_registered' AND {ok} THEN {role} END AS reg_role, \
                 CASE WHEN a.action = 'user_registered' AND {ok} THEN {by} END AS created_by, \
@@ -151,7 +163,7 @@ fn working_set(d: &Dialect, p: &Params) -> String {
          FROM audit_logs a \
          WHERE a.action IN ('user_registered', 'role_changed', 'login_failed', 'login_success', 'logout') \
            AND ({acct} \
-                OR (a.action = 'login_failed' AND {recent}{org}) \
+                OR ({logins} AND {recent}{org}) \
                 OR ((NOT {ok} OR {email} IS NULL){org})))",
         obj = d.is_obj("a.details"),
         email = get("email"),
@@ -305,6 +317,28 @@ fn success_candidates_ctes(d: &Dialect) -> String {
                 WHERE a.n + COALESCE(b.n, 0) >= {n})",
         hour = d.hour("l.ts"),
         prev_h = d.previous_hour("a.h"),
+        n = FAILURES_BEFORE_SUCCESS,
+    )
+}
+
+/// success-after-failures in the pass (SQLite, where the pass keeps the successful
+/// logins): candidates are the addresses with 5 failures in two adjacent hours; exact
+/// windows for them only.
+fn success_in_pass_ctes(d: &Dialect, p: &Params) -> String {
+    format!(
+        "fh AS (SELECT l.el AS email_l, {hour} AS h, COUNT(*) AS n FROM w l JOIN fe c ON c.email_l = l.el \
+                WHERE c.n >= {n} AND l.k = 3 GROUP BY l.el, {hour}), \
+         sc AS (SELECT DISTINCT a.email_l FROM fh a LEFT JOIN fh b ON b.email_l = a.email_l AND b.h = {prev_h} \
+                WHERE a.n + COALESCE(b.n, 0) >= {n}), \
+         sa_w AS (SELECT l.el AS email_l, l.ts, l.k, \
+                         SUM(CASE WHEN l.k = 3 THEN 1 ELSE 0 END) OVER (PARTITION BY l.el {hour_before}) AS failures_before \
+                  FROM w l JOIN sc c ON c.email_l = l.el WHERE l.k IN (3, 4)), \
+         sa AS (SELECT email_l, MIN(ts) AS first_success, MAX(failures_before) AS failures, COUNT(*) AS successes \
+                FROM sa_w WHERE k = 4 AND {since} AND failures_before >= {n} GROUP BY email_l)",
+        hour = d.hour("l.ts"),
+        prev_h = d.previous_hour("a.h"),
+        hour_before = d.preceding(3600),
+        since = d.ts_cmp("ts", ">=", p.since),
         n = FAILURES_BEFORE_SUCCESS,
     )
 }
@@ -470,6 +504,7 @@ fn branch(d: &Dialect, rule: Rule, p: &Params) -> Option<String> {
             ],
         ),
         Rule::BruteForce => login_rule(d, rule),
+        Rule::SuccessAfterFailures if !d.is_pg() => login_rule(d, rule),
         Rule::SuccessAfterFailures => format!(
             "SELECT NULL AS org_id, NULL AS user_id, email_l AS email, NULL AS role, \
                     {last} AS created_at, {first} AS at, NULL AS evidence, first_ts AS sort_ts FROM sc",

@@ -17,6 +17,12 @@ impl Dialect {
         }
     }
 
+    /// PostgreSQL (else SQLite): where the two need another shape, not only another
+    /// spelling (see [`super::pass`]).
+    pub fn is_pg(&self) -> bool {
+        self.pg
+    }
+
     /// `details` is a JSON object (anything else reads as NULL below).
     pub fn is_obj(&self, col: &str) -> String {
         if self.pg {
@@ -34,9 +40,10 @@ impl Dialect {
             // `->>` on a json value that is not an object is NULL, never an error.
             format!("({col}->>'{key}')")
         } else {
+            // A path into a document that is not an object is NULL, never an error;
+            // text that is not JSON is an error, hence json_valid first.
             format!(
-                "(CASE WHEN json_valid({col}) THEN CASE WHEN json_type({col}) = 'object' \
-                 THEN CAST(json_extract({col}, '$.{key}') AS TEXT) END END)"
+                "(CASE WHEN json_valid({col}) THEN CAST(json_extract({col}, '$.{key}') AS TEXT) END)"
             )
         }
     }

@@ -65,7 +65,14 @@ fn audit_show_sql_prints_every_rule_and_touches_nothing() {
                 db.name()
             );
         }
-        assert!(pass_sql.contains("'candidate' AS rule"), "{}", db.name());
+        // PostgreSQL reads success-after-failures's logins in a second step, for the
+        // candidates of the pass; SQLite keeps them in the pass (no parallel funnel).
+        assert_eq!(
+            pass_sql.contains("'candidate' AS rule"),
+            db.is_postgres(),
+            "{}",
+            db.name()
+        );
         assert!(
             r.stdout
                 .contains("'success-after-failures' AS rule, org_id, user_id, email"),
