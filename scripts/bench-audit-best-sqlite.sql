@@ -67,9 +67,11 @@ pu AS MATERIALIZED (
 le AS MATERIALIZED (
   SELECT uid, action, role, by_, ts, authorized FROM (
     SELECT e.*, row_number() OVER (PARTITION BY uid ORDER BY ts DESC, id DESC) AS n FROM (
-      SELECT uid, ts, id, 'user_registered' AS action, reg_role AS role, created_by AS by_, authorized FROM ru
+      SELECT r.uid, r.ts, r.id, 'user_registered' AS action, r.reg_role AS role, r.created_by AS by_, r.authorized
+      FROM ru r JOIN users u ON u.id = r.uid WHERE u.role IN ('owner', 'admin')
       UNION ALL
-      SELECT u.id, c.ts, c.id, 'role_changed', c.new_role, c.changed_by, c.authorized FROM rc c JOIN users u ON u.id = c.user_id) e)
+      SELECT u.id, c.ts, c.id, 'role_changed', c.new_role, c.changed_by, c.authorized FROM rc c JOIN users u ON u.id = c.user_id
+      WHERE u.role IN ('owner', 'admin')) e)
   WHERE n = 1),
 fe AS MATERIALIZED (
   SELECT el AS email_l, count(*) AS n, sum(julianday(ts) >= julianday('__SINCE__')) AS n_since
@@ -127,7 +129,9 @@ SELECT 'elevated-role-at-registration', r.org_id, coalesce(u.id, r.user_id), coa
        json_object('audit_id', r.id, 'created_by', r.created_by,
                    'registered_at', strftime('%Y-%m-%dT%H:%M:%f', r.ts) || '000', 'registered_role', r.reg_role)
 FROM reg r
-LEFT JOIN (SELECT lower(email) AS email_l, min(id) AS id FROM users GROUP BY 1) tx ON r.user_id IS NULL AND tx.email_l = r.email_l
+LEFT JOIN (SELECT lower(email) AS email_l, min(id) AS id FROM users
+           WHERE lower(email) IN (SELECT email_l FROM reg WHERE user_id IS NULL) GROUP BY 1) tx
+  ON r.user_id IS NULL AND tx.email_l = r.email_l
 LEFT JOIN users u ON u.id = coalesce(r.user_id, tx.id)
 WHERE r.reg_role <> 'viewer' AND NOT r.by_admin
 UNION ALL
@@ -136,7 +140,9 @@ SELECT 'registered-by-unauthorized', r.org_id, coalesce(u.id, r.user_id), coales
                    'registered_at', strftime('%Y-%m-%dT%H:%M:%f', r.ts) || '000',
                    'creator_org', r.creator_org, 'creator_role', r.creator_role)
 FROM reg r
-LEFT JOIN (SELECT lower(email) AS email_l, min(id) AS id FROM users GROUP BY 1) tx ON r.user_id IS NULL AND tx.email_l = r.email_l
+LEFT JOIN (SELECT lower(email) AS email_l, min(id) AS id FROM users
+           WHERE lower(email) IN (SELECT email_l FROM reg WHERE user_id IS NULL) GROUP BY 1) tx
+  ON r.user_id IS NULL AND tx.email_l = r.email_l
 LEFT JOIN users u ON u.id = coalesce(r.user_id, tx.id)
 WHERE r.created_by IS NULL OR (NOT r.by_admin AND (r.creator_id IS NULL OR r.creator_org <> r.org_id
                                                    OR r.creator_role NOT IN ('owner', 'admin')))

@@ -69,9 +69,11 @@ pu AS MATERIALIZED (
   FROM ru GROUP BY uid),
 le AS MATERIALIZED (
   SELECT DISTINCT ON (uid) uid, action, role, by_, ts, authorized FROM (
-    SELECT uid COLLATE "C" AS uid, ts, id, 'user_registered' AS action, reg_role AS role, created_by AS by_, authorized FROM ru
+    SELECT r.uid COLLATE "C" AS uid, r.ts, r.id, 'user_registered' AS action, r.reg_role AS role, r.created_by AS by_, r.authorized
+    FROM ru r JOIN users u ON u.id = r.uid WHERE u.role IN ('owner', 'admin')
     UNION ALL
-    SELECT u.id, c.ts, c.id, 'role_changed', c.new_role, c.changed_by, c.authorized FROM rc c JOIN users u ON u.id = c.user_id) e
+    SELECT u.id, c.ts, c.id, 'role_changed', c.new_role, c.changed_by, c.authorized FROM rc c JOIN users u ON u.id = c.user_id
+    WHERE u.role IN ('owner', 'admin')) e
   ORDER BY uid, ts DESC, id DESC),
 fe AS MATERIALIZED (
   SELECT el AS email_l, count(*) AS n, count(*) FILTER (WHERE ts >= TIMESTAMP :since) AS n_since
@@ -138,7 +140,9 @@ CROSS JOIN LATERAL (VALUES
   (true, r.reg_role <> 'viewer' AND NOT r.by_admin),
   (false, r.created_by IS NULL OR (NOT r.by_admin AND (r.creator_id IS NULL OR r.creator_org <> r.org_id
                                                       OR r.creator_role NOT IN ('owner', 'admin'))))) f(k, hit)
-LEFT JOIN (SELECT lower(email) AS email_l, min(id) AS id FROM users GROUP BY 1) tx ON r.user_id IS NULL AND tx.email_l = r.email_l
+LEFT JOIN (SELECT lower(email) AS email_l, min(id) AS id FROM users
+           WHERE lower(email) IN (SELECT email_l FROM reg WHERE user_id IS NULL) GROUP BY 1) tx
+  ON r.user_id IS NULL AND tx.email_l = r.email_l
 LEFT JOIN users u ON u.id = coalesce(r.user_id, tx.id)
 WHERE f.hit
 UNION ALL

@@ -513,14 +513,18 @@ async fn run_rule(
     let mut grouped = Vec::new();
     while let Some(row) = stream.next().await {
         let row = row.map_err(|e| Error::from_db(e, &format!("reading rule {}", rule.name())))?;
+        // The users-only rules read every user: the address first, the rest of the row
+        // only for the users a finding may be about.
         if let Some(shared) = &shared {
-            let user = rules::UserRow::read(&row)?;
-            if shared.contains(&user.key_hash()) {
-                grouped.push(user);
+            if shared.contains(&rules::key_hash(&records::email_key(&rules::email_of(&row)?))) {
+                grouped.push(rules::UserRow::read(&row)?);
             }
             continue;
         }
         if rule == Rule::UnreachableEmail {
+            if rules::reachable(&rules::email_of(&row)?) {
+                continue;
+            }
             if let Some(f) =
                 rules::unreachable_email(&rules::UserRow::read(&row)?, params.org.as_deref())
             {

@@ -98,11 +98,13 @@ pub fn statement(backend: DbBackend, p: &Params, selected: &[Rule]) -> String {
             .unwrap_or_else(|| " OR 1 = 1".to_owned()),
     ));
     format!(
-        "WITH {w}, {reg}, {rc}, {pu}, {fe}, {brute}, {success} \
+        "WITH {w}, {reg}, {tx}, {rc}, {pu}, {fe}, {brute}, {success} \
          SELECT rule, org_id, user_id, email, role, created_at, at, evidence FROM ({union}) f \
          ORDER BY ord, sort_ts",
         w = working_set(&d, p),
         reg = registrations(&d, p),
+        tx = "tx AS MATERIALIZED (SELECT lower(email) AS email_l, MIN(id) AS id FROM users \
+              WHERE lower(email) IN (SELECT email_l FROM reg WHERE user_id IS NULL) GROUP BY lower(email))",
         rc = role_changes(&d, p),
         pu = per_user(&d),
         fe = failures_per_email(&d, p),
@@ -231,7 +233,7 @@ fn role_changes(d: &Dialect, p: &Params) -> String {
 }
 
 /// Per user: the registrations about it (by user_id, then by email where the user_id
-/// is another's), whether one is authorized (`has_ok`) or clean (`has_clean`: a viewer,
+/// is another's), whether one is clean (`has_clean`: authorized, and a viewer,
 /// or made by ecomind-admin), and who made them; and `le`, the latest recorded event
 /// that set its role (a registration, or a role change by user_id): which, the role,
 /// by whom, when, and whether its author could make it.
@@ -244,18 +246,19 @@ fn per_user(d: &Dialect) -> String {
                 SELECT {uid}, r.authorized, {clean}, r.created_by, r.ts, r.audit_id, r.reg_role \
                 FROM reg r JOIN users u ON lower(u.email) = r.email_l \
                 WHERE {other}), \
-         pu AS MATERIALIZED (SELECT uid, COUNT(*) AS registrations, {ok} AS has_ok, {cl} AS has_clean, \
+         pu AS MATERIALIZED (SELECT uid, COUNT(*) AS registrations, {cl} AS has_clean, \
                 {creators} AS creators FROM ru GROUP BY uid), \
-         ev AS (SELECT uid, ts, audit_id, 'user_registered' AS action, reg_role AS role, created_by AS by_, authorized FROM ru \
+         ev AS (SELECT r.uid, r.ts, r.audit_id, 'user_registered' AS action, r.reg_role AS role, r.created_by AS by_, r.authorized \
+                FROM ru r JOIN users u ON u.id = r.uid WHERE {privileged} \
                 UNION ALL \
                 SELECT {uid}, c.ts, c.audit_id, 'role_changed', c.new_role, c.changed_by, c.authorized \
-                FROM rc c JOIN users u ON u.id = c.user_id), \
+                FROM rc c JOIN users u ON u.id = c.user_id WHERE {privileged}), \
          le AS MATERIALIZED (SELECT uid, action, role, by_, ts, authorized FROM \
                 (SELECT ev.*, ROW_NUMBER() OVER (PARTITION BY uid ORDER BY ts DESC, audit_id DESC) AS n FROM ev) x \
                 WHERE n = 1)",
         other = d.distinct_from("r.user_id", "u.id"),
         uid = d.bytes("u.id"),
-        ok = d.bool_or("authorized"),
+        privileged = PRIVILEGED,
         cl = d.bool_or("clean"),
         creators = d.agg("COALESCE(created_by, '<none>')"),
     )
@@ -279,8 +282,8 @@ fn brute_force_ctes(d: &Dialect, p: &Params) -> String {
         "bf_w AS (SELECT l.el AS email_l, l.ts, l.reason, \
                          COUNT(*) OVER (PARTITION BY l.el {per_minute}) AS per_minute, \
                          COUNT(*) OVER (PARTITION BY l.el {per_hour}) AS per_hour \
-                  FROM w l JOIN fe c ON c.email_l = l.el \
-                  WHERE c.n_since >= {threshold} AND l.k = 3 AND {l_since}), \
+                  FROM w l WHERE l.k = 3 AND {l_since} \
+                  AND l.el IN (SELECT email_l FROM fe WHERE n_since >= {threshold})), \
          bf AS (SELECT email_l, MAX(per_minute) AS max_per_minute, MAX(per_hour) AS max_per_hour, \
                        COUNT(*) AS failures, MIN(ts) AS first_ts, MAX(ts) AS last_ts, {reasons} AS reasons \
                 FROM bf_w GROUP BY email_l HAVING MAX(per_minute) >= {threshold})",
@@ -310,8 +313,7 @@ fn success_candidates_ctes(d: &Dialect) -> String {
     );
     format!(
         "fh AS (SELECT l.el AS email_l, {hour} AS h, COUNT(*) AS n, MIN(l.ts) AS first_ts, MAX(l.ts) AS last_ts \
-                FROM w l JOIN fe c ON c.email_l = l.el \
-                WHERE c.n >= {n} AND l.k = 3 GROUP BY l.el, {hour}), \
+                FROM w l WHERE l.k = 3 AND l.el IN (SELECT email_l FROM fe WHERE n >= {n}) GROUP BY l.el, {hour}), \
          sc AS (SELECT a.email_l, a.h, {first} AS first_ts, {last} AS last_ts \
                 FROM fh a LEFT JOIN fh b ON b.email_l = a.email_l AND b.h = {prev_h} \
                 WHERE a.n + COALESCE(b.n, 0) >= {n})",
@@ -326,13 +328,13 @@ fn success_candidates_ctes(d: &Dialect) -> String {
 /// windows for them only.
 fn success_in_pass_ctes(d: &Dialect, p: &Params) -> String {
     format!(
-        "fh AS (SELECT l.el AS email_l, {hour} AS h, COUNT(*) AS n FROM w l JOIN fe c ON c.email_l = l.el \
-                WHERE c.n >= {n} AND l.k = 3 GROUP BY l.el, {hour}), \
+        "fh AS (SELECT l.el AS email_l, {hour} AS h, COUNT(*) AS n FROM w l \
+                WHERE l.k = 3 AND l.el IN (SELECT email_l FROM fe WHERE n >= {n}) GROUP BY l.el, {hour}), \
          sc AS (SELECT DISTINCT a.email_l FROM fh a LEFT JOIN fh b ON b.email_l = a.email_l AND b.h = {prev_h} \
                 WHERE a.n + COALESCE(b.n, 0) >= {n}), \
          sa_w AS (SELECT l.el AS email_l, l.ts, l.k, \
                          SUM(CASE WHEN l.k = 3 THEN 1 ELSE 0 END) OVER (PARTITION BY l.el {hour_before}) AS failures_before \
-                  FROM w l JOIN sc c ON c.email_l = l.el WHERE l.k IN (3, 4)), \
+                  FROM w l WHERE l.k IN (3, 4) AND l.el IN (SELECT email_l FROM sc)), \
          sa AS (SELECT email_l, MIN(ts) AS first_success, MAX(failures_before) AS failures, COUNT(*) AS successes \
                 FROM sa_w WHERE k = 4 AND {since} AND failures_before >= {n} GROUP BY email_l)",
         hour = d.hour("l.ts"),
@@ -554,10 +556,16 @@ fn login_rule(d: &Dialect, rule: Rule) -> String {
 /// One finding per user `u` matching `cond`, with `pu` (its registrations) and `le`
 /// (its latest recorded role) joined.
 fn user_branch(d: &Dialect, cond: &str, evidence: &[(&str, String)]) -> String {
+    // `le` holds the privileged users only: joined where the rule reads it.
+    let le = if cond.contains("le.") {
+        " LEFT JOIN le ON le.uid = u.id"
+    } else {
+        ""
+    };
     format!(
         "SELECT u.org_id AS org_id, u.id AS user_id, u.email AS email, CAST(u.role AS TEXT) AS role, \
                 {created} AS created_at, {created} AS at, {ev} AS evidence, u.created_at AS sort_ts \
-         FROM users u LEFT JOIN pu ON pu.uid = u.id LEFT JOIN le ON le.uid = u.id WHERE {cond}",
+         FROM users u LEFT JOIN pu ON pu.uid = u.id{le} WHERE {cond}",
         created = d.ts_text("u.created_at"),
         ev = d.obj(evidence),
     )
@@ -601,8 +609,7 @@ fn registration_branch(d: &Dialect, cond: &str, extra: &[(&str, String)]) -> Str
         "SELECT r.org_id AS org_id, COALESCE(u.id, r.user_id) AS user_id, COALESCE(u.email, r.email) AS email, \
                 CAST(u.role AS TEXT) AS role, {created} AS created_at, {at} AS at, {ev} AS evidence, r.ts AS sort_ts \
          FROM reg r \
-         LEFT JOIN (SELECT lower(email) AS email_l, MIN(id) AS id FROM users GROUP BY lower(email)) tx \
-           ON r.user_id IS NULL AND tx.email_l = r.email_l \
+         LEFT JOIN tx ON r.user_id IS NULL AND tx.email_l = r.email_l \
          LEFT JOIN users u ON u.id = COALESCE(r.user_id, tx.id) WHERE {cond}",
         created = d.ts_text("u.created_at"),
         at = d.ts_text("r.ts"),

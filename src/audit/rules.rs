@@ -516,6 +516,17 @@ pub fn case_variants(mut users: Vec<UserRow>, org: Option<&str>) -> Vec<Finding>
     out
 }
 
+/// A user row's address ("" when NULL), read alone.
+pub fn email_of(row: &QueryResult) -> Result<String> {
+    Ok(text(row, "email")?.unwrap_or_default())
+}
+
+/// The API finds this stored address when it is typed: its normalization is the
+/// address itself ([`unreachable_email`] has no finding).
+pub fn reachable(email: &str) -> bool {
+    matches!(crate::emails::normalize(email), Ok(n) if n.email == email)
+}
+
 /// unreachable-email: an account whose stored email the API can never match at login
 /// (its EmailStr normalizes what is typed, then looks for that exact string):
 /// critical for an owner or admin, else a warning. None when the API can match it.
