@@ -30,7 +30,7 @@ section() { # title script args...
     section "Start-up" scripts/bench-startup.sh
     section "migrate up against psql -1 -f" scripts/bench-migrate.sh 9
     section "verify-schema, and with 2,000 unrelated tables" scripts/bench-verify.sh 9
-    section "audit suspicious-accounts against a hand-written floor, 5M and 20M audit rows" scripts/bench-audit.sh 3
+    section "audit suspicious-accounts against the best single statement, two generators, 5M and 20M rows, and SQLite" scripts/bench-audit.sh 3
     section "upgrade against the same steps as separate commands, 1M events_enriched rows" scripts/bench-upgrade.sh 5
     section "A fleet run against a shell loop, 40 empty PostgreSQL databases" scripts/bench-fleet.sh 3
     section "audit in every format on 150,000 findings" scripts/bench-jsonl.sh 3

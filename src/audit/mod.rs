@@ -516,7 +516,9 @@ async fn run_rule(
         // The users-only rules read every user: the address first, the rest of the row
         // only for the users a finding may be about.
         if let Some(shared) = &shared {
-            if shared.contains(&rules::key_hash(&records::email_key(&rules::email_of(&row)?))) {
+            if shared.contains(&rules::key_hash(&records::email_key(&rules::email_of(
+                &row,
+            )?))) {
                 grouped.push(rules::UserRow::read(&row)?);
             }
             continue;
