@@ -251,7 +251,12 @@ pub fn normalize(input: &str) -> Result<Normalized, Refusal> {
         return Err("Quoting the part before the @-sign is not allowed here.".into());
     }
     let local = validate_local(local_raw)?;
-    let local_nfc: String = local.nfc().collect();
+    // ASCII is its own NFC form (an audit normalizes every user's address).
+    let local_nfc: String = if local.is_ascii() {
+        local.clone()
+    } else {
+        local.nfc().collect()
+    };
     let mut local = if local_nfc != local {
         validate_local(&local_nfc).map_err(|e| format!("After Unicode normalization: {e}"))?
     } else {
@@ -270,18 +275,19 @@ pub fn normalize(input: &str) -> Result<Normalized, Refusal> {
     }
     let (ascii_domain, domain) = validate_domain(domain_part)?;
     let normalized = format!("{local}@{domain}");
-    for (addr, after) in [
-        (format!("{local_raw}@{domain_part}"), ""),
-        (normalized.clone(), " after normalization"),
+    // The lengths of `local@domain` in its three forms, without building them.
+    for (len, after) in [
+        (local_raw.len() + 1 + domain_part.len(), ""),
+        (normalized.len(), " after normalization"),
         (
-            format!("{local}@{ascii_domain}"),
+            local.len() + 1 + ascii_domain.len(),
             " when the part after the @-sign is converted to IDNA ASCII",
         ),
     ] {
-        if addr.len() > EMAIL_MAX_LENGTH {
+        if len > EMAIL_MAX_LENGTH {
             return Err(format!(
                 "The email address is too long{after} ({} bytes too many).",
-                addr.len() - EMAIL_MAX_LENGTH
+                len - EMAIL_MAX_LENGTH
             ));
         }
     }
@@ -355,8 +361,6 @@ fn validate_local(local: &str) -> Result<String, Refusal> {
     Err("The email address contains invalid characters before the @-sign.".into())
 }
 
-/// `validate_email_domain_name` (globally deliverable, not a test environment): the
-/// IDNA ASCII form and the Unicode form the API compares.
 /// [`check_domain`], remembered per domain for the thread: an audit normalizes every
 /// user's address, and a deployment has few domains (a pure function of its input).
 fn validate_domain(domain: &str) -> Result<(String, String), Refusal> {
@@ -367,6 +371,8 @@ thread_local! {
     static DOMAINS: crate::text::Memo<Result<(String, String), Refusal>> = Default::default();
 }
 
+/// `validate_email_domain_name` (globally deliverable, not a test environment): the
+/// IDNA ASCII form and the Unicode form the API compares.
 fn check_domain(domain: &str) -> Result<(String, String), Refusal> {
     use idna::uts46::{AsciiDenyList, DnsLength, Hyphens, Uts46};
     check_domain_characters(domain)?;
