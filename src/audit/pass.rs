@@ -6,8 +6,11 @@
 //! 1. `w` (materialized, narrow rows): what the rules read and nothing else: the
 //!    registrations and role changes (with the keys of a registration), the failed
 //!    logins from `since - 1h` (the address lowercased, the reason), and the rows the
-//!    rules cannot read (only to be counted). A successful login or a logout is parsed
-//!    only to learn whether it is readable, and dropped.
+//!    rules cannot read (only to be counted). On PostgreSQL a successful login or a
+//!    logout is parsed only to learn whether it is readable, and dropped (every kept
+//!    row goes from the parallel workers through one process); SQLite, without that
+//!    funnel, keeps the recent successful logins and answers success-after-failures
+//!    in the pass.
 //! 2. `reg`: each registration classified once (its creator, whether the creator was
 //!    an owner or admin of the org), and `pu`: per user, by equality joins (by
 //!    user_id, then by lowercased email where user_id differs), the registrations
@@ -15,12 +18,12 @@
 //!    role event.
 //! 3. `fe`: failures per address, counted by hashing. Brute force takes its candidates
 //!    from it (enough failures inside `--since`) and computes exact windows for them
-//!    only. Success-after-failures takes its candidates too (the hours with failures
-//!    that make 5 with the hour before) and returns them as rows `rule = 'candidate'`
-//!    with the span of those failures: the logins it needs are read afterwards
-//!    ([`successes_statement`]), in the same snapshot, only for those addresses and
-//!    within an hour of those spans, through the index on `ts`, so that the pass never carries
-//!    the (many) successful logins of everyone else.
+//!    only. On PostgreSQL, success-after-failures takes its candidates too (the hours
+//!    with failures that make 5 with the hour before) and returns them as rows
+//!    `rule = 'candidate'` with the span of those failures: the logins it needs are
+//!    read afterwards ([`successes_statement`]), in the same snapshot, only for those
+//!    addresses and within an hour of those spans, through the index on `ts`, so that
+//!    the pass never carries the (many) successful logins of everyone else.
 //!
 //! Each branch returns the columns of a finding plus `rule`; the caller turns rows
 //! into findings ([`super::rules::finding`]). The row with `rule = 'unparseable'`
