@@ -265,7 +265,7 @@ pub fn statements(backend: DbBackend, params: &Params, selected: &[Rule]) -> Vec
             "success-after-failures: the logins of the candidates the pass returns (here none), \
              within an hour of their failures"
                 .to_owned(),
-            pass::successes_statement(backend, params, &[]),
+            pass::successes_statement(backend, params, &[]).0,
         ));
     }
     if selected.contains(&Rule::NoTelemetry) {
@@ -409,38 +409,52 @@ async fn one_pass(
     let mut unparseable = 0;
     let mut candidates = Vec::new();
     let sql = pass::statement(backend, params, rules);
-    stream_findings(txn, backend, sql, params, sink, &mut |name, row| {
-        let text = |c: &str| -> Result<Option<String>> {
-            row.try_get("", c)
-                .map_err(|e| Error::from_db(e, "reading the audit's findings"))
-        };
-        if name == pass::UNPARSEABLE {
-            unparseable = text("evidence")?.and_then(|n| n.parse().ok()).unwrap_or(0);
-        } else {
-            let ts = |c: &str| -> Result<chrono::NaiveDateTime> {
-                text(c)?
-                    .as_deref()
-                    .map(records::parse_timestamp)
-                    .transpose()
-                    .map_err(Error::internal)?
-                    .ok_or_else(|| Error::internal("a candidate without its failures' span"))
+    stream_findings(
+        txn,
+        Statement::from_string(backend, sql),
+        params,
+        sink,
+        &mut |name, row| {
+            let text = |c: &str| -> Result<Option<String>> {
+                row.try_get("", c)
+                    .map_err(|e| Error::from_db(e, "reading the audit's findings"))
             };
-            candidates.push((
-                text("email")?.unwrap_or_default(),
-                ts("at")?,
-                ts("created_at")?,
-            ));
-        }
-        Ok(())
-    })
+            if name == pass::UNPARSEABLE {
+                unparseable = text("evidence")?.and_then(|n| n.parse().ok()).unwrap_or(0);
+            } else {
+                let ts = |c: &str| -> Result<chrono::NaiveDateTime> {
+                    text(c)?
+                        .as_deref()
+                        .map(records::parse_timestamp)
+                        .transpose()
+                        .map_err(Error::internal)?
+                        .ok_or_else(|| Error::internal("a candidate without its failures' span"))
+                };
+                candidates.push((
+                    text("email")?.unwrap_or_default(),
+                    ts("at")?,
+                    ts("created_at")?,
+                ));
+            }
+            Ok(())
+        },
+    )
     .await?;
     if rules.contains(&Rule::SuccessAfterFailures) && !candidates.is_empty() {
-        let sql = pass::successes_statement(backend, params, &candidates);
-        stream_findings(txn, backend, sql, params, sink, &mut |_, _| Ok(())).await?;
+        let (sql, emails) = pass::successes_statement(backend, params, &candidates);
+        let statement = Statement::from_sql_and_values(backend, sql, [emails.into()]);
+        stream_findings(txn, statement, params, sink, &mut |_, _| Ok(())).await?;
     }
     if rules.contains(&Rule::NoTelemetry) {
         let sql = pass::no_telemetry_statement(backend, params);
-        stream_findings(txn, backend, sql, params, sink, &mut |_, _| Ok(())).await?;
+        stream_findings(
+            txn,
+            Statement::from_string(backend, sql),
+            params,
+            sink,
+            &mut |_, _| Ok(()),
+        )
+        .await?;
     }
     drop(step);
     Ok(unparseable)
@@ -450,14 +464,13 @@ async fn one_pass(
 /// (the pass's `unparseable` and `candidate` rows) goes to `other`.
 async fn stream_findings(
     txn: &DatabaseTransaction,
-    backend: DbBackend,
-    sql: String,
+    statement: Statement,
     params: &Params,
     sink: &mut Sink<'_>,
     other: &mut dyn FnMut(&str, &sea_orm::QueryResult) -> Result<()>,
 ) -> Result<()> {
     let mut stream = txn
-        .stream_raw(Statement::from_string(backend, sql))
+        .stream_raw(statement)
         .await
         .map_err(|e| Error::from_db(e, "running the audit"))?;
     while let Some(row) = stream.next().await {

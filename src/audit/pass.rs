@@ -352,8 +352,9 @@ fn success_in_pass_ctes(d: &Dialect, p: &Params) -> String {
 /// `since - 1h` instead (a statement of bounded size).
 const MAX_SPANS: usize = 500;
 
-/// success-after-failures, second step, for the candidates of the pass (address, span
-/// of failures): the failed and successful logins of those addresses within
+/// success-after-failures, second step (PostgreSQL), for the candidates of the pass
+/// (address, span of failures), which it takes as its one parameter `$1` (returned
+/// beside the statement, a JSON array): the failed and successful logins of those addresses within
 /// `[first, last + 1h]` of each span, read through the index on `ts` (with a second of
 /// margin either side: SQLite's timestamps come back at millisecond precision; never
 /// before `since - 1h`, the pass's window); a finding per address with a success
@@ -364,7 +365,7 @@ pub fn successes_statement(
     backend: DbBackend,
     p: &Params,
     candidates: &[(String, chrono::NaiveDateTime, chrono::NaiveDateTime)],
-) -> String {
+) -> (String, String) {
     let d = Dialect::new(backend);
     let ok = d.nul_free("a.details");
     let margin = chrono::Duration::seconds(1);
@@ -400,25 +401,20 @@ pub fn successes_statement(
             .collect::<Vec<_>>()
             .join(" OR ")
     };
-    let mut emails: Vec<String> = candidates
-        .iter()
-        .map(|(e, _, _)| crate::db::quote_literal(e))
-        .collect();
+    // The addresses come from audit_logs: hostile text, bound as one parameter (a JSON
+    // array), never spliced into the statement.
+    let mut emails: Vec<&str> = candidates.iter().map(|(e, _, _)| e.as_str()).collect();
     emails.sort_unstable();
     emails.dedup();
-    let emails = if emails.is_empty() {
-        "NULL".to_owned()
-    } else {
-        emails.join(", ")
-    };
+    let emails = serde_json::to_string(&emails).unwrap_or_else(|_| "[]".to_owned());
     let email_l = d.bytes(&format!("lower({})", d.j("a.details", "email")));
-    format!(
+    let sql = format!(
         "WITH l AS (SELECT CASE WHEN {ok} THEN {email_l} END AS email_l, a.ts, a.action FROM audit_logs a \
                     WHERE a.action IN ('login_failed', 'login_success') AND ({spans}){org}), \
          sa_w AS (SELECT email_l, ts, action, \
                          SUM(CASE WHEN action = 'login_failed' THEN 1 ELSE 0 END) \
                            OVER (PARTITION BY email_l {hour_before}) AS failures_before \
-                  FROM l WHERE email_l IN ({emails})), \
+                  FROM l WHERE email_l IN (SELECT json_array_elements_text(CAST($1 AS json)))), \
          sa AS (SELECT email_l, MIN(ts) AS first_success, MAX(failures_before) AS failures, COUNT(*) AS successes \
                 FROM sa_w WHERE action = 'login_success' AND {since} AND failures_before >= {n} GROUP BY email_l) \
          SELECT '{rule}' AS rule, org_id, user_id, email, role, created_at, at, evidence FROM ({branch}) b \
@@ -429,7 +425,8 @@ pub fn successes_statement(
         n = FAILURES_BEFORE_SUCCESS,
         rule = Rule::SuccessAfterFailures.name(),
         branch = login_rule(&d, Rule::SuccessAfterFailures),
-    )
+    );
+    (sql, emails)
 }
 
 /// no-telemetry's one row: whether any login event is inside `--since` (EXISTS, read

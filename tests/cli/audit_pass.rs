@@ -169,6 +169,21 @@ fn success_after_failures_is_exact_around_the_candidate_hours() {
         }
         add("login_success", "d@edge.example.com", "2026-10-12 15:10:00");
         add("login_success", "d@edge.example.com", "2026-10-12 16:20:00");
+        // e: an address with a quote and a backslash (hostile text from audit_logs):
+        // it reaches the second step as a bound value, found like any other. In the
+        // JSON a backslash is written twice, in SQL a quote; no user has it.
+        for m in ["01", "02", "03", "04", "05"] {
+            add(
+                "login_failed",
+                r"o''b\\x@edge.example.com",
+                &format!("2026-10-13 10:{m}:00"),
+            );
+        }
+        add(
+            "login_success",
+            r"o''b\\x@edge.example.com",
+            "2026-10-13 10:30:00",
+        );
         for (id, email) in [("a", "a"), ("b", "b"), ("c", "c"), ("d", "d")] {
             sql.push(user(
                 &format!("user_00000000e00{id}"),
@@ -196,6 +211,7 @@ fn success_after_failures_is_exact_around_the_candidate_hours() {
             ("d", 5, "2026-10-12T15:10:00"),
         ]
         .iter()
+        .chain([(r"o'b\x", 5, "2026-10-13T10:30:00")].iter())
         .map(|(u, n, at)| {
             (
                 format!("{u}@edge.example.com"),
