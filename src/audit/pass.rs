@@ -315,13 +315,40 @@ fn success_candidates_ctes(d: &Dialect) -> String {
         d.later("a.last_ts", "b.last_ts")
     );
     format!(
-        "fh AS (SELECT l.el AS email_l, {hour} AS h, COUNT(*) AS n, MIN(l.ts) AS first_ts, MAX(l.ts) AS last_ts \
-                FROM w l WHERE l.k = 3 AND l.el IN (SELECT email_l FROM fe WHERE n >= {n}) GROUP BY l.el, {hour}), \
+        "{fh}, \
          sc AS (SELECT a.email_l, a.h, {first} AS first_ts, {last} AS last_ts \
                 FROM fh a LEFT JOIN fh b ON b.email_l = a.email_l AND b.h = {prev_h} \
                 WHERE a.n + COALESCE(b.n, 0) >= {n})",
-        hour = d.hour("l.ts"),
+        fh = failures_per_hour(d),
         prev_h = d.previous_hour("a.h"),
+        n = FAILURES_BEFORE_SUCCESS,
+    )
+}
+
+/// `fh`: the failures per address and hour (with the first and last of the hour), for
+/// the addresses with 5 failures in all: where success-after-failures looks.
+fn failures_per_hour(d: &Dialect) -> String {
+    format!(
+        "fh AS (SELECT l.el AS email_l, {hour} AS h, COUNT(*) AS n, MIN(l.ts) AS first_ts, MAX(l.ts) AS last_ts \
+                FROM w l WHERE l.k = 3 AND l.el IN (SELECT email_l FROM fe WHERE n >= {n}) GROUP BY l.el, {hour})",
+        hour = d.hour("l.ts"),
+        n = FAILURES_BEFORE_SUCCESS,
+    )
+}
+
+/// `sa_w`, `sa`: success-after-failures's exact windows over `logins` (a FROM item with
+/// `email_l`, `ts` and `k`, 3 a failure and 4 a success, of its candidate addresses
+/// only): per address, the successes inside `--since` with 5 failures in the hour
+/// before them.
+fn success_windows(d: &Dialect, p: &Params, logins: &str) -> String {
+    format!(
+        "sa_w AS (SELECT email_l, ts, k, \
+                         SUM(CASE WHEN k = 3 THEN 1 ELSE 0 END) OVER (PARTITION BY email_l {hour_before}) AS failures_before \
+                  FROM {logins}), \
+         sa AS (SELECT email_l, MIN(ts) AS first_success, MAX(failures_before) AS failures, COUNT(*) AS successes \
+                FROM sa_w WHERE k = 4 AND {since} AND failures_before >= {n} GROUP BY email_l)",
+        hour_before = d.preceding(3600),
+        since = d.ts_cmp("ts", ">=", p.since),
         n = FAILURES_BEFORE_SUCCESS,
     )
 }
@@ -331,20 +358,18 @@ fn success_candidates_ctes(d: &Dialect) -> String {
 /// windows for them only.
 fn success_in_pass_ctes(d: &Dialect, p: &Params) -> String {
     format!(
-        "fh AS (SELECT l.el AS email_l, {hour} AS h, COUNT(*) AS n FROM w l \
-                WHERE l.k = 3 AND l.el IN (SELECT email_l FROM fe WHERE n >= {n}) GROUP BY l.el, {hour}), \
+        "{fh}, \
          sc AS (SELECT DISTINCT a.email_l FROM fh a LEFT JOIN fh b ON b.email_l = a.email_l AND b.h = {prev_h} \
                 WHERE a.n + COALESCE(b.n, 0) >= {n}), \
-         sa_w AS (SELECT l.el AS email_l, l.ts, l.k, \
-                         SUM(CASE WHEN l.k = 3 THEN 1 ELSE 0 END) OVER (PARTITION BY l.el {hour_before}) AS failures_before \
-                  FROM w l WHERE l.k IN (3, 4) AND l.el IN (SELECT email_l FROM sc)), \
-         sa AS (SELECT email_l, MIN(ts) AS first_success, MAX(failures_before) AS failures, COUNT(*) AS successes \
-                FROM sa_w WHERE k = 4 AND {since} AND failures_before >= {n} GROUP BY email_l)",
-        hour = d.hour("l.ts"),
+         {windows}",
+        fh = failures_per_hour(d),
         prev_h = d.previous_hour("a.h"),
-        hour_before = d.preceding(3600),
-        since = d.ts_cmp("ts", ">=", p.since),
         n = FAILURES_BEFORE_SUCCESS,
+        windows = success_windows(
+            d,
+            p,
+            "(SELECT el AS email_l, ts, k FROM w WHERE k IN (3, 4) AND el IN (SELECT email_l FROM sc)) l",
+        ),
     )
 }
 
@@ -409,20 +434,18 @@ pub fn successes_statement(
     let emails = serde_json::to_string(&emails).unwrap_or_else(|_| "[]".to_owned());
     let email_l = d.bytes(&format!("lower({})", d.j("a.details", "email")));
     let sql = format!(
-        "WITH l AS (SELECT CASE WHEN {ok} THEN {email_l} END AS email_l, a.ts, a.action FROM audit_logs a \
+        "WITH l AS (SELECT CASE WHEN {ok} THEN {email_l} END AS email_l, a.ts, \
+                           CASE a.action WHEN 'login_failed' THEN 3 ELSE 4 END AS k FROM audit_logs a \
                     WHERE a.action IN ('login_failed', 'login_success') AND ({spans}){org}), \
-         sa_w AS (SELECT email_l, ts, action, \
-                         SUM(CASE WHEN action = 'login_failed' THEN 1 ELSE 0 END) \
-                           OVER (PARTITION BY email_l {hour_before}) AS failures_before \
-                  FROM l WHERE email_l IN (SELECT json_array_elements_text(CAST($1 AS json)))), \
-         sa AS (SELECT email_l, MIN(ts) AS first_success, MAX(failures_before) AS failures, COUNT(*) AS successes \
-                FROM sa_w WHERE action = 'login_success' AND {since} AND failures_before >= {n} GROUP BY email_l) \
+         {windows} \
          SELECT '{rule}' AS rule, org_id, user_id, email, role, created_at, at, evidence FROM ({branch}) b \
          ORDER BY sort_ts",
         org = d.org_filter("a.org_id", p.org.as_deref()),
-        hour_before = d.preceding(3600),
-        since = d.ts_cmp("ts", ">=", p.since),
-        n = FAILURES_BEFORE_SUCCESS,
+        windows = success_windows(
+            &d,
+            p,
+            "l WHERE email_l IN (SELECT json_array_elements_text(CAST($1 AS json)))",
+        ),
         rule = Rule::SuccessAfterFailures.name(),
         branch = login_rule(&d, Rule::SuccessAfterFailures),
     );

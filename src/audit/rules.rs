@@ -464,7 +464,7 @@ impl UserRow {
     }
 
     pub fn read(row: &QueryResult) -> Result<Self> {
-        let email = text(row, "email")?.unwrap_or_default();
+        let email = email_of(row)?;
         Ok(Self {
             key: crate::records::email_key(&email),
             email,
