@@ -31,6 +31,8 @@ pub struct Db {
     /// lock another session holds. Statements that set their own (a migration's
     /// `--ddl-lock-timeout`) override it.
     pub lock_wait: Duration,
+    /// SQLite on a file: how to open a second connection to it ([`Db::second_reader`]).
+    reopen: Option<ConnectOptions>,
     /// The task that notes who holds a lock we wait for (dropped with the Db).
     watcher: Option<AbortOnDrop>,
 }
@@ -142,7 +144,7 @@ pub async fn connect(
         )
         .await
         {
-            Ok(Ok(conn)) => return session(conn, config).await,
+            Ok(Ok(conn)) => return session(conn, config, &opts).await,
             Ok(Err(err)) => {
                 if is_retryable_connect(&err)
                     && Instant::now() + Duration::from_millis(250) < deadline
@@ -253,11 +255,16 @@ fn connect_options(secret_url: String, ui: &dyn Progress) -> ConnectOptions {
 
 /// The connected session: `--schema` checked, the failpoint armed in test builds.
 #[allow(unused_mut)]
-async fn session(mut conn: DatabaseConnection, config: &DatabaseConfig) -> Result<Db> {
+async fn session(
+    mut conn: DatabaseConnection,
+    config: &DatabaseConfig,
+    opts: &ConnectOptions,
+) -> Result<Db> {
     #[cfg(debug_assertions)]
     failpoint(&mut conn);
+    let backend = conn.get_database_backend();
     let db = Db {
-        backend: conn.get_database_backend(),
+        backend,
         conn,
         url: config.redacted(),
         search_path: config
@@ -266,6 +273,8 @@ async fn session(mut conn: DatabaseConnection, config: &DatabaseConfig) -> Resul
             .flatten(),
         lock_wait: DEFAULT_LOCK_WAIT,
         watcher: None,
+        reopen: (backend == DbBackend::Sqlite && sqlite_file(opts.get_url()).is_some())
+            .then(|| opts.clone()),
     };
     if let Some(schema) = &config.schema {
         db.ensure_schema_exists(schema).await?;
@@ -459,6 +468,43 @@ impl Db {
         let txn = txn.map_err(|e| Error::from_db(e, "beginning a read-only transaction"))?;
         self.in_schema(&txn).await?;
         Ok(txn)
+    }
+
+    /// SQLite on a file: a read transaction on a second connection (read-only) that sees
+    /// what `txn`, a read transaction of ours that has read, sees; None when there can
+    /// be none (not a file; WAL mode, where each reader has its own snapshot; a writer
+    /// waiting to commit; any error). In the other journal modes `txn` holds the
+    /// database's shared lock until it ends, so no write can commit before the second
+    /// takes its own: both read the same database.
+    pub async fn second_reader(&self, txn: &DatabaseTransaction) -> Option<DatabaseTransaction> {
+        let opts = self.reopen.clone()?;
+        let mode = txn
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "PRAGMA journal_mode".to_owned(),
+            ))
+            .await
+            .ok()??
+            .try_get_by_index::<String>(0)
+            .ok()?;
+        if mode.eq_ignore_ascii_case("wal") {
+            return None;
+        }
+        let mut opts = opts;
+        opts.min_connections(1)
+            // Never wait: a writer waiting to commit refuses new readers; then the
+            // caller reads alone.
+            .map_sqlx_sqlite_opts(|o| o.read_only(true).busy_timeout(Duration::ZERO));
+        let conn = Database::connect(opts).await.ok()?;
+        let reader = conn.begin().await.ok()?;
+        reader
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT COUNT(*) FROM sqlite_master".to_owned(),
+            ))
+            .await
+            .ok()?;
+        Some(reader)
     }
 
     /// Begin a transaction that holds the migration lock, waiting up to `lock_wait` for it.

@@ -101,33 +101,70 @@ impl Tally {
 /// Where findings go as they are produced.
 pub type Sink<'a> = dyn FnMut(Finding) -> Result<()> + 'a;
 
-/// The hashes of the email keys ([`records::email_key`]) that two or more users share.
-async fn shared_address_hashes(
-    txn: &sea_orm::DatabaseTransaction,
-    backend: sea_orm::DbBackend,
-) -> Result<std::collections::HashSet<u64>> {
-    let mut seen = std::collections::HashMap::<u64, bool>::new();
+/// Every user's address, read alone ([`rules::ADDRESSES_SQL`]), each given to `each`
+/// ("" when NULL).
+async fn each_address(
+    txn: &DatabaseTransaction,
+    backend: DbBackend,
+    each: &mut dyn FnMut(String),
+) -> Result<()> {
     let mut stream = txn
         .stream_raw(Statement::from_string(
             backend,
-            "SELECT email FROM users".to_owned(),
+            rules::ADDRESSES_SQL.to_owned(),
         ))
         .await
-        .map_err(|e| Error::from_db(e, "running rule case-variant-email"))?;
+        .map_err(|e| Error::from_db(e, "reading the users' addresses"))?;
     while let Some(row) = stream.next().await {
-        let row = row.map_err(|e| Error::from_db(e, "reading rule case-variant-email"))?;
-        let email: Option<String> = row
-            .try_get("", "email")
-            .map_err(|e| Error::from_db(e, "reading rule case-variant-email"))?;
-        let hash = rules::key_hash(&records::email_key(&email.unwrap_or_default()));
-        seen.entry(hash)
-            .and_modify(|shared| *shared = true)
-            .or_insert(false);
+        let row = row.map_err(|e| Error::from_db(e, "reading the users' addresses"))?;
+        each(rules::email_of(&row)?);
     }
-    Ok(seen
-        .into_iter()
-        .filter_map(|(h, shared)| shared.then_some(h))
-        .collect())
+    Ok(())
+}
+
+/// What case-variant-email and unreachable-email are about, from the addresses alone
+/// (memory: a hash per user, then the flagged addresses only): the addresses whose
+/// email key ([`records::email_key`]) two or more users share (a second read of the
+/// addresses), and those the API cannot match at login.
+#[derive(Default)]
+struct Flagged {
+    shared: Vec<String>,
+    unreachable: Vec<String>,
+}
+
+async fn flagged_addresses(
+    txn: &DatabaseTransaction,
+    backend: DbBackend,
+    rules: &[Rule],
+) -> Result<Flagged> {
+    let case_variants = rules.contains(&Rule::CaseVariantEmail);
+    let unreachable = rules.contains(&Rule::UnreachableEmail);
+    let mut out = Flagged::default();
+    if !case_variants && !unreachable {
+        return Ok(out);
+    }
+    let mut seen = std::collections::HashMap::<u64, bool>::new();
+    each_address(txn, backend, &mut |email| {
+        if case_variants {
+            seen.entry(rules::key_hash(&records::email_key(&email)))
+                .and_modify(|shared| *shared = true)
+                .or_insert(false);
+        }
+        if unreachable && !rules::reachable(&email) {
+            out.unreachable.push(email);
+        }
+    })
+    .await?;
+    seen.retain(|_, shared| *shared);
+    if !seen.is_empty() {
+        each_address(txn, backend, &mut |email| {
+            if seen.contains_key(&rules::key_hash(&records::email_key(&email))) {
+                out.shared.push(email);
+            }
+        })
+        .await?;
+    }
+    Ok(out)
 }
 
 /// Run `selected` rules in one read-only snapshot: the findings (sorted by severity,
@@ -199,12 +236,17 @@ pub async fn stream(
             }
             None => params,
         };
-        let unparseable_rows =
-            one_pass(txn, db.backend, params, &runnable, &mut counted, ui).await?;
+        let unparseable_rows = one_pass(db, txn, params, &runnable, &mut counted, ui).await?;
+        let mut flagged = flagged_addresses(txn, db.backend, &runnable).await?;
         for rule in runnable.iter().filter(|r| !r.reads_audit_logs()) {
             if let Some(sql) = rules::sql_for(*rule, db.backend, params) {
                 let step = ui.step(&format!("rule {}", rule.name()));
-                run_rule(txn, db.backend, *rule, sql, params, &mut counted).await?;
+                let emails = match rule {
+                    Rule::CaseVariantEmail => Some(std::mem::take(&mut flagged.shared)),
+                    Rule::UnreachableEmail => Some(std::mem::take(&mut flagged.unreachable)),
+                    _ => None,
+                };
+                run_rule(txn, db.backend, *rule, sql, emails, params, &mut counted).await?;
                 drop(step);
             }
         }
@@ -239,33 +281,50 @@ pub fn statements(backend: DbBackend, params: &Params, selected: &[Rule]) -> Vec
             out.push(("the audit's transaction".to_owned(), setting.to_owned()));
         }
     }
-    let in_pass: Vec<String> = selected
-        .iter()
-        .filter(|r| r.reads_audit_logs() && **r != Rule::NoTelemetry)
-        .map(|r| match r {
-            Rule::SuccessAfterFailures if backend == DbBackend::Postgres => {
-                format!("{} (its candidates)", r.name())
+    let pg = backend == DbBackend::Postgres;
+    let split = !pg && selected.iter().any(|r| pass::Part::Logins.has(*r));
+    let parts = if split {
+        vec![pass::Part::Accounts, pass::Part::Logins]
+    } else {
+        vec![pass::Part::All]
+    };
+    for part in parts {
+        let in_part: Vec<String> = selected
+            .iter()
+            .filter(|r| r.reads_audit_logs() && **r != Rule::NoTelemetry)
+            .filter(|r| part.has(**r))
+            .map(|r| match r {
+                Rule::SuccessAfterFailures if pg => format!("{} (its candidates)", r.name()),
+                _ => r.name().to_owned(),
+            })
+            .collect();
+        let rules = if in_part.is_empty() {
+            "no rule".to_owned()
+        } else {
+            in_part.join(", ")
+        };
+        let label = match part {
+            pass::Part::All => {
+                format!("one pass over audit_logs: {rules} and the unparseable rows")
             }
-            _ => r.name().to_owned(),
-        })
-        .collect();
-    out.push((
-        format!(
-            "one pass over audit_logs: {} and the unparseable rows",
-            if in_pass.is_empty() {
-                "no rule".to_owned()
-            } else {
-                in_pass.join(", ")
+            pass::Part::Accounts => {
+                format!(
+                    "the pass over audit_logs, accounts' part: {rules} and the unparseable rows"
+                )
             }
-        ),
-        pass::statement(backend, params, selected),
-    ));
+            pass::Part::Logins => format!(
+                "the pass over audit_logs, logins' part (at once, on a second connection, \
+                 outside WAL mode): {rules}"
+            ),
+        };
+        out.push((label, pass::statement(backend, params, selected, part)));
+    }
     if selected.contains(&Rule::SuccessAfterFailures) && backend == DbBackend::Postgres {
         out.push((
             "success-after-failures: the logins of the candidates the pass returns (here none), \
              within an hour of their failures"
                 .to_owned(),
-            pass::successes_statement(backend, params, &[]).0,
+            pass::successes_statement(backend, params, &[], Some(Vec::new())).0,
         ));
     }
     if selected.contains(&Rule::NoTelemetry) {
@@ -392,13 +451,14 @@ async fn skipped_rules(
 /// then success-after-failures's logins for the candidates the pass found, then
 /// no-telemetry: their findings, and the count of rows the rules cannot read.
 async fn one_pass(
+    db: &db::Db,
     txn: &DatabaseTransaction,
-    backend: DbBackend,
     params: &Params,
     rules: &[Rule],
     sink: &mut Sink<'_>,
     ui: &dyn Progress,
 ) -> Result<i64> {
+    let backend = db.backend;
     let step = ui.step("one pass over audit_logs");
     if backend == DbBackend::Postgres {
         // Settings of this read-only transaction only (see `pass::SETTINGS`).
@@ -408,41 +468,46 @@ async fn one_pass(
     }
     let mut unparseable = 0;
     let mut candidates = Vec::new();
-    let sql = pass::statement(backend, params, rules);
-    stream_findings(
-        txn,
-        Statement::from_string(backend, sql),
-        params,
-        sink,
-        &mut |name, row| {
-            let text = |c: &str| -> Result<Option<String>> {
-                row.try_get("", c)
-                    .map_err(|e| Error::from_db(e, "reading the audit's findings"))
-            };
-            if name == pass::UNPARSEABLE {
+    // The candidates' failed logins, as the pass read them; None once there are too
+    // many, or one whose time does not read back (a timestamp such as 'infinity').
+    let mut failures = Some(Vec::new());
+    let mut other = |name: &str, row: &sea_orm::QueryResult| -> Result<()> {
+        let text = |c: &str| -> Result<Option<String>> {
+            row.try_get("", c)
+                .map_err(|e| Error::from_db(e, "reading the audit's findings"))
+        };
+        let ts = |c: &str| -> Result<Option<chrono::NaiveDateTime>> {
+            Ok(text(c)?.and_then(|t| records::parse_timestamp(&t).ok()))
+        };
+        match name {
+            pass::UNPARSEABLE => {
                 unparseable = text("evidence")?.and_then(|n| n.parse().ok()).unwrap_or(0);
-            } else {
-                let ts = |c: &str| -> Result<chrono::NaiveDateTime> {
-                    text(c)?
-                        .as_deref()
-                        .map(records::parse_timestamp)
-                        .transpose()
-                        .map_err(Error::internal)?
-                        .ok_or_else(|| Error::internal("a candidate without its failures' span"))
-                };
-                candidates.push((
-                    text("email")?.unwrap_or_default(),
-                    ts("at")?,
-                    ts("created_at")?,
-                ));
             }
-            Ok(())
-        },
-    )
-    .await?;
+            pass::CANDIDATE_FAILURE => {
+                let at = ts("at")?;
+                if let (Some(list), Some(at)) = (failures.as_mut(), at) {
+                    list.push((text("email")?.unwrap_or_default(), at));
+                }
+                if at.is_none()
+                    || failures
+                        .as_ref()
+                        .is_some_and(|l| l.len() > pass::MAX_CANDIDATE_FAILURES)
+                {
+                    failures = None;
+                }
+            }
+            _ => {
+                // A span that does not read back: its logins are read from since - 1h.
+                let span = ts("at")?.zip(ts("created_at")?);
+                candidates.push((text("email")?.unwrap_or_default(), span));
+            }
+        }
+        Ok(())
+    };
+    run_pass(db, txn, params, rules, sink, &mut other).await?;
     if rules.contains(&Rule::SuccessAfterFailures) && !candidates.is_empty() {
-        let (sql, emails) = pass::successes_statement(backend, params, &candidates);
-        let statement = Statement::from_sql_and_values(backend, sql, [emails.into()]);
+        let (sql, values) = pass::successes_statement(backend, params, &candidates, failures);
+        let statement = Statement::from_sql_and_values(backend, sql, values);
         stream_findings(txn, statement, params, sink, &mut |_, _| Ok(())).await?;
     }
     if rules.contains(&Rule::NoTelemetry) {
@@ -460,8 +525,60 @@ async fn one_pass(
     Ok(unparseable)
 }
 
-/// Stream a statement's rows into findings; a row whose `rule` is not a rule's name
-/// (the pass's `unparseable` and `candidate` rows) goes to `other`.
+/// The pass's statement(s) ([`pass::statement`]), their rows into findings or `other`.
+/// PostgreSQL: one statement. SQLite, with a login rule selected: the accounts' part
+/// here and the logins' part on a second connection that sees the same database
+/// ([`db::Db::second_reader`]), at once (a core each); its findings follow, in the
+/// order of one statement. Without a second connection, one after the other.
+async fn run_pass(
+    db: &db::Db,
+    txn: &DatabaseTransaction,
+    params: &Params,
+    rules: &[Rule],
+    sink: &mut Sink<'_>,
+    other: &mut dyn FnMut(&str, &sea_orm::QueryResult) -> Result<()>,
+) -> Result<()> {
+    let backend = db.backend;
+    let logins = rules.iter().any(|r| pass::Part::Logins.has(*r));
+    let statement =
+        |part| Statement::from_string(backend, pass::statement(backend, params, rules, part));
+    if backend == DbBackend::Postgres || !logins {
+        return stream_findings(txn, statement(pass::Part::All), params, sink, other).await;
+    }
+    let Some(reader) = db.second_reader(txn).await else {
+        stream_findings(txn, statement(pass::Part::Accounts), params, sink, other).await?;
+        return stream_findings(txn, statement(pass::Part::Logins), params, sink, other).await;
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel(256);
+    let logins = async move {
+        match reader.stream_raw(statement(pass::Part::Logins)).await {
+            Ok(mut rows) => {
+                while let Some(row) = rows.next().await {
+                    if tx.send(row).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+            }
+        }
+        Ok(())
+    };
+    let accounts = async {
+        stream_findings(txn, statement(pass::Part::Accounts), params, sink, other).await?;
+        while let Some(row) = rx.recv().await {
+            let row = row.map_err(|e| Error::from_db(e, "reading the audit's findings"))?;
+            finding_row(&row, params, sink, other)?;
+        }
+        Ok(())
+    };
+    // An error on either side ends both (the other is dropped, its connection with it).
+    futures_util::future::try_join(logins, accounts).await?;
+    Ok(())
+}
+
+/// Stream a statement's rows into findings ([`finding_row`]).
 async fn stream_findings(
     txn: &DatabaseTransaction,
     statement: Statement,
@@ -475,19 +592,30 @@ async fn stream_findings(
         .map_err(|e| Error::from_db(e, "running the audit"))?;
     while let Some(row) = stream.next().await {
         let row = row.map_err(|e| Error::from_db(e, "reading the audit's findings"))?;
-        let name: String = row
-            .try_get("", "rule")
-            .map_err(|e| Error::from_db(e, "reading the audit's findings"))?;
-        if name == pass::UNPARSEABLE || name == pass::CANDIDATE {
-            other(&name, &row)?;
-            continue;
-        }
-        let rule = Rule::from_name(&name)
-            .ok_or_else(|| Error::internal(format!("the audit returned an unknown rule {name}")))?;
-        let f = rules::finding(rule, &row, params)?;
-        if rules::keep(&f) {
-            sink(f)?;
-        }
+        finding_row(&row, params, sink, other)?;
+    }
+    Ok(())
+}
+
+/// One row of the pass into a finding; a row whose `rule` is not a rule's name (the
+/// pass's `unparseable` and `candidate` rows) goes to `other`.
+fn finding_row(
+    row: &sea_orm::QueryResult,
+    params: &Params,
+    sink: &mut Sink<'_>,
+    other: &mut dyn FnMut(&str, &sea_orm::QueryResult) -> Result<()>,
+) -> Result<()> {
+    let name: String = row
+        .try_get("", "rule")
+        .map_err(|e| Error::from_db(e, "reading the audit's findings"))?;
+    if [pass::UNPARSEABLE, pass::CANDIDATE, pass::CANDIDATE_FAILURE].contains(&name.as_str()) {
+        return other(&name, row);
+    }
+    let rule = Rule::from_name(&name)
+        .ok_or_else(|| Error::internal(format!("the audit returned an unknown rule {name}")))?;
+    let f = rules::finding(rule, row, params)?;
+    if rules::keep(&f) {
+        sink(f)?;
     }
     Ok(())
 }
@@ -503,53 +631,49 @@ async fn ensure_org(txn: &DatabaseTransaction, org: &str) -> Result<()> {
     ))
 }
 
-/// Stream one rule's rows into findings.
+/// Stream one rule's rows into findings. case-variant-email and unreachable-email read
+/// only the users of `emails` (their flagged addresses, [`flagged_addresses`]), bound
+/// as one JSON array: addresses are hostile text, never spliced into SQL.
 async fn run_rule(
     txn: &DatabaseTransaction,
     backend: DbBackend,
     rule: Rule,
     sql: String,
+    emails: Option<Vec<String>>,
     params: &Params,
     sink: &mut Sink<'_>,
 ) -> Result<()> {
-    // case-variant-email: a first pass counts the addresses (by a hash of their
-    // key, so memory stays flat); the second keeps only the shared ones.
-    let shared = if rule == Rule::CaseVariantEmail {
-        Some(shared_address_hashes(txn, backend).await?)
-    } else {
-        None
+    let statement = match emails {
+        Some(emails) if emails.is_empty() => return Ok(()),
+        Some(emails) => {
+            let json =
+                serde_json::to_string(&emails).map_err(|e| Error::internal(e.to_string()))?;
+            Statement::from_sql_and_values(backend, sql, [json.into()])
+        }
+        None => Statement::from_string(backend, sql),
     };
     let mut stream = txn
-        .stream_raw(Statement::from_string(backend, sql))
+        .stream_raw(statement)
         .await
         .map_err(|e| Error::from_db(e, &format!("running rule {}", rule.name())))?;
     let mut grouped = Vec::new();
     while let Some(row) = stream.next().await {
         let row = row.map_err(|e| Error::from_db(e, &format!("reading rule {}", rule.name())))?;
-        // The users-only rules read every user: the address first, the rest of the row
-        // only for the users a finding may be about.
-        if let Some(shared) = &shared {
-            if shared.contains(&rules::key_hash(&records::email_key(&rules::email_of(
-                &row,
-            )?))) {
-                grouped.push(rules::UserRow::read(&row)?);
+        match rule {
+            Rule::CaseVariantEmail => grouped.push(rules::UserRow::read(&row)?),
+            Rule::UnreachableEmail => {
+                if let Some(f) =
+                    rules::unreachable_email(&rules::UserRow::read(&row)?, params.org.as_deref())
+                {
+                    sink(f)?;
+                }
             }
-            continue;
-        }
-        if rule == Rule::UnreachableEmail {
-            if rules::reachable(&rules::email_of(&row)?) {
-                continue;
+            _ => {
+                let f = rules::finding(rule, &row, params)?;
+                if rules::keep(&f) {
+                    sink(f)?;
+                }
             }
-            if let Some(f) =
-                rules::unreachable_email(&rules::UserRow::read(&row)?, params.org.as_deref())
-            {
-                sink(f)?;
-            }
-            continue;
-        }
-        let f = rules::finding(rule, &row, params)?;
-        if rules::keep(&f) {
-            sink(f)?;
         }
     }
     drop(stream);

@@ -130,7 +130,7 @@ const PRIVILEGED: &str = "CAST(u.role AS TEXT) IN ('owner', 'admin')";
 pub fn sql_for(rule: Rule, backend: DbBackend, p: &Params) -> Option<String> {
     let d = Dialect::new(backend);
     Some(match rule {
-        Rule::CaseVariantEmail | Rule::UnreachableEmail => case_variant_email_sql(&d, p),
+        Rule::CaseVariantEmail | Rule::UnreachableEmail => users_by_email_sql(&d),
         Rule::MultipleOwners => multiple_owners_sql(&d, p),
         Rule::PrivilegedWithoutPassword => privileged_without_password_sql(&d, p),
         _ => return None,
@@ -148,16 +148,22 @@ fn per_user(d: &Dialect, with: &str, cond: &str, evidence: String) -> String {
     )
 }
 
-/// The SQL of `case-variant-email`: every user, grouped by email identity in
-/// ecomind-admin (see `case_variants`), since neither backend's lower() is the API's
-/// notion of one address.
-fn case_variant_email_sql(d: &Dialect, _p: &Params) -> String {
+/// The SQL of `case-variant-email` and `unreachable-email`, judged in ecomind-admin
+/// (neither backend's lower() is the API's notion of one address): every address is
+/// read alone first ([`ADDRESSES_SQL`]); this reads the users whose address is in the
+/// JSON array `$1` (those a finding may be about), oldest account first.
+pub fn users_by_email_sql(d: &Dialect) -> String {
     format!(
-        "SELECT {cols}, {created} AS at, NULL AS evidence FROM users u ORDER BY u.created_at, u.id",
+        "SELECT {cols}, {created} AS at, NULL AS evidence FROM users u \
+         WHERE COALESCE(u.email, '') IN ({set}) ORDER BY u.created_at, u.id",
         cols = user_cols(d, "u"),
         created = d.ts_text("u.created_at"),
+        set = d.json_text_set("$1"),
     )
 }
+
+/// Every user's address, alone: what `case-variant-email` and `unreachable-email` judge.
+pub const ADDRESSES_SQL: &str = "SELECT email FROM users";
 
 /// The SQL of `multiple-owners`.
 fn multiple_owners_sql(d: &Dialect, p: &Params) -> String {

@@ -216,6 +216,16 @@ impl Dialect {
         }
     }
 
+    /// The texts of the JSON array `param` (a bound parameter), as a subquery: for
+    /// `x IN (...)`.
+    pub fn json_text_set(&self, param: &str) -> String {
+        if self.is_pg() {
+            format!("SELECT json_array_elements_text(CAST({param} AS json))")
+        } else {
+            format!("SELECT value FROM json_each({param})")
+        }
+    }
+
     /// `AND col = 'org'` when filtering by org (the id is validated; quoted anyway).
     pub fn org_filter(&self, col: &str, org: Option<&str>) -> String {
         org.map(|o| format!(" AND {col} = {}", quote_literal(o)))

@@ -226,3 +226,137 @@ fn success_after_failures_is_exact_around_the_candidate_hours() {
         assert_eq!(got, want, "{}: {:#}", db.name(), j["findings"]);
     }
 }
+
+/// SQLite runs the pass as two statements at once, on two connections (the accounts'
+/// part reads the whole table, the logins' part the logins from --since - 1h): they
+/// see one database because the first holds SQLite's shared lock, which no write can
+/// commit past, while the second starts (rollback journal). In WAL mode each reader
+/// has its own snapshot: one after the other, on one connection. One answer either
+/// way: the findings of every kind of rule and the unparseable count.
+#[test]
+fn sqlite_pass_on_two_connections_gives_the_answer_of_one() {
+    let db = SqliteDb::new();
+    db.run(&["migrate", "up"]).expect_code(0);
+    let mut sql = vec![
+        ORG.to_owned(),
+        user("user_0000000000e1", "r@edge.example.com"),
+    ];
+    sql.push(row(
+        1,
+        "user_registered",
+        r#"{"email": "r@edge.example.com", "role": "viewer", "created_by": "user_nobody"}"#,
+        "2026-09-02 09:00:00",
+    ));
+    sql.push(row(2, "login_failed", "[]", "2026-10-12 09:00:00"));
+    let mut n = 10;
+    for s in 0..10 {
+        n += 1;
+        sql.push(login(
+            n,
+            "login_failed",
+            "x@edge.example.com",
+            &format!("2026-10-12 12:00:{:02}", s * 5),
+        ));
+    }
+    for m in ["50", "52", "54", "56", "58"] {
+        n += 1;
+        sql.push(login(
+            n,
+            "login_failed",
+            "a@edge.example.com",
+            &format!("2026-10-12 10:{m}:00"),
+        ));
+    }
+    sql.push(login(
+        n + 1,
+        "login_success",
+        "a@edge.example.com",
+        "2026-10-12 11:05:00",
+    ));
+    db.query(&sql.join("\n"));
+    let audit = || {
+        let r = db.run(&[
+            "-v",
+            "audit",
+            "suspicious-accounts",
+            "--since",
+            "2026-10-10",
+            "--format",
+            "json",
+            "--fail-on",
+            "never",
+        ]);
+        r.expect_code(0);
+        let j = r.json();
+        (j["findings"].clone(), j["summary"].clone(), r.stderr)
+    };
+    let (findings, summary, log) = audit();
+    // The second connection's first read, which takes its shared lock.
+    let second = "SELECT COUNT(*) FROM sqlite_master";
+    assert!(log.contains(second), "no second connection:\n{log}");
+    let rules: Vec<&str> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    for rule in [
+        "registered-by-unauthorized",
+        "brute-force",
+        "success-after-failures",
+    ] {
+        assert!(rules.contains(&rule), "{rule}: {findings:#}");
+    }
+    assert_eq!(summary["unparseable_rows"], 1, "{summary:#}");
+    assert_eq!(db.query("PRAGMA journal_mode = WAL"), "wal");
+    let (wal_findings, wal_summary, wal_log) = audit();
+    assert!(!wal_log.contains(second), "a second connection in WAL mode");
+    assert_eq!(wal_findings, findings);
+    assert_eq!(wal_summary, summary);
+}
+
+/// A failed login whose time is 'infinity' (PostgreSQL takes it; a planted row) is
+/// after --since: five of them make their address a candidate of
+/// success-after-failures whose span no timestamp can hold. The audit used to stop
+/// there ("a candidate without its failures' span", exit 5); it now reads that
+/// candidate's logins from since - 1h, and every other finding is unchanged.
+#[test]
+fn failures_at_infinity_do_not_stop_the_audit() {
+    for db in AnyDb::both() {
+        let mut sql = vec![ORG.to_owned()];
+        let mut n = 0;
+        for m in ["50", "52", "54", "56", "58"] {
+            n += 1;
+            sql.push(login(
+                n,
+                "login_failed",
+                "a@edge.example.com",
+                &format!("2026-10-12 10:{m}:00"),
+            ));
+            n += 1;
+            sql.push(login(n, "login_failed", "inf@edge.example.com", "infinity"));
+        }
+        sql.push(login(
+            n + 1,
+            "login_success",
+            "a@edge.example.com",
+            "2026-10-12 11:05:00",
+        ));
+        sql.push(login(
+            n + 2,
+            "login_success",
+            "inf@edge.example.com",
+            "2026-10-12 11:05:00",
+        ));
+        db.query(&sql.join("\n"));
+        let j = audit(&db);
+        let found: Vec<&str> = j["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule"] == "success-after-failures")
+            .map(|f| f["email"].as_str().unwrap())
+            .collect();
+        assert_eq!(found, ["a@edge.example.com"], "{}: {:#}", db.name(), j);
+    }
+}
