@@ -31,7 +31,8 @@ pub struct Db {
     /// lock another session holds. Statements that set their own (a migration's
     /// `--ddl-lock-timeout`) override it.
     pub lock_wait: Duration,
-    /// SQLite on a file: how to open a second connection to it ([`Db::second_reader`]).
+    /// How to open a second connection (PostgreSQL, SQLite on a file): the options
+    /// this one was opened with ([`Db::second_reader`]). Never printed.
     reopen: Option<ConnectOptions>,
     /// The task that notes who holds a lock we wait for (dropped with the Db).
     watcher: Option<AbortOnDrop>,
@@ -273,7 +274,7 @@ async fn session(
             .flatten(),
         lock_wait: DEFAULT_LOCK_WAIT,
         watcher: None,
-        reopen: (backend == DbBackend::Sqlite && sqlite_file(opts.get_url()).is_some())
+        reopen: (backend == DbBackend::Postgres || sqlite_file(opts.get_url()).is_some())
             .then(|| opts.clone()),
     };
     if let Some(schema) = &config.schema {
@@ -477,6 +478,9 @@ impl Db {
     /// database's shared lock until it ends, so no write can commit before the second
     /// takes its own: both read the same database.
     pub async fn second_reader(&self, txn: &DatabaseTransaction) -> Option<DatabaseTransaction> {
+        if self.backend != DbBackend::Sqlite {
+            return None;
+        }
         let opts = self.reopen.clone()?;
         let mode = txn
             .query_one_raw(Statement::from_string(
@@ -504,6 +508,43 @@ impl Db {
             ))
             .await
             .ok()?;
+        Some(reader)
+    }
+
+    /// PostgreSQL: a read-only transaction on a second connection that sees `txn`'s
+    /// snapshot (a REPEATABLE READ transaction of ours: `pg_export_snapshot`, then
+    /// `SET TRANSACTION SNAPSHOT`; a primary or a hot standby, 10+); None when there
+    /// can be none (the second connection refused, say: then `txn` reads alone).
+    pub async fn snapshot_reader(&self, txn: &DatabaseTransaction) -> Option<DatabaseTransaction> {
+        if self.backend != DbBackend::Postgres {
+            return None;
+        }
+        let mut opts = self.reopen.clone()?;
+        let run = |sql: &str| Statement::from_string(DbBackend::Postgres, sql.to_owned());
+        // Not in a savepoint: PostgreSQL exports no snapshot from a subtransaction.
+        let id = txn
+            .query_one_raw(run("SELECT pg_export_snapshot() AS id"))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|row| row.try_get::<String>("", "id").ok())?;
+        opts.min_connections(1);
+        let conn = Database::connect(opts).await.ok()?;
+        let reader = conn
+            .begin_with_config(
+                Some(IsolationLevel::RepeatableRead),
+                Some(AccessMode::ReadOnly),
+            )
+            .await
+            .ok()?;
+        reader
+            .execute_raw(run(&format!(
+                "SET TRANSACTION SNAPSHOT {}",
+                quote_literal(&id)
+            )))
+            .await
+            .ok()?;
+        self.in_schema(&reader).await.ok()?;
         Some(reader)
     }
 

@@ -236,8 +236,8 @@ pub async fn stream(
             }
             None => params,
         };
-        let unparseable_rows = one_pass(db, txn, params, &runnable, &mut counted, ui).await?;
-        let mut flagged = flagged_addresses(txn, db.backend, &runnable).await?;
+        let (unparseable_rows, mut flagged) =
+            pass_and_addresses(db, txn, params, &runnable, &mut counted, ui).await?;
         for rule in runnable.iter().filter(|r| !r.reads_audit_logs()) {
             if let Some(sql) = rules::sql_for(*rule, db.backend, params) {
                 let step = ui.step(&format!("rule {}", rule.name()));
@@ -445,6 +445,42 @@ async fn skipped_rules(
         skipped.push(Skipped { rule, reason });
     }
     Ok(skipped)
+}
+
+/// [`one_pass`], and the flagged addresses ([`flagged_addresses`]). PostgreSQL: every
+/// address is read on a second connection in the same snapshot
+/// ([`db::Db::snapshot_reader`]) while the pass runs (a core is free once its
+/// parallel scan is done); else one after the other.
+async fn pass_and_addresses(
+    db: &db::Db,
+    txn: &DatabaseTransaction,
+    params: &Params,
+    rules: &[Rule],
+    sink: &mut Sink<'_>,
+    ui: &dyn Progress,
+) -> Result<(i64, Flagged)> {
+    let reader = if rules
+        .iter()
+        .any(|r| matches!(r, Rule::CaseVariantEmail | Rule::UnreachableEmail))
+    {
+        db.snapshot_reader(txn).await
+    } else {
+        None
+    };
+    let pass = one_pass(db, txn, params, rules, sink, ui);
+    match &reader {
+        Some(reader) => {
+            let addresses = flagged_addresses(reader, db.backend, rules);
+            futures_util::future::try_join(pass, addresses).await
+        }
+        None => {
+            let unparseable_rows = pass.await?;
+            Ok((
+                unparseable_rows,
+                flagged_addresses(txn, db.backend, rules).await?,
+            ))
+        }
+    }
 }
 
 /// The one pass over audit_logs ([`pass`]) for the rules among `rules` that read it,

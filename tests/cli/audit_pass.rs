@@ -360,3 +360,55 @@ fn failures_at_infinity_do_not_stop_the_audit() {
         assert_eq!(found, ["a@edge.example.com"], "{}: {:#}", db.name(), j);
     }
 }
+
+/// PostgreSQL reads every user's address (case-variant-email, unreachable-email) on a
+/// second connection while the pass runs, in the audit's own snapshot
+/// (`pg_export_snapshot`, `SET TRANSACTION SNAPSHOT`): the findings are those of one
+/// connection.
+#[test]
+fn postgres_reads_the_addresses_beside_the_pass_in_its_snapshot() {
+    let db = PgDb::new();
+    db.run(&["migrate", "up"]).expect_code(0);
+    db.psql(&format!(
+        "{ORG} {} {} {}",
+        user("user_0000000000e1", "Case@edge.example.com"),
+        user("user_0000000000e2", "case@edge.example.com"),
+        user("user_0000000000e3", "Upper@EDGE.example.com"),
+    ));
+    let r = db.run(&[
+        "-v",
+        "audit",
+        "suspicious-accounts",
+        "--since",
+        "2026-10-10",
+        "--format",
+        "json",
+        "--fail-on",
+        "never",
+    ]);
+    r.expect_code(0);
+    assert!(
+        r.stderr.contains("SELECT pg_export_snapshot()")
+            && r.stderr.contains("SET TRANSACTION SNAPSHOT '"),
+        "no second connection in the snapshot:\n{}",
+        r.stderr
+    );
+    let j = r.json();
+    let mut got: Vec<(&str, &str)> = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] != "no-telemetry")
+        .map(|f| (f["rule"].as_str().unwrap(), f["email"].as_str().unwrap()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("case-variant-email", "Case@edge.example.com"),
+            ("case-variant-email", "case@edge.example.com"),
+            ("unreachable-email", "Upper@EDGE.example.com"),
+        ],
+        "{j:#}"
+    );
+}
