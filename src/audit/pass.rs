@@ -745,12 +745,22 @@ fn registration_branch(d: &Dialect, cond: &str, extra: &[(&str, String)]) -> Str
 }
 
 /// One finding per email of the login rule's CTE `cte`, with the users of that email.
+/// The users are looked up by lowercased address through a table of only the users of
+/// `cte`'s addresses, made once (`OFFSET 0`: SQLite would otherwise compute
+/// `lower(email)` for every user once per finding).
 fn login_branch(d: &Dialect, cte: &str, at: &str, evidence: &[(&str, String)]) -> String {
     format!(
         "SELECT u.org_id AS org_id, u.id AS user_id, COALESCE(u.email, b.email_l) AS email, \
                 CAST(u.role AS TEXT) AS role, {created} AS created_at, {at_text} AS at, {ev} AS evidence, \
                 b.{at} AS sort_ts \
-         FROM {cte} b LEFT JOIN users u ON lower(u.email) = b.email_l",
+         FROM {cte} b LEFT JOIN (SELECT lower(email) AS email_l, org_id, id, email, role, created_at \
+                                 FROM users WHERE lower(email) IN (SELECT email_l FROM {cte}) \
+                                 {fence}) u ON u.email_l = b.email_l",
+        fence = if d.is_pg() {
+            "OFFSET 0"
+        } else {
+            "LIMIT -1 OFFSET 0"
+        },
         created = d.ts_text("u.created_at"),
         at_text = d.ts_text(&format!("b.{at}")),
         ev = d.obj(evidence),

