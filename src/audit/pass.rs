@@ -20,10 +20,15 @@
 //!    from it (enough failures inside `--since`) and computes exact windows for them
 //!    only. On PostgreSQL, success-after-failures takes its candidates too (the hours
 //!    with failures that make 5 with the hour before) and returns them as rows
-//!    `rule = 'candidate'` with the span of those failures: the logins it needs are
-//!    read afterwards ([`successes_statement`]), in the same snapshot, only for those
+//!    `rule = 'candidate'` with the span of those failures, and their failed logins as
+//!    rows `rule = 'candidate-failure'`: the successful logins it needs are read
+//!    afterwards ([`successes_statement`]), in the same snapshot, only for those
 //!    addresses and within an hour of those spans, through the index on `ts`, so that
 //!    the pass never carries the (many) successful logins of everyone else.
+//! 4. On SQLite, which runs a statement on one core, the pass is two statements
+//!    ([`Part`]) run at once on two connections by the caller: the accounts' part
+//!    (1, 2 and the unparseable count) and the logins' part (3, over a `w` of the
+//!    logins from `since - 1h` only).
 //!
 //! Each branch returns the columns of a finding plus `rule`; the caller turns rows
 //! into findings ([`super::rules::finding`]). The row with `rule = 'unparseable'`
