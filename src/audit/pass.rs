@@ -75,7 +75,7 @@ pub const CANDIDATE_FAILURE: &str = "candidate-failure";
 /// What a statement of the pass answers. On PostgreSQL, everything ([`Part::All`]):
 /// its parallel workers already use the cores. On SQLite, which runs a statement on
 /// one core, the pass can be two statements on two connections at once
-/// ([`super::one_pass`]): [`Part::Accounts`] reads the whole table (the accounts'
+/// (`one_pass` in the audit module): [`Part::Accounts`] reads the whole table (the accounts'
 /// rules and the unparseable count), [`Part::Logins`] only the logins from
 /// `since - 1h` (brute-force and success-after-failures). Their findings are those of
 /// [`Part::All`], in the same order.
