@@ -101,7 +101,8 @@ impl Part {
 /// The statement of `part` of the pass for the `selected` rules (those that
 /// [`Rule::reads_audit_logs`], no-telemetry and success-after-failures's last step
 /// aside: [`no_telemetry_statement`], [`successes_statement`]); the unparseable
-/// count is always there, except in [`Part::Logins`].
+/// count is always there, except in [`Part::Logins`] (asked for only with a login rule
+/// selected).
 pub fn statement(backend: DbBackend, p: &Params, selected: &[Rule], part: Part) -> String {
     let d = Dialect::new(backend);
     let mut branches = Vec::new();
@@ -154,14 +155,6 @@ pub fn statement(backend: DbBackend, p: &Params, selected: &[Rule], part: Part) 
                 success_in_pass_ctes(&d, p)
             },
         ]);
-    }
-    if branches.is_empty() {
-        // Only the logins' part, and no login rule selected: no row.
-        branches.push(format!(
-            "SELECT 0 AS ord, NULL AS rule, NULL AS org_id, NULL AS user_id, NULL AS email, NULL AS role, \
-             NULL AS created_at, NULL AS at, NULL AS evidence, {} AS sort_ts FROM w WHERE 1 = 0",
-            d.null_ts()
-        ));
     }
     format!(
         "WITH {ctes} \

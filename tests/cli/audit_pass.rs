@@ -31,8 +31,10 @@ fn login(n: u32, action: &str, email: &str, ts: &str) -> String {
     row(n, action, &details, ts)
 }
 
-fn audit(db: &AnyDb) -> Value {
-    let r = db.run(&[
+/// The audit from 2026-10-10 as JSON, after the global flags `first` (`-v`), exit 0.
+fn audit_run(db: &AnyDb, first: &[&str]) -> Run {
+    let mut args = first.to_vec();
+    args.extend([
         "audit",
         "suspicious-accounts",
         "--since",
@@ -42,8 +44,13 @@ fn audit(db: &AnyDb) -> Value {
         "--fail-on",
         "never",
     ]);
+    let r = db.run(&args);
     r.expect_code(0);
-    r.json()
+    r
+}
+
+fn audit(db: &AnyDb) -> Value {
+    audit_run(db, &[]).json()
 }
 
 /// PostgreSQL's `->>` fails on a whole document that holds a `\u0000` escape anywhere,
@@ -235,7 +242,7 @@ fn success_after_failures_is_exact_around_the_candidate_hours() {
 /// way: the findings of every kind of rule and the unparseable count.
 #[test]
 fn sqlite_pass_on_two_connections_gives_the_answer_of_one() {
-    let db = SqliteDb::new();
+    let db = AnyDb::Lite(SqliteDb::new());
     db.run(&["migrate", "up"]).expect_code(0);
     let mut sql = vec![
         ORG.to_owned(),
@@ -275,18 +282,7 @@ fn sqlite_pass_on_two_connections_gives_the_answer_of_one() {
     ));
     db.query(&sql.join("\n"));
     let audit = || {
-        let r = db.run(&[
-            "-v",
-            "audit",
-            "suspicious-accounts",
-            "--since",
-            "2026-10-10",
-            "--format",
-            "json",
-            "--fail-on",
-            "never",
-        ]);
-        r.expect_code(0);
+        let r = audit_run(&db, &["-v"]);
         let j = r.json();
         (j["findings"].clone(), j["summary"].clone(), r.stderr)
     };
@@ -367,26 +363,15 @@ fn failures_at_infinity_do_not_stop_the_audit() {
 /// connection.
 #[test]
 fn postgres_reads_the_addresses_beside_the_pass_in_its_snapshot() {
-    let db = PgDb::new();
+    let db = AnyDb::Pg(PgDb::new());
     db.run(&["migrate", "up"]).expect_code(0);
-    db.psql(&format!(
+    db.query(&format!(
         "{ORG} {} {} {}",
         user("user_0000000000e1", "Case@edge.example.com"),
         user("user_0000000000e2", "case@edge.example.com"),
         user("user_0000000000e3", "Upper@EDGE.example.com"),
     ));
-    let r = db.run(&[
-        "-v",
-        "audit",
-        "suspicious-accounts",
-        "--since",
-        "2026-10-10",
-        "--format",
-        "json",
-        "--fail-on",
-        "never",
-    ]);
-    r.expect_code(0);
+    let r = audit_run(&db, &["-v"]);
     assert!(
         r.stderr.contains("SELECT pg_export_snapshot()")
             && r.stderr.contains("SET TRANSACTION SNAPSHOT '"),
