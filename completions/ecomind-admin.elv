@@ -51,6 +51,8 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand doctor 'Check everything a deploy needs (exit 1 when something blocks it). Read-only'
             cand verify-deployment 'Check the deployment at the running API, with the database beside it: the API answers, routes refuse requests without a token, the default JWT secret and expired tokens are refused, no owner or admin uses a published password'
             cand upgrade 'The deployment plan''s database steps in one: pre-flight, plan, backup, migrate, verify-schema, post-deploy audit, report (stops at a failing step, with the command that restores the backup; a rerun continues)'
+            cand backup 'Back up the database (pg_dump / a SQLite copy) with a manifest of its row counts; `backup verify FILE` proves a backup by a restore into a scratch copy'
+            cand restore 'Put a backup back: the database''s content replaced by the backup''s in one transaction (no `migrate down` first), after showing who is connected and what it throws away; then checked (destructive: asks, or needs --yes)'
             cand man 'Print the man page (roff) to stdout'
             cand completions 'Print shell completions to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -674,9 +676,93 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand -o 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout'
             cand --output 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout'
             cand --no-backup 'Take no backup. Never implied: without it, no backup means no upgrade'
+            cand --no-verify-backup 'Do not prove the backup by a restore into a scratch copy (`backup verify`): for databases too large to restore twice. The plan says so'
             cand -y 'Do not ask for confirmation (required when stdin is not a terminal)'
             cand --yes 'Do not ask for confirmation (required when stdin is not a terminal)'
             cand --allow-drift 'Go on when the schema has drifted from its version (the drift is still reported)'
+            cand --fail-fast 'Fleet runs: start no new database after the first failure'
+            cand --allow-newer-schema 'Write rows (create-org, create-admin, users ...) into a database that records migrations this build does not know (a newer ecomind-admin migrated it). Without it, such a write is refused (exit 4). Schema changes are always refused'
+            cand -q 'Print only the result and errors: no notes or progress'
+            cand --quiet 'Print only the result and errors: no notes or progress'
+            cand -v 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand --verbose 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ecomind-admin;backup'= {
+            cand --dir 'Where the backup goes (created, mode 0700, when missing)'
+            cand --pg-bin-dir 'The directory of pg_dump and pg_restore (default: PATH, then /usr/lib/postgresql/<N>/bin, newest first)'
+            cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL. Given more than once: a fleet run over those databases'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
+            cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment''s connect_timeout, else 10s'
+            cand --config 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one'
+            cand --env 'The environment of the config file to use (its database and settings)'
+            cand --parallel 'Fleet runs: how many databases at once. Default: the environment''s parallel, else 4'
+            cand --canary 'Fleet runs: run the first K databases alone, and the rest only if all K succeed'
+            cand --lock-wait 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin''s migration lock; then exit 4. Default: the environment''s lock_wait, else 60s'
+            cand --format 'Output format of the result on stdout'
+            cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
+            cand -o 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout'
+            cand --output 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout'
+            cand --fail-fast 'Fleet runs: start no new database after the first failure'
+            cand --allow-newer-schema 'Write rows (create-org, create-admin, users ...) into a database that records migrations this build does not know (a newer ecomind-admin migrated it). Without it, such a write is refused (exit 4). Schema changes are always refused'
+            cand -q 'Print only the result and errors: no notes or progress'
+            cand --quiet 'Print only the result and errors: no notes or progress'
+            cand -v 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand --verbose 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand verify 'Prove a backup by a restore: into a scratch database made and dropped here (or --scratch-url), then verify-schema, the row counts against its manifest, and the audit on the copy (exit 1 unless the copy is faithful)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ecomind-admin;backup;verify'= {
+            cand --scratch-url 'Restore into this empty PostgreSQL database instead of making one (emptied again afterwards). Refused when it is the source database or not empty'
+            cand --pg-bin-dir 'The directory of pg_restore'
+            cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL. Given more than once: a fleet run over those databases'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
+            cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment''s connect_timeout, else 10s'
+            cand --config 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one'
+            cand --env 'The environment of the config file to use (its database and settings)'
+            cand --parallel 'Fleet runs: how many databases at once. Default: the environment''s parallel, else 4'
+            cand --canary 'Fleet runs: run the first K databases alone, and the rest only if all K succeed'
+            cand --lock-wait 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin''s migration lock; then exit 4. Default: the environment''s lock_wait, else 60s'
+            cand --format 'Output format of the result on stdout'
+            cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
+            cand -o 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout'
+            cand --output 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout'
+            cand --fail-fast 'Fleet runs: start no new database after the first failure'
+            cand --allow-newer-schema 'Write rows (create-org, create-admin, users ...) into a database that records migrations this build does not know (a newer ecomind-admin migrated it). Without it, such a write is refused (exit 4). Schema changes are always refused'
+            cand -q 'Print only the result and errors: no notes or progress'
+            cand --quiet 'Print only the result and errors: no notes or progress'
+            cand -v 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand --verbose 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ecomind-admin;backup;help'= {
+            cand verify 'Prove a backup by a restore: into a scratch database made and dropped here (or --scratch-url), then verify-schema, the row counts against its manifest, and the audit on the copy (exit 1 unless the copy is faithful)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ecomind-admin;backup;help;verify'= {
+        }
+        &'ecomind-admin;backup;help;help'= {
+        }
+        &'ecomind-admin;restore'= {
+            cand --pg-bin-dir 'The directory of pg_restore and psql (default: PATH, then /usr/lib/postgresql/<N>/bin, newest first)'
+            cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL. Given more than once: a fleet run over those databases'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
+            cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment''s connect_timeout, else 10s'
+            cand --config 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one'
+            cand --env 'The environment of the config file to use (its database and settings)'
+            cand --parallel 'Fleet runs: how many databases at once. Default: the environment''s parallel, else 4'
+            cand --canary 'Fleet runs: run the first K databases alone, and the rest only if all K succeed'
+            cand --lock-wait 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin''s migration lock; then exit 4. Default: the environment''s lock_wait, else 60s'
+            cand --format 'Output format of the result on stdout'
+            cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
+            cand -o 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout'
+            cand --output 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout'
+            cand -y 'Do not ask for confirmation (required when stdin is not a terminal)'
+            cand --yes 'Do not ask for confirmation (required when stdin is not a terminal)'
             cand --fail-fast 'Fleet runs: start no new database after the first failure'
             cand --allow-newer-schema 'Write rows (create-org, create-admin, users ...) into a database that records migrations this build does not know (a newer ecomind-admin migrated it). Without it, such a write is refused (exit 4). Schema changes are always refused'
             cand -q 'Print only the result and errors: no notes or progress'
@@ -742,6 +828,8 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand doctor 'Check everything a deploy needs (exit 1 when something blocks it). Read-only'
             cand verify-deployment 'Check the deployment at the running API, with the database beside it: the API answers, routes refuse requests without a token, the default JWT secret and expired tokens are refused, no owner or admin uses a published password'
             cand upgrade 'The deployment plan''s database steps in one: pre-flight, plan, backup, migrate, verify-schema, post-deploy audit, report (stops at a failing step, with the command that restores the backup; a rerun continues)'
+            cand backup 'Back up the database (pg_dump / a SQLite copy) with a manifest of its row counts; `backup verify FILE` proves a backup by a restore into a scratch copy'
+            cand restore 'Put a backup back: the database''s content replaced by the backup''s in one transaction (no `migrate down` first), after showing who is connected and what it throws away; then checked (destructive: asks, or needs --yes)'
             cand man 'Print the man page (roff) to stdout'
             cand completions 'Print shell completions to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -800,6 +888,13 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         &'ecomind-admin;help;verify-deployment'= {
         }
         &'ecomind-admin;help;upgrade'= {
+        }
+        &'ecomind-admin;help;backup'= {
+            cand verify 'Prove a backup by a restore: into a scratch database made and dropped here (or --scratch-url), then verify-schema, the row counts against its manifest, and the audit on the copy (exit 1 unless the copy is faithful)'
+        }
+        &'ecomind-admin;help;backup;verify'= {
+        }
+        &'ecomind-admin;help;restore'= {
         }
         &'ecomind-admin;help;man'= {
         }

@@ -143,7 +143,8 @@ impl Cancel {
     }
 
     /// A client tool runs (`pid`), writing `file`: stopped and removed on a signal,
-    /// forgotten when the guard drops.
+    /// forgotten when the guard drops. `pid` 0: no process, a file that is not complete
+    /// yet (removed on a signal).
     pub fn child(&self, pid: u32, file: Option<&Path>) -> ChildGuard {
         if let Ok(mut c) = self.0.children.lock() {
             c.push((pid, file.map(Path::to_owned)));
@@ -162,7 +163,10 @@ impl Cancel {
             .map(|mut c| std::mem::take(&mut *c))
             .unwrap_or_default();
         for (pid, file) in running {
-            if let Ok(pid) = i32::try_from(pid) {
+            // 0: a file alone (a backup not yet complete), no process.
+            if let Ok(pid) = i32::try_from(pid)
+                && pid > 0
+            {
                 // SAFETY: kill(2) with a pid we spawned; no memory is touched.
                 unsafe {
                     libc::kill(pid, libc::SIGTERM);

@@ -548,6 +548,28 @@ impl Db {
         Some(reader)
     }
 
+    /// Another session holds the migration lock now (PostgreSQL; SQLite: never, its
+    /// write lock is taken when a command writes).
+    pub async fn migration_lock_held(&self) -> Result<bool> {
+        if !self.is_postgres() {
+            return Ok(false);
+        }
+        let key = MIGRATION_LOCK_KEY;
+        let row = self
+            .query_one(&format!(
+                "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                 AND classid = {} AND objid = {} AND objsubid = 1",
+                (key >> 32) as u32,
+                (key & 0xffff_ffff) as u32
+            ))
+            .await?;
+        Ok(row
+            .and_then(|r| r.try_get::<i64>("", "n").ok())
+            .unwrap_or(0)
+            > 0)
+    }
+
     /// Begin a transaction that holds the migration lock, waiting up to `lock_wait` for it.
     ///
     /// PostgreSQL: `pg_try_advisory_xact_lock`, polled, released at commit, rollback or crash.

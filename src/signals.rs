@@ -146,6 +146,12 @@ fn what_happened(config: &DatabaseConfig, work: Work) -> String {
         (Work::Schema, _) => {
             "each migration is one transaction: nothing half-applied; run `migrate status` to see the version".to_owned()
         }
+        (Work::Restore, Some(Some(at))) => format!(
+            "the restore is one transaction, rolled back: the database is as it was, at {at}"
+        ),
+        (Work::Restore, _) => {
+            "the restore is one transaction, rolled back: the database is as it was; run `migrate status` to see the version".to_owned()
+        }
     }
 }
 
@@ -168,7 +174,7 @@ async fn cancel_and_read(config: &DatabaseConfig, work: Work) -> Option<String> 
             "the verify-deployment fixtures were removed (their audit rows stay)".to_owned()
         });
     }
-    if work != Work::Schema {
+    if !matches!(work, Work::Schema | Work::Restore) {
         return None;
     }
     // Never wait behind the lock that held the command up: that read would be a

@@ -19,6 +19,8 @@ pub enum Work {
     Schema,
     /// verify-deployment's fixtures: removed before the process exits.
     Fixtures,
+    /// `restore`: one transaction, rolled back unless it committed.
+    Restore,
 }
 
 /// How a run over several databases (a fleet) treats the command.

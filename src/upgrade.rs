@@ -15,12 +15,12 @@ use serde::Serialize;
 use crate::audit::{self, Risk, rules::Params, rules::Rule};
 use crate::backup::{self, Backup};
 use crate::cancel::Cancel;
-use crate::db::{self, Db};
+use crate::db::Db;
 use crate::error::{Error, Kind, Outcome, Result};
 use crate::migrations::{self, RunOptions, State, known};
 use crate::progress::Progress;
 use crate::records;
-use crate::text::{plural, shown};
+use crate::text::plural;
 
 /// What the upgrade is asked to do.
 #[derive(Debug, Clone)]
@@ -38,6 +38,9 @@ pub struct Options {
     pub run: RunOptions,
     /// The database URL with its password (pg_dump's connection, the restore command).
     pub secret_url: String,
+    /// Prove the backup by a restore into a scratch copy (`backup verify`).
+    pub verify_backup: bool,
+    pub connect_timeout: std::time::Duration,
 }
 
 /// What the pipeline needs from whoever runs it: progress and notes, a warning, the
@@ -157,7 +160,7 @@ pub fn version_label(v: &Option<Version>) -> String {
         .unwrap_or_else(|| "no version (empty)".into())
 }
 
-#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct AuditCounts {
     pub critical: usize,
     pub warning: usize,
@@ -377,22 +380,7 @@ impl Upgrade<'_> {
 
     /// Another ecomind-admin migrating this database now: refuse at once.
     async fn migration_lock_free(&self) -> Result<()> {
-        if !self.db.is_postgres() {
-            return Ok(());
-        }
-        let key = db::MIGRATION_LOCK_KEY;
-        let row = self
-            .db
-            .query_one(&format!(
-                "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted \
-                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-                 AND classid = {} AND objid = {} AND objsubid = 1",
-                (key >> 32) as u32,
-                (key & 0xffff_ffff) as u32
-            ))
-            .await?;
-        let held: i64 = row.and_then(|r| r.try_get("", "n").ok()).unwrap_or(0);
-        if held > 0 {
+        if self.db.migration_lock_held().await? {
             return Err(Error::refused(
                 "another ecomind-admin holds the migration lock on this database",
                 "wait for it to finish (`ecomind-admin migrate status`), then run the upgrade again",
@@ -518,8 +506,13 @@ impl Upgrade<'_> {
             "\nNo backup (--no-backup).".to_owned()
         } else {
             format!(
-                "\nA backup goes to {} first.",
-                self.args.backup_dir.display()
+                "\nA backup goes to {} first{}.",
+                self.args.backup_dir.display(),
+                if self.args.verify_backup {
+                    ", proven by a restore into a scratch copy"
+                } else {
+                    " (not verified: --no-verify-backup)"
+                }
             )
         };
         details.push_str(&backup);
@@ -542,6 +535,8 @@ impl Upgrade<'_> {
 
 /// Backup, migrate, verify, audit.
 impl Upgrade<'_> {
+    /// The backup (`backup`'s, reused when nothing changed since the last one), then
+    /// proven by a restore (`backup verify`) unless `--no-verify-backup`.
     async fn backup(
         &mut self,
         state: &State,
@@ -554,117 +549,60 @@ impl Upgrade<'_> {
         if self.args.no_backup {
             return Ok(((), StepStatus::Skipped, "--no-backup".into()));
         }
-        let dir = &self.args.backup_dir;
-        let secret = self.args.secret_url.as_str();
-        let name = backup::database_name(secret, self.db.backend);
-        let versions = format!("{:?}|{:?}", state.current(), state.alembic);
-        let fingerprint = backup::fingerprint(self.db, &versions).await?;
-        let live = db::sqlite_file(secret).unwrap_or_default();
-        if let Some(detail) = self.reuse(&name, &fingerprint, tools, &live).await? {
-            return Ok(((), StepStatus::Ok, detail));
-        }
-        let revision = state
-            .current()
-            .map(|i| known()[i].alembic_revision)
-            .unwrap_or("empty");
-        let stamp = records::now().format("%Y%m%dT%H%M%SZ");
-        let b = match tools {
-            Some(tools) => {
-                let path = backup::create_backup_file(
-                    dir,
-                    &format!("ecomind-{name}-{revision}-{stamp}"),
-                    "dump",
-                )?;
-                backup::dump_postgres(
-                    secret,
-                    tools,
-                    &path,
-                    self.args.run.lock_wait,
-                    self.op,
-                    self.op.cancel(),
-                )
-                .await?
-            }
-            None => {
-                let path = backup::create_backup_file(
-                    dir,
-                    &format!("ecomind-{name}-{revision}-{stamp}"),
-                    "db",
-                )?;
-                backup::copy_sqlite(self.db, &live, &path).await?
-            }
+        let target = backup::take::Target {
+            dir: &self.args.backup_dir,
+            secret_url: &self.args.secret_url,
+            tools,
+            lock_wait: self.args.run.lock_wait,
         };
-        backup::write_ledger(
-            dir,
-            &name,
-            &backup::Ledger {
-                database: self.db.url.clone(),
-                fingerprint,
-                path: b.path.clone(),
-                bytes: b.bytes,
-                sha256: b.sha256.clone(),
-            },
-        )?;
-        let detail = format!(
-            "{} ({}, {}; {})",
-            b.path.display(),
-            backup::human_bytes(b.bytes),
-            format_args!("{} ms", b.duration_ms),
-            b.checked
-        );
+        let taken = backup::take::take(self.db, state, &target, self.op, self.op.cancel()).await?;
+        let b = taken.backup;
+        let mut detail = if taken.reused {
+            format!(
+                "reused {} (the database has not changed since it was taken; sha256 and {})",
+                b.path.display(),
+                b.checked
+            )
+        } else {
+            format!(
+                "{} ({}, {}; {})",
+                b.path.display(),
+                backup::human_bytes(b.bytes),
+                format_args!("{} ms", b.duration_ms),
+                b.checked
+            )
+        };
+        let path = b.path.clone();
         self.keep_backup(b);
-        Ok(((), StepStatus::Ok, detail))
-    }
-
-    /// The backup the record names, when the database has not changed since and the file
-    /// passes its checks again (the record and the file may have been planted): the
-    /// step's detail. A file that fails is not used (a warning says so).
-    async fn reuse(
-        &mut self,
-        name: &str,
-        fingerprint: &str,
-        tools: Option<&backup::PgTools>,
-        live: &std::path::Path,
-    ) -> Result<Option<String>> {
-        let dir = &self.args.backup_dir;
-        let secret = self.args.secret_url.as_str();
-        if let Some((path, bytes, sha256)) = backup::reusable(dir, name, fingerprint) {
-            // Checked again as if new: the record and the file may have been planted.
-            let started = Instant::now();
-            let checked = match tools {
-                Some(tools) => {
-                    backup::check_postgres(tools, &path, self.op, self.op.cancel()).await
-                }
-                None => backup::check_sqlite(&path).await,
+        if self.args.verify_backup {
+            let opts = backup::verify::Options {
+                file: &path,
+                scratch_url: None,
+                pg_bin_dir: self.args.pg_bin_dir.as_deref(),
+                connect_timeout: self.args.connect_timeout,
             };
-            match checked {
-                Ok(checked) => {
-                    let restore_command = match tools {
-                        Some(_) => backup::postgres_restore_command(secret, &path)?,
-                        None => backup::sqlite_restore_command(live, &path),
-                    };
-                    let detail = format!(
-                        "reused {} (the database has not changed since it was taken; sha256 and {checked})",
-                        path.display()
-                    );
-                    self.keep_backup(Backup {
-                        path,
-                        bytes,
-                        sha256,
-                        duration_ms: started.elapsed().as_millis() as u64,
-                        checked,
-                        restore_command,
-                    });
-                    return Ok(Some(detail));
-                }
-                Err(e) => self.op.warn(&format!(
-                    "the recorded backup {} fails its check ({}): taking a new one",
-                    shown(&path.display().to_string()),
-                    e.message()
-                )),
+            let report = backup::verify::verify(
+                Some((self.db, &self.args.secret_url)),
+                &opts,
+                self.op,
+                self.op.cancel(),
+            )
+            .await?;
+            if let Some(reason) = report.reason() {
+                return Err(Error::new(
+                    Kind::CheckFailed,
+                    format!("the backup does not verify ({reason}); nothing was migrated"),
+                    Some("see `ecomind-admin backup verify FILE`".into()),
+                ));
             }
+            detail.push_str(&format!(
+                "; verified by a restore into a scratch copy ({} ms)",
+                report.duration_ms
+            ));
+        } else {
+            detail.push_str("; not verified (--no-verify-backup)");
         }
-        Ok(None)
+        Ok(((), StepStatus::Ok, detail))
     }
 
     fn keep_backup(&mut self, b: Backup) {

@@ -102,6 +102,15 @@ commands! {
     /// command that restores the backup; a rerun continues).
     Upgrade(upgrade::UpgradeArgs),
 
+    /// Back up the database (pg_dump / a SQLite copy) with a manifest of its row counts;
+    /// `backup verify FILE` proves a backup by a restore into a scratch copy.
+    Backup(backup::BackupArgs),
+
+    /// Put a backup back: the database's content replaced by the backup's in one
+    /// transaction (no `migrate down` first), after showing who is connected and what
+    /// it throws away; then checked (destructive: asks, or needs --yes).
+    Restore(restore::RestoreArgs),
+
     /// Print the man page (roff) to stdout.
     Man(man::ManArgs),
 

@@ -1,7 +1,7 @@
 //! `upgrade`: the deployment plan's database steps as one command (the pipeline is the
 //! core's [`crate::upgrade`]). Here: the flags, the report as a table, and after a
-//! failed step what to do next (what was applied, the command that restores the
-//! backup).
+//! failed step what to do next (what was applied, the `restore` command that puts the
+//! backup back).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -30,6 +30,11 @@ pub struct UpgradeArgs {
     /// Take no backup. Never implied: without it, no backup means no upgrade.
     #[arg(long, conflicts_with = "backup_dir")]
     pub no_backup: bool,
+
+    /// Do not prove the backup by a restore into a scratch copy (`backup verify`): for
+    /// databases too large to restore twice. The plan says so.
+    #[arg(long, conflicts_with = "no_backup")]
+    pub no_verify_backup: bool,
 
     /// The directory of pg_dump and pg_restore (default: PATH, then
     /// /usr/lib/postgresql/<N>/bin, newest first).
@@ -131,6 +136,8 @@ async fn execute(args: &UpgradeArgs, ctx: &Ctx) -> Result<Done> {
         fail_on: args.fail_on.threshold(),
         run: args.lock.options(),
         secret_url: ctx.config()?.secret_url().to_owned(),
+        verify_backup: !args.no_verify_backup,
+        connect_timeout: ctx.connect_timeout,
     };
     let (report, result) = ctx
         .with_db(db::Open::MayCreate, async |db| {
@@ -186,29 +193,15 @@ fn advice(ctx: &Ctx, report: &UpgradeReport, step: crate::upgrade::Step) -> Resu
             report.applied.join(", ")
         }
     );
-    if let (Some(_), false) = (&report.restore_command, report.applied.is_empty()) {
-        // pg_restore --clean replaces what the backup holds; what this run added on top
-        // is reverted first.
-        let back_to = report
-            .from
-            .as_ref()
-            .map(|v| format!("--to {}", v.alembic_revision))
-            .unwrap_or_else(|| "--all".to_owned());
-        let _ = writeln!(
-            block,
-            "this run applied {}: revert it first with `ecomind-admin migrate down {back_to} --yes`",
-            report.applied.join(", ")
-        );
-    }
     if let Some(cmd) = &report.restore_command {
         let how = if ctx.config()?.backend == sea_orm::DbBackend::Postgres {
-            " (pg_restore takes the password from PGPASSWORD or ~/.pgpass)"
+            ""
         } else {
             " (stop the API first)"
         };
         let _ = writeln!(
             block,
-            "to restore the backup taken before this upgrade{how}:\n{cmd}"
+            "to put back the database as it was before this upgrade{how} (no `migrate down` needed; it shows what it would throw away and asks):\n{cmd}"
         );
     }
     Ok(block)

@@ -15,6 +15,11 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 
+pub mod manifest;
+pub mod restore;
+pub mod take;
+pub mod verify;
+
 /// A backup that was taken (or reused) and checked.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema, PartialEq)]
 pub struct Backup {
@@ -144,10 +149,10 @@ pub fn libpq_url(secret_url: &str) -> Result<(String, Option<String>)> {
 }
 
 /// A 0600 passfile in the temporary directory, removed when dropped.
-struct PassFile(PathBuf);
+pub(crate) struct PassFile(PathBuf);
 
 impl PassFile {
-    fn new(password: &str) -> Result<Self> {
+    pub(crate) fn new(password: &str) -> Result<Self> {
         use std::io::Write;
         #[cfg(unix)]
         use std::os::unix::fs::OpenOptionsExt;
@@ -181,7 +186,7 @@ impl Drop for PassFile {
 
 /// A client tool's command: the connection through the environment (the passfile when
 /// the URL has a password), never the password in argv.
-fn pg_command(tool: &Path, pass: Option<&PassFile>) -> Command {
+pub(crate) fn pg_command(tool: &Path, pass: Option<&PassFile>) -> Command {
     let mut cmd = Command::new(tool);
     if let Some(p) = pass {
         cmd.env("PGPASSFILE", &p.0).env_remove("PGPASSWORD");
@@ -192,15 +197,15 @@ fn pg_command(tool: &Path, pass: Option<&PassFile>) -> Command {
 
 /// A client tool running: killed and reaped when dropped before it ends (an error on
 /// our side, the future dropped), so that no pg_dump outlives the run.
-struct Running(Option<std::process::Child>);
+pub(crate) struct Running(pub(crate) Option<std::process::Child>);
 
 impl Running {
-    fn id(&self) -> u32 {
+    pub(crate) fn id(&self) -> u32 {
         self.0.as_ref().map_or(0, std::process::Child::id)
     }
 
     /// Whether it has ended (reaped then).
-    fn try_wait(&mut self) -> std::io::Result<bool> {
+    pub(crate) fn try_wait(&mut self) -> std::io::Result<bool> {
         match self.0.as_mut() {
             Some(child) => child.try_wait().map(|s| s.is_some()),
             None => Ok(true),
@@ -208,7 +213,7 @@ impl Running {
     }
 
     /// The ended process, to read its output.
-    fn finished(mut self) -> Option<std::process::Child> {
+    pub(crate) fn finished(mut self) -> Option<std::process::Child> {
         self.0.take()
     }
 }
@@ -223,14 +228,43 @@ impl Drop for Running {
 }
 
 /// Run `cmd` to the end, polling (the async runtime keeps running: a signal is
-/// handled), reporting the size of `growing` on `ui` while it runs.
+/// handled), reporting the size of `growing` on `ui` while it runs: its stdout, or the
+/// error that it failed.
 async fn run_tool(
-    mut cmd: Command,
+    cmd: Command,
     what: &str,
     growing: Option<&Path>,
     ui: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<String> {
+    let out = run_tool_output(cmd, what, growing, ui, cancel).await?;
+    if !out.status.success() {
+        return Err(Error::refused(
+            format!("{what} failed ({}): {}", out.status, tool_error(&out)),
+            "nothing was changed; fix the cause and run the upgrade again",
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A tool's first error line, redacted.
+pub(crate) fn tool_error(out: &std::process::Output) -> String {
+    let stderr = crate::redact::redact_text(String::from_utf8_lossy(&out.stderr).trim());
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("error"))
+        .unwrap_or_else(|| first_line(&stderr));
+    crate::text::shown(line).into_owned()
+}
+
+/// [`run_tool`], whatever the tool's exit status.
+pub(crate) async fn run_tool_output(
+    mut cmd: Command,
+    what: &str,
+    growing: Option<&Path>,
+    ui: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<std::process::Output> {
     let mut child = Running(Some(
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -254,33 +288,25 @@ async fn run_tool(
         {
             break;
         }
-        if let Some(path) = growing
-            && started.elapsed() >= told + Duration::from_secs(1)
-        {
+        if started.elapsed() >= told + Duration::from_secs(1) {
             told = started.elapsed();
-            let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-            _spinner = ui.step(&format!(
-                "{what}: {} written in {} s",
-                human_bytes(bytes),
-                told.as_secs()
-            ));
+            let done = match growing {
+                Some(path) => {
+                    let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+                    format!("{} written in {} s", human_bytes(bytes), told.as_secs())
+                }
+                None => format!("{} s", told.as_secs()),
+            };
+            _spinner = ui.step(&format!("{what}: {done}"));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     drop(running);
-    let out = child
+    child
         .finished()
         .ok_or_else(|| Error::internal(format!("{what} is gone")))?
         .wait_with_output()
-        .map_err(|e| Error::internal(format!("reading {what}'s output: {e}")))?;
-    if !out.status.success() {
-        let stderr = crate::redact::redact_text(String::from_utf8_lossy(&out.stderr).trim());
-        return Err(Error::refused(
-            format!("{what} failed ({}): {}", out.status, first_line(&stderr)),
-            "nothing was changed; fix the cause and run the upgrade again",
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        .map_err(|e| Error::internal(format!("reading {what}'s output: {e}")))
 }
 
 fn first_line(s: &str) -> &str {
@@ -377,21 +403,11 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         .collect())
 }
 
-/// The command that restores a PostgreSQL backup, from what this run knows.
-pub fn postgres_restore_command(secret_url: &str, path: &Path) -> Result<String> {
-    let (url, _) = libpq_url(secret_url)?;
-    Ok(format!(
-        "pg_restore --clean --if-exists --no-owner -d '{}' {}",
-        url.replace('\'', "'\\''"),
-        shell_quote(&path.display().to_string())
-    ))
-}
-
-/// The command that restores a SQLite copy over the live file.
-pub fn sqlite_restore_command(live: &Path, path: &Path) -> String {
-    let live = shell_quote(&live.display().to_string());
+/// The command that restores a backup (the database from the same settings as this
+/// run: `--database-url`, `DATABASE_URL`, `--env`).
+pub fn restore_command(path: &Path) -> String {
     format!(
-        "cp -- {} {live} && rm -f -- {live}-wal {live}-shm",
+        "ecomind-admin restore {}",
         shell_quote(&path.display().to_string())
     )
 }
@@ -421,6 +437,7 @@ pub async fn dump_postgres(
     tools: &PgTools,
     path: &Path,
     lock_wait: Duration,
+    snapshot: Option<&str>,
     ui: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<Backup> {
@@ -437,6 +454,9 @@ pub async fn dump_postgres(
         .arg(path)
         .arg("--dbname")
         .arg(&url);
+    if let Some(id) = snapshot {
+        dump.arg(format!("--snapshot={id}"));
+    }
     let dumped = run_tool(dump, "pg_dump", Some(path), ui, cancel).await;
     if let Err(e) = dumped {
         let _ = std::fs::remove_file(path);
@@ -450,13 +470,13 @@ pub async fn dump_postgres(
         sha256: sha256_file(path)?,
         duration_ms: started.elapsed().as_millis() as u64,
         checked,
-        restore_command: postgres_restore_command(secret_url, path)?,
+        restore_command: restore_command(path),
     })
 }
 
 /// `VACUUM INTO` a copy of the SQLite database at `path` (made by [`create_backup_file`]), checked with `PRAGMA
 /// integrity_check` on the copy.
-pub async fn copy_sqlite(db: &Db, live: &Path, path: &Path) -> Result<Backup> {
+pub async fn copy_sqlite(db: &Db, path: &Path) -> Result<Backup> {
     use sea_orm::ConnectionTrait;
     let started = Instant::now();
     let target = path.display().to_string();
@@ -474,24 +494,31 @@ pub async fn copy_sqlite(db: &Db, live: &Path, path: &Path) -> Result<Backup> {
         sha256: sha256_file(path)?,
         duration_ms: started.elapsed().as_millis() as u64,
         checked,
-        restore_command: sqlite_restore_command(live, path),
+        restore_command: restore_command(path),
     })
+}
+
+/// A SQLite file opened on one connection (read-only when `ro`).
+pub async fn open_sqlite_copy(path: &Path, ro: bool) -> Result<sea_orm::DatabaseConnection> {
+    const SET: &percent_encoding::AsciiSet =
+        &percent_encoding::CONTROLS.add(b'%').add(b'?').add(b'#');
+    let target = path.display().to_string();
+    let mut opts = sea_orm::ConnectOptions::new(format!(
+        "sqlite://{}?mode={}",
+        percent_encoding::utf8_percent_encode(&target, SET),
+        if ro { "ro" } else { "rw" }
+    ));
+    opts.max_connections(1).sqlx_logging(false);
+    sea_orm::Database::connect(opts)
+        .await
+        .map_err(|e| Error::from_db(e, "opening the copy"))
 }
 
 /// `PRAGMA integrity_check` on a SQLite copy, opened read-only.
 pub async fn check_sqlite(path: &Path) -> Result<String> {
     use sea_orm::ConnectionTrait;
     let target = path.display().to_string();
-    const SET: &percent_encoding::AsciiSet =
-        &percent_encoding::CONTROLS.add(b'%').add(b'?').add(b'#');
-    let mut opts = sea_orm::ConnectOptions::new(format!(
-        "sqlite://{}?mode=ro",
-        percent_encoding::utf8_percent_encode(&target, SET)
-    ));
-    opts.max_connections(1).sqlx_logging(false);
-    let copy = sea_orm::Database::connect(opts)
-        .await
-        .map_err(|e| Error::from_db(e, "opening the copy"))?;
+    let copy = open_sqlite_copy(path, true).await?;
     let row = copy
         .query_one_raw(sea_orm::Statement::from_string(
             sea_orm::DbBackend::Sqlite,
@@ -505,7 +532,11 @@ pub async fn check_sqlite(path: &Path) -> Result<String> {
         .unwrap_or_default();
     if verdict != "ok" {
         return Err(Error::refused(
-            format!("the copy at {target} fails PRAGMA integrity_check: {verdict}"),
+            format!(
+                "the copy at {} fails PRAGMA integrity_check: {}",
+                crate::text::shown(&target),
+                crate::text::shown(&verdict)
+            ),
             "nothing was changed; check the disk and run the upgrade again",
         ));
     }
