@@ -783,7 +783,7 @@ impl Drop for Spinner {
     }
 }
 
-impl crate::upgrade::Operator for Output {
+impl crate::progress::Operator for Output {
     fn warn(&self, msg: &str) {
         Output::warn(self, msg);
     }

@@ -26,3 +26,19 @@ impl Progress for Silent {
         0
     }
 }
+
+/// What the pipeline needs from whoever runs it: progress and notes, a warning, the
+/// confirmation of the plan, and the cancellation token (a signal stops pg_dump).
+pub trait Operator: Progress {
+    fn warn(&self, msg: &str);
+    /// The confirmation rule of destructive commands: `yes` proceeds; without a
+    /// terminal, refuse; on a terminal, show `details` and ask (default No).
+    fn confirm(
+        &self,
+        yes: bool,
+        action: &str,
+        details: &str,
+        question: &str,
+    ) -> crate::error::Result<()>;
+    fn cancel(&self) -> &crate::cancel::Cancel;
+}

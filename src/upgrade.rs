@@ -12,13 +12,14 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+pub use crate::audit::AuditCounts;
 use crate::audit::{self, Risk, rules::Params, rules::Rule};
 use crate::backup::{self, Backup};
-use crate::cancel::Cancel;
 use crate::db::Db;
 use crate::error::{Error, Kind, Outcome, Result};
 use crate::migrations::{self, RunOptions, State, known};
-use crate::progress::Progress;
+pub use crate::migrations::{Version, version, version_label};
+pub use crate::progress::Operator;
 use crate::records;
 use crate::text::plural;
 
@@ -41,16 +42,6 @@ pub struct Options {
     /// Prove the backup by a restore into a scratch copy (`backup verify`).
     pub verify_backup: bool,
     pub connect_timeout: std::time::Duration,
-}
-
-/// What the pipeline needs from whoever runs it: progress and notes, a warning, the
-/// confirmation of the plan, and the cancellation token (a signal stops pg_dump).
-pub trait Operator: Progress {
-    fn warn(&self, msg: &str);
-    /// The confirmation rule of destructive commands: `yes` proceeds; without a
-    /// terminal, refuse; on a terminal, show `details` and ask (default No).
-    fn confirm(&self, yes: bool, action: &str, details: &str, question: &str) -> Result<()>;
-    fn cancel(&self) -> &Cancel;
 }
 
 /// The steps, in order.
@@ -139,32 +130,6 @@ pub struct PlannedMigration {
     pub version: String,
     pub alembic_revision: &'static str,
     pub sql: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct Version {
-    pub version: String,
-    pub alembic_revision: &'static str,
-}
-
-pub fn version(index: Option<usize>) -> Option<Version> {
-    index.map(|i| Version {
-        version: known()[i].version.clone(),
-        alembic_revision: known()[i].alembic_revision,
-    })
-}
-
-pub fn version_label(v: &Option<Version>) -> String {
-    v.as_ref()
-        .map(|v| format!("{} ({})", v.alembic_revision, v.version))
-        .unwrap_or_else(|| "no version (empty)".into())
-}
-
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct AuditCounts {
-    pub critical: usize,
-    pub warning: usize,
-    pub info: usize,
 }
 
 /// The report: every step's result, the plan, the backup, the versions.

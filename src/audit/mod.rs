@@ -720,3 +720,11 @@ async fn run_rule(
     }
     Ok(())
 }
+
+/// The audit's findings by severity (`upgrade`'s audit step, `backup verify`'s copy).
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct AuditCounts {
+    pub critical: usize,
+    pub warning: usize,
+    pub info: usize,
+}

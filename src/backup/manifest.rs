@@ -41,6 +41,9 @@ pub struct Manifest {
     pub database_bytes: u64,
     /// What `upgrade` compares to decide that nothing was written since.
     pub fingerprint: String,
+    /// verify-schema's findings on the database then (`kind table object`, sorted):
+    /// a faithful copy has exactly these (a drifted database's copy is drifted alike).
+    pub schema_findings: Vec<String>,
     pub tables: Vec<TableCount>,
 }
 
@@ -100,6 +103,60 @@ pub fn write(backup: &Path, m: &Manifest) -> Result<()> {
         Error::refused(
             format!("cannot write the manifest beside {}: {e}", backup.display()),
             "check the backup directory's permissions",
+        )
+    })
+}
+
+/// verify-schema's findings on `db` (against its recorded version), as the manifest
+/// keeps them; and the version's label.
+pub async fn schema_findings(db: &crate::db::Db) -> Result<(Vec<String>, String)> {
+    let (state, report) = crate::schema::check::check(db, None, false).await?;
+    let mut findings: Vec<String> = report
+        .findings
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {} {}",
+                f.kind,
+                f.table.as_deref().unwrap_or("-"),
+                f.object
+            )
+        })
+        .collect();
+    findings.sort();
+    let at = crate::migrations::version_label(&crate::migrations::version(state.current()));
+    Ok((findings, at))
+}
+
+/// The schema of `db` judged against the backup's: (ok, what to say).
+pub async fn schema_as_recorded(
+    db: &crate::db::Db,
+    m: Option<&Manifest>,
+    what: &str,
+) -> Result<(bool, String)> {
+    let (found, at) = schema_findings(db).await?;
+    let recorded: &[String] = m.map_or(&[], |m| &m.schema_findings);
+    let n = |k: usize| crate::text::plural(k as i64, "finding", "findings");
+    Ok(if found == recorded {
+        let detail = if found.is_empty() {
+            format!("{what} matches {at}")
+        } else {
+            format!(
+                "{what} is at {at} with the {} the database had when the backup was taken",
+                n(found.len())
+            )
+        };
+        (true, detail)
+    } else {
+        let extra = found.iter().filter(|f| !recorded.contains(f)).count();
+        let missing = recorded.iter().filter(|f| !found.contains(f)).count();
+        (
+            false,
+            format!(
+                "{what} differs from the backup's schema at {at}: {} more, {} fewer than recorded",
+                n(extra),
+                n(missing)
+            ),
         )
     })
 }

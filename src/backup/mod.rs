@@ -241,7 +241,7 @@ async fn run_tool(
     if !out.status.success() {
         return Err(Error::refused(
             format!("{what} failed ({}): {}", out.status, tool_error(&out)),
-            "nothing was changed; fix the cause and run the upgrade again",
+            "nothing was changed; fix the cause and run the command again",
         ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -537,7 +537,7 @@ pub async fn check_sqlite(path: &Path) -> Result<String> {
                 crate::text::shown(&target),
                 crate::text::shown(&verdict)
             ),
-            "nothing was changed; check the disk and run the upgrade again",
+            "nothing was changed; check the disk and run the command again",
         ));
     }
     Ok("integrity_check: ok".into())

@@ -23,9 +23,10 @@ use super::manifest::{self, Manifest, RowCheck, TableCount};
 use super::verify::{Check, CheckName, CheckStatus, Kind};
 use crate::db::{Db, quote_ident, quote_literal};
 use crate::error::{Error, Result};
+use crate::migrations::Version;
 use crate::migrations::known;
+use crate::progress::Operator;
 use crate::text::{plural, shown};
-use crate::upgrade::{Operator, Version};
 
 /// What `restore` is given.
 pub struct Options<'a> {
@@ -112,7 +113,7 @@ fn version_of(m: &Manifest) -> Option<Version> {
     known()
         .iter()
         .position(|k| &k.version == v)
-        .and_then(|i| crate::upgrade::version(Some(i)))
+        .and_then(|i| crate::migrations::version(Some(i)))
 }
 
 /// Everything before the restore, read: the backup checked, where the database is, who
@@ -250,7 +251,7 @@ async fn before(db: &Db, file: &Path) -> Result<Before> {
         "main".into()
     };
     Ok(Before {
-        from: crate::upgrade::version(state.current()),
+        from: crate::migrations::version(state.current()),
         to: version_of(&manifest),
         sessions: sessions(db).await?,
         writes_since: writes_since(&manifest.tables, &now),
@@ -264,9 +265,9 @@ fn details(b: &Before, db: &Db) -> String {
     let mut d = format!(
         "The backup was taken {} at {}.\nThe database goes from {} back to {}.\n",
         shown(&b.manifest.taken_at),
-        crate::upgrade::version_label(&b.to),
-        crate::upgrade::version_label(&b.from),
-        crate::upgrade::version_label(&b.to)
+        crate::migrations::version_label(&b.to),
+        crate::migrations::version_label(&b.from),
+        crate::migrations::version_label(&b.to)
     );
     let lost: Vec<String> = b
         .writes_since
@@ -434,27 +435,18 @@ async fn detach(db: &Db) {
 
 /// The checks after: verify-schema at the backup's version, the row counts.
 async fn after(db: &Db, b: Before, file: &Path, duration_ms: u64) -> Result<RestoreReport> {
-    let (state, schema) = crate::schema::check::check(db, None, false).await?;
-    let now = crate::upgrade::version(state.current());
-    let mut checks = Vec::new();
-    let at = crate::upgrade::version_label(&now);
+    let (ok, detail) = manifest::schema_as_recorded(db, Some(&b.manifest), "the database").await?;
+    let now = crate::migrations::version(crate::migrations::snapshot_state(db).await?.current());
     let same_version = now.as_ref().map(|v| &v.version) == b.to.as_ref().map(|v| &v.version);
-    checks.push(Check {
+    let mut checks = vec![Check {
         check: CheckName::Schema,
-        result: if schema.failed() || !same_version {
-            CheckStatus::Failed
-        } else {
+        result: if ok && same_version {
             CheckStatus::Ok
-        },
-        detail: if schema.failed() {
-            format!(
-                "the database does not match {at} ({})",
-                plural(schema.findings.len() as i64, "finding", "findings")
-            )
         } else {
-            format!("the database matches {at}")
+            CheckStatus::Failed
         },
-    });
+        detail,
+    }];
     let found = manifest::table_counts(&db.conn).await?;
     let tables = manifest::compare(&b.manifest.tables, &found);
     checks.push(Check {

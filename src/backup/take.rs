@@ -109,6 +109,7 @@ async fn dump(
     ui: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<Taken> {
+    let (schema_findings, _) = manifest::schema_findings(db).await?;
     let (backup, tables, server_version, database_bytes) = match target.tools {
         Some(tools) => {
             let txn = db.snapshot().await?;
@@ -125,17 +126,21 @@ async fn dump(
                     .ok_or_else(|| Error::internal("no snapshot"))?;
                 let get = |c: &str| row.try_get::<String>("", c).unwrap_or_default();
                 let bytes: i64 = row.try_get("", "b").unwrap_or(0);
-                let tables = manifest::table_counts(&txn).await?;
-                let b = super::dump_postgres(
-                    target.secret_url,
-                    tools,
-                    path,
-                    target.lock_wait,
-                    Some(&get("id")),
-                    ui,
-                    cancel,
-                )
-                .await?;
+                // The counts in the dump's snapshot, beside pg_dump (a lock that holds
+                // one up holds both; the first error ends both).
+                let id = get("id");
+                let (b, tables) = tokio::try_join!(
+                    super::dump_postgres(
+                        target.secret_url,
+                        tools,
+                        path,
+                        target.lock_wait,
+                        Some(&id),
+                        ui,
+                        cancel,
+                    ),
+                    manifest::table_counts(&txn)
+                )?;
                 Ok::<_, Error>((b, tables, get("v"), bytes.max(0) as u64))
             }
             .await;
@@ -169,6 +174,7 @@ async fn dump(
             server_version,
             database_bytes,
             fingerprint,
+            schema_findings,
             tables,
         },
         manifest_path: manifest::path_of(path),

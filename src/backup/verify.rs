@@ -89,7 +89,7 @@ pub struct VerifyReport {
     /// Each table's rows: in the manifest, in the copy.
     pub tables: Vec<RowCheck>,
     /// The audit's findings on the copy (last 7 days of its audit_logs).
-    pub audit: Option<crate::upgrade::AuditCounts>,
+    pub audit: Option<crate::audit::AuditCounts>,
     pub duration_ms: u64,
 }
 
@@ -242,35 +242,23 @@ async fn check_copy(
     report: &mut VerifyReport,
     ui: &dyn Progress,
 ) -> Result<()> {
-    let (state, schema) = crate::schema::check::check(copy, None, false).await?;
-    let at = crate::upgrade::version_label(&crate::upgrade::version(state.current()));
-    let recorded = state
-        .current()
-        .map(|i| crate::migrations::known()[i].version.clone());
-    if schema.failed() {
+    let (ok, detail) = manifest::schema_as_recorded(copy, m, "the copy").await?;
+    let recorded = crate::migrations::snapshot_state(copy).await?.current();
+    let recorded_version = recorded.map(|i| crate::migrations::known()[i].version.clone());
+    if !ok {
+        report.push(CheckName::Schema, CheckStatus::Failed, detail);
+    } else if let Some(m) = m.filter(|m| m.version != recorded_version) {
         report.push(
             CheckName::Schema,
             CheckStatus::Failed,
             format!(
-                "the copy does not match {at} ({})",
-                crate::text::plural(schema.findings.len() as i64, "finding", "findings")
-            ),
-        );
-    } else if let Some(m) = m.filter(|m| m.version != recorded) {
-        report.push(
-            CheckName::Schema,
-            CheckStatus::Failed,
-            format!(
-                "the copy is at {at}, the manifest says {}",
+                "the copy is at {}, the manifest says {}",
+                crate::migrations::version_label(&crate::migrations::version(recorded)),
                 shown(m.alembic_revision.as_deref().unwrap_or("no version"))
             ),
         );
     } else {
-        report.push(
-            CheckName::Schema,
-            CheckStatus::Ok,
-            format!("the copy matches {at}"),
-        );
+        report.push(CheckName::Schema, CheckStatus::Ok, detail);
     }
     let found = manifest::table_counts(&copy.conn).await?;
     match m {
@@ -297,7 +285,7 @@ async fn check_copy(
         }
         None => report.push(CheckName::Rows, CheckStatus::Skipped, "no manifest"),
     }
-    if state.current().is_none() {
+    if recorded.is_none() {
         report.push(CheckName::Audit, CheckStatus::Skipped, "no schema");
         return Ok(());
     }
@@ -315,7 +303,7 @@ async fn check_copy(
 }
 
 /// The post-deploy audit's counts (every rule, the last 7 days) on `db`.
-pub async fn audit_counts(db: &Db, ui: &dyn Progress) -> Result<crate::upgrade::AuditCounts> {
+pub async fn audit_counts(db: &Db, ui: &dyn Progress) -> Result<crate::audit::AuditCounts> {
     use crate::audit::{self, Risk, rules::Params, rules::Rule};
     let params = Params {
         since: crate::records::now() - chrono::Duration::days(7),
@@ -326,7 +314,7 @@ pub async fn audit_counts(db: &Db, ui: &dyn Progress) -> Result<crate::upgrade::
         verified: None,
     };
     let tally = audit::stream(db, &params, &Rule::ALL, ui, &mut |_| Ok(())).await?;
-    Ok(crate::upgrade::AuditCounts {
+    Ok(crate::audit::AuditCounts {
         critical: tally.count(Risk::Critical),
         warning: tally.count(Risk::Warning),
         info: tally.count(Risk::Info),

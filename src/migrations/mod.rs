@@ -96,3 +96,23 @@ pub fn resolve_version(s: &str) -> std::result::Result<usize, String> {
             format!("unknown version '{s}'; known versions: {}", list.join(", "))
         })
 }
+
+/// A version as reports show it.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Version {
+    pub version: String,
+    pub alembic_revision: &'static str,
+}
+
+pub fn version(index: Option<usize>) -> Option<Version> {
+    index.map(|i| Version {
+        version: known()[i].version.clone(),
+        alembic_revision: known()[i].alembic_revision,
+    })
+}
+
+pub fn version_label(v: &Option<Version>) -> String {
+    v.as_ref()
+        .map(|v| format!("{} ({})", v.alembic_revision, v.version))
+        .unwrap_or_else(|| "no version (empty)".into())
+}

@@ -7,6 +7,7 @@ mod accounts;
 mod api;
 mod audit;
 mod audit_pass;
+mod backup;
 mod bad_input;
 mod bad_input_matrix;
 mod baseline;

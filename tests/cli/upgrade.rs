@@ -16,7 +16,10 @@ fn backups(db: &AnyDb) -> Vec<PathBuf> {
         .map(|d| {
             d.flatten()
                 .map(|e| e.path())
-                .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+                .filter(|p| {
+                    let name = p.file_name().unwrap().to_string_lossy();
+                    !name.starts_with('.') && !name.ends_with(".manifest.json")
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -236,24 +239,19 @@ fn a_failing_migration_stops_with_a_restore_command_that_works() {
         "{}",
         r.stderr
     );
-    // The restore command is a line of its own, runnable as printed, without the password.
-    let cmd = restore_line(&r, "pg_restore ");
+    // The restore command is a line of its own, runnable as printed (the database from
+    // the same settings as this run), without the password.
+    let cmd = restore_line(&r, "ecomind-admin restore ");
     assert!(!cmd.contains(&pg.password()), "{cmd}");
     assert_eq!(j["restore_command"], cmd.as_str());
+    assert!(
+        r.stderr.contains("no `migrate down` needed"),
+        "{}",
+        r.stderr
+    );
     // Someone writes after the failure; the restore brings back the database as before.
     pg.psql("INSERT INTO orgs (id, name) VALUES ('org_later', 'Later')");
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(&cmd)
-        .current_dir(pg.dir.path())
-        .env("PGPASSWORD", pg.password())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_restore_line(&cmd, pg.dir.path(), &pg.url());
     assert_eq!(pg.dump_all(), before, "the restore is exact");
     // The restore wrote to the database since the backup: the rerun takes a new one.
     let r = upgrade(&db, &["--yes"]);
@@ -289,6 +287,30 @@ both! {
     }
 }
 
+/// Run the printed `ecomind-admin restore FILE` line with `--yes` (this binary, the
+/// database from DATABASE_URL as the run had it).
+fn run_restore_line(cmd: &str, dir: &Path, url: &str) {
+    let bin = assert_cmd::cargo::cargo_bin("ecomind-admin");
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{cmd} --yes"))
+        .current_dir(dir)
+        .env("PATH", path)
+        .env("DATABASE_URL", url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// On SQLite the restore command puts the copy back.
 #[test]
 fn sqlite_restore_command_puts_the_copy_back() {
@@ -301,19 +323,9 @@ fn sqlite_restore_command_puts_the_copy_back() {
         upgrade(&db, &["--yes", "--lock-wait", "500ms"])
     };
     r.expect_code(4);
-    let cmd = restore_line(&r, "cp -- ");
+    let cmd = restore_line(&r, "ecomind-admin restore ");
     db.query("INSERT INTO orgs (id, name) VALUES ('org_later', 'Later')");
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(&cmd)
-        .current_dir(db.dir())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_restore_line(&cmd, db.dir(), &lite.url());
     assert_eq!(db.dump_all(), before);
 }
 
