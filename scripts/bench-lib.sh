@@ -16,3 +16,47 @@ bench_pg() {
     trap 'rm -rf "$WORK"' EXIT
     psql_admin() { psql -X -q -tA -v ON_ERROR_STOP=1 "$ADMIN_URL" -c "$1"; }
 }
+
+# bench_upgrade_template EVENTS: the database ecomind_bench_upgrade_tpl_EVENTS ($TPL), at
+# revision 001 with EVENTS events_enriched rows, 1,000 orgs, 10,000 users and their
+# registrations; made once, kept (a marker comment says what it holds).
+bench_upgrade_template() {
+    local EVENTS="$1"
+    TPL="ecomind_bench_upgrade_tpl_${EVENTS}"
+    marker="ecomind-bench-upgrade events=$EVENTS v1"
+    if [[ $(psql_admin "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '$TPL'") != "$marker" ]]; then
+        echo "generating $TPL ..." >&2
+        psql_admin "DROP DATABASE IF EXISTS $TPL WITH (FORCE)" >/dev/null
+        psql_admin "CREATE DATABASE $TPL" >/dev/null
+        DATABASE_URL="$base/$TPL" "$BIN" -q migrate up --to 001 >/dev/null
+        psql -X -q -v ON_ERROR_STOP=1 "$base/$TPL" >/dev/null <<SQL
+    INSERT INTO orgs (id, name, plan, created_at)
+    SELECT 'org_' || lpad(to_hex(k), 12, '0'), 'Org ' || k, 'free', TIMESTAMP '2026-01-01'
+    FROM generate_series(1, 1000) k;
+    INSERT INTO users (id, org_id, email, name, role, created_at)
+    SELECT 'user_' || lpad(to_hex(i), 12, '0'), 'org_' || lpad(to_hex(1 + (i - 1) % 1000), 12, '0'),
+           'user' || i || '@bench.example.com', 'User ' || i,
+           (CASE WHEN i <= 1000 THEN 'owner' ELSE 'viewer' END)::role, TIMESTAMP '2026-01-01'
+    FROM generate_series(1, 10000) i;
+    INSERT INTO audit_logs (id, org_id, user_id, action, resource, details, ts)
+    SELECT 'audit_' || lpad(to_hex(i), 16, '0'), 'org_' || lpad(to_hex(1 + (i - 1) % 1000), 12, '0'),
+           'user_' || lpad(to_hex(i), 12, '0'), 'user_registered', 'authentication',
+           json_build_object('email', 'user' || i || '@bench.example.com',
+                             'role', CASE WHEN i <= 1000 THEN 'owner' ELSE 'viewer' END,
+                             'created_by', CASE WHEN i <= 1000 THEN 'ecomind-admin'
+                                                ELSE 'user_' || lpad(to_hex(1 + (i - 1) % 1000), 12, '0') END),
+           TIMESTAMP '2026-01-01'
+    FROM generate_series(1, 10000) i;
+    INSERT INTO events_enriched (id, org_id, user_id, provider, model, tokens_in, tokens_out, node_type,
+                                 region, kwh, water_l, co2_kg, ts, source, metadata, created_at)
+    SELECT 'evt_' || lpad(to_hex(e), 16, '0'), 'org_' || lpad(to_hex(1 + (e - 1) % 1000), 12, '0'),
+           'user_' || lpad(to_hex(1 + (e - 1) % 10000), 12, '0'),
+           (ARRAY['openai', 'anthropic', 'google'])[1 + e % 3], 'model-' || (e % 7), 100 + e % 900, 50 + e % 400,
+           'gpu', 'eu-west-1', (e % 1000) / 1e6, (e % 1000) / 1e4, (e % 1000) / 1e5,
+           TIMESTAMP '2026-06-01' + make_interval(secs => e * 10), 'api', '{"k": 1}', TIMESTAMP '2026-06-01'
+    FROM generate_series(1, $EVENTS) e;
+SQL
+        psql -X -q "$base/$TPL" -c "VACUUM ANALYZE" >/dev/null
+        psql_admin "COMMENT ON DATABASE $TPL IS '$marker'" >/dev/null
+    fi
+}
