@@ -446,3 +446,57 @@ fn restore_is_refused_while_the_api_is_connected_and_done_with_yes() {
     );
     assert_eq!(status, 401, "the API answers from the restored database");
 }
+
+/// On a terminal the restore shows what it throws away and asks (default No): "n"
+/// changes nothing, "y" restores.
+#[test]
+fn restore_asks_on_a_terminal() {
+    let any = AnyDb::Lite(SqliteDb::new());
+    seed(&any);
+    let file = backup(&any, &any.dir().join("bk"));
+    any.query("INSERT INTO orgs (id, name) VALUES ('org_after', 'After')");
+    let before = any.dump_all();
+    let args = format!("restore {}", file.display());
+    let r = on_tty(any.as_lite(), &args, "n");
+    assert_eq!(r.code, 4, "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("Writes since the backup that the restore throws away"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("orgs: 2 in the backup, 3 now"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(any.dump_all(), before);
+    let r = on_tty(any.as_lite(), &args, "y");
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert_eq!(
+        any.query("SELECT count(*) FROM orgs WHERE id = 'org_after'"),
+        "0"
+    );
+}
+
+/// Another ecomind-admin holding the migration lock: refused at once (exit 4),
+/// nothing changed.
+#[test]
+fn restore_is_refused_while_the_migration_lock_is_held() {
+    let any = AnyDb::Pg(PgDb::new());
+    seed(&any);
+    let db = any.as_pg();
+    let file = backup(&any, &any.dir().join("bk"));
+    any.query("INSERT INTO orgs (id, name) VALUES ('org_after', 'After')");
+    let before = any.dump_all();
+    let holder = Blocker::psql_txn(db, "SELECT pg_advisory_xact_lock(28538302875922020);");
+    let r = any.run(&["restore", file.to_str().unwrap(), "--yes"]);
+    r.expect_clean_error(4);
+    assert!(
+        r.stderr.contains("holds the migration lock"),
+        "{}",
+        r.stderr
+    );
+    drop(holder);
+    assert_eq!(any.dump_all(), before);
+}
