@@ -42,6 +42,8 @@ pub struct Options {
     /// Prove the backup by a restore into a scratch copy (`backup verify`).
     pub verify_backup: bool,
     pub connect_timeout: std::time::Duration,
+    /// `--schema` (the backup's copy is read there too).
+    pub schema: Option<String>,
 }
 
 /// The steps, in order.
@@ -545,6 +547,7 @@ impl Upgrade<'_> {
                 scratch_url: None,
                 pg_bin_dir: self.args.pg_bin_dir.as_deref(),
                 connect_timeout: self.args.connect_timeout,
+                schema: self.args.schema.as_deref(),
             };
             let report = backup::verify::verify(
                 Some((self.db, &self.args.secret_url)),

@@ -24,6 +24,8 @@ pub struct Options<'a> {
     pub scratch_url: Option<&'a str>,
     pub pg_bin_dir: Option<&'a Path>,
     pub connect_timeout: Duration,
+    /// `--schema`: the copy's tables are read there too.
+    pub schema: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -321,9 +323,15 @@ pub async fn audit_counts(db: &Db, ui: &dyn Progress) -> Result<crate::audit::Au
     })
 }
 
-/// Open a database we made or were given, as the commands do.
-async fn open(secret_url: &str, timeout: Duration, ui: &dyn Progress) -> Result<Db> {
-    let config = DatabaseConfig::parse(secret_url, UrlSource::FlagOrEnv)?;
+/// Open a database we made or were given, as the commands do (in `schema`, when given).
+async fn open(
+    secret_url: &str,
+    schema: Option<&str>,
+    timeout: Duration,
+    ui: &dyn Progress,
+) -> Result<Db> {
+    let mut config = DatabaseConfig::parse(secret_url, UrlSource::FlagOrEnv)?;
+    config.apply_schema(schema)?;
     db::connect(&config, timeout, ui, db::Open::Existing).await
 }
 
@@ -396,7 +404,7 @@ async fn verify_sqlite(
             "sqlite://{}?mode=rw",
             percent_encoding::utf8_percent_encode(&path, SET)
         );
-        let db = open(&url, opts.connect_timeout, &crate::progress::Silent).await?;
+        let db = open(&url, None, opts.connect_timeout, &crate::progress::Silent).await?;
         let checked = check_copy(&db, m.as_ref(), &mut report, ui).await;
         db.conn.close().await.ok();
         checked
@@ -469,11 +477,14 @@ async fn restore_and_check(
 ) -> Result<()> {
     let db = open(
         &scratch.secret_url,
+        None,
         opts.connect_timeout,
         &crate::progress::Silent,
     )
     .await?;
-    let major = server_major(&db).await?;
+    let major = server_major(&db).await;
+    db.conn.close().await.ok();
+    let major = major?;
     let tools = super::find_pg_tools(major, opts.pg_bin_dir)?;
     let (url, password) = super::libpq_url(&scratch.secret_url)?;
     let pass = password.as_deref().map(super::PassFile::new).transpose()?;
@@ -496,7 +507,6 @@ async fn restore_and_check(
                 super::tool_error(&out)
             ),
         );
-        db.conn.close().await.ok();
         return Ok(());
     }
     report.push(
@@ -504,6 +514,14 @@ async fn restore_and_check(
         CheckStatus::Ok,
         format!("pg_restore {} --exit-on-error: ok", tools.major),
     );
+    // The restored copy, in `--schema` (which the restore made).
+    let db = open(
+        &scratch.secret_url,
+        opts.schema,
+        opts.connect_timeout,
+        &crate::progress::Silent,
+    )
+    .await?;
     let checked = check_copy(&db, m, report, ui).await;
     db.conn.close().await.ok();
     checked
@@ -674,7 +692,7 @@ async fn given_scratch(
 
 /// `--scratch-url` after the check: what the restore made there, dropped.
 async fn clear_scratch(scratch: &Scratch, timeout: Duration) -> Result<()> {
-    let db = open(&scratch.secret_url, timeout, &crate::progress::Silent).await?;
+    let db = open(&scratch.secret_url, None, timeout, &crate::progress::Silent).await?;
     let schemas = db
         .query_all(
             "SELECT nspname::text AS s FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema') \

@@ -168,13 +168,17 @@ impl Report for Taken {
 }
 
 async fn verify_backup(args: &VerifyArgs, ctx: &Ctx) -> Result<Done> {
+    let config = ctx.config()?;
     let opts = verify::Options {
         file: &args.file,
         scratch_url: args.scratch_url.as_deref(),
         pg_bin_dir: args.pg_bin_dir.as_deref(),
         connect_timeout: ctx.connect_timeout,
+        schema: config
+            .schema
+            .as_deref()
+            .filter(|_| config.set_search_path),
     };
-    let config = ctx.config()?;
     // A PostgreSQL dump is restored on the configured server (unless --scratch-url);
     // a SQLite copy needs no server.
     let needs_source = verify::sniff(&args.file)? == verify::Kind::PgDump

@@ -138,6 +138,10 @@ async fn execute(args: &UpgradeArgs, ctx: &Ctx) -> Result<Done> {
         secret_url: ctx.config()?.secret_url().to_owned(),
         verify_backup: !args.no_verify_backup,
         connect_timeout: ctx.connect_timeout,
+        schema: {
+            let config = ctx.config()?;
+            config.schema.clone().filter(|_| config.set_search_path)
+        },
     };
     let (report, result) = ctx
         .with_db(db::Open::MayCreate, async |db| {

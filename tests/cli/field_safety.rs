@@ -994,6 +994,19 @@ fn every_command_works_on_schema_app_and_no_second_copy_is_made() {
         "at 001"
     );
     app(&["migrate", "up"]).expect_code(0);
+    // A backup, proven and put back, in schema app.
+    let bk = db.dir.path().join("bk");
+    let r = app(&["backup", "--dir", bk.to_str().unwrap(), "--format", "json"]);
+    r.expect_code(0);
+    let file = r.json()["path"].as_str().unwrap().to_owned();
+    app(&["backup", "verify", &file]).expect_code(0);
+    db.psql("INSERT INTO app.orgs (id, name) VALUES ('org_after', 'After')");
+    app(&["restore", &file, "--yes"]).expect_code(0);
+    assert_eq!(
+        db.psql("SELECT count(*) FROM app.orgs WHERE id = 'org_after'"),
+        "0"
+    );
+    assert_eq!(in_schema("public"), "0");
     // Through a stock PgBouncer in transaction pooling mode too.
     let mut via = url::Url::parse(
         &std::env::var("ECOMIND_TEST_PGBOUNCER_URL")
