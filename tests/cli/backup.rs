@@ -231,8 +231,8 @@ both! {
     }
 }
 
-/// `--scratch-url` naming the source database, or a database that is not empty:
-/// refused (exit 4), nothing restored there.
+/// `--scratch-url` naming the source database, or a database that is not empty, and a
+/// server without room for the copy: refused (exit 4), nothing restored.
 #[test]
 fn a_scratch_that_is_the_source_or_not_empty_is_refused() {
     let db = AnyDb::Pg(PgDb::new());
@@ -266,6 +266,22 @@ fn a_scratch_that_is_the_source_or_not_empty_is_refused() {
     ]);
     r.expect_clean_error(4);
     assert!(r.stderr.contains("is not empty"), "{}", r.stderr);
+    // A server without room for the copy (the manifest says the database had 1 PB):
+    // refused, no scratch database made.
+    let manifest = PathBuf::from(format!("{}.manifest.json", file.display()));
+    let good = std::fs::read_to_string(&manifest).unwrap();
+    let mut m: Value = serde_json::from_str(&good).unwrap();
+    m["database_bytes"] = 1_000_000_000_000_000u64.into();
+    std::fs::write(&manifest, m.to_string()).unwrap();
+    let r = db.run(&["backup", "verify", file.to_str().unwrap()]);
+    r.expect_clean_error(4);
+    assert!(
+        r.stderr.contains("a copy of this backup needs 909.5 TiB"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("nothing was restored"), "{}", r.stderr);
+    std::fs::write(&manifest, good).unwrap();
     // An empty one: restored there, checked, emptied again.
     let empty = PgDb::new();
     let r = db.run(&[
