@@ -1,8 +1,10 @@
-//! Backups before an upgrade, and the command that restores one. PostgreSQL:
-//! `pg_dump --format=custom`, checked with `pg_restore --list`; SQLite: `VACUUM INTO` a
-//! copy, checked with `PRAGMA integrity_check`. A password reaches the client tools
-//! through a temporary 0600 passfile, never their argv. Knows nothing of the terminal:
-//! progress goes through [`Progress`].
+//! Backups: taken ([`take`], with their [`manifest`]), proven by a restore into a
+//! scratch copy ([`verify`]), put back ([`restore`]). Here, what they share: the client
+//! tools (PostgreSQL: `pg_dump --format=custom`, checked with `pg_restore --list`;
+//! SQLite: `VACUUM INTO` a copy, checked with `PRAGMA integrity_check`), the private
+//! directory, the record a rerun reuses. A password reaches the client tools through a
+//! temporary 0600 passfile, never their argv. Knows nothing of the terminal: progress
+//! goes through [`Progress`].
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -107,7 +109,7 @@ pub fn find_pg_tools(server_major: u32, bin_dir: Option<&Path>) -> Result<PgTool
             "the backup needs pg_dump and pg_restore {server_major} or newer (the server is PostgreSQL {server_major}); {found}"
         ),
         format!(
-            "install the PostgreSQL {server_major} client tools (Debian: postgresql-client-{server_major}) or pass --pg-bin-dir; --no-backup skips the backup"
+            "install the PostgreSQL {server_major} client tools (Debian: postgresql-client-{server_major}) or pass --pg-bin-dir (`upgrade --no-backup` skips the backup)"
         ),
     ))
 }
