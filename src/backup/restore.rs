@@ -287,7 +287,7 @@ fn details(b: &Before, db: &Db) -> String {
             d.push_str("No other session is connected.\n");
         } else {
             d.push_str(&format!(
-                "{} connected now (the API's among them?): their next statements see the backup's data:\n",
+                "{} connected now (the API's among them, if it runs): their next statements see the backup's data:\n",
                 plural(b.sessions.len() as i64, "other session is", "other sessions are")
             ));
             for s in &b.sessions {

@@ -69,7 +69,8 @@ pub const VERIFY: Info = Info {
     name: "backup verify",
     database: true,
     csv: false,
-    fleet: Fleet::Each,
+    // One file, one proof: a fleet would restore the same file once per database.
+    fleet: Fleet::One,
     grants: None,
     fails_when: Some(
         "`backup verify`: the backup does not restore, its file changed since, or its copy fails verify-schema or its row counts",
