@@ -516,3 +516,38 @@ fn restore_is_refused_while_the_migration_lock_is_held() {
     drop(holder);
     assert_eq!(any.dump_all(), before);
 }
+
+/// SIGINT while pg_dump waits for a table: exit 130, pg_dump stopped, no partial file
+/// and no manifest left.
+#[test]
+fn an_interrupted_backup_leaves_no_partial_file() {
+    let any = AnyDb::Pg(PgDb::new());
+    seed(&any);
+    let db = any.as_pg();
+    let dir = any.dir().join("bk");
+    let blocker = Blocker::lock(db, "users");
+    let child = db
+        .std_cmd()
+        .args(["backup", "--dir", dir.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dumping = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                   AND application_name = 'pg_dump'";
+    wait_for("pg_dump to wait on the lock", 20, || {
+        db.psql(&format!("{dumping} AND wait_event_type = 'Lock'")) == "1"
+    });
+    send(&child, "-INT");
+    let r = Run::from(child.wait_with_output().unwrap());
+    assert_eq!(r.code, 130, "{}", r.stderr);
+    wait_for("pg_dump's session to end", 5, || db.psql(dumping) == "0");
+    drop(blocker);
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
