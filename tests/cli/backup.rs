@@ -352,13 +352,7 @@ fn an_interrupted_or_killed_restore_leaves_the_database_as_it_was() {
     let ours = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
                 AND application_name LIKE 'ecomind-admin%'";
     for signal in ["-INT", "-KILL"] {
-        let child = pg
-            .std_cmd()
-            .args(["restore", file.to_str().unwrap(), "--yes"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = pg.spawn(&["restore", file.to_str().unwrap(), "--yes"]);
         wait_for("the restore's COPY to run", 30, || {
             pg.psql(&format!(
                 "{ours} AND state = 'active' AND query LIKE 'COPY%'"
@@ -525,24 +519,8 @@ fn an_interrupted_backup_leaves_no_partial_file() {
     seed(&any);
     let db = any.as_pg();
     let dir = any.dir().join("bk");
-    let blocker = Blocker::lock(db, "users");
-    let child = db
-        .std_cmd()
-        .args(["backup", "--dir", dir.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let dumping = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-                   AND application_name = 'pg_dump'";
-    wait_for("pg_dump to wait on the lock", 20, || {
-        db.psql(&format!("{dumping} AND wait_event_type = 'Lock'")) == "1"
-    });
-    send(&child, "-INT");
-    let r = Run::from(child.wait_with_output().unwrap());
+    let r = interrupt_while_pg_dump_waits(db, &["backup", "--dir", dir.to_str().unwrap()]);
     assert_eq!(r.code, 130, "{}", r.stderr);
-    wait_for("pg_dump's session to end", 5, || db.psql(dumping) == "0");
-    drop(blocker);
     let left: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .flatten()

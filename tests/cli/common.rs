@@ -903,3 +903,32 @@ pub fn passlib_verifies(password: &str, hash: &str) -> bool {
     );
     String::from_utf8_lossy(&out.stdout).trim() == "True"
 }
+
+/// Run `args` while a transaction holds `users` exclusively, send SIGINT once its pg_dump
+/// waits on that lock, and return how it ended, once pg_dump's session is gone.
+pub fn interrupt_while_pg_dump_waits(db: &PgDb, args: &[&str]) -> Run {
+    let blocker = Blocker::lock(db, "users");
+    let child = db.spawn(args);
+    let dumping = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                   AND application_name = 'pg_dump'";
+    wait_for("pg_dump to wait on the lock", 20, || {
+        db.psql(&format!("{dumping} AND wait_event_type = 'Lock'")) == "1"
+    });
+    send(&child, "-INT");
+    let r = Run::from(child.wait_with_output().unwrap());
+    wait_for("pg_dump's session to end", 5, || db.psql(dumping) == "0");
+    drop(blocker);
+    r
+}
+
+impl PgDb {
+    /// The binary on this database, started with `args`, its output piped.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.std_cmd()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}

@@ -237,13 +237,7 @@ fn a_crash_after_any_statement_of_migrate_up_leaves_a_true_recorded_version() {
 
 /// Start `args`, wait until its backend waits on a lock, terminate that backend.
 fn terminate_while_blocked(db: &PgDb, args: &[&str]) -> Run {
-    let child = db
-        .std_cmd()
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = db.spawn(args);
     wait_for("the command to block", 30, || {
         db.psql(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'ecomind-admin%' \

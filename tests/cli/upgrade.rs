@@ -444,25 +444,9 @@ fn sigint_during_the_backup_stops_pg_dump_and_applies_nothing() {
     let any = AnyDb::Pg(PgDb::new());
     seed_001(&any);
     let db = any.as_pg();
-    let blocker = Blocker::lock(db, "users");
-    let child = db
-        .std_cmd()
-        .args(["upgrade", "--yes"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let dumping = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-                   AND application_name = 'pg_dump'";
-    wait_for("pg_dump to wait on the lock", 20, || {
-        db.psql(&format!("{dumping} AND wait_event_type = 'Lock'")) == "1"
-    });
-    send(&child, "-INT");
-    let r = Run::from(child.wait_with_output().unwrap());
+    let r = interrupt_while_pg_dump_waits(db, &["upgrade", "--yes"]);
     assert_eq!(r.code, 130, "{}", r.stderr);
     assert!(r.stderr.contains("interrupted by SIGINT"), "{}", r.stderr);
-    wait_for("pg_dump's session to end", 5, || db.psql(dumping) == "0");
-    drop(blocker);
     assert!(
         backups(&any).is_empty(),
         "a partial backup was left: {:?}",
