@@ -104,6 +104,13 @@ both! {
 
     /// From 001 with rows: the backup holds them; the rows survive the upgrade.
     fn upgrade_from_001_keeps_the_rows_and_backs_them_up(db) {
+        // --no-verify-backup: said in the step, and nothing else changes.
+        let other = db.fresh_like();
+        seed_001(&other);
+        let r = upgrade(&other, &["--yes", "--no-verify-backup"]);
+        r.expect_code(0);
+        let detail = step(&r.json(), "backup")["detail"].as_str().unwrap().to_owned();
+        assert!(detail.ends_with("not verified (--no-verify-backup)"), "{detail}");
         seed_001(&db);
         let r = upgrade(&db, &["--yes"]);
         r.expect_code(0);
@@ -111,6 +118,9 @@ both! {
         assert_eq!(j["from"]["alembic_revision"], "001");
         assert_eq!(j["applied"], serde_json::json!(all_revisions()[1..]));
         assert_eq!(db.query("SELECT email FROM users"), "o@a.example");
+        // The backup was proven by a restore into a scratch copy before migrating.
+        let detail = step(&j, "backup")["detail"].as_str().unwrap().to_owned();
+        assert!(detail.contains("verified by a restore into a scratch copy"), "{detail}");
         let file = &backups(&db)[0];
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         assert!(name.contains("-001-"), "{name}");
