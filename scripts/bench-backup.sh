@@ -2,11 +2,12 @@
 # Benchmark (issue 29), side by side in one run, alternating, RUNS runs each:
 #
 #   A. `ecomind-admin backup verify FILE` against the deployment plan's own way, by hand:
-#        createdb S; pg_restore --exit-on-error --no-owner --no-privileges -d S FILE;
+#        createdb S; pg_restore --jobs=J --exit-on-error --no-owner --no-privileges -d S FILE;
 #        psql -d S -c "<the schema check: every table's columns, types, nullability>";
 #        dropdb S
-#      Goal: at most 1.2x. (The CLI also checks the file's sha256, the row counts of
-#      every table against the manifest, and runs the audit on the copy.)
+#      with J the jobs the CLI's pg_restore runs (the cores, at most 4): the best way by
+#      hand. Goal: at most 1.2x. (The CLI also checks the file's sha256, the row counts
+#      of every table against the manifest, and runs the audit on the copy.)
 #   B. `ecomind-admin restore FILE --yes` against
 #        pg_restore --clean --if-exists --single-transaction -d DB FILE
 #      on the same database (each restores the same backup over it). Goal: at most 1.2x.
@@ -26,6 +27,7 @@ EVENTS="${EVENTS:-1000000}"
 bench_pg
 bench_upgrade_template "$EVENTS"
 
+JOBS=$(( $(nproc) < 4 ? $(nproc) : 4 ))
 SRC="ecomind_bench_backup_src_$$"
 SCRATCH="ecomind_bench_backup_scratch_$$"
 cleanup() {
@@ -48,7 +50,7 @@ WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 1, a.attnum"
 
 by_hand_verify() {
     createdb -d "$ADMIN_URL" "$SCRATCH" 2>/dev/null || psql_admin "CREATE DATABASE $SCRATCH" >/dev/null
-    pg_restore --exit-on-error --no-owner --no-privileges -d "$base/$SCRATCH" "$FILE"
+    pg_restore --jobs="$JOBS" --exit-on-error --no-owner --no-privileges -d "$base/$SCRATCH" "$FILE"
     psql -X -q -c "$SCHEMA_CHECK" "$base/$SCRATCH" >/dev/null
     psql_admin "DROP DATABASE $SCRATCH" >/dev/null
 }
@@ -72,7 +74,7 @@ mva=$(median "${va[@]}"); mvf=$(median "${vf[@]}"); mra=$(median "${ra[@]}"); mr
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 echo "rows: $EVENTS events_enriched; runs each: $RUNS (alternating)"
 echo "A. backup verify:            median $mva ms"
-echo "   createdb + pg_restore + schema check + dropdb (by hand): median $mvf ms"
+echo "   createdb + pg_restore --jobs=$JOBS + schema check + dropdb (by hand): median $mvf ms"
 echo "   ratio:                    $(ratio "$mva" "$mvf")x   (goal: <= 1.2x)"
 echo "B. restore --yes:            median $mra ms"
 echo "   pg_restore --clean --if-exists --single-transaction:     median $mrf ms"

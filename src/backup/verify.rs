@@ -489,7 +489,9 @@ async fn restore_and_check(
     let (url, password) = super::libpq_url(&scratch.secret_url)?;
     let pass = password.as_deref().map(super::PassFile::new).transpose()?;
     let mut cmd = super::pg_command(&tools.pg_restore, pass.as_ref());
-    cmd.args([
+    // Parallel jobs: the scratch is ours alone, and its indexes build side by side.
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    cmd.arg(format!("--jobs={jobs}")).args([
         "--exit-on-error",
         "--no-owner",
         "--no-privileges",
