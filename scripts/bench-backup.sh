@@ -49,7 +49,7 @@ JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdroppe
 WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 1, a.attnum"
 
 by_hand_verify() {
-    createdb -d "$ADMIN_URL" "$SCRATCH" 2>/dev/null || psql_admin "CREATE DATABASE $SCRATCH" >/dev/null
+    createdb --maintenance-db="$ADMIN_URL" "$SCRATCH"
     pg_restore --jobs="$JOBS" --exit-on-error --no-owner --no-privileges -d "$base/$SCRATCH" "$FILE"
     psql -X -q -c "$SCHEMA_CHECK" "$base/$SCRATCH" >/dev/null
     psql_admin "DROP DATABASE $SCRATCH" >/dev/null
