@@ -491,14 +491,15 @@ async fn restore_and_check(
     let mut cmd = super::pg_command(&tools.pg_restore, pass.as_ref());
     // Parallel jobs: the scratch is ours alone, and its indexes build side by side.
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    cmd.arg(format!("--jobs={jobs}")).args([
-        "--exit-on-error",
-        "--no-owner",
-        "--no-privileges",
-        "--dbname",
-    ])
-    .arg(&url)
-    .arg(opts.file);
+    cmd.arg(format!("--jobs={jobs}"))
+        .args([
+            "--exit-on-error",
+            "--no-owner",
+            "--no-privileges",
+            "--dbname",
+        ])
+        .arg(&url)
+        .arg(opts.file);
     let out = super::run_tool_output(cmd, "pg_restore", None, ui, cancel).await?;
     if !out.status.success() {
         report.push(
