@@ -762,7 +762,7 @@ Register-ArgumentCompleter -Native -CommandName 'ecomind-admin' -ScriptBlock {
             break
         }
         'ecomind-admin;backup;verify' {
-            [CompletionResult]::new('--scratch-url', '--scratch-url', [CompletionResultType]::ParameterName, 'Restore into this empty PostgreSQL database instead of making one (emptied again afterwards). Refused when it is the source database or not empty')
+            [CompletionResult]::new('--scratch-url', '--scratch-url', [CompletionResultType]::ParameterName, 'Restore into this empty PostgreSQL database instead of making one (emptied again afterwards). Refused when it is the source database or not empty. Prefer the ECOMIND_SCRATCH_URL variable to a password on the command line (argv is visible to every user of the machine)')
             [CompletionResult]::new('--pg-bin-dir', '--pg-bin-dir', [CompletionResultType]::ParameterName, 'The directory of pg_restore')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL. Given more than once: a fleet run over those databases')
             [CompletionResult]::new('--schema', '--schema', [CompletionResultType]::ParameterName, 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path')

@@ -716,7 +716,7 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ecomind-admin;backup;verify'= {
-            cand --scratch-url 'Restore into this empty PostgreSQL database instead of making one (emptied again afterwards). Refused when it is the source database or not empty'
+            cand --scratch-url 'Restore into this empty PostgreSQL database instead of making one (emptied again afterwards). Refused when it is the source database or not empty. Prefer the ECOMIND_SCRATCH_URL variable to a password on the command line (argv is visible to every user of the machine)'
             cand --pg-bin-dir 'The directory of pg_restore'
             cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL. Given more than once: a fleet run over those databases'
             cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'

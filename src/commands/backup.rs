@@ -46,7 +46,9 @@ pub struct VerifyArgs {
     pub file: PathBuf,
 
     /// Restore into this empty PostgreSQL database instead of making one (emptied
-    /// again afterwards). Refused when it is the source database or not empty.
+    /// again afterwards). Refused when it is the source database or not empty. Prefer
+    /// the ECOMIND_SCRATCH_URL variable to a password on the command line (argv is
+    /// visible to every user of the machine).
     #[arg(long, value_name = "URL", env = "ECOMIND_SCRATCH_URL", hide_env_values = true)]
     pub scratch_url: Option<String>,
 
