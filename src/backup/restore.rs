@@ -709,8 +709,10 @@ async fn restore_postgres(
     let dump_status = wait(t.dump).await?;
     let dump_ok = relayed.is_ok() && dump_status.success();
     if let (true, Some(mut stdin)) = (dump_ok, stdin) {
-        // Everything went through: only now the transaction may commit.
-        let _ = stdin.write_all(b"COMMIT;\n");
+        // Everything went through: only now the transaction may commit. The script's
+        // session settings (search_path '', ...) are reset first: behind a pooler in
+        // transaction mode the server connection goes on to serve others (the API).
+        let _ = stdin.write_all(b"RESET ALL;\nCOMMIT;\n");
         drop(stdin);
     }
     let psql_status = wait(t.psql).await?;

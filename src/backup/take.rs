@@ -110,6 +110,11 @@ async fn dump(
     cancel: &Cancel,
 ) -> Result<Taken> {
     let (schema_findings, _) = manifest::schema_findings(db).await?;
+    if target.tools.is_some()
+        && let Some(note) = pooler_note(db, target.secret_url).await
+    {
+        ui.note(&note);
+    }
     let (backup, tables, server_version, database_bytes) = match target.tools {
         Some(tools) => {
             let txn = db.snapshot().await?;
@@ -180,6 +185,27 @@ async fn dump(
         manifest_path: manifest::path_of(path),
         backup,
         reused: false,
+    })
+}
+
+/// When the URL's port is not the server's (a pooler or a proxy in between): pg_dump's
+/// session settings (`search_path` emptied, ...) stay, in PgBouncer's transaction mode,
+/// on the server connections it used, which then serve other clients (the API).
+async fn pooler_note(db: &Db, secret_url: &str) -> Option<String> {
+    let url = url::Url::parse(secret_url).ok()?;
+    let ours = url.port().unwrap_or(5432);
+    let row = db
+        .query_one("SELECT inet_server_port() AS p")
+        .await
+        .ok()??;
+    let server: i32 = row.try_get("", "p").ok()?;
+    (url.host_str().is_some_and(|h| !h.starts_with('/')) && i32::from(ours) != server).then(|| {
+        format!(
+            "pg_dump connects through port {ours}, the server listens on {server} (a pooler or a proxy?): \
+             in PgBouncer's transaction mode pg_dump's session settings (search_path emptied) stay on the \
+             server connections it used and reach their next clients; take backups over a direct \
+             connection or a session-mode pool"
+        )
     })
 }
 

@@ -433,6 +433,20 @@ async fn verify_postgres(
     let m = check_manifest(&mut report, opts.file);
     let need = needed(m.as_ref(), opts.file);
     let source = source.filter(|(db, _)| db.is_postgres());
+    // The copy is read in the source's schema, named: behind a pooler in transaction
+    // mode, pg_restore's session settings (search_path '') may linger on the server
+    // connection the check gets.
+    let mut schema = opts.schema.map(str::to_owned);
+    if let (None, Some((db, _))) = (&schema, source) {
+        schema = db
+            .query_one("SELECT current_schema()::text AS s")
+            .await?
+            .and_then(|r| r.try_get::<String>("", "s").ok());
+    }
+    let opts = &Options {
+        schema: schema.as_deref(),
+        ..*opts
+    };
     let scratch = match opts.scratch_url {
         Some(url) => given_scratch(url, source, need, opts, &mut report, ui).await?,
         None => {
@@ -605,6 +619,17 @@ async fn make_scratch(
     need: u64,
     report: &mut VerifyReport,
 ) -> Result<Scratch> {
+    let standby = db
+        .query_one("SELECT pg_is_in_recovery() AS r")
+        .await?
+        .and_then(|r| r.try_get::<bool>("", "r").ok())
+        .unwrap_or(false);
+    if standby {
+        return Err(Error::refused(
+            "the server is a hot standby: no scratch database can be made on it; nothing was restored",
+            "pass --scratch-url with an empty database on a primary",
+        ));
+    }
     check_space(db, secret_url, need, report).await?;
     let name = format!("ecomind_verify_{:012x}", rand::random::<u64>() >> 16);
     db.conn

@@ -529,3 +529,60 @@ fn an_interrupted_backup_leaves_no_partial_file() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Through PgBouncer in transaction mode: `backup` says pg_dump's settings may linger
+/// there; `backup verify` and `restore` work, and the restore's session settings do
+/// not stay on the pool's server connections (the API's next transactions get them).
+#[test]
+fn backup_verify_and_restore_through_pgbouncer() {
+    let db = AnyDb::Pg(PgDb::new());
+    seed(&db);
+    let pg = db.as_pg();
+    let mut via = url::Url::parse(
+        &std::env::var("ECOMIND_TEST_PGBOUNCER_URL")
+            .expect("ECOMIND_TEST_PGBOUNCER_URL: run scripts/test.sh"),
+    )
+    .unwrap();
+    via.set_path(&pg.name);
+    let via = via.to_string();
+    let dir = db.dir().join("bk");
+    // Taken directly: pg_dump's own settings would stay on the pool's connections.
+    let file = backup(&db, &dir);
+    let r = pg.run_at(&via, &["backup", "verify", file.to_str().unwrap()]);
+    r.expect_code(0);
+    db.query("INSERT INTO orgs (id, name) VALUES ('org_after', 'After')");
+    let r = pg.run_at(&via, &["restore", file.to_str().unwrap(), "--yes"]);
+    r.expect_code(0);
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM orgs WHERE id = 'org_after'"),
+        "0"
+    );
+    // Every server connection of the pool at once (each client holds one through a
+    // statement that sleeps): none kept the restore's emptied search_path.
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            std::process::Command::new("psql")
+                .args(["-X", "-qtA", "-c"])
+                .arg("SELECT current_setting('search_path') || '|' || pg_sleep(1)")
+                .arg(&via)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in clients {
+        let out = c.wait_with_output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "\"$user\", public|",
+            "no setting of the restore lingers"
+        );
+    }
+    // A backup through the pooler works, and says what pg_dump leaves there.
+    let r = pg.run_at(
+        &via,
+        &["backup", "--dir", db.dir().join("bk2").to_str().unwrap()],
+    );
+    r.expect_code(0);
+    assert!(r.stderr.contains("a pooler or a proxy?"), "{}", r.stderr);
+}

@@ -163,6 +163,34 @@ fn hot_standby_reads_work_and_writes_are_refused() {
         r.expect_clean_error(r.code);
         assert!(r.stderr.contains("read-only"), "{args:?}: {}", r.stderr);
     }
+    // A backup reads: it works on the standby (pg_dump in an exported snapshot there);
+    // its proof needs a scratch database a standby cannot make (refused, pointing at
+    // --scratch-url), and restoring it there is a write (refused).
+    let dir = managed.dir.path().join("bk");
+    let r = managed.run_at(
+        &url,
+        &["backup", "--dir", dir.to_str().unwrap(), "--format", "json"],
+    );
+    r.expect_code(0);
+    let file = r.json()["path"].as_str().unwrap().to_owned();
+    let r = managed.run_at(&url, &["backup", "verify", &file]);
+    r.expect_clean_error(4);
+    assert!(
+        r.stderr.contains("hot standby") && r.stderr.contains("--scratch-url"),
+        "{}",
+        r.stderr
+    );
+    let scratch = PgDb::new();
+    managed
+        .run_at(
+            &url,
+            &["backup", "verify", &file, "--scratch-url", &scratch.url()],
+        )
+        .expect_code(0);
+    let r = managed.run_at(&url, &["restore", &file, "--yes"]);
+    r.expect_clean_error(r.code);
+    assert!(r.code == 3 || r.code == 4, "{}", r.all());
+    assert!(r.stderr.contains("read-only"), "{}", r.stderr);
 }
 
 /// Crash safety, deterministically: a test-build failpoint aborts `migrate up` (as
