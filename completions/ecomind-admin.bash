@@ -43,6 +43,9 @@ _ecomind__admin() {
             ecomind__admin,man)
                 cmd="ecomind__admin__subcmd__man"
                 ;;
+            ecomind__admin,metrics)
+                cmd="ecomind__admin__subcmd__metrics"
+                ;;
             ecomind__admin,migrate)
                 cmd="ecomind__admin__subcmd__migrate"
                 ;;
@@ -114,6 +117,9 @@ _ecomind__admin() {
                 ;;
             ecomind__admin__subcmd__help,man)
                 cmd="ecomind__admin__subcmd__help__subcmd__man"
+                ;;
+            ecomind__admin__subcmd__help,metrics)
+                cmd="ecomind__admin__subcmd__help__subcmd__metrics"
                 ;;
             ecomind__admin__subcmd__help,migrate)
                 cmd="ecomind__admin__subcmd__help__subcmd__migrate"
@@ -257,7 +263,7 @@ _ecomind__admin() {
 
     case "${cmd}" in
         ecomind__admin)
-            opts="-o -q -v -h -V --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help --version migrate baseline create-org create-admin users orgs audit verify-schema doctor verify-deployment upgrade backup restore man completions help"
+            opts="-o -q -v -h -V --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help --version migrate baseline create-org create-admin users orgs audit verify-schema doctor verify-deployment upgrade backup restore metrics man completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1041,7 +1047,7 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__help)
-            opts="migrate baseline create-org create-admin users orgs audit verify-schema doctor verify-deployment upgrade backup restore man completions help"
+            opts="migrate baseline create-org create-admin users orgs audit verify-schema doctor verify-deployment upgrade backup restore metrics man completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1195,6 +1201,20 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__help__subcmd__man)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__help__subcmd__metrics)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1453,6 +1473,72 @@ _ecomind__admin() {
                 return 0
             fi
             case "${prev}" in
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schema)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__metrics)
+            opts="-o -q -v -h --token-lifetime --by-org --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --token-lifetime)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --database-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -66,6 +66,24 @@ if ! "$API_VENV/bin/python" -c 'import fastapi, uvicorn, passlib, jose, email_va
 fi
 export ECOMIND_TEST_API_DIR="$API_DIR" ECOMIND_TEST_API_VENV="$API_VENV"
 
+echo "==> Prometheus and promtool (Debian's prometheus package, unpacked into target/prometheus: no service)"
+PROM_DIR="$PWD/target/prometheus"
+if [[ ! -x "$PROM_DIR/usr/bin/promtool" ]]; then
+    tmp=$(mktemp -d)
+    if ! (cd "$tmp" && apt-get download prometheus >/dev/null 2>&1); then
+        if [[ $(id -u) -eq 0 ]]; then
+            apt-get update -qq && (cd "$tmp" && apt-get download prometheus >/dev/null)
+        else
+            echo "missing: Debian's prometheus package could not be downloaded (run apt-get update as root)" >&2
+            exit 1
+        fi
+    fi
+    mkdir -p "$PROM_DIR"
+    dpkg-deb -x "$tmp"/prometheus_*.deb "$PROM_DIR"
+    rm -rf "$tmp"
+fi
+export ECOMIND_TEST_PROMTOOL="$PROM_DIR/usr/bin/promtool" ECOMIND_TEST_PROMETHEUS="$PROM_DIR/usr/bin/prometheus"
+
 echo "==> tests"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast "$@"

@@ -23,6 +23,7 @@ pub mod flags;
 mod fleet;
 pub mod fleet_report;
 pub mod fsafe;
+pub mod metrics;
 pub mod migrations;
 pub mod output;
 pub mod privileges;

@@ -111,6 +111,10 @@ commands! {
     /// it throws away; then checked (destructive: asks, or needs --yes).
     Restore(restore::RestoreArgs),
 
+    /// The deployment plan's monitoring metrics from the database, in the Prometheus
+    /// text exposition format (read-only).
+    Metrics(metrics::MetricsArgs),
+
     /// Print the man page (roff) to stdout.
     Man(man::ManArgs),
 

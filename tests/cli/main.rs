@@ -23,6 +23,7 @@ mod field_safety;
 mod field_safety2;
 mod fleet;
 mod hardening;
+mod metrics;
 mod migrate;
 mod migrate_safety_pg;
 mod migration_integrity;
