@@ -847,6 +847,46 @@ Register-ArgumentCompleter -Native -CommandName 'ecomind-admin' -ScriptBlock {
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the metrics at GET /metrics (Prometheus scrapes it): each scrape reads the database on one reused connection, within --scrape-timeout')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'ecomind-admin;metrics;serve' {
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'The address to listen on (HOST:PORT; 0.0.0.0:PORT for every interface)')
+            [CompletionResult]::new('--scrape-timeout', '--scrape-timeout', [CompletionResultType]::ParameterName, 'The longest a scrape reads (PostgreSQL statement_timeout) and waits for the one before it; then it answers with ecomind_scrape_success 0 (or 503)')
+            [CompletionResult]::new('--token-lifetime', '--token-lifetime', [CompletionResultType]::ParameterName, 'How long a token the API issues stays valid (its ACCESS_TOKEN_EXPIRE_MINUTES): the window of `ecomind_token_holders`')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL. Given more than once: a fleet run over those databases')
+            [CompletionResult]::new('--schema', '--schema', [CompletionResultType]::ParameterName, 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment''s connect_timeout, else 10s')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one')
+            [CompletionResult]::new('--env', '--env', [CompletionResultType]::ParameterName, 'The environment of the config file to use (its database and settings)')
+            [CompletionResult]::new('--parallel', '--parallel', [CompletionResultType]::ParameterName, 'Fleet runs: how many databases at once. Default: the environment''s parallel, else 4')
+            [CompletionResult]::new('--canary', '--canary', [CompletionResultType]::ParameterName, 'Fleet runs: run the first K databases alone, and the rest only if all K succeed')
+            [CompletionResult]::new('--lock-wait', '--lock-wait', [CompletionResultType]::ParameterName, 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin''s migration lock; then exit 4. Default: the environment''s lock_wait, else 60s')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format of the result on stdout')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colors on stderr and in tables (NO_COLOR is honoured)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout')
+            [CompletionResult]::new('--by-org', '--by-org', [CompletionResultType]::ParameterName, 'Users by org and role (one series per org and role; off by default to keep the number of series bounded)')
+            [CompletionResult]::new('--fail-fast', '--fail-fast', [CompletionResultType]::ParameterName, 'Fleet runs: start no new database after the first failure')
+            [CompletionResult]::new('--allow-newer-schema', '--allow-newer-schema', [CompletionResultType]::ParameterName, 'Write rows (create-org, create-admin, users ...) into a database that records migrations this build does not know (a newer ecomind-admin migrated it). Without it, such a write is refused (exit 4). Schema changes are always refused')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the result and errors: no notes or progress')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the result and errors: no notes or progress')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'ecomind-admin;metrics;help' {
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the metrics at GET /metrics (Prometheus scrapes it): each scrape reads the database on one reused connection, within --scrape-timeout')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'ecomind-admin;metrics;help;serve' {
+            break
+        }
+        'ecomind-admin;metrics;help;help' {
             break
         }
         'ecomind-admin;man' {
@@ -1003,6 +1043,10 @@ Register-ArgumentCompleter -Native -CommandName 'ecomind-admin' -ScriptBlock {
             break
         }
         'ecomind-admin;help;metrics' {
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the metrics at GET /metrics (Prometheus scrapes it): each scrape reads the database on one reused connection, within --scrape-timeout')
+            break
+        }
+        'ecomind-admin;help;metrics;serve' {
             break
         }
         'ecomind-admin;help;man' {

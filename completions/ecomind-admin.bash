@@ -148,6 +148,9 @@ _ecomind__admin() {
             ecomind__admin__subcmd__help__subcmd__backup,verify)
                 cmd="ecomind__admin__subcmd__help__subcmd__backup__subcmd__verify"
                 ;;
+            ecomind__admin__subcmd__help__subcmd__metrics,serve)
+                cmd="ecomind__admin__subcmd__help__subcmd__metrics__subcmd__serve"
+                ;;
             ecomind__admin__subcmd__help__subcmd__migrate,current)
                 cmd="ecomind__admin__subcmd__help__subcmd__migrate__subcmd__current"
                 ;;
@@ -177,6 +180,18 @@ _ecomind__admin() {
                 ;;
             ecomind__admin__subcmd__help__subcmd__users,unlock)
                 cmd="ecomind__admin__subcmd__help__subcmd__users__subcmd__unlock"
+                ;;
+            ecomind__admin__subcmd__metrics,help)
+                cmd="ecomind__admin__subcmd__metrics__subcmd__help"
+                ;;
+            ecomind__admin__subcmd__metrics,serve)
+                cmd="ecomind__admin__subcmd__metrics__subcmd__serve"
+                ;;
+            ecomind__admin__subcmd__metrics__subcmd__help,help)
+                cmd="ecomind__admin__subcmd__metrics__subcmd__help__subcmd__help"
+                ;;
+            ecomind__admin__subcmd__metrics__subcmd__help,serve)
+                cmd="ecomind__admin__subcmd__metrics__subcmd__help__subcmd__serve"
                 ;;
             ecomind__admin__subcmd__migrate,current)
                 cmd="ecomind__admin__subcmd__migrate__subcmd__current"
@@ -1215,8 +1230,22 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__help__subcmd__metrics)
-            opts=""
+            opts="serve"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__help__subcmd__metrics__subcmd__serve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1529,12 +1558,128 @@ _ecomind__admin() {
             return 0
             ;;
         ecomind__subcmd__admin__subcmd__metrics)
-            opts="-o -q -v -h --token-lifetime --by-org --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help"
+            opts="-o -q -v -h --token-lifetime --by-org --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help serve help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --token-lifetime)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schema)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__metrics__subcmd__help)
+            opts="serve help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__metrics__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__metrics__subcmd__help__subcmd__serve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ecomind__subcmd__admin__subcmd__metrics__subcmd__serve)
+            opts="-o -q -v -h --listen --scrape-timeout --token-lifetime --by-org --database-url --schema --connect-timeout --config --env --parallel --canary --fail-fast --lock-wait --allow-newer-schema --format --color --output --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scrape-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --token-lifetime)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

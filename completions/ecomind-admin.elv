@@ -796,6 +796,42 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
             cand --verbose 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
+            cand serve 'Serve the metrics at GET /metrics (Prometheus scrapes it): each scrape reads the database on one reused connection, within --scrape-timeout'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ecomind-admin;metrics;serve'= {
+            cand --listen 'The address to listen on (HOST:PORT; 0.0.0.0:PORT for every interface)'
+            cand --scrape-timeout 'The longest a scrape reads (PostgreSQL statement_timeout) and waits for the one before it; then it answers with ecomind_scrape_success 0 (or 503)'
+            cand --token-lifetime 'How long a token the API issues stays valid (its ACCESS_TOKEN_EXPIRE_MINUTES): the window of `ecomind_token_holders`'
+            cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL. Given more than once: a fleet run over those databases'
+            cand --schema 'PostgreSQL schema that holds the API''s tables, when it is not the first of the role''s search_path (default: the URL''s options, else the search_path, normally public). Every transaction runs with this search_path'
+            cand --connect-timeout 'How long to keep retrying a refused connection (e.g. 10s, 500ms, 2m). Default: the environment''s connect_timeout, else 10s'
+            cand --config 'The config file with the named environments. Default: ./ecomind-admin.toml when there is one'
+            cand --env 'The environment of the config file to use (its database and settings)'
+            cand --parallel 'Fleet runs: how many databases at once. Default: the environment''s parallel, else 4'
+            cand --canary 'Fleet runs: run the first K databases alone, and the rest only if all K succeed'
+            cand --lock-wait 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin''s migration lock; then exit 4. Default: the environment''s lock_wait, else 60s'
+            cand --format 'Output format of the result on stdout'
+            cand --color 'When to use colors on stderr and in tables (NO_COLOR is honoured)'
+            cand -o 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout'
+            cand --output 'Also write the result to FILE, atomically (a temporary file beside it, mode 0600, renamed when the command ends): in --format json, jsonl or csv as on stdout; with --format table, JSON in the file and the table on stdout'
+            cand --by-org 'Users by org and role (one series per org and role; off by default to keep the number of series bounded)'
+            cand --fail-fast 'Fleet runs: start no new database after the first failure'
+            cand --allow-newer-schema 'Write rows (create-org, create-admin, users ...) into a database that records migrations this build does not know (a newer ecomind-admin migrated it). Without it, such a write is refused (exit 4). Schema changes are always refused'
+            cand -q 'Print only the result and errors: no notes or progress'
+            cand --quiet 'Print only the result and errors: no notes or progress'
+            cand -v 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand --verbose 'Log every SQL statement to stderr (-vv: also the driver''s debug logs)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'ecomind-admin;metrics;help'= {
+            cand serve 'Serve the metrics at GET /metrics (Prometheus scrapes it): each scrape reads the database on one reused connection, within --scrape-timeout'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ecomind-admin;metrics;help;serve'= {
+        }
+        &'ecomind-admin;metrics;help;help'= {
         }
         &'ecomind-admin;man'= {
             cand --database-url 'Database URL: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=require|verify-full], or sqlite://FILE[?mode=rwc]. Default: DATABASE_URL, then ./.env, then sqlite://ecomind.db?mode=rwc. Prefer PGPASSWORD or .pgpass to a password in the URL. Given more than once: a fleet run over those databases'
@@ -923,6 +959,9 @@ set edit:completion:arg-completer[ecomind-admin] = {|@words|
         &'ecomind-admin;help;restore'= {
         }
         &'ecomind-admin;help;metrics'= {
+            cand serve 'Serve the metrics at GET /metrics (Prometheus scrapes it): each scrape reads the database on one reused connection, within --scrape-timeout'
+        }
+        &'ecomind-admin;help;metrics;serve'= {
         }
         &'ecomind-admin;help;man'= {
         }

@@ -23,6 +23,9 @@ pub struct Options {
     pub token_lifetime: Duration,
     /// Users by org and role (one series per org: only when asked).
     pub by_org: bool,
+    /// PostgreSQL `statement_timeout` for the scrape's reads (`SET LOCAL`: it holds
+    /// behind a pooler too); None: the server's.
+    pub statement_timeout: Option<Duration>,
 }
 
 type Labels = Vec<(String, String)>;
@@ -74,6 +77,14 @@ pub async fn collect(db: &Db, opts: &Options) -> Result<Sample> {
     }
     let lifetime = opts.token_lifetime.as_secs().max(1);
     db::read_in(db.snapshot().await?, async |txn| {
+        if let (true, Some(t)) = (pg, opts.statement_timeout) {
+            txn.execute_unprepared(&format!(
+                "SET LOCAL statement_timeout = '{}ms'",
+                t.as_millis().max(1)
+            ))
+            .await
+            .map_err(|e| Error::from_db(e, "setting statement_timeout"))?;
+        }
         sample.auth_events = auth_events(txn, pg).await?;
         sample.users = users(txn, pg, opts.by_org).await?;
         sample.token_holders = token_holders(txn, pg, lifetime).await?;
@@ -401,4 +412,92 @@ pub async fn scrape(db: &Db, opts: &Options) -> (String, Option<Error>) {
         },
         Err(e) => (render(None, started.elapsed()).unwrap_or_default(), Some(e)),
     }
+}
+
+/// `metrics serve`: answers `GET /metrics` from the database, one scrape at a time on
+/// one reused connection (a scrape waits at most `timeout` for the one before it and
+/// for its statements: a slow database cannot pile scrapes up). A failed read is a
+/// scrape with `ecomind_scrape_success 0`; the connection is made again on the next.
+/// Returns when `stop` says so (a signal).
+pub async fn serve(
+    db: Db,
+    listener: tokio::net::TcpListener,
+    opts: Options,
+    timeout: Duration,
+    stop: impl Fn() -> bool,
+) -> Result<()> {
+    let state = std::sync::Arc::new((tokio::sync::Mutex::new(db), opts, timeout));
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = tokio::time::sleep(Duration::from_millis(100)) => {
+                if stop() {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        let Ok((stream, _)) = accepted else {
+            continue;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let svc = hyper::service::service_fn(move |req| answer(req, state.clone()));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, svc)
+                .await;
+        });
+    }
+}
+
+type Body = http_body_util::Full<hyper::body::Bytes>;
+type Shared = std::sync::Arc<(tokio::sync::Mutex<Db>, Options, Duration)>;
+
+fn response(status: u16, content_type: &str, body: String) -> hyper::Response<Body> {
+    let mut r = hyper::Response::new(Body::new(body.into()));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+    if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+async fn answer(
+    req: hyper::Request<hyper::body::Incoming>,
+    state: Shared,
+) -> std::result::Result<hyper::Response<Body>, std::convert::Infallible> {
+    if req.method() != hyper::Method::GET || req.uri().path() != "/metrics" {
+        return Ok(response(
+            404,
+            "text/plain; charset=utf-8",
+            "not found: GET /metrics\n".into(),
+        ));
+    }
+    let (db, opts, timeout) = (&state.0, &state.1, state.2);
+    let started = Instant::now();
+    let Ok(db) = tokio::time::timeout(timeout, db.lock()).await else {
+        return Ok(response(
+            503,
+            "text/plain; charset=utf-8",
+            "the scrape before this one is still reading the database\n".into(),
+        ));
+    };
+    let read = tokio::time::timeout(timeout, collect(&db, opts)).await;
+    let text = match read {
+        Ok(Ok(s)) => render(Some(&s), started.elapsed()),
+        _ => render(None, started.elapsed()),
+    };
+    Ok(match text {
+        Ok(text) => response(
+            200,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            text,
+        ),
+        Err(_) => response(
+            500,
+            "text/plain; charset=utf-8",
+            "the metrics could not be encoded\n".into(),
+        ),
+    })
 }

@@ -23,14 +23,6 @@ fn api_dir() -> String {
     })
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Api {
     /// Start the API (`--as-released` when `released`) on `pg`'s database and wait for
     /// `GET /health`.

@@ -145,3 +145,61 @@ fn hostile_label_values_are_escaped() {
     let _ = holder.kill();
     let _ = holder.wait();
 }
+
+/// GET `url`: the status and the body (None: no answer).
+fn get(url: &str) -> Option<(u16, String)> {
+    match ureq::get(url).call() {
+        Ok(r) => Some((r.status(), r.into_string().unwrap_or_default())),
+        Err(ureq::Error::Status(code, r)) => Some((code, r.into_string().unwrap_or_default())),
+        Err(_) => None,
+    }
+}
+
+/// `metrics serve`: each scrape reads the database (valid for promtool); the database
+/// going away makes a scrape say so (ecomind_scrape_success 0) and the next recovers
+/// without a restart; a second serve on the taken port exits 4 with one error line;
+/// other paths are 404; SIGINT ends it (130).
+#[test]
+fn metrics_serve_answers_recovers_and_stops() {
+    let db = PgDb::new();
+    db.run(&["migrate", "up"]).expect_code(0);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let url = format!("http://{listen}/metrics");
+    let child = db.spawn(&["metrics", "serve", "--listen", &listen]);
+    wait_for("metrics serve to answer", 20, || {
+        get(&url).is_some_and(|(s, _)| s == 200)
+    });
+    let (_, body) = get(&url).unwrap();
+    let (ok, said) = promtool_check(&body);
+    assert!(ok, "{said}\n{body}");
+    assert_eq!(value(&body, "ecomind_scrape_success"), 1.0);
+    // The database ends our session: that scrape fails, the next reconnects.
+    db.psql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name LIKE 'ecomind-admin%'",
+    );
+    let (status, body) = get(&url).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(value(&body, "ecomind_scrape_success"), 0.0, "{body}");
+    assert!(!body.contains(&db.password()), "{body}");
+    let (_, body) = get(&url).unwrap();
+    assert_eq!(
+        value(&body, "ecomind_scrape_success"),
+        1.0,
+        "recovered: {body}"
+    );
+    assert_eq!(get(&format!("http://{listen}/")).unwrap().0, 404);
+    // A second serve on the same port.
+    let r = db.run(&["metrics", "serve", "--listen", &listen]);
+    r.expect_clean_error(4);
+    assert!(
+        r.stderr.contains(&format!("cannot listen on {listen}")),
+        "{}",
+        r.stderr
+    );
+    send(&child, "-INT");
+    let r = Run::from(child.wait_with_output().unwrap());
+    assert_eq!(r.code, 130, "{}", r.stderr);
+    assert!(get(&url).is_none(), "it stopped listening");
+}
