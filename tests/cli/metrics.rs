@@ -203,3 +203,28 @@ fn metrics_serve_answers_recovers_and_stops() {
     assert_eq!(r.code, 130, "{}", r.stderr);
     assert!(get(&url).is_none(), "it stopped listening");
 }
+
+/// The shipped alert rules load (`promtool check rules`) and do what their unit tests
+/// say (`promtool test rules`: the failed-login threshold, a privileged account without
+/// a registration, drift and pending migrations past a deploy, connections above 80%,
+/// the exporter failing).
+#[test]
+fn the_alert_rules_pass_promtool() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/prometheus");
+    for args in [
+        &["check", "rules", "ecomind-admin.rules.yml"][..],
+        &["test", "rules", "ecomind-admin.rules.test.yml"],
+    ] {
+        let out = Command::new(promtool())
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
