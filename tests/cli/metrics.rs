@@ -228,3 +228,84 @@ fn the_alert_rules_pass_promtool() {
         );
     }
 }
+
+/// End to end with real components: Prometheus (Debian's package) scrapes `metrics
+/// serve` on a real PostgreSQL with the shipped rules; 12 failed logins written the way
+/// the API writes them make EcomindFailedLoginsHigh pending in Prometheus's own API, and
+/// once they age out of the minute it resolves.
+#[test]
+fn prometheus_sees_the_brute_force_alert_and_its_end() {
+    let prometheus = std::env::var("ECOMIND_TEST_PROMETHEUS")
+        .expect("ECOMIND_TEST_PROMETHEUS: run scripts/test.sh (Debian's prometheus package)");
+    let db = PgDb::new();
+    db.run(&["migrate", "up"]).expect_code(0);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let serve = db.spawn(&["metrics", "serve", "--listen", &listen]);
+    let work = tempfile::tempdir().unwrap();
+    let rules = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/prometheus/ecomind-admin.rules.yml"
+    );
+    let config = work.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
+             rule_files: ['{rules}']\n\
+             scrape_configs:\n  - job_name: ecomind\n    static_configs: [{{targets: ['{listen}']}}]\n"
+        ),
+    )
+    .unwrap();
+    let web = format!("127.0.0.1:{}", free_port());
+    let mut prom = Command::new(prometheus)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            work.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address={web}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus runs");
+    let alert_state = || -> Option<String> {
+        let (_, body) = get(&format!("http://{web}/api/v1/alerts"))?;
+        let j: serde_json::Value = serde_json::from_str(&body).ok()?;
+        Some(
+            j["data"]["alerts"]
+                .as_array()?
+                .iter()
+                .find(|a| a["labels"]["alertname"] == "EcomindFailedLoginsHigh")
+                .map(|a| a["state"].as_str().unwrap_or("").to_owned())
+                .unwrap_or_else(|| "inactive".to_owned()),
+        )
+    };
+    wait_for("Prometheus to scrape metrics serve", 30, || {
+        get(&format!(
+            "http://{web}/api/v1/query?query=ecomind_scrape_success"
+        ))
+        .is_some_and(|(_, b)| b.contains("\"value\""))
+    });
+    assert_eq!(alert_state().as_deref(), Some("inactive"));
+    // 12 failed logins, as the API writes them, 40 seconds old: in the minute's window
+    // for about 20 seconds more.
+    db.psql(
+        "INSERT INTO audit_logs (id, org_id, user_id, action, resource, details, ts) \
+         SELECT 'audit_' || lpad(to_hex(i), 16, '0'), 'system', NULL, 'login_failed', 'authentication', \
+                json_build_object('success', false, 'email', 'x@a.example', 'reason', 'user_not_found', \
+                                  'timestamp', now() AT TIME ZONE 'utc'), \
+                (now() AT TIME ZONE 'utc') - interval '40 seconds' \
+         FROM generate_series(1, 12) AS i",
+    );
+    wait_for("the alert to be pending", 30, || {
+        matches!(alert_state().as_deref(), Some("pending" | "firing"))
+    });
+    wait_for("the alert to resolve once the rows age out", 60, || {
+        alert_state().as_deref() == Some("inactive")
+    });
+    let _ = prom.kill();
+    let _ = prom.wait();
+    send(&serve, "-INT");
+    let r = Run::from(serve.wait_with_output().unwrap());
+    assert_eq!(r.code, 130, "{}", r.stderr);
+}
