@@ -130,12 +130,14 @@ async fn auth_events(
         .join(", ");
     let sql = if pg {
         format!(
-            "WITH now AS (SELECT (now() AT TIME ZONE 'utc') AS t) \
-             SELECT action::text AS action, \
+            // The bound inline (a stable expression, not a subquery): the planner then
+            // estimates the window and walks the `ts` index (on 20M rows a CTE's bound
+            // made it read far more).
+            "SELECT action::text AS action, \
                     CASE WHEN action = 'login_failed' THEN COALESCE(details->>'reason', '') ELSE '' END AS reason, \
-                    count(*) FILTER (WHERE ts >= (SELECT t FROM now) - interval '1 minute') AS m1, \
+                    count(*) FILTER (WHERE ts >= (now() AT TIME ZONE 'utc') - interval '1 minute') AS m1, \
                     count(*) AS m5 \
-             FROM audit_logs WHERE ts >= (SELECT t FROM now) - interval '5 minutes' \
+             FROM audit_logs WHERE ts >= (now() AT TIME ZONE 'utc') - interval '5 minutes' \
                AND action IN ({actions}) GROUP BY 1, 2"
         )
     } else {
