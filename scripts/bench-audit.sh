@@ -43,23 +43,15 @@ bench_pg
 command -v sqlite3 >/dev/null || { echo "bench-audit.sh: sqlite3 is required (apt-get install sqlite3)" >&2; exit 1; }
 
 prepare() { # generator rows attackers -> prints the database name
-    local gen=$1 rows=$2 attackers=$3 db script marker
+    local gen=$1 rows=$2 attackers=$3 db
     if [[ $gen == gen1 ]]; then
-        db="ecomind_bench_audit_${rows}_${attackers}"; script=scripts/bench-audit-data.sql
-        marker="ecomind-bench orgs=$ORGS users=$USERS rows=$rows attackers=$attackers v3"
-    else
-        db="ecomind_bench_audit2_${rows}"; script=scripts/bench-audit-data2.sql
-        marker="ecomind-bench gen2 orgs=$ORGS users=$USERS rows=$rows v1"
+        bench_audit_gen1 "$rows" "$attackers"
+        return
     fi
-    if [[ $(psql_admin "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '$db'") != "$marker" ]]; then
-        echo "generating $db ..." >&2
-        psql_admin "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
-        psql_admin "CREATE DATABASE $db" >/dev/null
-        DATABASE_URL="$base/$db" "$BIN" -q migrate up >/dev/null
-        psql -X -q -v orgs=$ORGS -v users=$USERS -v rows="$rows" -v attackers="$attackers" \
-            -f "$script" "$base/$db" >/dev/null
-        psql_admin "COMMENT ON DATABASE $db IS '$marker'" >/dev/null
-    fi
+    db="ecomind_bench_audit2_${rows}"
+    bench_db "$db" "ecomind-bench gen2 orgs=$ORGS users=$USERS rows=$rows v1" head \
+        psql -X -q -o /dev/null -v orgs="$ORGS" -v users="$USERS" -v rows="$rows" \
+        -f scripts/bench-audit-data2.sql
     echo "$db"
 }
 G1=$(prepare gen1 "$ROWS_BIG" 0)

@@ -20,16 +20,9 @@ bench_pg() {
 # bench_upgrade_template EVENTS: the database ecomind_bench_upgrade_tpl_EVENTS ($TPL), at
 # revision 001 with EVENTS events_enriched rows, 1,000 orgs, 10,000 users and their
 # registrations; made once, kept (a marker comment says what it holds).
-bench_upgrade_template() {
-    local EVENTS="$1"
-    TPL="ecomind_bench_upgrade_tpl_${EVENTS}"
-    marker="ecomind-bench-upgrade events=$EVENTS v1"
-    if [[ $(psql_admin "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '$TPL'") != "$marker" ]]; then
-        echo "generating $TPL ..." >&2
-        psql_admin "DROP DATABASE IF EXISTS $TPL WITH (FORCE)" >/dev/null
-        psql_admin "CREATE DATABASE $TPL" >/dev/null
-        DATABASE_URL="$base/$TPL" "$BIN" -q migrate up --to 001 >/dev/null
-        psql -X -q -v ON_ERROR_STOP=1 "$base/$TPL" >/dev/null <<SQL
+fill_upgrade_template() { # EVENTS URL
+    local EVENTS=$1
+    psql -X -q -v ON_ERROR_STOP=1 "$2" >/dev/null <<SQL
     INSERT INTO orgs (id, name, plan, created_at)
     SELECT 'org_' || lpad(to_hex(k), 12, '0'), 'Org ' || k, 'free', TIMESTAMP '2026-01-01'
     FROM generate_series(1, 1000) k;
@@ -56,7 +49,41 @@ bench_upgrade_template() {
            TIMESTAMP '2026-06-01' + make_interval(secs => e * 10), 'api', '{"k": 1}', TIMESTAMP '2026-06-01'
     FROM generate_series(1, $EVENTS) e;
 SQL
-        psql -X -q "$base/$TPL" -c "VACUUM ANALYZE" >/dev/null
-        psql_admin "COMMENT ON DATABASE $TPL IS '$marker'" >/dev/null
+    psql -X -q "$2" -c "VACUUM ANALYZE" >/dev/null
+}
+
+bench_upgrade_template() {
+    TPL="ecomind_bench_upgrade_tpl_$1"
+    bench_db "$TPL" "ecomind-bench-upgrade events=$1 v1" 001 fill_upgrade_template "$1"
+}
+
+# bench_audit_gen1 ROWS ATTACKERS: the audit benchmark's first generator's database
+# (ecomind_bench_audit_ROWS_ATTACKERS, $ORGS orgs, $USERS users), made when missing or
+# made by another version of the generator; prints its name.
+bench_audit_gen1() {
+    local db="ecomind_bench_audit_$1_$2"
+    bench_db "$db" "ecomind-bench orgs=$ORGS users=$USERS rows=$1 attackers=$2 v3" head \
+        psql -X -q -o /dev/null -v orgs="$ORGS" -v users="$USERS" -v rows="$1" -v attackers="$2" \
+        -f scripts/bench-audit-data.sql
+    echo "$db"
+}
+
+# bench_db NAME MARKER VERSION FILL...: the database NAME, made (migrated up to VERSION,
+# `head` for all, then `FILL... URL` run) unless its comment already is MARKER (what it
+# holds); kept between runs.
+bench_db() {
+    local db=$1 marker=$2 to=$3
+    shift 3
+    if [[ $(psql_admin "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '$db'") != "$marker" ]]; then
+        echo "generating $db ..." >&2
+        psql_admin "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+        psql_admin "CREATE DATABASE $db" >/dev/null
+        if [[ $to == head ]]; then
+            DATABASE_URL="$base/$db" "$BIN" -q migrate up >/dev/null
+        else
+            DATABASE_URL="$base/$db" "$BIN" -q migrate up --to "$to" >/dev/null
+        fi
+        "$@" "$base/$db"
+        psql_admin "COMMENT ON DATABASE $db IS '$marker'" >/dev/null
     fi
 }

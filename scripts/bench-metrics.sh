@@ -22,23 +22,8 @@ USERS=100000
 . scripts/bench-lib.sh
 bench_pg
 
-prepare() { # rows -> the gen1 database of the audit benchmark (made when missing)
-    local rows=$1 db marker
-    db="ecomind_bench_audit_${rows}_0"
-    marker="ecomind-bench orgs=$ORGS users=$USERS rows=$rows attackers=0 v3"
-    if [[ $(psql_admin "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '$db'") != "$marker" ]]; then
-        echo "generating $db ..." >&2
-        psql_admin "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
-        psql_admin "CREATE DATABASE $db" >/dev/null
-        DATABASE_URL="$base/$db" "$BIN" -q migrate up >/dev/null
-        psql -X -q -v orgs=$ORGS -v users=$USERS -v rows="$rows" -v attackers=0 \
-            -f scripts/bench-audit-data.sql "$base/$db" >/dev/null
-        psql_admin "COMMENT ON DATABASE $db IS '$marker'" >/dev/null
-    fi
-    echo "$db"
-}
-SMALL=$(prepare 1000000)
-BIG=$(prepare 20000000)
+SMALL=$(bench_audit_gen1 1000000 0)
+BIG=$(bench_audit_gen1 20000000 0)
 
 # The same recent events in both: 1,000 auth events over the last 4 minutes.
 RECENT="INSERT INTO audit_logs (id, org_id, user_id, action, resource, details, ts)

@@ -85,8 +85,17 @@ pub fn install(cancel: Cancel, config: DatabaseConfig, work: Work, ui: Output) {
             cancel.kill_child();
             cancel.silence();
             // The prompt that was asking (if any) never gets to clean up: echo back on,
-            // the cursor shown, before the line is printed.
+            // the cursor shown, before the line is printed; and again until the process
+            // ends, in case the prompt's own code turned echo off after this (it was
+            // seen, rarely, under load: the shell got a terminal without echo).
             terminal.restore();
+            let keep = terminal.clone();
+            std::thread::spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_millis(10));
+                    keep.restore_settings();
+                }
+            });
             // A second signal: stop waiting for the server.
             let again = terminal.clone();
             let second = cancel.clone();

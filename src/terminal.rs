@@ -21,6 +21,16 @@ pub fn save() -> Saved {
 }
 
 impl Saved {
+    /// Put the settings back only (echo on again); nothing written.
+    pub fn restore_settings(&self) {
+        // SAFETY: tcsetattr with settings tcgetattr returned for the same fd.
+        unsafe {
+            if let Some(t) = &self.0 {
+                libc::tcsetattr(0, libc::TCSANOW, t);
+            }
+        }
+    }
+
     /// Put the settings back (echo on again), and show the cursor on the terminals we
     /// write to.
     pub fn restore(&self) {
