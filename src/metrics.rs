@@ -440,6 +440,8 @@ pub async fn serve(
             }
         };
         let Ok((stream, _)) = accepted else {
+            // Out of file descriptors, say: do not spin; the next accept may succeed.
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let state = state.clone();
