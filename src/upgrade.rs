@@ -13,14 +13,13 @@ use std::time::Instant;
 use serde::Serialize;
 
 pub use crate::audit::AuditCounts;
-use crate::audit::{self, Risk, rules::Params, rules::Rule};
+use crate::audit::{self, Risk};
 use crate::backup::{self, Backup};
 use crate::db::Db;
 use crate::error::{Error, Kind, Outcome, Result};
 use crate::migrations::{self, RunOptions, State, known};
 pub use crate::migrations::{Version, version, version_label};
 pub use crate::progress::Operator;
-use crate::records;
 use crate::text::plural;
 
 /// What the upgrade is asked to do.
@@ -361,12 +360,7 @@ impl Upgrade<'_> {
         if self.args.no_backup || !self.db.is_postgres() {
             return Ok(None);
         }
-        let row = self
-            .db
-            .query_one("SELECT current_setting('server_version_num')::int AS v")
-            .await?;
-        let num: i32 = row.and_then(|r| r.try_get("", "v").ok()).unwrap_or(0);
-        let major = (num / 10000) as u32;
+        let major = backup::verify::server_major(self.db).await?;
         let tools = backup::find_pg_tools(major, self.args.pg_bin_dir.as_deref())?;
         notes.push(format!(
             "PostgreSQL {major}, pg_dump {} ({})",
@@ -644,20 +638,8 @@ impl Upgrade<'_> {
         if self.report.to.is_none() {
             return Ok((Outcome::Success, StepStatus::Skipped, "no schema".into()));
         }
-        let params = Params {
-            since: records::now() - chrono::Duration::days(7),
-            fixed_at: None,
-            org: None,
-            failed_threshold: 10,
-            key: crate::provenance::configured()?,
-            verified: None,
-        };
-        let tally = audit::stream(self.db, &params, &Rule::ALL, self.op, &mut |_| Ok(())).await?;
-        let counts = AuditCounts {
-            critical: tally.count(Risk::Critical),
-            warning: tally.count(Risk::Warning),
-            info: tally.count(Risk::Info),
-        };
+        let tally = audit::post_deploy(self.db, self.op).await?;
+        let counts = AuditCounts::from(&tally);
         let detail = format!(
             "{} critical, {} warning, {} info (last 7 days; `ecomind-admin audit suspicious-accounts` shows them)",
             counts.critical, counts.warning, counts.info

@@ -500,16 +500,21 @@ pub async fn copy_sqlite(db: &Db, path: &Path) -> Result<Backup> {
     })
 }
 
-/// A SQLite file opened on one connection (read-only when `ro`).
-pub async fn open_sqlite_copy(path: &Path, ro: bool) -> Result<sea_orm::DatabaseConnection> {
+/// The URL of the SQLite file `path`, opened in `mode` (`ro`, `rw`): the name
+/// percent-encoded where sqlx would read it otherwise.
+pub fn sqlite_url(path: &Path, mode: &str) -> String {
     const SET: &percent_encoding::AsciiSet =
         &percent_encoding::CONTROLS.add(b'%').add(b'?').add(b'#');
     let target = path.display().to_string();
-    let mut opts = sea_orm::ConnectOptions::new(format!(
-        "sqlite://{}?mode={}",
-        percent_encoding::utf8_percent_encode(&target, SET),
-        if ro { "ro" } else { "rw" }
-    ));
+    format!(
+        "sqlite://{}?mode={mode}",
+        percent_encoding::utf8_percent_encode(&target, SET)
+    )
+}
+
+/// A SQLite file opened on one connection (read-only when `ro`).
+pub async fn open_sqlite_copy(path: &Path, ro: bool) -> Result<sea_orm::DatabaseConnection> {
+    let mut opts = sea_orm::ConnectOptions::new(sqlite_url(path, if ro { "ro" } else { "rw" }));
     opts.max_connections(1).sqlx_logging(false);
     sea_orm::Database::connect(opts)
         .await

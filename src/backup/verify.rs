@@ -291,7 +291,7 @@ async fn check_copy(
         report.push(CheckName::Audit, CheckStatus::Skipped, "no schema");
         return Ok(());
     }
-    let counts = audit_counts(copy, ui).await?;
+    let counts = crate::audit::AuditCounts::from(&crate::audit::post_deploy(copy, ui).await?);
     report.push(
         CheckName::Audit,
         CheckStatus::Ok,
@@ -302,25 +302,6 @@ async fn check_copy(
     );
     report.audit = Some(counts);
     Ok(())
-}
-
-/// The post-deploy audit's counts (every rule, the last 7 days) on `db`.
-pub async fn audit_counts(db: &Db, ui: &dyn Progress) -> Result<crate::audit::AuditCounts> {
-    use crate::audit::{self, Risk, rules::Params, rules::Rule};
-    let params = Params {
-        since: crate::records::now() - chrono::Duration::days(7),
-        fixed_at: None,
-        org: None,
-        failed_threshold: 10,
-        key: crate::provenance::configured()?,
-        verified: None,
-    };
-    let tally = audit::stream(db, &params, &Rule::ALL, ui, &mut |_| Ok(())).await?;
-    Ok(crate::audit::AuditCounts {
-        critical: tally.count(Risk::Critical),
-        warning: tally.count(Risk::Warning),
-        info: tally.count(Risk::Info),
-    })
 }
 
 /// Open a database we made or were given, as the commands do (in `schema`, when given).
@@ -397,13 +378,7 @@ async fn verify_sqlite(
                 return Ok(());
             }
         }
-        const SET: &percent_encoding::AsciiSet =
-            &percent_encoding::CONTROLS.add(b'%').add(b'?').add(b'#');
-        let path = copy.display().to_string();
-        let url = format!(
-            "sqlite://{}?mode=rw",
-            percent_encoding::utf8_percent_encode(&path, SET)
-        );
+        let url = super::sqlite_url(&copy, "rw");
         let db = open(&url, None, opts.connect_timeout, &crate::progress::Silent).await?;
         let checked = check_copy(&db, m.as_ref(), &mut report, ui).await;
         db.conn.close().await.ok();
