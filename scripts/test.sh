@@ -25,6 +25,15 @@ if ((${#need[@]})); then
     fi
 fi
 
+# The suite needs about 6 GiB of disk (target/, PostgreSQL clusters, dumps): a full disk
+# stops PostgreSQL and fails tests at random, so say so first.
+free_kib=$(df -Pk . | awk 'NR==2 {print $4}')
+echo "==> disk: $((free_kib / 1024)) MiB free in $PWD"
+if ((free_kib < 3 * 1024 * 1024)); then
+    echo "warning: less than 3 GiB free; the suite may fail when the disk fills" >&2
+fi
+trap 'echo "==> disk at the end: $(df -Pk . | awk "NR==2 {print int(\$4 / 1024)}") MiB free"' EXIT
+
 echo "==> cargo fmt --check"
 cargo fmt --all --check
 
