@@ -33,7 +33,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l parallel -d
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_needs_command" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -72,7 +72,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and not __fish_seen_subcommand_from up down current status help" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -101,7 +101,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from up" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -126,7 +126,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from down" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -150,7 +150,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from current" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -172,7 +172,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand migrate; and __fish_seen_subcommand_from status" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -200,7 +200,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand baseline" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -229,7 +229,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" 
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-org" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -257,7 +257,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand create-admin" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -280,7 +280,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and n
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password lock unlock help" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password lock unlock help" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password lock unlock help" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and not __fish_seen_subcommand_from list set-role reset-password lock unlock help" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -314,7 +314,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and _
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from list" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -338,7 +338,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and _
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from set-role" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -365,7 +365,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and _
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from reset-password" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -389,7 +389,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and _
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from lock" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from lock" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from lock" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from lock" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -420,7 +420,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and _
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from unlock" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from unlock" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from unlock" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand users; and __fish_seen_subcommand_from unlock" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -449,7 +449,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and no
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and not __fish_seen_subcommand_from list help" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -472,7 +472,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand orgs; and __fish_seen_subcommand_from list" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -495,7 +495,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and n
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and not __fish_seen_subcommand_from suspicious-accounts help" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -540,7 +540,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and _
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand audit; and __fish_seen_subcommand_from suspicious-accounts" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -565,7 +565,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schem
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-schema" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -588,7 +588,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l p
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand doctor" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -613,7 +613,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-deplo
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-deployment" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-deployment" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-deployment" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand verify-deployment" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -644,7 +644,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l 
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand upgrade" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -671,7 +671,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand backup; and 
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand backup; and not __fish_seen_subcommand_from verify help" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand backup; and not __fish_seen_subcommand_from verify help" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand backup; and not __fish_seen_subcommand_from verify help" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand backup; and not __fish_seen_subcommand_from verify help" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -696,7 +696,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand backup; and 
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand backup; and __fish_seen_subcommand_from verify" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand backup; and __fish_seen_subcommand_from verify" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand backup; and __fish_seen_subcommand_from verify" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand backup; and __fish_seen_subcommand_from verify" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -720,7 +720,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand restore" -l 
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand restore" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand restore" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand restore" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand restore" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -743,7 +743,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand metrics; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand metrics; and not __fish_seen_subcommand_from serve help" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand metrics; and not __fish_seen_subcommand_from serve help" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand metrics; and not __fish_seen_subcommand_from serve help" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand metrics; and not __fish_seen_subcommand_from serve help" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -770,7 +770,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand metrics; and
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand metrics; and __fish_seen_subcommand_from serve" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand metrics; and __fish_seen_subcommand_from serve" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand metrics; and __fish_seen_subcommand_from serve" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand metrics; and __fish_seen_subcommand_from serve" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -794,7 +794,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l para
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand man" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -815,7 +815,7 @@ complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l canary -d 'Fleet runs: run the first K databases alone, and the rest only if all K succeed' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l lock-wait -d 'The longest any statement waits for a lock another session holds (PostgreSQL: lock_timeout in every transaction; a note after 1 s names the holder), and for another ecomind-admin\'s migration lock; then exit 4. Default: the environment\'s lock_wait, else 60s' -r
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l format -d 'Output format of the result on stdout' -r -f -a "table\t'Human-readable tables'
-json\t'One JSON document (stable, documented in the README)'
+json\t'One JSON document (stable, documented in docs/machine-interface.md)'
 csv\t'CSV with a header row (audit suspicious-accounts, users list, orgs list)'
 jsonl\t'JSON Lines: the document on one line; a fleet run writes one line per database as it finishes, then a summary line; users / orgs list one line per row'"
 complete -c ecomind-admin -n "__fish_ecomind_admin_using_subcommand completions" -l color -d 'When to use colors on stderr and in tables (NO_COLOR is honoured)' -r -f -a "auto\t''

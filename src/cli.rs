@@ -24,7 +24,7 @@ pub fn exit_reasons() -> Vec<(u8, String)> {
         .collect()
 }
 
-/// The exit codes and their reasons, for `--help` and the man page (the README's table
+/// The exit codes and their reasons, for `--help` and the man page (docs/machine-interface.md's table
 /// says the same, word for word; a test keeps them equal).
 pub fn exit_codes_help() -> String {
     let mut s = String::from("Exit codes:\n");

@@ -12,6 +12,12 @@ pub use crate::redact::{redact_known, redact_text, redact_url, secrets_in_url};
 /// The embedded default: a SQLite file in the current directory, created on demand.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://ecomind.db?mode=rwc";
 
+/// `ECOMIND_NO_DEFAULT_DATABASE` (set in the container image): no URL is an error, not
+/// a SQLite file in a container's throwaway filesystem.
+fn no_default_database() -> bool {
+    std::env::var_os("ECOMIND_NO_DEFAULT_DATABASE").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
 /// Where the database URL came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -82,6 +88,12 @@ impl DatabaseConfig {
             Some(url) => (url.to_owned(), UrlSource::FlagOrEnv),
             None => match dotenv_database_url(Path::new(".env"))? {
                 Some(url) => (url, UrlSource::DotEnv),
+                None if no_default_database() => {
+                    return Err(Error::usage(
+                        "no database URL: this environment has no default database (ECOMIND_NO_DEFAULT_DATABASE is set)",
+                        "set DATABASE_URL (e.g. podman run -e DATABASE_URL=postgres://USER@HOST/DB ...) or pass --database-url",
+                    ));
+                }
                 None => (DEFAULT_DATABASE_URL.to_owned(), UrlSource::Default),
             },
         };

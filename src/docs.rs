@@ -36,8 +36,8 @@ pub fn generate(mut cmd: clap::Command, shell: Shell, out: &mut dyn std::io::Wri
     clap_complete::generate(shell, &mut cmd, "ecomind-admin", out);
 }
 
-/// The README's "Minimum grants per command" table, from each command's [`Info`]:
-/// commands that need the same are one row. A test keeps the README equal to it.
+/// docs/compatibility.md's "Minimum grants per command" table, from each command's [`Info`]:
+/// commands that need the same are one row. A test keeps the page equal to it.
 pub fn grants_table(commands: &[&'static Info]) -> String {
     let mut rows: Vec<(Vec<String>, String)> = Vec::new();
     for info in commands.iter().filter(|i| i.database) {

@@ -126,7 +126,7 @@ pub fn load(file: &Path) -> Result<BTreeMap<String, Environment>> {
             .unwrap_or_else(|| file.display().to_string());
         Error::usage(
             format!("{place}: {}", e.message().trim()),
-            "see README \"Environments and fleets\" for the keys of an environment",
+            "see docs/configuration.md \"Environments and fleets\" for the keys of an environment",
         )
     })?;
     Ok(parsed.environments)
@@ -164,7 +164,7 @@ fn urls_of(file: &Path, name: &str, env: &Environment) -> Result<Vec<String>> {
     let bad = |msg: String| {
         Error::usage(
             format!("{}: environment '{name}': {msg}", file.display()),
-            "see README \"Environments and fleets\"",
+            "see docs/configuration.md \"Environments and fleets\"",
         )
     };
     let sources = [

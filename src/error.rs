@@ -1,4 +1,4 @@
-//! Error kinds and their exit codes, in one place (see README "Exit codes").
+//! Error kinds and their exit codes, in one place (see docs/machine-interface.md "Exit codes").
 
 use std::fmt;
 
@@ -20,7 +20,7 @@ pub mod exit {
     /// Terminated by SIGTERM (128 + 15).
     pub const SIGTERM: u8 = 143;
 
-    /// Every exit code and why, as `--help`, the man page and the README list them
+    /// Every exit code and why, as `--help`, the man page and docs/machine-interface.md list them
     /// (`cli::exit_reasons` adds to code 1 when each command exits 1).
     pub const REASONS: [(u8, &str); 9] = [
         (0, "success; check passed"),

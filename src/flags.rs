@@ -114,7 +114,7 @@ impl GlobalArgs {
 pub enum Format {
     /// Human-readable tables.
     Table,
-    /// One JSON document (stable, documented in the README).
+    /// One JSON document (stable, documented in docs/machine-interface.md).
     Json,
     /// CSV with a header row (audit suspicious-accounts, users list, orgs list).
     Csv,

@@ -127,7 +127,7 @@ fn environment(cli: &mut Cli) -> Result<Option<environments::Selected>> {
                 environments::FILE_ENV,
                 environments::FILE_NAME
             ),
-            "see README \"Environments and fleets\"",
+            "see docs/configuration.md \"Environments and fleets\"",
         ));
     };
     let env = environments::select(&file, &name)?;

@@ -287,7 +287,7 @@ pub struct ErrorDocument {
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ErrorBody {
     /// `check_failed`, `usage`, `connection`, `refused`, `database`, `output`,
-    /// `internal`, `interrupted`, `terminated` (README "Exit codes").
+    /// `internal`, `interrupted`, `terminated` (docs/machine-interface.md "Exit codes").
     pub kind: &'static str,
     /// The error line's message (as on stderr, after `error: `).
     pub message: String,

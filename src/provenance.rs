@@ -69,7 +69,7 @@ pub fn load(path: &Path) -> Result<Key> {
         Error::usage(
             format!("the audit key {shown}: {why}"),
             format!(
-                "make one with: umask 077; openssl rand -hex 32 > {shown} (see README \"Provenance\")"
+                "make one with: umask 077; openssl rand -hex 32 > {shown} (see docs/audit.md \"Provenance\")"
             ),
         )
     };

@@ -56,7 +56,7 @@ impl Check {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Drift {
     pub check: Check,
-    /// e.g. `table_missing`, `column_type`, `enum_labels` (see README).
+    /// e.g. `table_missing`, `column_type`, `enum_labels` (see docs/migrations.md).
     pub kind: &'static str,
     /// The table concerned (None for enum types).
     pub table: Option<String>,

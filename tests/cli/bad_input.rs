@@ -207,3 +207,56 @@ fn dotenv_is_used_when_no_flag_or_env() {
     r.expect_code(0);
     assert!(dir.path().join("flag.db").exists());
 }
+
+/// ECOMIND_NO_DEFAULT_DATABASE (the container image sets it): no URL is one usage error
+/// (exit 2) naming what to set, and no ./ecomind.db is made; "0" or empty keep the
+/// embedded default; a URL still works.
+#[test]
+fn no_default_database_refuses_a_missing_url() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["migrate", "up"][..],
+        &["verify-schema"],
+        &["audit", "suspicious-accounts"],
+    ] {
+        let r = Run::from(
+            bin(dir.path())
+                .env("ECOMIND_NO_DEFAULT_DATABASE", "1")
+                .args(args)
+                .output()
+                .unwrap(),
+        );
+        r.expect_clean_error(2);
+        assert!(
+            r.stderr.starts_with("error: no database URL"),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("DATABASE_URL"), "{}", r.stderr);
+    }
+    assert!(!dir.path().join("ecomind.db").exists());
+    for off in ["0", ""] {
+        let r = Run::from(
+            bin(dir.path())
+                .env("ECOMIND_NO_DEFAULT_DATABASE", off)
+                .args(["migrate", "current"])
+                .output()
+                .unwrap(),
+        );
+        assert!(
+            r.stderr.contains("embedded default"),
+            "{off:?}: {}",
+            r.stderr
+        );
+    }
+    let url = format!("sqlite://{}/named.db?mode=rwc", dir.path().display());
+    Run::from(
+        bin(dir.path())
+            .env("ECOMIND_NO_DEFAULT_DATABASE", "1")
+            .env("DATABASE_URL", &url)
+            .args(["migrate", "up"])
+            .output()
+            .unwrap(),
+    )
+    .expect_code(0);
+}

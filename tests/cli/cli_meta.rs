@@ -2,10 +2,13 @@
 
 use crate::common::*;
 
-/// The README's exit-code table, as (code, reason) pairs.
+/// The exit-code table of docs/machine-interface.md, as (code, reason) pairs.
 fn readme_exit_codes() -> Vec<(String, String)> {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/machine-interface.md"
+    ))
+    .unwrap();
     let section = &readme[readme.find("## Exit codes").expect("an Exit codes section")..];
     section
         .lines()
@@ -122,14 +125,18 @@ fn a_bug_is_one_line_and_exit_5_with_a_report_on_request() {
     assert!(r.stderr.contains("BACKTRACE"), "{}", r.stderr);
 }
 
-/// The README's grants table is what the commands state (each command's `Info`).
+/// The grants table of docs/compatibility.md is what the commands state (each
+/// command's `Info`).
 #[test]
 fn the_readmes_grants_table_is_the_commands() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/compatibility.md"
+    ))
+    .unwrap();
     let want = ecomind_admin::docs::grants_table(&ecomind_admin::cli::Command::all());
     assert!(
         readme.contains(&want),
-        "README.md's \"Minimum grants per command\" table differs from the commands'; it is:\n{want}"
+        "docs/compatibility.md's \"Minimum grants per command\" table differs from the commands'; it is:\n{want}"
     );
 }

@@ -36,6 +36,7 @@ pub fn bin(dir: &Path) -> Command {
         .env_remove("RUST_BACKTRACE")
         .env_remove("ECOMIND_ADMIN_PASSWORD")
         .env_remove("ECOMIND_AUDIT_KEY_FILE")
+        .env_remove("ECOMIND_NO_DEFAULT_DATABASE")
         // No audit key of the user running the tests (~/.config/ecomind-admin/audit.key).
         .env("XDG_CONFIG_HOME", dir.join(".no-config"))
         .env("NO_COLOR", "1");
@@ -49,6 +50,7 @@ pub fn std_bin(dir: &Path) -> StdCommand {
         .env_remove("DATABASE_URL")
         .env_remove("RUST_BACKTRACE")
         .env_remove("ECOMIND_AUDIT_KEY_FILE")
+        .env_remove("ECOMIND_NO_DEFAULT_DATABASE")
         .env("XDG_CONFIG_HOME", dir.join(".no-config"))
         .env("NO_COLOR", "1");
     cmd

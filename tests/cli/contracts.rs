@@ -426,19 +426,20 @@ unsafe extern "C" {
     fn libc_geteuid() -> u32;
 }
 
-/// The jq examples of README "Machine interface" run as printed, in order, on one
+/// The jq examples of docs/machine-interface.md "Machine interface" run as printed, in order, on one
 /// SQLite database: each exits 0 (jq parsed what ecomind-admin printed and found what
 /// it selects), and some say what they must.
 #[test]
 fn readme_jq_examples_run() {
-    let readme =
-        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-            .unwrap();
+    let readme = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/machine-interface.md"),
+    )
+    .unwrap();
     let section = readme
         .split("## Machine interface")
         .nth(1)
         .and_then(|s| s.split("\n## ").next())
-        .expect("README has a Machine interface section");
+        .expect("docs/machine-interface.md has a Machine interface section");
     let examples: Vec<&str> = section
         .lines()
         .filter(|l| l.starts_with("ecomind-admin ") && l.contains("jq "))

@@ -29,6 +29,7 @@ mod migrate_safety_pg;
 mod migration_integrity;
 mod operator;
 mod output_snapshots;
+mod readme;
 mod schema_snapshots;
 mod sqlite_errors;
 mod upgrade;
