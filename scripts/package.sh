@@ -72,7 +72,7 @@ maintainer=$(sed -n 's/^maintainer = "\(.*\)"$/\1/p' Cargo.toml)
 cat >"$ASSETS/changelog.Debian" <<EOF
 ecomind-admin ($VERSION-1) unstable; urgency=medium
 
-  * ecomind-admin $VERSION, built from git commit $COMMIT.
+  * ecomind-admin $VERSION, built from git commit ${COMMIT:0:12}.
     The changes are in /usr/share/doc/ecomind-admin/changelog.gz.
 
  -- $maintainer  $(date -u -R -d "@$SOURCE_DATE_EPOCH")
@@ -93,15 +93,19 @@ lintian --fail-on error --display-info "$DEB"
 WORK=target/package-test
 rm -rf "$WORK" && mkdir -p "$WORK"
 ROOT="$WORK/rootfs"
-log "mmdebstrap --variant=minbase $SUITE, then apt-get install ./$DEB_NAME ($(elapsed))"
+log "mmdebstrap --variant=minbase $SUITE ($(elapsed))"
 mmdebstrap --quiet --variant=minbase --include=man-db,bash-completion \
-    --customize-hook="copy-in $DEB /root" \
-    --customize-hook="chroot \"\$1\" sh -c 'cd /root && apt-get install -y -q ./$DEB_NAME'" \
     "$SUITE" "$ROOT" "${SOURCES[@]}"
 
+# As an operator on that fresh system would: apt-get update, apt-get install ./FILE.deb,
+# with Debian's defaults (Recommends installed), through the host's network.
 mount -t proc proc "$ROOT/proc"
 trap 'umount "$ROOT/proc" 2>/dev/null || true' EXIT
+cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"
 in_root() { chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM=dumb "$@"; }
+cp "$DEB" "$ROOT/root/"
+log "apt-get install ./$DEB_NAME in it ($(elapsed))"
+in_root sh -c "cd /root && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o Dpkg::Use-Pty=0 ./$DEB_NAME" >/dev/null
 
 out=$(in_root ecomind-admin --version)
 [[ $out == "ecomind-admin $VERSION" ]] || fail "--version printed '$out', expected 'ecomind-admin $VERSION'"
@@ -115,8 +119,8 @@ in_root sh -c 'cd /root/work && ecomind-admin migrate up && ecomind-admin verify
 [[ -s $ROOT/root/work/ecomind.db ]] || fail "migrate up made no ./ecomind.db"
 
 page=$(in_root sh -c 'MANWIDTH=80 man ecomind-admin 2>&1')
-grep -q '^NAME' <<<"$page" && grep -q 'ecomind-admin - Operator CLI' <<<"$page" &&
-    grep -q 'EXIT STATUS\|Exit codes\|exit code' <<<"$page" ||
+grep -q '^NAME' <<<"$page" && grep -Eq 'ecomind-admin +- +Operator CLI' <<<"$page" &&
+    grep -q 'Exit codes:' <<<"$page" ||
     fail "man ecomind-admin did not render the page: $(head -3 <<<"$page")"
 echo "man ecomind-admin: $(wc -l <<<"$page") lines"
 
@@ -140,12 +144,12 @@ rm -rf "$WORK"
 OCI=target/oci
 rm -rf "$OCI" && mkdir -p "$OCI"
 LAYOUT="$OCI/layout"
-TAG="$VERSION"
+TAG="ecomind-admin:$VERSION" # the reference podman load gives it: localhost/ecomind-admin:VERSION
 ARCHIVE="$OCI/ecomind-admin-$VERSION.oci.tar"
 log "mmdebstrap the image's root filesystem ($(elapsed))"
 mmdebstrap --quiet --variant=minbase --include=ca-certificates,postgresql-client \
-    --dpkg-opt='path-exclude=/usr/share/man/*' --dpkg-opt='path-exclude=/usr/share/locale/*' \
-    --dpkg-opt='path-exclude=/usr/share/doc/*' --dpkg-opt='path-include=/usr/share/doc/*/copyright' \
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
     --customize-hook="copy-in $DEB /tmp" \
     --customize-hook="chroot \"\$1\" apt-get install -y -q --no-install-recommends /tmp/$DEB_NAME" \
     --customize-hook="chroot \"\$1\" useradd --uid $UID_IMAGE --user-group --create-home --home-dir /home/ecomind --shell /usr/sbin/nologin ecomind" \
@@ -181,7 +185,18 @@ rootfs_bytes=$(stat -c %s "$OCI/rootfs.tar")
 rm "$OCI/rootfs.tar"
 tar --sort=name --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 --numeric-owner \
     -C "$LAYOUT" -cf "$ARCHIVE" .
-layer_bytes=$(jq -r '.layers | map(.size) | add' "$LAYOUT/blobs/sha256/$(jq -r '.manifests[0].digest' "$LAYOUT/index.json" | cut -d: -f2)")
+blob() { echo "$LAYOUT/blobs/sha256/${1#sha256:}"; }
+MANIFEST=$(blob "$(jq -r '.manifests[0].digest' "$LAYOUT/index.json")")
+layer_bytes=$(jq -r '.layers | map(.size) | add' "$MANIFEST")
+IMAGE_CONFIG=$(blob "$(jq -r '.config.digest' "$MANIFEST")")
+jq -e --arg v "$VERSION" --arg u "$UID_IMAGE:$UID_IMAGE" '.config as $c
+    | $c.User == $u and $c.Entrypoint == ["/usr/bin/ecomind-admin"]
+    and $c.Labels["org.opencontainers.image.version"] == $v
+    and $c.Labels["org.opencontainers.image.licenses"] == "MIT"
+    and ($c.Labels["org.opencontainers.image.source"] | length > 0)' "$IMAGE_CONFIG" >/dev/null ||
+    fail "the image's config lacks its user, entrypoint or labels: $(jq -c .config "$IMAGE_CONFIG")"
+jq -r '.config | "user \(.User), entrypoint \(.Entrypoint | join(" ")), workdir \(.WorkingDir)",
+    (.Labels | to_entries[] | "label \(.key)=\(.value)")' "$IMAGE_CONFIG"
 IMAGE_SIZES="$(du -h "$ARCHIVE" | cut -f1) archive, root filesystem $((rootfs_bytes / 1024 / 1024)) MiB, compressed layer $((layer_bytes / 1024 / 1024)) MiB"
 echo "image: $ARCHIVE: $IMAGE_SIZES"
 
@@ -199,7 +214,11 @@ BACKUPS="$OCI/backups"
 mkdir -p "$BACKUPS" && chown "$UID_IMAGE:$UID_IMAGE" "$BACKUPS" && chmod 700 "$BACKUPS"
 
 RUNNER=""
-IMAGE="oci-archive:$PWD/$ARCHIVE"
+loaded=$(podman load -i "$ARCHIVE" 2>&1 | sed -n 's/^Loaded image: //p')
+[[ $loaded == "localhost/ecomind-admin:$VERSION" ]] ||
+    fail "podman load of $ARCHIVE gave '$loaded', expected localhost/ecomind-admin:$VERSION"
+echo "podman load: $loaded"
+IMAGE=$loaded
 if podman run --rm --network host "$IMAGE" --version >/dev/null 2>"$OCI/podman.err"; then
     RUNNER=podman
     log "running the image with podman"
@@ -210,8 +229,12 @@ if podman run --rm --network host "$IMAGE" --version >/dev/null 2>"$OCI/podman.e
 else
     RUNNER=chroot
     log "podman cannot run a container here ($(tail -1 "$OCI/podman.err")): running the image's root filesystem with chroot as its user instead"
+    # The archive as shipped: extracted, and unpacked by umoci (layers, owners, config).
     BUNDLE="$OCI/bundle"
-    umoci unpack --image "$LAYOUT:$TAG" "$BUNDLE" >/dev/null
+    mkdir -p "$OCI/extracted"
+    tar -xf "$ARCHIVE" -C "$OCI/extracted"
+    umoci unpack --image "$OCI/extracted:$TAG" "$BUNDLE" >/dev/null
+    rm -rf "$OCI/extracted"
     CONFIG="$BUNDLE/config.json"
     user=$(jq -r '"\(.process.user.uid):\(.process.user.gid)"' "$CONFIG")
     cwd=$(jq -r '.process.cwd' "$CONFIG")
@@ -260,6 +283,7 @@ fi
 cleanup_db
 trap - EXIT
 rm -rf "$BACKUPS"
+podman rmi -f "$IMAGE" >/dev/null
 
 log "done in $(elapsed) (image run with $RUNNER)"
 echo "package: $DEB ($(du -h "$DEB" | cut -f1), installed $(dpkg-deb -f "$DEB" Installed-Size) KiB)"
