@@ -94,7 +94,7 @@ WORK=target/package-test
 rm -rf "$WORK" && mkdir -p "$WORK"
 ROOT="$WORK/rootfs"
 log "mmdebstrap --variant=minbase $SUITE ($(elapsed))"
-mmdebstrap --quiet --variant=minbase --include=man-db,bash-completion \
+mmdebstrap --quiet --variant=minbase --include=man-db,bash-completion,zsh,fish \
     "$SUITE" "$ROOT" "${SOURCES[@]}"
 
 # As an operator on that fresh system would: apt-get update, apt-get install ./FILE.deb,
@@ -130,9 +130,13 @@ words=$(in_root bash -c 'source /usr/share/bash-completion/bash_completion
     "$fn" ecomind-admin mig ecomind-admin; echo "${COMPREPLY[*]}"')
 [[ $words == *migrate* ]] || fail "bash completion of 'ecomind-admin mig' gave '$words'"
 echo "bash completion of 'ecomind-admin mig': $words"
-for f in /usr/share/zsh/vendor-completions/_ecomind-admin \
-    /usr/share/fish/vendor_completions.d/ecomind-admin.fish \
-    /usr/share/doc/ecomind-admin/copyright /usr/share/doc/ecomind-admin/changelog.gz \
+words=$(in_root fish -c 'complete --do-complete "ecomind-admin mig"')
+[[ $words == migrate* ]] || fail "fish completion of 'ecomind-admin mig' gave '$words'"
+echo "fish completion of 'ecomind-admin mig': $(cut -f1 <<<"$words")"
+in_root zsh -fc 'autoload -Uz compinit && compinit -u -D && [[ $_comps[ecomind-admin] == _ecomind-admin ]]' ||
+    fail "zsh's compinit did not find _ecomind-admin on its default fpath"
+echo "zsh: compinit maps ecomind-admin to _ecomind-admin"
+for f in /usr/share/doc/ecomind-admin/copyright /usr/share/doc/ecomind-admin/changelog.gz \
     /usr/share/doc/ecomind-admin/changelog.Debian.gz /usr/share/doc/ecomind-admin/README.md; do
     [[ -s $ROOT$f ]] || fail "the package did not install $f"
 done
@@ -246,13 +250,17 @@ else
     mount -t proc proc "$BUNDLE/rootfs/proc"
     mount --bind "$BACKUPS" "$BUNDLE/rootfs/backups"
     trap 'umount "$BUNDLE/rootfs/backups" "$BUNDLE/rootfs/proc" 2>/dev/null || true; cleanup_db' EXIT
-    run_image() {
-        local env=("${image_env[@]}")
-        [[ -n ${DATABASE_URL:-} ]] && env+=("DATABASE_URL=$DATABASE_URL")
-        [[ -n ${PGPASSWORD:-} ]] && env+=("PGPASSWORD=$PGPASSWORD")
-        chroot --userspec="$user" "$BUNDLE/rootfs" /usr/bin/env -i -C "$cwd" "${env[@]}" \
+    # The image's environment plus DATABASE_URL and PGPASSWORD, as podman -e passes them:
+    # through the environment, never argv (no VAR=value on a command line).
+    run_image() (
+        local keep_url=${DATABASE_URL:-} keep_pass=${PGPASSWORD:-} v
+        for v in $(compgen -e); do unset "$v"; done
+        for v in "${image_env[@]}"; do export "${v?}"; done
+        [[ -n $keep_url ]] && export DATABASE_URL="$keep_url"
+        [[ -n $keep_pass ]] && export PGPASSWORD="$keep_pass"
+        exec /usr/sbin/chroot --userspec="$user" "$BUNDLE/rootfs" /usr/bin/env -C "$cwd" \
             "${entrypoint[@]}" "$@"
-    }
+    )
 fi
 
 # No database URL: the tool's own error and exit code 2, not a shell's.
