@@ -33,6 +33,13 @@ fail() {
     exit 1
 }
 elapsed() { echo "$(($(date +%s) - start)) s"; }
+# Remove a work directory, unmounting first what a run stopped by a signal left mounted in
+# it (rm -rf through a bind mount would empty the mounted directory).
+clean_dir() {
+    local m
+    for m in $(findmnt -rno TARGET | grep "^$PWD/$1/" | sort -r); do umount "$m"; done
+    rm -rf "$1"
+}
 
 # --- Tools ------------------------------------------------------------------------------
 need=()
@@ -91,7 +98,7 @@ lintian --fail-on error --display-info "$DEB"
 
 # --- 2. The package installed on a clean system ----------------------------------------
 WORK=target/package-test
-rm -rf "$WORK" && mkdir -p "$WORK"
+clean_dir "$WORK" && mkdir -p "$WORK"
 ROOT="$WORK/rootfs"
 log "mmdebstrap --variant=minbase $SUITE ($(elapsed))"
 mmdebstrap --quiet --variant=minbase --include=man-db,bash-completion,zsh,fish \
@@ -146,7 +153,7 @@ rm -rf "$WORK"
 
 # --- 3. The image ----------------------------------------------------------------------
 OCI=target/oci
-rm -rf "$OCI" && mkdir -p "$OCI"
+clean_dir "$OCI" && mkdir -p "$OCI"
 LAYOUT="$OCI/layout"
 TAG="ecomind-admin:$VERSION" # the reference podman load gives it: localhost/ecomind-admin:VERSION
 ARCHIVE="$OCI/ecomind-admin-$VERSION.oci.tar"
