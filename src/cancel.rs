@@ -24,6 +24,24 @@ use crate::error::Error;
 /// cannot return): `main`'s exit.
 pub type Exit = fn(u8) -> !;
 
+/// Some token of this process recorded SIGINT or SIGTERM (for a prompt, which holds no
+/// token: see [`wait_for_a_recorded_signal`]).
+static RECORDED: AtomicBool = AtomicBool::new(false);
+
+/// A read came back interrupted (EINTR): when that was SIGINT or SIGTERM, the signal
+/// thread records it within moments. Waits up to `wait` for that; false: it was another
+/// signal (a terminal resize, say), and the read can be asked again.
+pub fn wait_for_a_recorded_signal(wait: Duration) -> bool {
+    let deadline = std::time::Instant::now() + wait;
+    while !RECORDED.load(Ordering::SeqCst) {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
 /// The cancellation token: cheap to clone, all clones the same token.
 #[derive(Clone)]
 pub struct Cancel(Arc<Inner>);
@@ -92,6 +110,7 @@ impl Cancel {
 
     /// Record a signal (the first one counts); true when it is the first.
     pub fn record(&self, code: u8) -> bool {
+        RECORDED.store(true, Ordering::SeqCst);
         self.0
             .signal
             .compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst)

@@ -761,16 +761,39 @@ impl Output {
 
     /// Ask a yes/no question on the TTY, default No.
     pub fn confirm(&self, question: &str) -> Result<bool> {
-        dialoguer::Confirm::new()
-            .with_prompt(escape(question, Mode::Value))
-            .default(false)
-            .interact()
-            .map_err(|e| {
-                Error::refused(
-                    format!("cannot read the answer: {e}"),
-                    "pass --yes to confirm non-interactively",
-                )
-            })
+        ask(|| {
+            dialoguer::Confirm::new()
+                .with_prompt(escape(question, Mode::Value))
+                .default(false)
+                .interact()
+        })
+        .map_err(|e| {
+            Error::refused(
+                format!("cannot read the answer: {e}"),
+                "pass --yes to confirm non-interactively",
+            )
+        })
+    }
+}
+
+/// A prompt's answer. Its read interrupted by SIGINT / SIGTERM: the error comes back
+/// only once the signal thread has recorded the signal, so that `lib::run` ends the run
+/// with the signal's line and 130 / 143, not with "cannot read the answer" and 4 (the
+/// read can return before the signal thread runs). Interrupted by another signal: asked
+/// again.
+pub fn ask<T>(mut prompt: impl FnMut() -> dialoguer::Result<T>) -> dialoguer::Result<T> {
+    loop {
+        match prompt() {
+            Err(dialoguer::Error::IO(e))
+                if e.kind() == std::io::ErrorKind::Interrupted
+                    && !crate::cancel::wait_for_a_recorded_signal(
+                        std::time::Duration::from_secs(2),
+                    ) =>
+            {
+                continue;
+            }
+            other => return other,
+        }
     }
 }
 

@@ -375,18 +375,20 @@ impl PasswordArgs {
                 format!("pipe it with --password-stdin, or set {PASSWORD_ENV}"),
             ));
         }
-        let owned = email.to_owned();
-        dialoguer::Password::with_theme(&AskAgain)
-            .with_prompt(format!("Password for {}", crate::output::shown(email)))
-            .with_confirmation("Repeat the password", "the passwords do not match")
-            .validate_with(move |pw: &String| check_password(pw, &owned))
-            .interact()
-            .map_err(|e| {
-                Error::refused(
-                    format!("cannot read the password: {e}"),
-                    "use --password-stdin",
-                )
-            })
+        crate::output::ask(|| {
+            let owned = email.to_owned();
+            dialoguer::Password::with_theme(&AskAgain)
+                .with_prompt(format!("Password for {}", crate::output::shown(email)))
+                .with_confirmation("Repeat the password", "the passwords do not match")
+                .validate_with(move |pw: &String| check_password(pw, &owned))
+                .interact()
+        })
+        .map_err(|e| {
+            Error::refused(
+                format!("cannot read the password: {e}"),
+                "use --password-stdin",
+            )
+        })
     }
 }
 
