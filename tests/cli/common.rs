@@ -43,6 +43,17 @@ pub fn bin(dir: &Path) -> Command {
     cmd
 }
 
+/// PATH with the built binary's directory first: for command lines run by a shell as a
+/// user would type them (`ecomind-admin ...`).
+pub fn path_with_bin() -> String {
+    let bin = assert_cmd::cargo::cargo_bin("ecomind-admin");
+    format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
 /// The same, as a std::process::Command (for concurrent runs and kill -9).
 pub fn std_bin(dir: &Path) -> StdCommand {
     let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("ecomind-admin"));

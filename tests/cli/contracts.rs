@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::Value;
 
-use crate::common::{AnyDb, Run, both, head_revision};
+use crate::common::{AnyDb, Run, both, head_revision, path_with_bin};
 
 fn schemas_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas")
@@ -447,12 +447,7 @@ fn readme_jq_examples_run() {
     assert!(examples.len() >= 15, "{examples:?}");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("password.txt"), "a fine password 123\n").unwrap();
-    let bin = assert_cmd::cargo::cargo_bin("ecomind-admin");
-    let path = format!(
-        "{}:{}",
-        bin.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = path_with_bin();
     let url = format!("sqlite://{}/ecomind.db?mode=rwc", dir.path().display());
     let mut outputs = Vec::new();
     for line in &examples {

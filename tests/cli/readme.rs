@@ -22,12 +22,7 @@ fn readme_block(heading: &str) -> String {
 
 /// The block run by bash (-e, pipefail) in `dir`, with the built binary first on PATH.
 fn run_block(block: &str, dir: &Path, env: &[(&str, String)]) -> Run {
-    let bin = assert_cmd::cargo::cargo_bin("ecomind-admin");
-    let path = format!(
-        "{}:{}",
-        bin.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = path_with_bin();
     let mut c = StdCommand::new("bash");
     c.args(["-euo", "pipefail", "-c", block])
         .current_dir(dir)

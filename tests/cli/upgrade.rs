@@ -300,12 +300,7 @@ both! {
 /// Run the printed `ecomind-admin restore FILE` line with `--yes` (this binary, the
 /// database from DATABASE_URL as the run had it).
 fn run_restore_line(cmd: &str, dir: &Path, url: &str) {
-    let bin = assert_cmd::cargo::cargo_bin("ecomind-admin");
-    let path = format!(
-        "{}:{}",
-        bin.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = path_with_bin();
     let out = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!("{cmd} --yes"))
